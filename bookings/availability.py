@@ -1,0 +1,217 @@
+"""Slot arithmetic: pure functions over UTC intervals, with the clock and time zone passed in.
+
+Nothing here touches the database; `bookings.selectors` loads the rows and calls these. Local
+time (opening hours, slot grid) is converted at the edges, so a DST day simply has 23 or 25
+hours and a slot across the change keeps its real length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+MAX_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True, order=True)
+class Interval:
+    """A half-open [start, end) span of aware UTC datetimes."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+    def contains(self, other: Interval) -> bool:
+        return self.start <= other.start and other.end <= self.end
+
+    def overlaps(self, other: Interval) -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+@dataclass(frozen=True)
+class WeeklyPeriod:
+    """A regular opening period: weekday 1 (Monday) to 7, local wall times; end 00:00 = midnight."""
+
+    weekday: int
+    begin: time
+    end: time
+
+
+@dataclass(frozen=True)
+class OpeningHours:
+    twentyfourseven: bool = True
+    regular: tuple[WeeklyPeriod, ...] = ()
+    exceptional_openings: tuple[Interval, ...] = ()
+    exceptional_closings: tuple[Interval, ...] = ()
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    """Sort and merge overlapping or touching intervals."""
+    result: list[Interval] = []
+    for iv in sorted(i for i in intervals if i.end > i.start):
+        if result and iv.start <= result[-1].end:
+            if iv.end > result[-1].end:
+                result[-1] = Interval(result[-1].start, iv.end)
+        else:
+            result.append(iv)
+    return result
+
+
+def subtract(intervals: Iterable[Interval], holes: Iterable[Interval]) -> list[Interval]:
+    """Remove every hole from the (merged) intervals."""
+    holes = merge(holes)
+    result: list[Interval] = []
+    for iv in merge(intervals):
+        start = iv.start
+        for hole in holes:
+            if hole.end <= start or hole.start >= iv.end:
+                continue
+            if hole.start > start:
+                result.append(Interval(start, hole.start))
+            start = max(start, hole.end)
+            if start >= iv.end:
+                break
+        if start < iv.end:
+            result.append(Interval(start, iv.end))
+    return result
+
+
+def clip(intervals: Iterable[Interval], window: Interval) -> list[Interval]:
+    result = []
+    for iv in intervals:
+        start, end = max(iv.start, window.start), min(iv.end, window.end)
+        if start < end:
+            result.append(Interval(start, end))
+    return result
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    """The UTC instant where `day` begins in tz."""
+    return datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
+
+
+def local_day_window(day: date, tz: ZoneInfo, days: int = 1) -> Interval:
+    """[local midnight of day, local midnight `days` later) in UTC: 23 or 25 h on DST days."""
+    return Interval(local_midnight(day, tz), local_midnight(day + timedelta(days=days), tz))
+
+
+def _wall(day: date, t: time, tz: ZoneInfo) -> datetime:
+    # fold=0: a wall time in the spring-forward gap lands just after the gap (02:30 -> 03:30);
+    # an ambiguous one in the fall-back hour means its first occurrence.
+    return datetime.combine(day, t, tzinfo=tz).astimezone(UTC)
+
+
+def opening_intervals(hours: OpeningHours, window: Interval, tz: ZoneInfo) -> list[Interval]:
+    """The open time inside window, in UTC."""
+    if hours.twentyfourseven:
+        base = [window]
+    else:
+        base = []
+        first = window.start.astimezone(tz).date() - timedelta(days=1)
+        last = window.end.astimezone(tz).date()
+        day = first
+        while day <= last:
+            for period in hours.regular:
+                if period.weekday != day.isoweekday():
+                    continue
+                start = _wall(day, period.begin, tz)
+                if period.end == time(0, 0):
+                    end = local_midnight(day + timedelta(days=1), tz)
+                else:
+                    end = _wall(day, period.end, tz)
+                if end > start:
+                    base.append(Interval(start, end))
+            day += timedelta(days=1)
+        base = merge(base)
+    opened = merge([*base, *hours.exceptional_openings])
+    return clip(subtract(opened, hours.exceptional_closings), window)
+
+
+def _grid_floor(moment: datetime, step: timedelta, tz: ZoneInfo) -> datetime:
+    """Round down to the slot grid, which runs on the location's wall clock (e.g. :00, :15)."""
+    offset = moment.astimezone(tz).utcoffset() or timedelta(0)
+    wall = moment + offset
+    step_s = int(step.total_seconds())
+    floored = datetime.fromtimestamp((int(wall.timestamp()) // step_s) * step_s, tz=UTC).replace(
+        microsecond=0
+    )
+    return floored - offset
+
+
+def grid_ceil(moment: datetime, step: timedelta, tz: ZoneInfo) -> datetime:
+    floored = _grid_floor(moment, step, tz)
+    return floored if floored == moment else _grid_floor(moment + step, step, tz)
+
+
+def grid_floor(moment: datetime, step: timedelta, tz: ZoneInfo) -> datetime:
+    return _grid_floor(moment, step, tz)
+
+
+def on_grid(moment: datetime, step: timedelta, tz: ZoneInfo) -> bool:
+    return _grid_floor(moment, step, tz) == moment
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The policy figures the arithmetic needs (from locations.BookingPolicy)."""
+
+    step: timedelta
+    min_duration: timedelta
+    max_duration: timedelta
+    buffer: timedelta
+    min_notice: timedelta
+    horizon: timedelta
+
+
+def free_intervals(
+    *,
+    window: Interval,
+    open_time: Sequence[Interval],
+    busy: Sequence[Interval],
+    rules: Rules,
+    tz: ZoneInfo,
+    now: datetime,
+) -> list[Interval]:
+    """Where a new booking may lie: open, bookable by now, clear of busy time and its buffer.
+
+    `busy` are blocked periods of existing bookings (slot plus their buffer). A new booking
+    [s, e) blocks [s, e + buffer), so it must end `buffer` before any busy period starts.
+    Pieces are trimmed to the slot grid and dropped when shorter than the minimum duration.
+    """
+    earliest = max(window.start, now + rules.min_notice)
+    latest = min(window.end, now + rules.horizon)
+    if earliest >= latest:
+        return []
+    bounds = Interval(earliest, latest)
+    holes = [Interval(b.start - rules.buffer, b.end) for b in busy]
+    result = []
+    for iv in subtract(clip(open_time, bounds), holes):
+        start = grid_ceil(iv.start, rules.step, tz)
+        end = grid_floor(iv.end, rules.step, tz)
+        if end - start >= rules.min_duration:
+            result.append(Interval(start, end))
+    return result
+
+
+def fits(slot: Interval, free: Sequence[Interval]) -> bool:
+    return any(iv.contains(slot) for iv in free)
+
+
+def fragmentation_cost(slot: Interval, free: Sequence[Interval], rules: Rules) -> tuple:
+    """How badly taking `slot` out of `free` fragments it (lower is better).
+
+    Leftover gaps shorter than the minimum duration are wasted time; after that, prefer the
+    tightest fitting free interval (best fit), so long free runs stay whole.
+    """
+    for iv in free:
+        if iv.contains(slot):
+            gaps = [slot.start - iv.start, iv.end - slot.end]
+            wasted = sum((g for g in gaps if timedelta(0) < g < rules.min_duration), timedelta(0))
+            pieces = sum(1 for g in gaps if g > timedelta(0))
+            return (wasted, pieces, iv.duration)
+    return (timedelta.max, 0, timedelta.max)

@@ -1,0 +1,376 @@
+"""Bookings, their OCPI request history and the append-only audit trail.
+
+States are the OCPI ReservationStatus values. Only `bookings.services` changes `status`.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
+from django.db import models
+from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
+from django.db.models import F, Q
+
+from locations.models import EVSE, Connector, Location
+
+
+def tstzrange(start, end) -> DateTimeTZRange:
+    """A [start, end) timestamp range as the period fields store it."""
+    return DateTimeTZRange(start, end, "[)")
+
+
+class Status(models.TextChoices):
+    PENDING = "PENDING", "Pending"
+    RESERVED = "RESERVED", "Reserved"
+    CANCELED = "CANCELED", "Canceled"
+    FAILED = "FAILED", "Failed"
+    NO_SHOW = "NO_SHOW", "No-show"
+    FULFILLED = "FULFILLED", "Fulfilled"
+    REJECTED = "REJECTED", "Rejected"
+
+
+# Bookings in these states hold their slot; module level because Meta cannot see the class body.
+BLOCKING_STATUSES = [Status.PENDING, Status.RESERVED]
+FINAL_STATUSES = [Status.CANCELED, Status.FAILED, Status.NO_SHOW, Status.FULFILLED, Status.REJECTED]
+
+
+class CanceledReason(models.TextChoices):
+    POWER_OUTAGE = "POWER_OUTAGE", "Power outage"
+    BROKEN_CHARGER = "BROKEN_CHARGER", "Broken charger"
+    FULL = "FULL", "Chargers occupied"
+    BLOCKED = "BLOCKED", "Charger blocked"
+    TRAFFIC = "TRAFFIC", "Traffic"
+    BROKEN_VEHICLE = "BROKEN_VEHICLE", "Broken vehicle"
+    NO_CANCELED = "NO_CANCELED", "No reason given"
+    UNKNOWN = "UNKNOWN", "Other"
+
+
+class Role(models.TextChoices):
+    CPO = "CPO"
+    EMSP = "EMSP"
+
+
+class TokenType(models.TextChoices):
+    AD_HOC_USER = "AD_HOC_USER"
+    APP_USER = "APP_USER"
+    EMAID = "EMAID"
+    OTHER = "OTHER"
+    RFID = "RFID"
+    LICENSE_PLATE = "LICENSE_PLATE"
+
+
+class ChargerReservation(models.TextChoices):
+    """Where the booking stands at the charger (OCPP ReserveNow/CancelReservation)."""
+
+    NOT_SENT = "NOT_SENT", "Not sent yet"
+    SENDING = "SENDING", "Sending"
+    HELD = "HELD", "Held at charger"
+    OCCUPIED = "OCCUPIED", "Charger occupied"
+    FAULTED = "FAULTED", "Charger faulted"
+    UNAVAILABLE = "UNAVAILABLE", "Charger unavailable"
+    REJECTED = "REJECTED", "Charger rejected"
+    OFFLINE = "OFFLINE", "Charger offline"
+    RELEASED = "RELEASED", "Released"
+    NOT_SUPPORTED = "NOT_SUPPORTED", "Not reservable"
+
+
+class Driver(models.Model):
+    """A person staff book for; their tokens become the booking's tokens."""
+
+    name = models.CharField(max_length=120)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+    license_plate = models.CharField(max_length=16, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["email"], name="driver_email_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.email else self.name
+
+
+class DriverToken(models.Model):
+    """An identification token of a driver (an OCPI Token, cut down to what bookings need)."""
+
+    driver = models.ForeignKey(Driver, on_delete=models.CASCADE, related_name="tokens")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    uid = models.CharField(max_length=36)
+    type = models.CharField(max_length=16, choices=TokenType.choices, default=TokenType.RFID)
+    contract_id = models.CharField(max_length=36)
+
+    class Meta:
+        ordering = ["uid"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["country_code", "party_id", "uid", "type"], name="drivertoken_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.uid}"
+
+
+class BookingQuerySet(models.QuerySet["Booking"]):
+    def blocking(self) -> BookingQuerySet:
+        return self.filter(status__in=BLOCKING_STATUSES)
+
+    def overlapping(self, window: tuple) -> BookingQuerySet:
+        """Bookings whose blocked time (slot plus buffer) meets the [start, end) window."""
+        return self.filter(blocked_period__overlap=window)
+
+    def for_party(self, country_code: str, party_id: str) -> BookingQuerySet:
+        return self.filter(emsp_country_code=country_code, emsp_party_id=party_id)
+
+
+class Booking(models.Model):
+    class Channel(models.TextChoices):
+        STAFF = "STAFF", "Site staff"
+        OCPI = "OCPI", "eMSP (OCPI booking)"
+        COMMAND = "COMMAND", "eMSP (OCPI ReserveNow command)"
+
+    uid = models.UUIDField("booking id", default=uuid.uuid4, unique=True, editable=False)
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="bookings")
+    evse = models.ForeignKey(
+        EVSE,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="bookings",
+        help_text="Empty only on a request refused before an EVSE was assigned.",
+    )
+    connector = models.ForeignKey(
+        Connector, on_delete=models.PROTECT, null=True, blank=True, related_name="bookings"
+    )
+    period = DateTimeRangeField(help_text="The booked slot, [start, end).")
+    blocked_period = DateTimeRangeField(
+        help_text="The slot plus the policy's buffer after it; what the no-overlap rule guards."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    # Who booked: a staff user, or an eMSP party (stored as plain OCPI data).
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="bookings_created",
+    )
+    driver = models.ForeignKey(
+        Driver, on_delete=models.SET_NULL, null=True, blank=True, related_name="bookings"
+    )
+    emsp_country_code = models.CharField(max_length=2, blank=True)
+    emsp_party_id = models.CharField(max_length=3, blank=True)
+    request_id = models.CharField(max_length=36, blank=True)
+    authorization_reference = models.CharField(max_length=36)
+    power_required_kw = models.PositiveIntegerField(null=True, blank=True)
+    terms = models.JSONField(default=dict, blank=True, help_text="The accepted OCPI BookingTerms.")
+    access_methods = models.JSONField(default=list, blank=True)
+    notes = models.TextField(blank=True)
+    # Cancellation (OCPI Cancellation).
+    canceled_reason = models.CharField(max_length=16, choices=CanceledReason.choices, blank=True)
+    canceled_by_role = models.CharField(max_length=4, choices=Role.choices, blank=True)
+    canceled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="bookings_canceled",
+    )
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    # Charger side (OCPP reservation bookkeeping, written by chargers through bookings.services).
+    charger_reservation = models.CharField(
+        max_length=16, choices=ChargerReservation.choices, default=ChargerReservation.NOT_SENT
+    )
+    charger_reservation_detail = models.CharField(max_length=255, blank=True)
+    charger_reservation_updated_at = models.DateTimeField(null=True, blank=True)
+    needs_attention = models.BooleanField(
+        default=False, help_text="Flagged for staff (e.g. the charger could not be reserved)."
+    )
+    fulfilled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_updated = models.DateTimeField(auto_now=True)
+
+    objects = BookingQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["period", "id"]
+        indexes = [
+            models.Index(fields=["status", "last_updated"], name="booking_status_updated_idx"),
+            models.Index(fields=["last_updated", "id"], name="booking_last_updated_idx"),
+        ]
+        constraints = [
+            ExclusionConstraint(
+                name="booking_no_overlap_per_evse",
+                expressions=[
+                    ("evse", RangeOperators.EQUAL),
+                    ("blocked_period", RangeOperators.OVERLAPS),
+                ],
+                condition=Q(status__in=BLOCKING_STATUSES),
+                violation_error_code="slot_unavailable",
+                violation_error_message="That time is already booked on this EVSE.",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    period__isempty=False,
+                    period__lower_inf=False,
+                    period__upper_inf=False,
+                    blocked_period__contains=F("period"),
+                ),
+                name="booking_period_bounded",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=Status.values), name="booking_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(evse__isnull=False) | Q(status__in=[Status.REJECTED, Status.FAILED]),
+                name="booking_evse_assigned_unless_refused",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(status=Status.CANCELED, canceled_at__isnull=False)
+                    & ~Q(canceled_reason="")
+                    & ~Q(canceled_by_role="")
+                )
+                | Q(~Q(status=Status.CANCELED), canceled_at__isnull=True, canceled_reason=""),
+                name="booking_canceled_fields_match_status",
+            ),
+            models.CheckConstraint(
+                condition=Q(status=Status.FULFILLED, fulfilled_at__isnull=False)
+                | Q(~Q(status=Status.FULFILLED), fulfilled_at__isnull=True),
+                name="booking_fulfilled_at_matches_status",
+            ),
+            models.CheckConstraint(
+                condition=Q(channel="STAFF")
+                | (~Q(emsp_country_code="") & ~Q(emsp_party_id="") & ~Q(request_id="")),
+                name="booking_emsp_identity_present",
+            ),
+            models.UniqueConstraint(
+                fields=["emsp_country_code", "emsp_party_id", "request_id"],
+                condition=~Q(request_id=""),
+                name="booking_unique_request_id_per_party",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Booking {str(self.uid)[:8]} on {self.evse_id} ({self.status})"
+
+    @property
+    def start(self):
+        return self.period.lower
+
+    @property
+    def end(self):
+        return self.period.upper
+
+    @property
+    def is_blocking(self) -> bool:
+        return self.status in BLOCKING_STATUSES
+
+
+class BookingToken(models.Model):
+    """A token that may redeem the booking (OCPI BookingToken)."""
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="tokens")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    uid = models.CharField(max_length=36, db_index=True)
+    type = models.CharField(max_length=16, choices=TokenType.choices)
+    contract_id = models.CharField(max_length=36)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["booking", "country_code", "party_id", "uid", "type"],
+                name="bookingtoken_unique_per_booking",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.uid}"
+
+
+class RequestStatus(models.TextChoices):
+    PENDING = "PENDING"
+    ACCEPTED = "ACCEPTED"
+    DECLINED = "DECLINED"
+    FAILED = "FAILED"
+
+
+class BookingRequest(models.Model):
+    """One received OCPI BookingRequest and what became of it (BookingRequestStatus)."""
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="requests")
+    request_status = models.CharField(max_length=8, choices=RequestStatus.choices)
+    payload = models.JSONField(help_text="The BookingRequest as received.")
+    received_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason_code = models.CharField(max_length=40, blank=True)
+    reason = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(request_status__in=RequestStatus.values),
+                name="bookingrequest_status_valid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_status} at {self.received_at:%Y-%m-%d %H:%M}"
+
+
+class BookingTransition(models.Model):
+    """Append-only audit row: one per state change or change of a booking.
+
+    The OCPI app reads these rows (past its own cursor) to push changes to eMSPs.
+    """
+
+    class Event(models.TextChoices):
+        CREATED = "CREATED", "Created"
+        STATUS = "STATUS", "Status changed"
+        CHANGED = "CHANGED", "Changed"
+        CHARGER = "CHARGER", "Charger reservation"
+        REQUEST = "REQUEST", "Request decided"
+
+    class ActorType(models.TextChoices):
+        STAFF = "STAFF", "Staff"
+        EMSP = "EMSP", "eMSP"
+        CHARGER = "CHARGER", "Charger"
+        SYSTEM = "SYSTEM", "System"
+
+    booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="transitions")
+    event = models.CharField(max_length=8, choices=Event.choices)
+    from_status = models.CharField(max_length=16, choices=Status.choices, blank=True)
+    to_status = models.CharField(max_length=16, choices=Status.choices)
+    at = models.DateTimeField()
+    actor_type = models.CharField(max_length=8, choices=ActorType.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    actor_label = models.CharField(max_length=120, blank=True)
+    code = models.CharField(max_length=40, blank=True)
+    reason = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["booking", "at"], name="transition_booking_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '∅'} → {self.to_status} ({self.get_event_display()})"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise RuntimeError("Audit rows are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise RuntimeError("Audit rows are append-only.")

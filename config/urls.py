@@ -1,0 +1,9 @@
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    # The staff slot picker takes "/" (issue 6); until then the admin is the front door.
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+]

@@ -1,0 +1,162 @@
+from django import forms
+from django.contrib import admin
+
+from .models import (
+    EVSE,
+    BookingPolicy,
+    ChargePoint,
+    Connector,
+    ExceptionalPeriod,
+    Location,
+    RegularHours,
+)
+
+
+class RegularHoursInline(admin.TabularInline):
+    model = RegularHours
+    extra = 0
+
+
+class ExceptionalPeriodInline(admin.TabularInline):
+    model = ExceptionalPeriod
+    extra = 0
+
+
+class ChargePointInline(admin.TabularInline):
+    model = ChargePoint
+    extra = 0
+    fields = ["identity", "ocpp_version", "vendor", "model", "is_connected", "last_seen"]
+    readonly_fields = ["is_connected", "last_seen"]
+    show_change_link = True
+
+
+class LocationPolicyInline(admin.StackedInline):
+    model = BookingPolicy
+    fk_name = "location"
+    extra = 0
+    max_num = 1
+    exclude = ["evse"]
+
+
+@admin.register(Location)
+class LocationAdmin(admin.ModelAdmin):
+    list_display = [
+        "name", "ocpi_id", "city", "country", "time_zone", "evse_count", "publish", "last_updated",
+    ]  # fmt: skip
+    list_filter = ["country", "publish", "time_zone"]
+    search_fields = ["name", "city", "ocpi_id", "address", "postal_code"]
+    readonly_fields = ["created_at", "last_updated"]
+    inlines = [LocationPolicyInline, RegularHoursInline, ExceptionalPeriodInline, ChargePointInline]
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(_evses=Count("charge_points__evses"))
+
+    @admin.display(description="EVSEs", ordering="_evses")
+    def evse_count(self, obj: Location) -> int:
+        return obj._evses
+
+
+class EVSEInline(admin.StackedInline):
+    model = EVSE
+    extra = 0
+    fields = [
+        ("uid", "evse_id", "ocpp_evse_id"),
+        ("status", "booking_enabled"),
+        "capabilities",
+        ("physical_reference", "floor_level"),
+    ]
+    show_change_link = True
+
+
+class ChargePointForm(forms.ModelForm):
+    password = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Set a new OCPP Basic-auth password (leave empty to keep the current one).",
+    )
+    clear_password = forms.BooleanField(required=False, help_text="Remove the password.")
+
+    class Meta:
+        model = ChargePoint
+        fields = [
+            "location", "identity", "ocpp_version", "vendor", "model", "serial_number",
+            "firmware_version",
+        ]  # fmt: skip
+
+    def save(self, commit: bool = True):
+        cp = super().save(commit=False)
+        if self.cleaned_data.get("clear_password"):
+            cp.set_password(None)
+        elif self.cleaned_data.get("password"):
+            cp.set_password(self.cleaned_data["password"])
+        if commit:
+            cp.save()
+        return cp
+
+
+@admin.register(ChargePoint)
+class ChargePointAdmin(admin.ModelAdmin):
+    form = ChargePointForm
+    list_display = [
+        "identity", "location", "ocpp_version", "vendor", "model", "is_connected", "last_seen",
+    ]  # fmt: skip
+    list_filter = ["ocpp_version", "is_connected", "location__country"]
+    search_fields = ["identity", "location__name", "location__city", "vendor", "model"]
+    list_select_related = ["location"]
+    readonly_fields = ["is_connected", "last_seen", "last_boot", "created_at", "last_updated"]
+    inlines = [EVSEInline]
+
+
+class ConnectorInline(admin.TabularInline):
+    model = Connector
+    extra = 0
+
+
+class EVSEPolicyInline(admin.StackedInline):
+    model = BookingPolicy
+    fk_name = "evse"
+    extra = 0
+    max_num = 1
+    exclude = ["location"]
+    verbose_name = "booking policy override"
+
+
+@admin.register(EVSE)
+class EVSEAdmin(admin.ModelAdmin):
+    list_display = [
+        "uid", "evse_id", "charge_point", "location_name", "status", "booking_enabled",
+        "reservable",
+    ]  # fmt: skip
+    list_filter = ["status", "booking_enabled", "charge_point__location__country"]
+    search_fields = ["uid", "evse_id", "charge_point__identity", "charge_point__location__name"]
+    list_select_related = ["charge_point__location"]
+    readonly_fields = ["status_updated_at", "last_updated"]
+    inlines = [ConnectorInline, EVSEPolicyInline]
+
+    @admin.display(description="Location", ordering="charge_point__location__name")
+    def location_name(self, obj: EVSE) -> str:
+        return obj.charge_point.location.name
+
+    @admin.display(boolean=True)
+    def reservable(self, obj: EVSE) -> bool:
+        return obj.reservable
+
+
+@admin.register(Connector)
+class ConnectorAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "evse", "connector_id", "standard", "power_type", "format"]
+    list_filter = ["standard", "power_type", "format"]
+    search_fields = ["evse__uid", "evse__evse_id"]
+    list_select_related = ["evse"]
+
+
+@admin.register(BookingPolicy)
+class BookingPolicyAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__", "slot_step_minutes", "min_duration_minutes", "max_duration_minutes",
+        "buffer_minutes", "horizon_days", "cancel_until_minutes", "noshow_timeout_minutes",
+    ]  # fmt: skip
+    list_select_related = ["location", "evse"]
+    search_fields = ["location__name", "evse__uid"]

@@ -1,0 +1,123 @@
+"""Read paths for locations that leave the app (booking engine, staff pages, OCPI)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.db.models import Prefetch, QuerySet
+
+from .models import EVSE, BookingPolicy, ChargePoint, Connector, Location
+
+
+def location_get(*, location_id: int | str) -> Location:
+    """The location by primary key or OCPI id. Raises Location.DoesNotExist."""
+    qs = Location.objects.prefetch_related("regular_hours", "exceptional_periods").select_related(
+        "booking_policy"
+    )
+    if isinstance(location_id, int) or (isinstance(location_id, str) and location_id.isdigit()):
+        try:
+            return qs.get(pk=int(location_id))
+        except Location.DoesNotExist:
+            pass
+    return qs.get(ocpi_id=location_id)
+
+
+def evses_of_location(*, location: Location) -> QuerySet[EVSE]:
+    """All EVSEs of a location with what the timeline and availability need, in display order."""
+    return (
+        EVSE.objects.of_location(location)
+        .select_related("charge_point", "booking_policy")
+        .prefetch_related(Prefetch("connectors", queryset=Connector.objects.order_by("id")))
+        .order_by("charge_point__identity", "ocpp_evse_id", "id")
+    )
+
+
+def location_list(*, published_only: bool = False, search: str = "") -> QuerySet[Location]:
+    qs = Location.objects.all()
+    if published_only:
+        qs = qs.published()
+    if search:
+        from django.db.models import Q
+
+        qs = qs.filter(Q(name__icontains=search) | Q(city__icontains=search))
+    return qs.order_by("name", "id")
+
+
+def default_policy() -> BookingPolicy:
+    return BookingPolicy()
+
+
+def policy_for(evse: EVSE, location: Location | None = None) -> BookingPolicy:
+    """The policy in force on an EVSE: its own override, else its location's, else defaults.
+
+    Uses already-loaded relations where the caller selected them (evses_of_location does).
+    """
+    try:
+        return evse.booking_policy
+    except BookingPolicy.DoesNotExist:
+        pass
+    if location is None:
+        location = evse.charge_point.location
+    try:
+        return location.booking_policy
+    except BookingPolicy.DoesNotExist:
+        return default_policy()
+
+
+def policy_terms(policy: BookingPolicy) -> dict:
+    """The policy's OCPI BookingTerms object (the shape stored on a booking when accepted)."""
+    terms = {
+        "RFID_auth_required": policy.rfid_auth_required,
+        "token_groups_supported": policy.token_groups_supported,
+        "remote_auth_supported": policy.remote_auth_supported,
+        "supported_access_methods": list(policy.supported_access_methods) or ["OPEN"],
+        "change_until_minutes": policy.change_until_minutes,
+        "cancel_until_minutes": policy.cancel_until_minutes,
+        "change_not_allowed": policy.change_not_allowed,
+        "early_start_allowed": policy.early_start_allowed,
+        "early_start_time": policy.early_start_minutes if policy.early_start_allowed else 0,
+        "noshow_fee": policy.noshow_fee,
+        "late_stop_allowed": policy.late_stop_allowed,
+        "late_stop_time": policy.late_stop_minutes if policy.late_stop_allowed else 0,
+        "overlapping_bookings_allowed": policy.overlapping_bookings_allowed,
+    }
+    if policy.noshow_timeout_minutes is not None:
+        terms["noshow_timeout"] = policy.noshow_timeout_minutes
+    if policy.terms_url:
+        terms["booking_terms"] = policy.terms_url
+    return terms
+
+
+def reserve_lead(policy: BookingPolicy) -> timedelta:
+    return timedelta(minutes=policy.reserve_lead_minutes)
+
+
+def charge_point_get(*, identity: str) -> ChargePoint:
+    """Raises ChargePoint.DoesNotExist."""
+    return ChargePoint.objects.select_related("location").get(identity=identity)
+
+
+def connectors_match(
+    connectors: Iterable[Connector],
+    *,
+    power_type: str | None = None,
+    standards: Iterable[str] | None = None,
+    min_power_kw: float | None = None,
+    max_power_kw: float | None = None,
+) -> bool:
+    """Whether any connector fits every given criterion. power_type "AC" matches any AC phase."""
+    standards = set(standards or ())
+    for c in connectors:
+        if (power_type == "AC" and c.is_dc) or (power_type == "DC" and not c.is_dc):
+            continue
+        if power_type not in (None, "", "AC", "DC") and c.power_type != power_type:
+            continue
+        if standards and c.standard not in standards:
+            continue
+        if min_power_kw is not None and c.power_watts < min_power_kw * 1000:
+            continue
+        if max_power_kw is not None and c.power_watts > max_power_kw * 1000:
+            continue
+        return True
+    return False

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
-from locations.models import EVSE, UNBOOKABLE_EVSE_STATUSES, ExceptionalPeriod, Location
+from locations.models import EVSE, UNBOOKABLE_EVSE_STATUSES, EVSEStatus, ExceptionalPeriod, Location
 from locations.selectors import connectors_match, evses_of_location, location_get, policy_for
 
 from .availability import (
@@ -135,11 +135,19 @@ def blocking_bookings(*, evse_ids: list[int], window: Interval) -> QuerySet[Book
     )
 
 
+_STATUS_WORDS = {
+    EVSEStatus.OUTOFORDER: "out of order",
+    EVSEStatus.REMOVED: "removed",
+    EVSEStatus.PLANNED: "not in service yet",
+}
+
+
 def evse_unbookable_reason(evse: EVSE) -> str:
+    """Why the EVSE takes no bookings, in words for a person; empty when it does."""
     if not evse.booking_enabled:
         return "Booking is switched off for this EVSE."
     if evse.status in UNBOOKABLE_EVSE_STATUSES:
-        return f"The EVSE is {evse.get_status_display().lower()}."
+        return f"The EVSE is {_STATUS_WORDS.get(evse.status, evse.status.lower())}."
     return ""
 
 

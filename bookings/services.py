@@ -429,16 +429,25 @@ def booking_change(
     new_evse = evse or booking.evse
     new_start = start or booking.period.lower
     new_end = end or booking.period.upper
+    _check_times(new_start, new_end)
     if new_evse.charge_point.location_id != booking.location_id:
         raise exc.UnknownEVSE("A booking can only move to an EVSE at the same location.")
     before = {
-        "start": booking.period.lower.isoformat(),
-        "end": booking.period.upper.isoformat(),
+        "start": booking.period.lower.astimezone(UTC).isoformat(),
+        "end": booking.period.upper.astimezone(UTC).isoformat(),
         "evse": booking.evse.uid,
     }
-    after = {"start": new_start.isoformat(), "end": new_end.isoformat(), "evse": new_evse.uid}
-    if before == after:
-        return booking
+    after = {
+        "start": new_start.astimezone(UTC).isoformat(),
+        "end": new_end.astimezone(UTC).isoformat(),
+        "evse": new_evse.uid,
+    }
+    if (new_evse.pk, new_start, new_end) == (
+        booking.evse_id,
+        booking.period.lower,
+        booking.period.upper,
+    ):
+        return booking  # the same times given in another zone are no change
     check_slot(
         evse=new_evse, start=new_start, end=new_end, now=now, location=booking.location,
         exclude_booking_id=booking.pk,

@@ -204,6 +204,7 @@ def free_intervals(
     [s, e) blocks [s, e + buffer), so it must end `buffer` before any busy period starts.
     Pieces are trimmed to the slot grid and dropped when shorter than the minimum duration.
     """
+    now = now.astimezone(UTC)  # same-zone arithmetic would go by the wall clock
     earliest = max(window.start, now + rules.min_notice)
     latest = min(window.end, now + rules.horizon)
     if earliest >= latest:

@@ -107,11 +107,13 @@ def validate_window(start: datetime, end: datetime) -> Interval:
         raise InvalidWindow("Give both the start and the end of the window as date and time.")
     if timezone.is_naive(start) or timezone.is_naive(end):
         raise InvalidWindow("Times must carry a time zone (e.g. 2026-03-29T10:00:00Z).")
+    # As instants: same-zone comparison and subtraction in Python go by the wall clock.
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     if end <= start:
         raise InvalidWindow("The end of the window must be after its start.")
     if end - start > MAX_WINDOW:
         raise InvalidWindow("The window can be at most 7 days long.")
-    return Interval(start.astimezone(UTC), end.astimezone(UTC))
+    return Interval(start, end)
 
 
 def _resolve_location(location: Location | int | str) -> Location:

@@ -213,6 +213,7 @@ def check_slot(
     """
     location = location or evse.charge_point.location
     _check_times(start, end)
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     policy = policy_for(evse, location)
     rules = rules_for(policy)
     tz = location.zone
@@ -338,6 +339,7 @@ def booking_create(
             for t in driver.tokens.all()
         ]
     check_slot(evse=evse, start=start, end=end, now=now, location=location, tokens=tokens)
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     policy = policy_for(evse, location)
     booking = Booking(
         location=location,
@@ -430,6 +432,7 @@ def booking_change(
     new_start = start or booking.period.lower
     new_end = end or booking.period.upper
     _check_times(new_start, new_end)
+    new_start, new_end = new_start.astimezone(UTC), new_end.astimezone(UTC)
     if new_evse.charge_point.location_id != booking.location_id:
         raise exc.UnknownEVSE("A booking can only move to an EVSE at the same location.")
     before = {
@@ -716,7 +719,9 @@ def _check_times(start: datetime | None, end: datetime | None) -> None:
         raise exc.InvalidRequest("Give the start and the end as date and time.")
     if timezone.is_naive(start) or timezone.is_naive(end):
         raise exc.InvalidRequest("Start and end must be times with a time zone.")
-    if end <= start:
+    # Compare as instants: Python compares and subtracts two times of one zone by wall clock,
+    # which is wrong across a DST change (01:30 CET -> 03:30 CEST is one hour, not two).
+    if end.astimezone(UTC) <= start.astimezone(UTC):
         raise exc.InvalidRequest("The end must be after the start.")
 
 

@@ -270,7 +270,7 @@ def reservation_record_cancel(
         return reservation
     if reply_status in ("Accepted", "Rejected"):
         reservation.status = RS.CANCELED
-    elif reservation.expires_at <= now:
+    elif reply_status == "Expired" or reservation.expires_at <= now - timedelta(minutes=10):
         reservation.status = RS.DROPPED  # lapsed at the charger by itself
     reservation.detail = f"CancelReservation: {reply_status} {detail}".strip()[:255]
     reservation.answered_at = now

@@ -50,6 +50,9 @@ BOOKING_STATE = {
 }
 
 RETRY_ON = (DatabaseError, redis.RedisError)
+# A placement this long past its expiry has lapsed at the charger even with a skewed clock:
+# no CancelReservation is sent for it any more.
+CANCEL_AFTER_EXPIRY = timedelta(minutes=10)
 
 
 def _connector_type(connector) -> str:
@@ -149,7 +152,7 @@ def reserve_bookings(booking_ids: Iterable[int], *, now: datetime | None = None)
         reply = replies[commands[reservation.pk].id]
         recorded = services.reservation_record_reply(
             reservation_id=reservation.pk, reply_status=reply.status, detail=reply.detail,
-            now=timezone.now(),
+            now=now,
         )  # fmt: skip
         counts[recorded.status] = counts.get(recorded.status, 0) + 1
         if recorded.is_current:
@@ -185,7 +188,7 @@ def _cancel(reservations: list[Reservation], *, now: datetime) -> None:
     """Send CancelReservation for placements the charger may hold; record the answers."""
     live = []
     for reservation in {r.pk: r for r in reservations}.values():
-        if reservation.expires_at <= now:
+        if reservation.expires_at <= now - CANCEL_AFTER_EXPIRY:
             services.reservation_record_cancel(
                 reservation_id=reservation.pk, reply_status="Expired", detail="", now=now
             )
@@ -204,7 +207,7 @@ def _cancel(reservations: list[Reservation], *, now: datetime) -> None:
     for pk, command in commands.items():
         reply = replies[command.id]
         services.reservation_record_cancel(
-            reservation_id=pk, reply_status=reply.status, detail=reply.detail, now=timezone.now()
+            reservation_id=pk, reply_status=reply.status, detail=reply.detail, now=now
         )
 
 

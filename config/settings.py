@@ -236,5 +236,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Every OCPP frame and WebSocket handshake at INFO is too much with thousands of chargers.
+        "ocpp": {"level": env("OCPP_LOG_LEVEL", "WARNING")},
+        "websockets": {"level": "WARNING"},
+    },
 }

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import psycopg.errors
@@ -18,6 +19,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from chargers.tasks import cancel_reservation_task
 from locations.models import EVSE, Connector, Location
 from locations.selectors import evses_of_location, policy_for, policy_terms
 
@@ -400,6 +402,16 @@ def _deadline_check(
     raise error(message)
 
 
+def _charger_follow_up(booking: Booking) -> None:
+    """After commit, cancel (and for a move, place again) what a charger holds for the booking.
+    The reservation sweep does the same from the database if this task is lost."""
+    if booking.charger_reservation not in (
+        ChargerReservation.NOT_SENT,
+        ChargerReservation.NOT_SUPPORTED,
+    ):
+        transaction.on_commit(partial(cancel_reservation_task.delay, booking_id=booking.pk))
+
+
 @transaction.atomic
 def booking_change(
     *,
@@ -468,6 +480,7 @@ def booking_change(
         booking, event=BookingTransition.Event.CHANGED, from_status=booking.status, actor=actor,
         now=now, reason=override_reason, details={"before": before, "after": after},
     )  # fmt: skip
+    _charger_follow_up(booking)
     return booking
 
 
@@ -492,6 +505,7 @@ def booking_cancel(
             booking, actor=actor, now=now, minutes_key="cancel_until_minutes",
             error=exc.TooLateToCancel, verb="cancel", override_reason=override_reason,
         )  # fmt: skip
+    _charger_follow_up(booking)
     return _transition(
         booking,
         to=Status.CANCELED,
@@ -881,3 +895,30 @@ def _replace_tokens(booking: Booking, tokens: Sequence[TokenData]) -> None:
         return
     booking.tokens.all().delete()
     BookingToken.objects.bulk_create(BookingToken(booking=booking, **t.as_dict()) for t in tokens)
+
+
+@transaction.atomic
+def booking_expire_undecided(
+    *, booking: Booking | int, cutoff: datetime, now: datetime | None = None
+) -> Booking:
+    """Fail what stayed undecided since before `cutoff`: a PENDING booking becomes FAILED and
+    its PENDING requests FAILED (a RESERVED booking keeps its state; only the request fails)."""
+    now = _now(now)
+    booking = _lock(booking)
+    stale = booking.requests.filter(request_status=RequestStatus.PENDING, received_at__lt=cutoff)
+    for request in stale:
+        _decide(booking, request, RequestStatus.FAILED, now, exc.BookingError(
+            "The request was not decided in time.", code="expired"
+        ))  # fmt: skip
+    if booking.status == Status.PENDING and booking.created_at < cutoff:
+        return _transition(
+            booking, to=Status.FAILED, actor=Actor.system("pending sweep"), now=now,
+            code="expired", reason="The booking was not decided in time.",
+        )  # fmt: skip
+    if stale:
+        _audit(
+            booking, event=BookingTransition.Event.REQUEST, from_status=booking.status,
+            actor=Actor.system("pending sweep"), now=now, code=RequestStatus.FAILED,
+            reason="The request was not decided in time.",
+        )  # fmt: skip
+    return booking

@@ -23,7 +23,7 @@ from .exceptions import BookingError
 from .models import Booking, ChargerReservation, Status
 from .services import Actor, booking_expire_undecided, booking_mark_no_show, fulfil_window
 
-SWEEP_BATCH = 100  # bookings per reserve task: one bus round each, spread over the workers
+SWEEP_BATCH = 250  # bookings per reserve task: one bus round each, spread over the workers
 SWEEP_LIMIT = 5000  # per run; the next run picks up the rest
 DEFAULT_LEAD_MINUTES = 10
 FLAG_LOOKBACK = timedelta(days=1)

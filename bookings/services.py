@@ -667,11 +667,17 @@ def booking_record_charger_states(
                 actor_label=update.actor.label[:120], code=update.state, reason=update.detail,
                 details={"from": previous, "to": update.state},
             ))  # fmt: skip
-    Booking.objects.bulk_update(
-        bookings,
-        ["charger_reservation", "charger_reservation_detail", "charger_reservation_updated_at",
-         "needs_attention", "last_updated"],
-    )  # fmt: skip
+    # One UPDATE per distinct outcome (a batch's are mostly alike), not bulk_update's CASEs.
+    groups: dict[tuple, list[int]] = {}
+    for booking in bookings:
+        key = (booking.charger_reservation, booking.charger_reservation_detail,
+               booking.needs_attention)  # fmt: skip
+        groups.setdefault(key, []).append(booking.pk)
+    for (state, detail, attention), pks in groups.items():
+        Booking.objects.filter(pk__in=pks).update(
+            charger_reservation=state, charger_reservation_detail=detail,
+            charger_reservation_updated_at=now, needs_attention=attention, last_updated=now,
+        )  # fmt: skip
     BookingTransition.objects.bulk_create(audits)
     return len(bookings)
 

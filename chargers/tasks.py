@@ -185,7 +185,7 @@ def _summary(booking, reservation: Reservation):
     if state is None:
         return None
     if state == "HELD":
-        detail = f"Reservation {reservation.pk} held until {reservation.expires_at:%H:%M} UTC."
+        detail = f"Held at the charger until {reservation.expires_at:%H:%M} UTC."
     else:
         retry = reservation.next_attempt_at
         detail = reservation.detail or state.title()

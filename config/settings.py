@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "locations",
     "chargers",
     "bookings",
+    "ocpi",
 ]
 
 MIDDLEWARE = [
@@ -156,7 +157,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # OCPI outbox: audit rows -> pushes to eMSPs, retries that came due (ocpi.push).
+    "ocpi-push-sweep": {"task": "ocpi.tasks.push_sweep_task", "schedule": 15.0},
+    "ocpi-command-results": {"task": "ocpi.tasks.command_results_sweep_task", "schedule": 30.0},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 
 AUTH_PASSWORD_VALIDATORS = [

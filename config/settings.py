@@ -190,6 +190,8 @@ STORAGES = {
     },
 }
 
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 default; silences the transitional warning
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"

@@ -39,7 +39,6 @@ from .models import (
 )
 from .selectors import (
     Criteria,
-    _resolve_location,
     _resolve_ocpi_location,
     evse_choose,
     evse_unbookable_reason,
@@ -888,9 +887,11 @@ def booking_reserve_now(
                     else ChargerReservation.NOT_SUPPORTED
                 ),
             )
-            if Booking.objects.blocking().filter(
-                evse=evse, blocked_period__overlap=(now, booking.blocked_period.upper)
-            ).exists():
+            if (
+                Booking.objects.blocking()
+                .filter(evse=evse, blocked_period__overlap=(now, booking.blocked_period.upper))
+                .exists()
+            ):
                 raise exc.SlotUnavailable(f"{evse} is booked before the reservation would end.")
             _save_guarding_overlap(booking)
         except exc.BookingError:

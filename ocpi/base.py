@@ -8,8 +8,9 @@ import uuid
 from django.conf import settings
 from rest_framework.views import APIView
 
+from . import responses as r
 from .authentication import PartyPermission, TokenAuthentication
-from .exceptions import ocpi_exception_handler
+from .exceptions import OcpiError, ocpi_exception_handler
 from .models import Party
 
 
@@ -25,6 +26,17 @@ class OcpiApi(APIView):
     @property
     def party(self) -> Party:
         return self.request.user
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        for name, value in kwargs.items():
+            # URL ids are CiString(36): printable ASCII (a NUL would even break the query).
+            if len(value) > 36 or not all(" " <= ch <= "~" for ch in value):
+                raise OcpiError(
+                    r.INVALID_PARAMETERS, f"{name}: not a CiString(36).", http_status=400
+                )
+        if b"\\u0000" in request.body:
+            raise OcpiError(r.INVALID_PARAMETERS, "body: NUL characters are not allowed.")
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .responses import ocpi_datetime
@@ -74,6 +76,7 @@ class StrictNumberField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class OcpiDateTimeField(serializers.Field):
     """OCPI DateTime: parses every form the spec lists, emits `YYYY-MM-DDTHH:MM:SSZ`."""
 

@@ -39,7 +39,10 @@ class Party(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     token_a_digest = models.CharField(max_length=64, blank=True, editable=False)
     token_c_digest = models.CharField(
-        max_length=64, blank=True, editable=False, help_text="Digest of the token they call us with."
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="Digest of the token they call us with.",
     )
     token_b = models.CharField(
         "their token",

@@ -66,7 +66,9 @@ def queue_location_pushes(*, evse_ids: list[int], transition_id: int | None = No
     parties = list(parties_to_push().values_list("pk", flat=True))
     Push.objects.bulk_create(
         [
-            Push(party_id=p, kind=Push.Kind.BOOKING_LOCATION, evse_id=e, transition_id=transition_id)
+            Push(
+                party_id=p, kind=Push.Kind.BOOKING_LOCATION, evse_id=e, transition_id=transition_id
+            )
             for p in parties
             for e in evse_ids
         ],
@@ -85,9 +87,11 @@ def sweep(*, now: datetime | None = None) -> set[int]:
             .select_related("booking")
             .order_by("id")[:SWEEP_BATCH]
         )
-        new_cursor, expected = cursor.last_transition_id, cursor.last_transition_id + 1
+        new_cursor = cursor.last_transition_id
+        # A fresh cursor has no gap to wait for: ids need not start at 1.
+        expected = cursor.last_transition_id + 1 if cursor.last_transition_id else None
         for row in rows:
-            if row.id != expected and row.at > now - GAP_WAIT:
+            if expected is not None and row.id != expected and row.at > now - GAP_WAIT:
                 break  # a lower id may still commit: come back for it (pushes are idempotent)
             new_cursor, expected = row.id, row.id + 1
         pushes = []
@@ -101,9 +105,12 @@ def sweep(*, now: datetime | None = None) -> set[int]:
                 evse_ids = {booking.evse_id} - {None}
                 before = (row.details or {}).get("before") or {}
                 if before.get("evse"):
-                    evse_ids |= set(EVSE.objects.filter(uid=before["evse"]).values_list("pk", flat=True))
+                    evse_ids |= set(
+                        EVSE.objects.filter(uid=before["evse"]).values_list("pk", flat=True)
+                    )
                 pushes.extend(
-                    Push(party_id=p, kind=Push.Kind.BOOKING_LOCATION, evse_id=e, transition_id=row.id)
+                    Push(party_id=p, kind=Push.Kind.BOOKING_LOCATION, evse_id=e,
+                         transition_id=row.id)
                     for p in parties.values()
                     for e in evse_ids
                 )  # fmt: skip
@@ -233,6 +240,6 @@ def deliver(*, party_id: int, now: datetime | None = None, limit: int = 500) -> 
 
 def retry_now(*, push_ids: list[int]) -> int:
     """Admin action: make failed or given-up pushes due again."""
-    return Push.objects.filter(pk__in=push_ids, state__in=[Push.State.PENDING, Push.State.GAVE_UP]).update(
-        state=Push.State.PENDING, next_attempt_at=None
-    )
+    return Push.objects.filter(
+        pk__in=push_ids, state__in=[Push.State.PENDING, Push.State.GAVE_UP]
+    ).update(state=Push.State.PENDING, next_attempt_at=None)

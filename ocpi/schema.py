@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 
@@ -27,3 +28,16 @@ PAGE_PARAMETERS = [
 ]
 
 AUTH_ERRORS = {400: ERROR, 401: ERROR, 404: ERROR, 405: ERROR}
+
+
+class OcpiTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "ocpi.authentication.TokenAuthentication"
+    name = "ocpiToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "Token <base64 of the credentials token>",
+        }

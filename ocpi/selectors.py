@@ -62,9 +62,7 @@ def bookable_evses() -> QuerySet[EVSE]:
     return (
         EVSE.objects.filter(charge_point__location__publish=True, booking_enabled=True)
         .exclude(status__in=UNBOOKABLE_EVSE_STATUSES)
-        .select_related(
-            "charge_point__location__booking_policy", "booking_policy", "charge_point"
-        )
+        .select_related("charge_point__location__booking_policy", "booking_policy", "charge_point")
         .prefetch_related(Prefetch("connectors", queryset=Connector.objects.order_by("id")))
         .annotate(
             bl_last_updated=Greatest(

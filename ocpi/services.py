@@ -79,13 +79,15 @@ def discover(versions_url: str, token: str, *, raw: bool = False) -> tuple[str, 
     try:
         versions = client.call("GET", versions_url, token=token, raw_token=raw).data
     except client.ClientError as error:
-        raise OcpiError(r.UNABLE_TO_USE_CLIENT_API, f"Could not get your versions: {error}")
+        raise OcpiError(
+            r.UNABLE_TO_USE_CLIENT_API, f"Could not get your versions: {error}"
+        ) from error
     offered = {
         str(v.get("version")): v.get("url")
         for v in (versions if isinstance(versions, list) else [])
         if isinstance(v, dict)
     }
-    mutual = [v for v in SUPPORTED_VERSIONS if v in offered and offered[v]]
+    mutual = [v for v in SUPPORTED_VERSIONS if offered.get(v)]
     if not mutual:
         raise OcpiError(
             r.UNSUPPORTED_VERSION, f"No mutual version: you offer {sorted(offered)}, we 2.3.0."
@@ -94,17 +96,25 @@ def discover(versions_url: str, token: str, *, raw: bool = False) -> tuple[str, 
     try:
         details = client.call("GET", offered[version], token=token, raw_token=raw).data
     except client.ClientError as error:
-        raise OcpiError(r.UNABLE_TO_USE_CLIENT_API, f"Could not get your {version} details: {error}")
+        raise OcpiError(
+            r.UNABLE_TO_USE_CLIENT_API, f"Could not get your {version} details: {error}"
+        ) from error
     endpoints = details.get("endpoints") if isinstance(details, dict) else None
     if not isinstance(endpoints, list) or not endpoints:
         raise OcpiError(r.NO_MATCHING_ENDPOINTS, "Your version details list no endpoints.")
     clean = [
-        {"identifier": str(e.get("identifier")), "role": str(e.get("role")), "url": str(e.get("url"))}
+        {
+            "identifier": str(e.get("identifier")),
+            "role": str(e.get("role")),
+            "url": str(e.get("url")),
+        }
         for e in endpoints
         if isinstance(e, dict) and e.get("identifier") and e.get("url")
     ]
     if not any(e["identifier"].lower() == "credentials" for e in clean):
-        raise OcpiError(r.NO_MATCHING_ENDPOINTS, "Your version details lack a credentials endpoint.")
+        raise OcpiError(
+            r.NO_MATCHING_ENDPOINTS, "Your version details lack a credentials endpoint."
+        )
     return version, clean
 
 
@@ -186,9 +196,7 @@ def register_with(*, versions_url: str, token_a: str) -> Party:
         token_c_digest=token_digest(ours), versions_url=versions_url,
     )  # fmt: skip
     try:
-        reply = client.call(
-            "POST", credentials_url, token=token_a, json=our_credentials(ours)
-        ).data
+        reply = client.call("POST", credentials_url, token=token_a, json=our_credentials(ours)).data
     except client.ClientError as error:
         pending.delete()
         raise OcpiError(r.UNABLE_TO_USE_CLIENT_API, f"Credentials POST failed: {error}") from error
@@ -374,9 +382,8 @@ def command_cancel_reservation(
             reservation_id=data["reservation_id"], response_url=data["response_url"],
             payload=dict(payload),
         )  # fmt: skip
-        if reserve is None or reserve.booking is None:
-            command.result = Command.Result.UNKNOWN_RESERVATION
-        elif reserve.booking.status not in BLOCKING_STATUSES:
+        booking = reserve.booking if reserve else None
+        if booking is None or booking.status not in BLOCKING_STATUSES:
             command.result = Command.Result.UNKNOWN_RESERVATION
         else:
             try:
@@ -409,7 +416,7 @@ def _enqueue(task, **kwargs) -> None:
 
     try:
         task.delay(**kwargs)
-    except Exception:  # noqa: BLE001 - any broker error; the sweep retries from the database
+    except Exception:
         logging.getLogger(__name__).warning("Could not queue %s%s", task.name, kwargs)
 
 

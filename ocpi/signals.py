@@ -38,7 +38,7 @@ def nudge() -> None:
     try:
         if _redis().set("ocpi:push-nudge", 1, nx=True, px=NUDGE_DEBOUNCE_MS):
             push_sweep_task.apply_async(countdown=NUDGE_DEBOUNCE_MS / 1000)
-    except Exception:  # noqa: BLE001 - the broker may be down; the beat sweep catches up
+    except Exception:
         logger.warning("Could not nudge the OCPI push sweep", exc_info=True)
 
 

@@ -1,6 +1,7 @@
 """OCPI URLs: /ocpi/versions, /ocpi/2.3.0/ (details, credentials), /ocpi/cpo/2.3.0/<module>."""
 
 from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView
 
 from . import responses as r
 from .base import OcpiApi
@@ -53,5 +54,6 @@ urlpatterns = [
     path(f"{CPO}bookings/booking_locations/<str:booking_location_id>/<str:calendar_id>",
          bookings.CalendarDetailApi.as_view(), name="calendar"),
     path(f"{CPO}bookings/<str:booking_id>", bookings.BookingDetailApi.as_view(), name="booking"),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^.*$", NotFoundApi.as_view(), name="not_found"),
 ]  # fmt: skip

@@ -5,120 +5,364 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('bookings', '0001_initial'),
-        ('locations', '0001_initial'),
+        ("bookings", "0001_initial"),
+        ("locations", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PushCursor',
+            name="PushCursor",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=32, unique=True)),
-                ('last_transition_id', models.BigIntegerField(default=0)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=32, unique=True)),
+                ("last_transition_id", models.BigIntegerField(default=0)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Party',
+            name="Party",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('country_code', models.CharField(help_text='ISO 3166 alpha-2, e.g. DE', max_length=2)),
-                ('party_id', models.CharField(help_text='e.g. XMS', max_length=3)),
-                ('role', models.CharField(choices=[('EMSP', 'eMSP'), ('CPO', 'CPO'), ('NSP', 'NSP'), ('OTHER', 'Other')], default='EMSP', max_length=8)),
-                ('name', models.CharField(blank=True, max_length=100)),
-                ('state', models.CharField(choices=[('PENDING', 'Token A issued, not registered yet'), ('REGISTERED', 'Registered'), ('UNREGISTERED', 'Unregistered')], default='PENDING', max_length=16)),
-                ('token_a_digest', models.CharField(blank=True, editable=False, max_length=64)),
-                ('token_c_digest', models.CharField(blank=True, editable=False, help_text='Digest of the token they call us with.', max_length=64)),
-                ('token_b', models.CharField(blank=True, help_text='The credentials token we present when calling them.', max_length=64, verbose_name='their token')),
-                ('legacy_raw_token', models.BooleanField(default=False, help_text='Accept and send the token without Base64 (OCPI 2.1.1/2.2 peers).')),
-                ('versions_url', models.URLField(blank=True, max_length=255)),
-                ('version', models.CharField(blank=True, max_length=8)),
-                ('endpoints', models.JSONField(blank=True, default=list, help_text='Their version details endpoints (identifier/role/url).')),
-                ('roles', models.JSONField(blank=True, default=list, help_text='Their CredentialsRoles.')),
-                ('booking_module_id', models.CharField(default='Booking', help_text='Module identifier we publish for Bookings.', max_length=16)),
-                ('registered_at', models.DateTimeField(blank=True, null=True)),
-                ('push_lease_until', models.DateTimeField(blank=True, editable=False, help_text="A deliverer holds this party's queue.", null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_updated', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "country_code",
+                    models.CharField(help_text="ISO 3166 alpha-2, e.g. DE", max_length=2),
+                ),
+                ("party_id", models.CharField(help_text="e.g. XMS", max_length=3)),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("EMSP", "eMSP"),
+                            ("CPO", "CPO"),
+                            ("NSP", "NSP"),
+                            ("OTHER", "Other"),
+                        ],
+                        default="EMSP",
+                        max_length=8,
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=100)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("PENDING", "Token A issued, not registered yet"),
+                            ("REGISTERED", "Registered"),
+                            ("UNREGISTERED", "Unregistered"),
+                        ],
+                        default="PENDING",
+                        max_length=16,
+                    ),
+                ),
+                ("token_a_digest", models.CharField(blank=True, editable=False, max_length=64)),
+                (
+                    "token_c_digest",
+                    models.CharField(
+                        blank=True,
+                        editable=False,
+                        help_text="Digest of the token they call us with.",
+                        max_length=64,
+                    ),
+                ),
+                (
+                    "token_b",
+                    models.CharField(
+                        blank=True,
+                        help_text="The credentials token we present when calling them.",
+                        max_length=64,
+                        verbose_name="their token",
+                    ),
+                ),
+                (
+                    "legacy_raw_token",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Accept and send the token without Base64 (OCPI 2.1.1/2.2 peers).",
+                    ),
+                ),
+                ("versions_url", models.URLField(blank=True, max_length=255)),
+                ("version", models.CharField(blank=True, max_length=8)),
+                (
+                    "endpoints",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Their version details endpoints (identifier/role/url).",
+                    ),
+                ),
+                (
+                    "roles",
+                    models.JSONField(blank=True, default=list, help_text="Their CredentialsRoles."),
+                ),
+                (
+                    "booking_module_id",
+                    models.CharField(
+                        default="Booking",
+                        help_text="Module identifier we publish for Bookings.",
+                        max_length=16,
+                    ),
+                ),
+                ("registered_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "push_lease_until",
+                    models.DateTimeField(
+                        blank=True,
+                        editable=False,
+                        help_text="A deliverer holds this party's queue.",
+                        null=True,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_updated", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'parties',
-                'ordering': ['country_code', 'party_id'],
-                'constraints': [models.UniqueConstraint(fields=('country_code', 'party_id'), name='party_unique_identity'), models.UniqueConstraint(condition=models.Q(('token_a_digest', ''), _negated=True), fields=('token_a_digest',), name='party_token_a'), models.UniqueConstraint(condition=models.Q(('token_c_digest', ''), _negated=True), fields=('token_c_digest',), name='party_token_c'), models.CheckConstraint(condition=models.Q(('state__in', ['PENDING', 'REGISTERED', 'UNREGISTERED'])), name='party_state_valid')],
+                "verbose_name_plural": "parties",
+                "ordering": ["country_code", "party_id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("country_code", "party_id"), name="party_unique_identity"
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("token_a_digest", ""), _negated=True),
+                        fields=("token_a_digest",),
+                        name="party_token_a",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("token_c_digest", ""), _negated=True),
+                        fields=("token_c_digest",),
+                        name="party_token_c",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("state__in", ["PENDING", "REGISTERED", "UNREGISTERED"])
+                        ),
+                        name="party_state_valid",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Command',
+            name="Command",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type', models.CharField(choices=[('RESERVE_NOW', 'Reserve Now'), ('CANCEL_RESERVATION', 'Cancel Reservation')], max_length=24)),
-                ('reservation_id', models.CharField(max_length=36)),
-                ('response_url', models.URLField(max_length=255)),
-                ('payload', models.JSONField()),
-                ('result', models.CharField(blank=True, choices=[('ACCEPTED', 'Accepted'), ('CANCELED_RESERVATION', 'Canceled Reservation'), ('EVSE_OCCUPIED', 'Evse Occupied'), ('EVSE_INOPERATIVE', 'Evse Inoperative'), ('FAILED', 'Failed'), ('NOT_SUPPORTED', 'Not Supported'), ('REJECTED', 'Rejected'), ('TIMEOUT', 'Timeout'), ('UNKNOWN_RESERVATION', 'Unknown Reservation')], max_length=24)),
-                ('result_sent_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.CharField(blank=True, max_length=255)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('booking', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='bookings.booking')),
-                ('party', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='commands', to='ocpi.party')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("RESERVE_NOW", "Reserve Now"),
+                            ("CANCEL_RESERVATION", "Cancel Reservation"),
+                        ],
+                        max_length=24,
+                    ),
+                ),
+                ("reservation_id", models.CharField(max_length=36)),
+                ("response_url", models.URLField(max_length=255)),
+                ("payload", models.JSONField()),
+                (
+                    "result",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("ACCEPTED", "Accepted"),
+                            ("CANCELED_RESERVATION", "Canceled Reservation"),
+                            ("EVSE_OCCUPIED", "Evse Occupied"),
+                            ("EVSE_INOPERATIVE", "Evse Inoperative"),
+                            ("FAILED", "Failed"),
+                            ("NOT_SUPPORTED", "Not Supported"),
+                            ("REJECTED", "Rejected"),
+                            ("TIMEOUT", "Timeout"),
+                            ("UNKNOWN_RESERVATION", "Unknown Reservation"),
+                        ],
+                        max_length=24,
+                    ),
+                ),
+                ("result_sent_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.CharField(blank=True, max_length=255)),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "booking",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="bookings.booking",
+                    ),
+                ),
+                (
+                    "party",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="commands",
+                        to="ocpi.party",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['received_at', 'id'],
-                'indexes': [models.Index(fields=['party', 'reservation_id'], name='command_reservation_idx')],
+                "ordering": ["received_at", "id"],
+                "indexes": [
+                    models.Index(fields=["party", "reservation_id"], name="command_reservation_idx")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Push',
+            name="Push",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('BOOKING', 'Booking (PUT)'), ('LOCATION', 'BookingLocation (PUT)')], max_length=8)),
-                ('transition_id', models.BigIntegerField(blank=True, null=True)),
-                ('state', models.CharField(choices=[('PENDING', 'Pending'), ('SENT', 'Sent'), ('SKIPPED', 'Superseded or not applicable'), ('GAVE_UP', 'Gave up')], default='PENDING', max_length=8)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('last_status', models.CharField(blank=True, max_length=64)),
-                ('last_error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('booking', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bookings.booking')),
-                ('evse', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='locations.evse')),
-                ('party', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='pushes', to='ocpi.party')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("BOOKING", "Booking (PUT)"),
+                            ("LOCATION", "BookingLocation (PUT)"),
+                        ],
+                        max_length=8,
+                    ),
+                ),
+                ("transition_id", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("PENDING", "Pending"),
+                            ("SENT", "Sent"),
+                            ("SKIPPED", "Superseded or not applicable"),
+                            ("GAVE_UP", "Gave up"),
+                        ],
+                        default="PENDING",
+                        max_length=8,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("last_status", models.CharField(blank=True, max_length=64)),
+                ("last_error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "booking",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="bookings.booking",
+                    ),
+                ),
+                (
+                    "evse",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="locations.evse",
+                    ),
+                ),
+                (
+                    "party",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="pushes",
+                        to="ocpi.party",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(condition=models.Q(('state', 'PENDING')), fields=['party', 'id'], name='push_pending_idx')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('kind', 'BOOKING'), ('transition_id__isnull', False)), fields=('party', 'transition_id'), name='push_booking_once_per_transition'), models.UniqueConstraint(condition=models.Q(('kind', 'LOCATION'), ('transition_id__isnull', False)), fields=('party', 'transition_id', 'evse'), name='push_location_once_per_transition'), models.CheckConstraint(condition=models.Q(models.Q(('booking__isnull', False), ('kind', 'BOOKING')), models.Q(('evse__isnull', False), ('kind', 'LOCATION')), _connector='OR'), name='push_target_matches_kind')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("state", "PENDING")),
+                        fields=["party", "id"],
+                        name="push_pending_idx",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("kind", "BOOKING"), ("transition_id__isnull", False)),
+                        fields=("party", "transition_id"),
+                        name="push_booking_once_per_transition",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("kind", "LOCATION"), ("transition_id__isnull", False)),
+                        fields=("party", "transition_id", "evse"),
+                        name="push_location_once_per_transition",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("booking__isnull", False), ("kind", "BOOKING")),
+                            models.Q(("evse__isnull", False), ("kind", "LOCATION")),
+                            _connector="OR",
+                        ),
+                        name="push_target_matches_kind",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Token',
+            name="Token",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('country_code', models.CharField(max_length=2)),
-                ('party_id', models.CharField(max_length=3)),
-                ('uid', models.CharField(max_length=36)),
-                ('type', models.CharField(max_length=16)),
-                ('contract_id', models.CharField(max_length=36)),
-                ('visual_number', models.CharField(blank=True, max_length=64)),
-                ('issuer', models.CharField(max_length=64)),
-                ('group_id', models.CharField(blank=True, max_length=36)),
-                ('valid', models.BooleanField()),
-                ('whitelist', models.CharField(max_length=16)),
-                ('language', models.CharField(blank=True, max_length=2)),
-                ('default_profile_type', models.CharField(blank=True, max_length=16)),
-                ('energy_contract', models.JSONField(blank=True, null=True)),
-                ('last_updated', models.DateTimeField()),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tokens', to='ocpi.party')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("country_code", models.CharField(max_length=2)),
+                ("party_id", models.CharField(max_length=3)),
+                ("uid", models.CharField(max_length=36)),
+                ("type", models.CharField(max_length=16)),
+                ("contract_id", models.CharField(max_length=36)),
+                ("visual_number", models.CharField(blank=True, max_length=64)),
+                ("issuer", models.CharField(max_length=64)),
+                ("group_id", models.CharField(blank=True, max_length=36)),
+                ("valid", models.BooleanField()),
+                ("whitelist", models.CharField(max_length=16)),
+                ("language", models.CharField(blank=True, max_length=2)),
+                ("default_profile_type", models.CharField(blank=True, max_length=16)),
+                ("energy_contract", models.JSONField(blank=True, null=True)),
+                ("last_updated", models.DateTimeField()),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tokens",
+                        to="ocpi.party",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['last_updated', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('country_code', 'party_id', 'uid', 'type'), name='token_unique_identity')],
+                "ordering": ["last_updated", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("country_code", "party_id", "uid", "type"),
+                        name="token_unique_identity",
+                    )
+                ],
             },
         ),
     ]

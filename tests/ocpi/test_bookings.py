@@ -244,8 +244,13 @@ def test_booking_locations_calendars_leave_out_booked_time(client, emsp, site, t
         (z(tomorrow_10 + timedelta(hours=1)), z(tomorrow_10 + timedelta(hours=3))),
     ]
     free = by_evse["EVSE-2"]["calendars"][0]["available_timeslots"]
-    assert free == [{"start_from": z(tomorrow_10 - timedelta(hours=2)),
-                     "end_before": z(tomorrow_10 + timedelta(hours=3)), "max_power": 22000}]
+    assert free == [
+        {
+            "start_from": z(tomorrow_10 - timedelta(hours=2)),
+            "end_before": z(tomorrow_10 + timedelta(hours=3)),
+            "max_power": 22000,
+        }
+    ]
     assert by_evse["EVSE-1"]["booking_terms"][0]["cancel_until_minutes"] == 15
     assert by_evse["EVSE-1"]["calendars"][0]["step_size"] == 15
 

@@ -58,7 +58,9 @@ def register(ours, emsp_server) -> str:
     versions = httpx.get(versions_url, headers=token_header(token_a)).json()["data"]
     details_url = next(v["url"] for v in versions if v["version"] == "2.3.0")
     details = httpx.get(details_url, headers=token_header(token_a)).json()["data"]
-    credentials_url = next(e["url"] for e in details["endpoints"] if e["identifier"] == "credentials")
+    credentials_url = next(
+        e["url"] for e in details["endpoints"] if e["identifier"] == "credentials"
+    )
     response = httpx.post(credentials_url, json=emsp_server.credentials(),
                           headers=token_header(token_a))  # fmt: skip
     assert response.status_code == 200, response.text

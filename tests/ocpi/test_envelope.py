@@ -25,7 +25,9 @@ def test_envelope_missing_token_is_401_with_ocpi_body(client):
 
 
 def test_envelope_unknown_token_is_401(client):
-    response = client.get(LOCATIONS, HTTP_AUTHORIZATION="Token " + base64.b64encode(b"nope").decode())
+    response = client.get(
+        LOCATIONS, HTTP_AUTHORIZATION="Token " + base64.b64encode(b"nope").decode()
+    )
     assert response.status_code == 401
     assert response.json()["status_code"] == 2000
 
@@ -112,3 +114,13 @@ def test_envelope_version_details_list_our_modules(client, settings):
     assert ("tokens", "RECEIVER") in endpoints
     assert ("commands", "RECEIVER") in endpoints
     assert endpoints[("credentials", "SENDER")] == "https://cpo.example.com/ocpi/2.3.0/credentials"
+
+
+def test_envelope_non_ascii_or_nul_in_ids_is_2001_not_a_crash(client):
+    party = PartyFactory()
+    response = client.get("/ocpi/cpo/2.3.0/locations/%00abc", HTTP_AUTHORIZATION=party.auth)
+    assert response.status_code == 400 and response.json()["status_code"] == 2001
+    body = '{"country_code": "DE", "note": "\\u0000"}'
+    posted = client.post("/ocpi/cpo/2.3.0/bookings", data=body, content_type="application/json",
+                         HTTP_AUTHORIZATION=party.auth)  # fmt: skip
+    assert posted.json()["status_code"] == 2001

@@ -50,7 +50,8 @@ def test_push_sweep_queues_booking_for_owner_and_location_for_everyone(
         (owner.pk, booking.pk)
     }
     assert set(Push.objects.filter(kind="LOCATION").values_list("party_id", flat=True)) == {
-        owner.pk, bystander.pk
+        owner.pk,
+        bystander.pk,
     }
     assert PushCursor.objects.get().last_transition_id == BookingTransition.objects.get().pk
     sweep()  # idempotent: nothing new
@@ -159,3 +160,19 @@ def test_push_failures_visible_and_retryable_in_admin(admin_client, emsp_server,
     admin_client.post(url, {"action": "retry_now", "_selected_action": [head.pk]})
     head.refresh_from_db()
     assert head.next_attempt_at is None
+
+
+def test_push_sweep_waits_on_a_young_id_gap_but_still_pushes(emsp_server, site, tomorrow_10):
+    owner = registered(emsp_server)
+    book(site, tomorrow_10, owner, "R1")
+    sweep()
+    cursor = PushCursor.objects.get()
+    cursor.last_transition_id -= 5  # pretend ids below the newest row are still uncommitted
+    cursor.save()
+    stuck_at = cursor.last_transition_id
+    book(site, tomorrow_10 + timedelta(hours=2), owner, "R2")
+    sweep()
+    assert PushCursor.objects.get().last_transition_id == stuck_at
+    assert Push.objects.filter(kind="BOOKING").count() == 2  # pushed all the same, once each
+    sweep(now=timezone.now() + timedelta(minutes=1))
+    assert PushCursor.objects.get().last_transition_id == BookingTransition.objects.last().pk

@@ -18,4 +18,6 @@ class Command(BaseCommand):
             raise CommandError(f"OCPI {error.status_code}: {error.message}") from error
         self.stdout.write(f"Registered with {party} on OCPI {party.version}.")
         for endpoint in party.endpoints:
-            self.stdout.write(f"  {endpoint['identifier']:<12} {endpoint['role']:<8} {endpoint['url']}")
+            self.stdout.write(
+                f"  {endpoint['identifier']:<12} {endpoint['role']:<8} {endpoint['url']}"
+            )

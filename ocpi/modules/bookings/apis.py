@@ -19,9 +19,9 @@ from ocpi.fields import OcpiDateTimeField
 from ocpi.pagination import PageFilterSerializer, paginated_response
 from ocpi.schema import AUTH_ERRORS, PAGE_PARAMETERS, envelope_of
 from ocpi.selectors import (
+    bookable_evses,
     booking_location_get,
     booking_locations,
-    bookable_evses,
     calendar_window,
 )
 
@@ -55,6 +55,7 @@ class BookingLocationListApi(OcpiApi):
             return attrs
 
     @extend_schema(
+        operation_id="booking_locations_list",
         parameters=[
             *PAGE_PARAMETERS,
             OpenApiParameter("timeslot_from", str),
@@ -98,7 +99,8 @@ class BookingLocationDetailApi(OcpiApi):
     """S2: GET {base}/booking_locations/{booking_location_id}."""
 
     @extend_schema(
-        responses={200: envelope_of("BookingLocationDetail", BookingLocationOut), **AUTH_ERRORS}
+        operation_id="booking_location_get",
+        responses={200: envelope_of("BookingLocationDetail", BookingLocationOut), **AUTH_ERRORS},
     )
     def get(self, request, booking_location_id: str):
         bl = _booking_location(booking_location_id)
@@ -108,7 +110,10 @@ class BookingLocationDetailApi(OcpiApi):
 class CalendarDetailApi(OcpiApi):
     """S3: GET {base}/booking_locations/{booking_location_id}/{calendar_id}."""
 
-    @extend_schema(responses={200: envelope_of("CalendarDetail", CalendarOut), **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="calendar_get",
+        responses={200: envelope_of("CalendarDetail", CalendarOut), **AUTH_ERRORS},
+    )
     def get(self, request, booking_location_id: str, calendar_id: str):
         bl = _booking_location(booking_location_id)
         for calendar in bl.calendars:
@@ -133,6 +138,7 @@ class BookingListCreateApi(OcpiApi):
     """S4: GET {base} (this party's bookings); S5: POST {base} with a BookingRequest."""
 
     @extend_schema(
+        operation_id="bookings_list",
         parameters=PAGE_PARAMETERS,
         responses={200: envelope_of("BookingList", BookingOut, many=True), **AUTH_ERRORS},
     )
@@ -152,6 +158,7 @@ class BookingListCreateApi(OcpiApi):
         )  # fmt: skip
 
     @extend_schema(
+        operation_id="booking_request_post",
         request=BookingRequestSerializer,
         responses={200: envelope_of("BookingPosted", BookingOut),
                    201: envelope_of("BookingCreated", BookingOut), **AUTH_ERRORS},
@@ -167,13 +174,13 @@ class BookingListCreateApi(OcpiApi):
         ):
             raise OcpiError(
                 r.INVALID_PARAMETERS,
-                "country_code/party_id: must be your own "
-                f"({party.country_code}/{party.party_id}).",
+                f"country_code/party_id: must be your own ({party.country_code}/{party.party_id}).",
             )
         canceled = v.get("canceled")
-        if not canceled and not Location.objects.published().filter(
-            ocpi_id=v["location_id"]
-        ).exists():
+        if (
+            not canceled
+            and not Location.objects.published().filter(ocpi_id=v["location_id"]).exists()
+        ):
             raise OcpiError(r.UNKNOWN_LOCATION, f"location_id: unknown {v['location_id']!r}.")
         period = v.get("period") or {}
         placeholder = datetime(1970, 1, 1, tzinfo=UTC)  # a cancel ignores the period (A11)
@@ -205,7 +212,10 @@ class BookingListCreateApi(OcpiApi):
 class BookingDetailApi(OcpiApi):
     """GET {base}/{booking_id}: one of this party's bookings (extension A15)."""
 
-    @extend_schema(responses={200: envelope_of("BookingDetail", BookingOut), **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="booking_get",
+        responses={200: envelope_of("BookingDetail", BookingOut), **AUTH_ERRORS},
+    )
     def get(self, request, booking_id: str):
         try:
             booking = booking_get(uid=booking_id)

@@ -63,7 +63,9 @@ class BookingRequestSerializer(InputSerializer):
     tokens = BookingTokenSerializer(many=True, required=False, allow_null=True)
     period = TimeslotSerializer()
     authorization_reference = CiStringField(36)
-    power_required = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=10**6)
+    power_required = StrictIntegerField(
+        required=False, allow_null=True, min_value=0, max_value=10**6
+    )
     canceled = CancellationSerializer(required=False, allow_null=True)
 
     def __init__(self, *args, **kwargs):

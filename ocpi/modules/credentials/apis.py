@@ -35,7 +35,9 @@ class CredentialsApi(OcpiApi):
     def post(self, request):
         serializer = CredentialsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        ours = services.credentials_register(party=self.party, credentials=serializer.validated_data)
+        ours = services.credentials_register(
+            party=self.party, credentials=serializer.validated_data
+        )
         return r.ocpi_response(ours)
 
     @extend_schema(

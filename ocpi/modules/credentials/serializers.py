@@ -7,8 +7,8 @@ from rest_framework import serializers
 from ocpi.fields import (
     CiStringField,
     InputSerializer,
-    StrictChoiceField,
     StrictCharField,
+    StrictChoiceField,
     StrictURLField,
 )
 

@@ -41,6 +41,7 @@ def _evse(location: Location, evse_uid: str):
 
 class LocationListApi(OcpiApi):
     @extend_schema(
+        operation_id="locations_list",
         parameters=PAGE_PARAMETERS,
         responses={200: envelope_of("LocationList", LocationOut, many=True), **AUTH_ERRORS},
     )
@@ -60,19 +61,27 @@ class LocationListApi(OcpiApi):
 
 
 class LocationDetailApi(OcpiApi):
-    @extend_schema(responses={200: envelope_of("LocationDetail", LocationOut), **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="location_get",
+        responses={200: envelope_of("LocationDetail", LocationOut), **AUTH_ERRORS},
+    )
     def get(self, request, location_id: str):
         return r.ocpi_response(location_object(_location(location_id)))
 
 
 class EVSEDetailApi(OcpiApi):
-    @extend_schema(responses={200: envelope_of("EVSEDetail", EVSEOut), **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="evse_get", responses={200: envelope_of("EVSEDetail", EVSEOut), **AUTH_ERRORS}
+    )
     def get(self, request, location_id: str, evse_uid: str):
         return r.ocpi_response(evse_object(_evse(_location(location_id), evse_uid)))
 
 
 class ConnectorDetailApi(OcpiApi):
-    @extend_schema(responses={200: envelope_of("ConnectorDetail", ConnectorOut), **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="connector_get",
+        responses={200: envelope_of("ConnectorDetail", ConnectorOut), **AUTH_ERRORS},
+    )
     def get(self, request, location_id: str, evse_uid: str, connector_id: str):
         evse = _evse(_location(location_id), evse_uid)
         for connector in evse.connectors.all():

@@ -54,7 +54,10 @@ def _hours(location: Location) -> dict[str, Any]:
 
     def spans(kind):
         return [
-            {"period_begin": ocpi_datetime(p.period_begin), "period_end": ocpi_datetime(p.period_end)}
+            {
+                "period_begin": ocpi_datetime(p.period_begin),
+                "period_end": ocpi_datetime(p.period_end),
+            }
             for p in periods
             if p.kind == kind
         ]

@@ -9,8 +9,8 @@ from ocpi.fields import (
     InputSerializer,
     OcpiDateTimeField,
     StrictBooleanField,
-    StrictChoiceField,
     StrictCharField,
+    StrictChoiceField,
 )
 from ocpi.models import Token
 from ocpi.responses import ocpi_datetime
@@ -36,9 +36,7 @@ class TokenSerializer(InputSerializer):
     valid = StrictBooleanField()
     whitelist = StrictChoiceField(choices=WHITELIST)
     language = StrictCharField(max_length=2, required=False, allow_null=True)
-    default_profile_type = StrictChoiceField(
-        choices=PROFILE_TYPES, required=False, allow_null=True
-    )
+    default_profile_type = StrictChoiceField(choices=PROFILE_TYPES, required=False, allow_null=True)
     energy_contract = EnergyContractSerializer(required=False, allow_null=True)
     last_updated = OcpiDateTimeField()
 

@@ -186,9 +186,21 @@ def location_availability(
     # Busy periods that start up to one buffer after the window still cut its end.
     query_window = Interval(window.start, window.end + timedelta(minutes=max_buffer))
     busy: dict[int, list[Booking]] = defaultdict(list)
-    if evses:
+    blocked: dict[int, list[Interval]] = defaultdict(list)
+    if evses and with_bookings:
         for b in blocking_bookings(evse_ids=[e.pk for e in evses], window=query_window):
             busy[b.evse_id].append(b)
+            blocked[b.evse_id].append(Interval(b.blocked_period.lower, b.blocked_period.upper))
+    elif evses:
+        # Only the blocked ranges are needed: skip building Booking objects (OCPI calendars).
+        ranges = (
+            Booking.objects.blocking()
+            .filter(evse_id__in=[e.pk for e in evses],
+                    blocked_period__overlap=(query_window.start, query_window.end))
+            .values_list("evse_id", "blocked_period")
+        )  # fmt: skip
+        for evse_id, period in ranges:
+            blocked[evse_id].append(Interval(period.lower, period.upper))
     result = []
     for e in evses:
         rules = rules_for(policies[e.pk])
@@ -202,7 +214,7 @@ def location_availability(
             else free_intervals(
                 window=window,
                 open_time=open_time,
-                busy=[Interval(b.blocked_period.lower, b.blocked_period.upper) for b in busy[e.pk]],
+                busy=blocked[e.pk],
                 rules=rules,
                 tz=tz,
                 now=now,

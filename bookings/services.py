@@ -715,6 +715,8 @@ def _request_new(
             raise exc.UnknownEVSE(
                 f"There is no EVSE {data.evse_uid!r} at location {location.ocpi_id}."
             )
+        # Reuse the location already loaded with its hours and policy (saves three queries).
+        evse.charge_point.location = location
     try:
         if evse is None:
             evse = evse_choose(

@@ -25,9 +25,15 @@ def ocpi_datetime(value: datetime | None) -> str | None:
     """RFC 3339 in UTC with a `Z` and whole seconds, as OCPI DateTime wants it."""
     if value is None:
         return None
-    if timezone.is_naive(value):
+    if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    elif value.utcoffset():
+        value = value.astimezone(UTC)
+    # f-string rather than strftime: calendars format thousands of these per response.
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}Z"
+    )
 
 
 def envelope(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from django.db.models import Prefetch, prefetch_related_objects
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 
-from bookings.models import Booking
+from bookings.models import Booking, BookingRequest, BookingToken
 from bookings.selectors import Criteria, booking_detail_queryset, booking_get, booking_list
 from bookings.services import Actor, RequestData, TokenData, booking_request_submit
 from locations.models import EVSE, Location
@@ -35,8 +36,18 @@ from .serializers import (
     calendar_object,
 )
 
+BOOKING_PREFETCH = (
+    Prefetch("tokens", queryset=BookingToken.objects.order_by("id")),
+    Prefetch("requests", queryset=BookingRequest.objects.order_by("received_at", "id")),
+)
+
 
 def _booking_out(booking: Booking) -> dict:
+    if booking.evse_id is not None and "evse" in booking._state.fields_cache:
+        # The engine returns the booking with its location and EVSE loaded: fetch only the
+        # token and request rows the OCPI object shows.
+        prefetch_related_objects([booking], *BOOKING_PREFETCH)
+        return booking_object(booking)
     return booking_object(booking_detail_queryset().get(pk=booking.pk))
 
 

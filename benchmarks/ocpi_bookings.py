@@ -264,8 +264,13 @@ def main() -> None:
         wait_for(args.port)
         time.sleep(1.5)
         asyncio.run(post_load(args.port, 2, 4))  # warm up both workers
+        load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
         result = asyncio.run(post_load(args.port, args.seconds, args.connections))
         lat = result["latencies"]
+        print(
+            f"load average before/after: {load_before} / "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
+        )
         print(f"gunicorn: {workers} workers x {args.threads} threads (gthread); "
               f"{args.connections} connections for {args.seconds:.0f} s")  # fmt: skip
         print(f"POST BookingRequest: {result['requests']} requests, "

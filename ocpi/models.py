@@ -221,6 +221,7 @@ class Push(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "pushes"
         ordering = ["id"]
         indexes = [
             models.Index(

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from bookings.models import BLOCKING_STATUSES, BookingTransition
+from bookings.models import BLOCKING_STATUSES, Booking, BookingTransition
 from bookings.selectors import booking_detail_queryset
 from locations.models import EVSE
 
@@ -76,8 +76,14 @@ def queue_location_pushes(*, evse_ids: list[int], transition_id: int | None = No
     )
 
 
-def sweep(*, now: datetime | None = None) -> set[int]:
-    """Turn new audit rows into Push rows; returns the ids of parties with something to send."""
+@dataclass
+class SweepResult:
+    parties: set[int]  # parties with pushes due
+    command_bookings: set[int]  # ReserveNow bookings whose charger state or status changed
+
+
+def sweep(*, now: datetime | None = None) -> SweepResult:
+    """Turn new audit rows into Push rows; returns who has something to send."""
     now = now or timezone.now()
     parties = {(p.country_code, p.party_id): p.pk for p in parties_to_push()}
     with transaction.atomic():
@@ -95,8 +101,14 @@ def sweep(*, now: datetime | None = None) -> set[int]:
                 break  # a lower id may still commit: come back for it (pushes are idempotent)
             new_cursor, expected = row.id, row.id + 1
         pushes = []
+        command_bookings = set()
         for row in rows:
             booking = row.booking
+            if booking.channel == Booking.Channel.COMMAND and row.event in (
+                Event.CHARGER,
+                Event.STATUS,
+            ):
+                command_bookings.add(booking.pk)
             owner = parties.get((booking.emsp_country_code, booking.emsp_party_id))
             if owner is not None:
                 pushes.append(Push(party_id=owner, kind=Push.Kind.BOOKING, booking_id=booking.pk,
@@ -118,12 +130,13 @@ def sweep(*, now: datetime | None = None) -> set[int]:
         if new_cursor != cursor.last_transition_id:
             cursor.last_transition_id = new_cursor
             cursor.save(update_fields=["last_transition_id", "updated_at"])
-    return set(
+    parties = set(
         Push.objects.filter(state=Push.State.PENDING)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .values_list("party_id", flat=True)
         .distinct()
     )
+    return SweepResult(parties=parties, command_bookings=command_bookings)
 
 
 @dataclass

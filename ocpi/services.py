@@ -417,7 +417,9 @@ def _enqueue(task, **kwargs) -> None:
     try:
         task.delay(**kwargs)
     except Exception:
-        logging.getLogger(__name__).warning("Could not queue %s%s", task.name, kwargs)
+        logging.getLogger(__name__).warning(
+            "Could not queue %s%s", task.name, kwargs, exc_info=True
+        )
 
 
 # Where a RESERVE_NOW stands at the charger -> the CommandResult; None = not decided yet.

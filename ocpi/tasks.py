@@ -8,10 +8,17 @@ from celery import shared_task
 @shared_task(ignore_result=True)
 def push_sweep_task() -> None:
     """Read new booking audit rows into the outbox and start one deliverer per due party."""
+    from .models import Command
     from .push import sweep
 
-    for party_id in sweep():
+    due = sweep()
+    for party_id in due.parties:
         push_deliver_task.delay(party_id=party_id)
+    # A charger answered (or the booking ended) for a ReserveNow: its CommandResult can go.
+    for pk in Command.objects.filter(
+        booking_id__in=due.command_bookings, result_sent_at__isnull=True
+    ).values_list("pk", flat=True):
+        command_result_task.delay(command_id=pk)
 
 
 @shared_task(ignore_result=True)
@@ -26,15 +33,14 @@ def push_deliver_task(party_id: int) -> None:
         push_deliver_task.apply_async(kwargs={"party_id": party_id}, countdown=delay)
 
 
-@shared_task(bind=True, ignore_result=True, max_retries=None)
+@shared_task(bind=True, ignore_result=True, max_retries=5)
 def command_result_task(self, command_id: int) -> None:
-    """POST the CommandResult once the charger answered (polling the booking's charger state)."""
+    """POST the CommandResult if the charger's outcome is known. Until then nothing happens: the
+    push sweep calls this again when the booking's charger state changes, and the beat sweep
+    when the command times out."""
     from .services import command_result_deliver
 
-    outcome = command_result_deliver(command_id=command_id)
-    if outcome == "wait":
-        raise self.retry(countdown=2)
-    if outcome == "failed" and self.request.retries < 5:
+    if command_result_deliver(command_id=command_id) == "failed":
         raise self.retry(countdown=5 * 2**self.request.retries)
 
 
@@ -46,8 +52,12 @@ def command_results_sweep_task() -> None:
     from django.utils import timezone
 
     from .models import Command
+    from .services import COMMAND_TIMEOUT_SECONDS
 
-    recent = timezone.now() - timedelta(hours=1)
-    for pk in Command.objects.filter(result_sent_at__isnull=True, received_at__gte=recent,
-                                     attempts__lt=6).values_list("pk", flat=True):  # fmt: skip
+    now = timezone.now()
+    # Commands past their timeout (TIMEOUT goes out) or whose result POST failed earlier.
+    for pk in Command.objects.filter(
+        result_sent_at__isnull=True, received_at__gte=now - timedelta(hours=1),
+        received_at__lt=now - timedelta(seconds=COMMAND_TIMEOUT_SECONDS), attempts__lt=6,
+    ).values_list("pk", flat=True):  # fmt: skip
         command_result_task.delay(command_id=pk)

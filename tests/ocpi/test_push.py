@@ -45,7 +45,7 @@ def test_push_sweep_queues_booking_for_owner_and_location_for_everyone(
     bystander = PartyFactory(endpoints=[])
     booking = book(site, tomorrow_10, owner)
     due = sweep()
-    assert due == {owner.pk, bystander.pk}
+    assert due.parties == {owner.pk, bystander.pk}
     assert set(Push.objects.filter(kind="BOOKING").values_list("party_id", "booking_id")) == {
         (owner.pk, booking.pk)
     }

@@ -220,3 +220,59 @@ def test_credentials_then_bookings_over_http_pushed_in_order(ours, emsp_server, 
     assert put_request.headers["OCPI-to-party-id"] == "XMS"
     assert put_request.headers["OCPI-from-country-code"] == "NL"
     assert put_request.headers["X-Request-ID"]
+
+
+def test_credentials_two_emsps_see_and_receive_only_their_own_bookings(
+    ours, httpserver, bookable_site
+):
+    from pytest_httpserver import HTTPServer
+
+    second_server = HTTPServer(host="127.0.0.1", port=0)
+    second_server.start()
+    try:
+        first = FakeEmsp(httpserver, party_id="XMS", token_b="first-b").install()
+        second = FakeEmsp(second_server, party_id="YMS", token_b="second-b").install()
+        tokens = {}
+        for emsp in (first, second):
+            _, token_a = add_party("DE", emsp.party_id)
+            reply = httpx.post(f"{ours}/2.3.0/credentials", json=emsp.credentials(),
+                               headers=token_header(token_a)).json()  # fmt: skip
+            tokens[emsp.party_id] = token_header(reply["data"]["token"])
+        day = timezone.now().date() + timedelta(days=1)
+        start = datetime(day.year, day.month, day.day, 9, tzinfo=UTC)
+        ids = {}
+        for n, emsp in enumerate((first, second)):
+            slot = start + timedelta(hours=2 * n)
+            body = {"country_code": "DE", "party_id": emsp.party_id, "request_id": "SAME-ID",
+                    "location_id": "LOC-AMS-001",
+                    "period": {"start_from": slot.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                               "end_before": (slot + timedelta(hours=1)).strftime(
+                                   "%Y-%m-%dT%H:%M:%SZ")},
+                    "authorization_reference": f"AUTH-{n}"}  # fmt: skip
+            created = httpx.post(f"{ours}/cpo/2.3.0/bookings", json=body,
+                                 headers=tokens[emsp.party_id]).json()  # fmt: skip
+            assert created["data"]["reservation_status"] == "RESERVED"
+            ids[emsp.party_id] = created["data"]["id"]
+        for own, other in (("XMS", "YMS"), ("YMS", "XMS")):
+            listed = httpx.get(f"{ours}/cpo/2.3.0/bookings", headers=tokens[own]).json()["data"]
+            assert [b["id"] for b in listed] == [ids[own]]
+            hidden = httpx.get(f"{ours}/cpo/2.3.0/bookings/{ids[other]}", headers=tokens[own])
+            assert hidden.status_code == 404 and "AUTH-" not in hidden.text
+            assert "data" not in hidden.json()
+        # A cancel from the other party with the same request_id touches only its own booking.
+        cancel = {"country_code": "DE", "party_id": "YMS", "request_id": "SAME-ID",
+                  "canceled": {"cancellation_reason": "TRAFFIC",
+                               "who_canceled": "EMSP"}}  # fmt: skip
+        httpx.post(f"{ours}/cpo/2.3.0/bookings", json=cancel, headers=tokens["YMS"])
+        mine = httpx.get(f"{ours}/cpo/2.3.0/bookings", headers=tokens["XMS"]).json()["data"]
+        assert mine[0]["reservation_status"] == "RESERVED"
+        due = sweep()
+        for party in Party.objects.filter(pk__in=due.parties):
+            deliver(party_id=party.pk)
+        assert {p.rsplit("/", 1)[1] for p, _ in first.booking_pushes()} == {ids["XMS"]}
+        assert {p.rsplit("/", 1)[1] for p, _ in second.booking_pushes()} == {ids["YMS"]}
+        # Availability is everyone's business: both receive the BookingLocation.
+        assert first.location_pushes() and second.location_pushes()
+    finally:
+        second_server.clear()
+        second_server.stop()

@@ -226,6 +226,28 @@ async def get_load(port: int, count: int) -> list[float]:
     return latencies
 
 
+def cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU time (user + system) used so far by the gunicorn workers and by PostgreSQL."""
+    from urllib.parse import urlparse
+
+    import psutil
+
+    database = urlparse(os.environ["DATABASE_URL"]).path.lstrip("/")
+    totals = {"web": 0.0, "postgres": 0.0}
+    for proc in psutil.Process(server_pid).children(recursive=True):
+        times = proc.cpu_times()
+        totals["web"] += times.user + times.system
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            title = " ".join(proc.info["cmdline"] or ())
+            if proc.info["name"] == "postgres" and f" {database} " in f"{title} ":
+                times = proc.cpu_times()
+                totals["postgres"] += times.user + times.system
+        except psutil.Error:
+            continue
+    return totals
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
 
@@ -265,7 +287,9 @@ def main() -> None:
         time.sleep(1.5)
         asyncio.run(post_load(args.port, 2, 4))  # warm up both workers
         load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        cpu_before = cpu_seconds(server.pid)
         result = asyncio.run(post_load(args.port, args.seconds, args.connections))
+        cpu_after = cpu_seconds(server.pid)
         lat = result["latencies"]
         print(
             f"load average before/after: {load_before} / "
@@ -277,6 +301,11 @@ def main() -> None:
               f"{result['requests'] / result['elapsed']:.0f} req/s, "
               f"p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms")  # fmt: skip
         print(f"outcomes: {result['outcomes']}")
+        n = result["requests"]
+        web_ms = (cpu_after["web"] - cpu_before["web"]) / n * 1000
+        pg_ms = (cpu_after["postgres"] - cpu_before["postgres"]) / n * 1000
+        print(f"CPU per POST: web workers {web_ms:.1f} ms, PostgreSQL {pg_ms:.1f} ms "
+              f"(its backends serving this database)")  # fmt: skip
         overlaps, counts = overlapping_bookings()
         print(f"bookings by status: {counts}; overlapping blocking bookings: {overlaps}")
         gets = asyncio.run(get_load(args.port, args.gets))

@@ -126,6 +126,18 @@ def _resolve_location(location: Location | int | str) -> Location:
         raise UnknownLocation(f"There is no location {location!r}.") from None
 
 
+def _resolve_ocpi_location(ocpi_id: str) -> Location:
+    """The location by its OCPI id only (case-insensitive CiString). Raises UnknownLocation."""
+    try:
+        return (
+            Location.objects.prefetch_related("regular_hours", "exceptional_periods")
+            .select_related("booking_policy")
+            .get(ocpi_id__iexact=ocpi_id)
+        )
+    except Location.DoesNotExist:
+        raise UnknownLocation(f"There is no location {ocpi_id!r}.") from None
+
+
 def blocking_bookings(*, evse_ids: list[int], window: Interval) -> QuerySet[Booking]:
     """Blocking bookings of these EVSEs whose blocked time meets the window: one indexed query."""
     qs = Booking.objects.blocking()

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import psycopg.errors
@@ -18,6 +19,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from chargers.tasks import cancel_reservation_task, reserve_now_task
 from locations.models import EVSE, BookingPolicy, Connector, Location
 from locations.selectors import evses_of_location, policy_for, policy_terms
 
@@ -39,7 +41,7 @@ from .models import (
 )
 from .selectors import (
     Criteria,
-    _resolve_location,
+    _resolve_ocpi_location,
     evse_choose,
     evse_unbookable_reason,
     opening_hours_of,
@@ -409,6 +411,8 @@ def _deadline_check(
         return
     if actor.type not in (ActorType.EMSP, ActorType.STAFF):
         return
+    if booking.channel == Booking.Channel.COMMAND:
+        return  # an OCPI ReserveNow holds from now on: CancelReservation has no deadline
     minutes = int(booking.terms.get(minutes_key, 0) or 0)
     deadline = booking.period.lower - timedelta(minutes=minutes)
     if now <= deadline:
@@ -422,6 +426,16 @@ def _deadline_check(
     if actor.type == ActorType.STAFF:
         message += " Give a reason to override."
     raise error(message)
+
+
+def _charger_follow_up(booking: Booking) -> None:
+    """After commit, cancel (and for a move, place again) what a charger holds for the booking.
+    The reservation sweep does the same from the database if this task is lost."""
+    if booking.charger_reservation not in (
+        ChargerReservation.NOT_SENT,
+        ChargerReservation.NOT_SUPPORTED,
+    ):
+        transaction.on_commit(partial(cancel_reservation_task.delay, booking_id=booking.pk))
 
 
 @transaction.atomic
@@ -496,6 +510,7 @@ def booking_change(
         booking, event=BookingTransition.Event.CHANGED, from_status=booking.status, actor=actor,
         now=now, reason=override_reason, details={"before": before, "after": after},
     )  # fmt: skip
+    _charger_follow_up(booking)
     return booking
 
 
@@ -520,6 +535,7 @@ def booking_cancel(
             booking, actor=actor, now=now, minutes_key="cancel_until_minutes",
             error=exc.TooLateToCancel, verb="cancel", override_reason=override_reason,
         )  # fmt: skip
+    _charger_follow_up(booking)
     return _transition(
         booking,
         to=Status.CANCELED,
@@ -659,6 +675,61 @@ def booking_record_charger_state(
     return booking
 
 
+@dataclass(frozen=True)
+class ChargerState:
+    """One booking's new charger-side state, for booking_record_charger_states."""
+
+    booking_id: int
+    state: str
+    actor: Actor
+    detail: str = ""
+    needs_attention: bool | None = None
+
+
+@transaction.atomic
+def booking_record_charger_states(
+    *, updates: Sequence[ChargerState], now: datetime | None = None
+) -> int:
+    """Record many bookings' charger-side states in a few queries (a sweep's batch of
+    ReserveNow replies), with the audit rows booking_record_charger_state would write."""
+    now = _now(now)
+    by_id = {u.booking_id: u for u in updates}
+    bookings = list(
+        Booking.objects.select_for_update(of=("self",)).filter(pk__in=list(by_id)).order_by("pk")
+    )
+    audits = []
+    for booking in bookings:
+        update = by_id[booking.pk]
+        previous = booking.charger_reservation
+        booking.charger_reservation = update.state
+        booking.charger_reservation_detail = update.detail[:255]
+        booking.charger_reservation_updated_at = now
+        if update.needs_attention is not None:
+            booking.needs_attention = update.needs_attention
+        booking.last_updated = now
+        if previous != update.state or update.detail:
+            audits.append(BookingTransition(
+                booking=booking, event=BookingTransition.Event.CHARGER,
+                from_status=booking.status, to_status=booking.status, at=now,
+                actor_type=update.actor.type, actor_user=update.actor.user,
+                actor_label=update.actor.label[:120], code=update.state, reason=update.detail,
+                details={"from": previous, "to": update.state},
+            ))  # fmt: skip
+    # One UPDATE per distinct outcome (a batch's are mostly alike), not bulk_update's CASEs.
+    groups: dict[tuple, list[int]] = {}
+    for booking in bookings:
+        key = (booking.charger_reservation, booking.charger_reservation_detail,
+               booking.needs_attention)  # fmt: skip
+        groups.setdefault(key, []).append(booking.pk)
+    for (state, detail, attention), pks in groups.items():
+        Booking.objects.filter(pk__in=pks).update(
+            charger_reservation=state, charger_reservation_detail=detail,
+            charger_reservation_updated_at=now, needs_attention=attention, last_updated=now,
+        )  # fmt: skip
+    BookingTransition.objects.bulk_create(audits)
+    return len(bookings)
+
+
 # --- OCPI booking requests (two-layer model: Booking.status + one BookingRequest per request) ---
 
 
@@ -788,7 +859,8 @@ def _request_new(
     *, actor: Actor, data: RequestData, payload: dict[str, Any], now: datetime
 ) -> Booking:
     _check_times(data.start, data.end)
-    location = _resolve_location(data.location_id)
+    # An OCPI location_id is the location's OCPI id, never its primary key ("12" is an id).
+    location = _resolve_ocpi_location(data.location_id)
     evse = None
     if data.evse_uid:
         evse = (
@@ -801,6 +873,8 @@ def _request_new(
             raise exc.UnknownEVSE(
                 f"There is no EVSE {data.evse_uid!r} at location {location.ocpi_id}."
             )
+        # Reuse the location already loaded with its hours and policy (saves three queries).
+        evse.charge_point.location = location
     try:
         if evse is None:
             evse = _evse_or_refusal(
@@ -909,3 +983,122 @@ def _replace_tokens(booking: Booking, tokens: Sequence[TokenData]) -> None:
         return
     booking.tokens.all().delete()
     BookingToken.objects.bulk_create(BookingToken(booking=booking, **t.as_dict()) for t in tokens)
+
+
+@transaction.atomic
+def booking_expire_undecided(
+    *, booking: Booking | int, cutoff: datetime, now: datetime | None = None
+) -> Booking:
+    """Fail what stayed undecided since before `cutoff`: a PENDING booking becomes FAILED and
+    its PENDING requests FAILED (a RESERVED booking keeps its state; only the request fails)."""
+    now = _now(now)
+    booking = _lock(booking)
+    stale = booking.requests.filter(request_status=RequestStatus.PENDING, received_at__lt=cutoff)
+    for request in stale:
+        _decide(booking, request, RequestStatus.FAILED, now, exc.BookingError(
+            "The request was not decided in time.", code="expired"
+        ))  # fmt: skip
+    if booking.status == Status.PENDING and booking.created_at < cutoff:
+        return _transition(
+            booking, to=Status.FAILED, actor=Actor.system("pending sweep"), now=now,
+            code="expired", reason="The booking was not decided in time.",
+        )  # fmt: skip
+    if stale:
+        _audit(
+            booking, event=BookingTransition.Event.REQUEST, from_status=booking.status,
+            actor=Actor.system("pending sweep"), now=now, code=RequestStatus.FAILED,
+            reason="The request was not decided in time.",
+        )  # fmt: skip
+    return booking
+
+
+@transaction.atomic
+def booking_reserve_now(
+    *,
+    location: Location | str,
+    until: datetime,
+    actor: Actor,
+    request_id: str,
+    evse_uid: str | None = None,
+    tokens: Sequence[TokenData] = (),
+    authorization_reference: str = "",
+    now: datetime | None = None,
+) -> Booking:
+    """Hold an EVSE from now until `until` for an immediate reservation (OCPI RESERVE_NOW).
+
+    The slot grid, notice and minimum duration do not apply (it starts now); bookability, the
+    maximum duration and the no-overlap rule do. Without evse_uid the first free EVSE is held.
+    Raises UnknownLocation, UnknownEVSE, InvalidRequest, NotBookable, TooLong, SlotUnavailable,
+    NoEVSEAvailable.
+    """
+    now = _now(now)
+    location = _resolve_ocpi_location(location) if isinstance(location, str) else location
+    if until <= now:
+        raise exc.InvalidRequest("The reservation's expiry is in the past.")
+    evses = list(
+        EVSE.objects.of_location(location)
+        .select_related("charge_point__location", "booking_policy")
+        .order_by("charge_point__identity", "ocpp_evse_id", "id")
+    )
+    if evse_uid:
+        evses = [e for e in evses if e.uid.lower() == evse_uid.lower()]
+        if not evses:
+            raise exc.UnknownEVSE(f"There is no EVSE {evse_uid!r} at location {location.ocpi_id}.")
+    for evse in evses:
+        policy = policy_for(evse, location)
+        try:
+            reason = evse_unbookable_reason(evse)
+            if reason:
+                raise exc.NotBookable(reason)
+            if until - now > timedelta(minutes=policy.max_duration_minutes):
+                raise exc.TooLong(
+                    f"A reservation here lasts at most {policy.max_duration_minutes} minutes."
+                )
+            booking = Booking(
+                location=location,
+                evse=evse,
+                period=tstzrange(now, until),
+                blocked_period=tstzrange(now, until + timedelta(minutes=policy.buffer_minutes)),
+                status=Status.RESERVED,
+                channel=Booking.Channel.COMMAND,
+                emsp_country_code=actor.country_code,
+                emsp_party_id=actor.party_id,
+                request_id=request_id,
+                authorization_reference=authorization_reference or _new_authorization_reference(),
+                # Held until its expiry, not a slot's no-show timeout: the driver may come
+                # any time before then (and is a no-show only once it has passed).
+                terms={k: v for k, v in policy_terms(policy).items() if k != "noshow_timeout"},
+                charger_reservation=(
+                    ChargerReservation.NOT_SENT
+                    if evse.reservable
+                    else ChargerReservation.NOT_SUPPORTED
+                ),
+            )
+            if (
+                Booking.objects.blocking()
+                .of_evse(evse.pk)
+                .filter(blocked_period__overlap=(now, booking.blocked_period.upper))
+                .exists()
+            ):
+                raise exc.SlotUnavailable(f"{evse} is booked before the reservation would end.")
+            # A savepoint per attempt: a lost race aborts only this EVSE's insert, and the loop
+            # goes on to the next EVSE in a transaction that still works.
+            with transaction.atomic():
+                _save_guarding_overlap(booking)
+        except exc.BookingError:
+            if evse_uid:
+                raise
+            continue
+        BookingToken.objects.bulk_create(
+            BookingToken(booking=booking, **t.as_dict()) for t in tokens
+        )
+        _audit(
+            booking, event=BookingTransition.Event.CREATED, from_status="", actor=actor, now=now,
+            details={"start": now.isoformat(), "end": until.isoformat(), "evse": evse.uid,
+                     "reserve_now": True},
+        )  # fmt: skip
+        if evse.reservable:
+            # It starts now: hold the charger at once rather than at the next sweep.
+            transaction.on_commit(partial(reserve_now_task.delay, booking_id=booking.pk))
+        return booking
+    raise exc.NoEVSEAvailable("No EVSE at this location is free until the reservation's expiry.")

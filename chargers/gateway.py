@@ -172,3 +172,11 @@ def cancel_reservation(
 def is_connected(charge_point_id: str) -> bool:
     """Whether some csms process currently holds the charger."""
     return bool(client().exists(route_key(charge_point_id)))
+
+
+def connected_of(charge_point_ids: list[str]) -> set[str]:
+    """Which of these chargers some csms process currently holds."""
+    if not charge_point_ids:
+        return set()
+    nodes = client().mget([route_key(cp) for cp in charge_point_ids])
+    return {cp for cp, node in zip(charge_point_ids, nodes, strict=True) if node}

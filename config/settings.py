@@ -161,6 +161,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "sweep-reservations": {"task": "bookings.tasks.sweep_reservations_task", "schedule": 15.0},
     "sweep-no-shows": {"task": "bookings.tasks.sweep_no_shows_task", "schedule": 30.0},
     "sweep-undecided": {"task": "bookings.tasks.sweep_undecided_task", "schedule": 60.0},
+    "mark-lost-connections": {
+        "task": "chargers.tasks.mark_lost_connections_task",
+        "schedule": 60.0,
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 

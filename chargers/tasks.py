@@ -149,7 +149,15 @@ def reserve_bookings(booking_ids: Iterable[int], *, now: datetime | None = None)
         for booking_id, reservation in claimed.items()
     }
     sending = time.monotonic()
-    replies = gateway.send(list(commands.values()))
+    try:
+        replies = gateway.send(list(commands.values()))
+    except redis.RedisError as error:
+        # Give the claims back so Celery's retry of this task sends them at once (a resent
+        # ReserveNow with the same reservation id only replaces one that got through).
+        services.reservations_unclaim(
+            reservation_ids=list(commands), detail=f"Command bus error: {error}", now=now
+        )
+        raise
     recording = time.monotonic()
     counts: dict[str, int] = {}
     with transaction.atomic():

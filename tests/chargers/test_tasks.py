@@ -305,3 +305,21 @@ def test_two_csms_processes_each_reach_their_own_chargers(stack):
         assert booking.charger_reservation == ChargerReservation.HELD
     assert set(stack.nodes[0].connections) == {cp_a.identity}
     assert set(second.connections) == {cp_b.identity}
+
+
+def test_claims_given_back_after_a_bus_error_are_sent_by_the_retry(stack):
+    from chargers.services import reservation_claim, reservations_unclaim
+
+    cp = _cp("2.0.1")
+    sim = stack.charger(cp)
+    booking = _booking(cp)
+    claimed = reservation_claim(
+        booking_id=booking.pk, placement=tasks.placement_for(booking), now=timezone.now()
+    )
+    tasks.reserve_now_task(booking.pk)  # the claim is held: nothing is sent twice
+    assert _received(sim, "ReserveNow") == []
+    reservations_unclaim(reservation_ids=[claimed.pk], detail="bus down", now=timezone.now())
+    tasks.reserve_now_task(booking.pk)  # Celery's retry
+    assert [p["id"] for p in _received(sim, "ReserveNow")] == [claimed.pk]
+    booking.refresh_from_db()
+    assert booking.charger_reservation == ChargerReservation.HELD

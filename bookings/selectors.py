@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db.models import Prefetch, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from locations.models import EVSE, UNBOOKABLE_EVSE_STATUSES, EVSEStatus, ExceptionalPeriod, Location
@@ -125,6 +126,18 @@ def _resolve_location(location: Location | int | str) -> Location:
         raise UnknownLocation(f"There is no location {location!r}.") from None
 
 
+def _resolve_ocpi_location(ocpi_id: str) -> Location:
+    """The location by its OCPI id only (case-insensitive CiString). Raises UnknownLocation."""
+    try:
+        return (
+            Location.objects.prefetch_related("regular_hours", "exceptional_periods")
+            .select_related("booking_policy")
+            .get(ocpi_id__iexact=ocpi_id)
+        )
+    except Location.DoesNotExist:
+        raise UnknownLocation(f"There is no location {ocpi_id!r}.") from None
+
+
 def blocking_bookings(*, evse_ids: list[int], window: Interval) -> QuerySet[Booking]:
     """Blocking bookings of these EVSEs whose blocked time meets the window: one indexed query."""
     qs = Booking.objects.blocking()
@@ -197,10 +210,15 @@ def location_availability(
         # call. A whole location is one scan of booking_location_blocking_gist.
         rows = Booking.objects.blocking().overlapping((query_window.start, query_window.end))
         rows = rows.of_location(location.pk) if evse is None else rows.of_evse(evses[0].pk)
-        for evse_id, lower, upper in rows.values_list(
-            "evse_id", "blocked_period__startswith", "blocked_period__endswith"
-        ):
-            blocked[evse_id].append(Interval(lower, upper))
+        # Epoch seconds as float8 load in C; Django's timestamptz loader parses in Python.
+        rows = rows.annotate(
+            lower_s=RawSQL("extract(epoch from lower(blocked_period))::float8", ()),
+            upper_s=RawSQL("extract(epoch from upper(blocked_period))::float8", ()),
+        )
+        for evse_id, lower, upper in rows.values_list("evse_id", "lower_s", "upper_s"):
+            blocked[evse_id].append(
+                Interval(datetime.fromtimestamp(lower, UTC), datetime.fromtimestamp(upper, UTC))
+            )
     result = []
     for e in evses:
         rules = rules_for(policies[e.pk])

@@ -19,7 +19,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chargers.tasks import cancel_reservation_task
+from chargers.tasks import cancel_reservation_task, reserve_now_task
 from locations.models import EVSE, Connector, Location
 from locations.selectors import evses_of_location, policy_for, policy_terms
 
@@ -41,7 +41,7 @@ from .models import (
 )
 from .selectors import (
     Criteria,
-    _resolve_location,
+    _resolve_ocpi_location,
     evse_choose,
     evse_unbookable_reason,
     opening_hours_of,
@@ -387,6 +387,8 @@ def _deadline_check(
     """Terms deadlines bind eMSPs; staff may pass them by giving a reason (recorded)."""
     if booking.status != Status.RESERVED:
         return
+    if booking.channel == Booking.Channel.COMMAND:
+        return  # an OCPI ReserveNow holds from now on: CancelReservation has no deadline
     minutes = int(booking.terms.get(minutes_key, 0) or 0)
     deadline = booking.period.lower - timedelta(minutes=minutes)
     if now <= deadline:
@@ -829,7 +831,8 @@ def _request_new(
     *, actor: Actor, data: RequestData, payload: dict[str, Any], now: datetime
 ) -> Booking:
     _check_times(data.start, data.end)
-    location = _resolve_location(data.location_id)
+    # An OCPI location_id is the location's OCPI id, never its primary key ("12" is an id).
+    location = _resolve_ocpi_location(data.location_id)
     evse = None
     if data.evse_uid:
         evse = (
@@ -842,6 +845,8 @@ def _request_new(
             raise exc.UnknownEVSE(
                 f"There is no EVSE {data.evse_uid!r} at location {location.ocpi_id}."
             )
+        # Reuse the location already loaded with its hours and policy (saves three queries).
+        evse.charge_point.location = location
     try:
         if evse is None:
             evse = _evse_or_refusal(
@@ -977,3 +982,91 @@ def booking_expire_undecided(
             reason="The request was not decided in time.",
         )  # fmt: skip
     return booking
+
+
+@transaction.atomic
+def booking_reserve_now(
+    *,
+    location: Location | str,
+    until: datetime,
+    actor: Actor,
+    request_id: str,
+    evse_uid: str | None = None,
+    tokens: Sequence[TokenData] = (),
+    authorization_reference: str = "",
+    now: datetime | None = None,
+) -> Booking:
+    """Hold an EVSE from now until `until` for an immediate reservation (OCPI RESERVE_NOW).
+
+    The slot grid, notice and minimum duration do not apply (it starts now); bookability, the
+    maximum duration and the no-overlap rule do. Without evse_uid the first free EVSE is held.
+    Raises UnknownLocation, UnknownEVSE, InvalidRequest, NotBookable, TooLong, SlotUnavailable,
+    NoEVSEAvailable.
+    """
+    now = _now(now)
+    location = _resolve_ocpi_location(location) if isinstance(location, str) else location
+    if until <= now:
+        raise exc.InvalidRequest("The reservation's expiry is in the past.")
+    evses = list(
+        EVSE.objects.of_location(location)
+        .select_related("charge_point__location", "booking_policy")
+        .order_by("charge_point__identity", "ocpp_evse_id", "id")
+    )
+    if evse_uid:
+        evses = [e for e in evses if e.uid.lower() == evse_uid.lower()]
+        if not evses:
+            raise exc.UnknownEVSE(f"There is no EVSE {evse_uid!r} at location {location.ocpi_id}.")
+    for evse in evses:
+        policy = policy_for(evse, location)
+        try:
+            reason = evse_unbookable_reason(evse)
+            if reason:
+                raise exc.NotBookable(reason)
+            if until - now > timedelta(minutes=policy.max_duration_minutes):
+                raise exc.TooLong(
+                    f"A reservation here lasts at most {policy.max_duration_minutes} minutes."
+                )
+            booking = Booking(
+                location=location,
+                evse=evse,
+                period=tstzrange(now, until),
+                blocked_period=tstzrange(now, until + timedelta(minutes=policy.buffer_minutes)),
+                status=Status.RESERVED,
+                channel=Booking.Channel.COMMAND,
+                emsp_country_code=actor.country_code,
+                emsp_party_id=actor.party_id,
+                request_id=request_id,
+                authorization_reference=authorization_reference or _new_authorization_reference(),
+                # Held until its expiry, not a slot's no-show timeout: the driver may come
+                # any time before then (and is a no-show only once it has passed).
+                terms={k: v for k, v in policy_terms(policy).items() if k != "noshow_timeout"},
+                charger_reservation=(
+                    ChargerReservation.NOT_SENT
+                    if evse.reservable
+                    else ChargerReservation.NOT_SUPPORTED
+                ),
+            )
+            if (
+                Booking.objects.blocking()
+                .filter(evse=evse, blocked_period__overlap=(now, booking.blocked_period.upper))
+                .exists()
+            ):
+                raise exc.SlotUnavailable(f"{evse} is booked before the reservation would end.")
+            _save_guarding_overlap(booking)
+        except exc.BookingError:
+            if evse_uid:
+                raise
+            continue
+        BookingToken.objects.bulk_create(
+            BookingToken(booking=booking, **t.as_dict()) for t in tokens
+        )
+        _audit(
+            booking, event=BookingTransition.Event.CREATED, from_status="", actor=actor, now=now,
+            details={"start": now.isoformat(), "end": until.isoformat(), "evse": evse.uid,
+                     "reserve_now": True},
+        )  # fmt: skip
+        if evse.reservable:
+            # It starts now: hold the charger at once rather than at the next sweep.
+            transaction.on_commit(partial(reserve_now_task.delay, booking_id=booking.pk))
+        return booking
+    raise exc.NoEVSEAvailable("No EVSE at this location is free until the reservation's expiry.")

@@ -105,6 +105,9 @@ def load_bookings(booking_ids: Iterable[int]):
 
 
 def in_reserve_window(booking, now: datetime) -> bool:
+    if booking.channel == booking.Channel.COMMAND:
+        # An OCPI RESERVE_NOW starts when it is made: it is due for as long as it lasts.
+        return booking.start - reserve_lead(booking) <= now < booking.end
     return booking.start - reserve_lead(booking) <= now < booking.start
 
 

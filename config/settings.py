@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "locations",
     "chargers",
     "bookings",
+    "ocpi",
 ]
 
 MIDDLEWARE = [
@@ -165,6 +166,9 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "chargers.tasks.mark_lost_connections_task",
         "schedule": 60.0,
     },
+    # OCPI outbox: audit rows -> pushes to eMSPs, retries that came due (ocpi.push).
+    "ocpi-push-sweep": {"task": "ocpi.tasks.push_sweep_task", "schedule": 15.0},
+    "ocpi-command-results": {"task": "ocpi.tasks.command_results_sweep_task", "schedule": 30.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 

@@ -323,3 +323,22 @@ def test_claims_given_back_after_a_bus_error_are_sent_by_the_retry(stack):
     assert [p["id"] for p in _received(sim, "ReserveNow")] == [claimed.pk]
     booking.refresh_from_db()
     assert booking.charger_reservation == ChargerReservation.HELD
+
+
+def test_ocpi_reserve_now_booking_is_retried_while_it_lasts(stack):
+    cp = _cp("1.6")
+    booking = _booking(
+        cp, starts_in=timedelta(minutes=-1), channel="COMMAND", emsp_country_code="NL",
+        emsp_party_id="EMS", request_id="RSV-1",
+    )  # fmt: skip
+    now = timezone.now()
+    assert sweep_reservations(now=now, enqueue=False) == {
+        "released": 0, "reserve": 1, "flagged": 0,
+    }  # fmt: skip
+    booking.refresh_from_db()
+    assert booking.charger_reservation == ChargerReservation.OFFLINE
+    sim = stack.charger(cp)
+    sweep_reservations(now=now + timedelta(seconds=31), enqueue=False)
+    assert len(_received(sim, "ReserveNow")) == 1
+    booking.refresh_from_db()
+    assert booking.charger_reservation == ChargerReservation.HELD

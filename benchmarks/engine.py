@@ -239,11 +239,12 @@ def measure_availability(location_ocpi_id: str, now: datetime, calls: int = 200)
     end = start + timedelta(days=7)
     for _ in range(10):  # warm caches and the connection
         location_availability(location=location_ocpi_id, start=start, end=end, now=now)
-    timings = []
+    timings, cpu = [], []
     for _ in range(calls):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = location_availability(location=location_ocpi_id, start=start, end=end, now=now)
         timings.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
     connection.force_debug_cursor = True
     reset_queries()
     location_availability(location=location_ocpi_id, start=start, end=end, now=now)
@@ -259,6 +260,8 @@ def measure_availability(location_ocpi_id: str, now: datetime, calls: int = 200)
     return {
         "p50": statistics.median(timings),
         "p95": percentile(timings, 0.95),
+        "cpu_p50": statistics.median(cpu),
+        "load": os.getloadavg()[0],
         "queries": queries,
         "evses": len(result.evses),
         "free_intervals": sum(len(e.free) for e in result.evses),
@@ -389,7 +392,10 @@ def main() -> int:
             cur.execute("SHOW server_version")
             version = cur.fetchone()[0]
         log(f"PostgreSQL {version} ({kind} server), database {urlsplit(url).path.lstrip('/')}")
-        log(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+        log(
+            f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
+            f"(other work shares them), Python {sys.version.split()[0]}"
+        )
 
         now = datetime.now(UTC)
         year_start = (now - timedelta(days=182)).replace(minute=0, second=0, microsecond=0)
@@ -419,8 +425,9 @@ def main() -> int:
         for label, m in ((f"{10_000:>9,} bookings", small), (f"{n:>9,} bookings", large)):
             log(
                 f"  {label}: p50 {m['p50']:.2f} ms  p95 {m['p95']:.2f} ms  "
-                f"({m['queries']} queries, {m['evses']} EVSEs, {m['bookings_in_window']} "
-                f"bookings in the window, {m['free_intervals']} free intervals)"
+                f"(Python CPU p50 {m['cpu_p50']:.2f} ms; {m['queries']} queries, "
+                f"{m['evses']} EVSEs, {m['bookings_in_window']} bookings in the window, "
+                f"{m['free_intervals']} free intervals; load average {m['load']:.1f})"
             )
         log("  plan of the windowed bookings query at 1,000,000 rows:")
         log(explain_window_query(target, now))
@@ -433,6 +440,7 @@ def main() -> int:
             m = measure_creation(url, sessions, args.duration, now)
             log(
                 f"  {sessions:>2} sessions: {m['per_s']:,.0f} bookings/s "
+                f"(load average {os.getloadavg()[0]:.1f}) "
                 f"({m['made']:,} made, {m['refused']:,} refused as taken, "
                 f"{m['other']:,} other refusals)"
             )

@@ -211,13 +211,44 @@ def free_intervals(
         return []
     bounds = Interval(earliest, latest)
     holes = [Interval(b.start - rules.buffer, b.end) for b in busy]
+    ceil, floor = _grid_functions(bounds, rules.step, tz)
     result = []
     for iv in subtract(clip(open_time, bounds), holes):
-        start = grid_ceil(iv.start, rules.step, tz)
-        end = grid_floor(iv.end, rules.step, tz)
+        start = ceil(iv.start)
+        end = floor(iv.end)
         if end - start >= rules.min_duration:
             result.append(Interval(start, end))
     return result
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_DAY_US = 86_400_000_000
+
+
+def _grid_functions(bounds: Interval, step: timedelta, tz: ZoneInfo):
+    """Grid ceil/floor for moments inside bounds.
+
+    When the zone keeps one UTC offset over the bounds (every window without a DST change)
+    and the step divides a day, the wall-clock grid is plain modular arithmetic on the
+    instant: about ten times cheaper than converting every moment, which matters with 50
+    EVSEs x 7 days per availability call. Otherwise the general functions.
+    """
+    offset = bounds.start.astimezone(tz).utcoffset()
+    step_us = step // _US
+    if offset != bounds.end.astimezone(tz).utcoffset() or _DAY_US % step_us:
+        return (lambda m: grid_ceil(m, step, tz)), (lambda m: grid_floor(m, step, tz))
+    offset_us = offset // _US
+
+    def ceil(moment: datetime) -> datetime:
+        rem = ((moment - _EPOCH) // _US + offset_us) % step_us
+        return moment + (step_us - rem) * _US if rem else moment
+
+    def floor(moment: datetime) -> datetime:
+        rem = ((moment - _EPOCH) // _US + offset_us) % step_us
+        return moment - rem * _US if rem else moment
+
+    return ceil, floor
 
 
 def fits(slot: Interval, free: Sequence[Interval]) -> bool:

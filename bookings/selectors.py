@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db.models import Prefetch, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from locations.models import EVSE, UNBOOKABLE_EVSE_STATUSES, EVSEStatus, ExceptionalPeriod, Location
@@ -209,10 +210,15 @@ def location_availability(
         # call. A whole location is one scan of booking_location_blocking_gist.
         rows = Booking.objects.blocking().overlapping((query_window.start, query_window.end))
         rows = rows.of_location(location.pk) if evse is None else rows.of_evse(evses[0].pk)
-        for evse_id, lower, upper in rows.values_list(
-            "evse_id", "blocked_period__startswith", "blocked_period__endswith"
-        ):
-            blocked[evse_id].append(Interval(lower, upper))
+        # Epoch seconds as float8 load in C; Django's timestamptz loader parses in Python.
+        rows = rows.annotate(
+            lower_s=RawSQL("extract(epoch from lower(blocked_period))::float8", ()),
+            upper_s=RawSQL("extract(epoch from upper(blocked_period))::float8", ()),
+        )
+        for evse_id, lower, upper in rows.values_list("evse_id", "lower_s", "upper_s"):
+            blocked[evse_id].append(
+                Interval(datetime.fromtimestamp(lower, UTC), datetime.fromtimestamp(upper, UTC))
+            )
     result = []
     for e in evses:
         rules = rules_for(policies[e.pk])

@@ -647,6 +647,61 @@ def booking_record_charger_state(
     return booking
 
 
+@dataclass(frozen=True)
+class ChargerState:
+    """One booking's new charger-side state, for booking_record_charger_states."""
+
+    booking_id: int
+    state: str
+    actor: Actor
+    detail: str = ""
+    needs_attention: bool | None = None
+
+
+@transaction.atomic
+def booking_record_charger_states(
+    *, updates: Sequence[ChargerState], now: datetime | None = None
+) -> int:
+    """Record many bookings' charger-side states in a few queries (a sweep's batch of
+    ReserveNow replies), with the audit rows booking_record_charger_state would write."""
+    now = _now(now)
+    by_id = {u.booking_id: u for u in updates}
+    bookings = list(
+        Booking.objects.select_for_update(of=("self",)).filter(pk__in=list(by_id)).order_by("pk")
+    )
+    audits = []
+    for booking in bookings:
+        update = by_id[booking.pk]
+        previous = booking.charger_reservation
+        booking.charger_reservation = update.state
+        booking.charger_reservation_detail = update.detail[:255]
+        booking.charger_reservation_updated_at = now
+        if update.needs_attention is not None:
+            booking.needs_attention = update.needs_attention
+        booking.last_updated = now
+        if previous != update.state or update.detail:
+            audits.append(BookingTransition(
+                booking=booking, event=BookingTransition.Event.CHARGER,
+                from_status=booking.status, to_status=booking.status, at=now,
+                actor_type=update.actor.type, actor_user=update.actor.user,
+                actor_label=update.actor.label[:120], code=update.state, reason=update.detail,
+                details={"from": previous, "to": update.state},
+            ))  # fmt: skip
+    # One UPDATE per distinct outcome (a batch's are mostly alike), not bulk_update's CASEs.
+    groups: dict[tuple, list[int]] = {}
+    for booking in bookings:
+        key = (booking.charger_reservation, booking.charger_reservation_detail,
+               booking.needs_attention)  # fmt: skip
+        groups.setdefault(key, []).append(booking.pk)
+    for (state, detail, attention), pks in groups.items():
+        Booking.objects.filter(pk__in=pks).update(
+            charger_reservation=state, charger_reservation_detail=detail,
+            charger_reservation_updated_at=now, needs_attention=attention, last_updated=now,
+        )  # fmt: skip
+    BookingTransition.objects.bulk_create(audits)
+    return len(bookings)
+
+
 # --- OCPI booking requests (two-layer model: Booking.status + one BookingRequest per request) ---
 
 

@@ -11,21 +11,22 @@ from itertools import islice
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Max, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from chargers import tasks as charger_tasks
 from chargers.models import CLOSED_STATUSES, Reservation, ReservationStatus
-from chargers.services import reservation_is_due
+from chargers.services import reservation_retry_due
 from locations.models import BookingPolicy, Capability
 
 from .exceptions import BookingError
 from .models import Booking, ChargerReservation, Status
 from .services import Actor, booking_expire_undecided, booking_mark_no_show, fulfil_window
 
-SWEEP_BATCH = 100  # bookings per reserve task: one bus round each, spread over the workers
+SWEEP_BATCH = 250  # bookings per reserve task: one bus round each, spread over the workers
 SWEEP_LIMIT = 5000  # per run; the next run picks up the rest
-DEFAULT_LEAD_MINUTES = 10
+DEFAULT_LEAD_MINUTES = BookingPolicy._meta.get_field("reserve_lead_minutes").default
 FLAG_LOOKBACK = timedelta(days=1)
 
 
@@ -47,49 +48,57 @@ def _reservable_bookings():
 
 
 def reserve_due_ids(now: datetime) -> list[int]:
-    """Bookings whose charger should get a ReserveNow now: inside their lead window and with no
-    held placement that still fits (never sent, moved, refused or offline and due a retry)."""
-    candidates = list(
-        charger_tasks.load_bookings(
-            _reservable_bookings()
-            .filter(period__startswith__gt=now, period__startswith__lte=now + _max_lead())
-            .values_list("pk", flat=True)[:SWEEP_LIMIT]
-        )
+    """Bookings whose charger should get a ReserveNow now: inside their lead window (their
+    policy's reserve_lead_minutes) and never sent, refused or offline and due a retry, or lost
+    while sending. Moved bookings are found by release_due_ids. Runs on values, not models:
+    a sweep must stay cheap with thousands of bookings in their window."""
+    lead = Coalesce(
+        "evse__booking_policy__reserve_lead_minutes",
+        "location__booking_policy__reserve_lead_minutes",
+        Value(DEFAULT_LEAD_MINUTES),
+    )  # the policy_for rule: the EVSE's override, else the location's, else the default
+    rows = (
+        _reservable_bookings()
+        .filter(period__startswith__gt=now, period__startswith__lte=now + _max_lead())
+        .annotate(lead=lead)
+        .values_list("pk", "period", "lead")[:SWEEP_LIMIT]
     )
+    in_window = [
+        pk for pk, period, minutes in rows if period.lower - timedelta(minutes=minutes) <= now
+    ]
     current = {
         r.booking_id: r
-        for r in Reservation.objects.current().filter(booking_id__in=[b.pk for b in candidates])
+        for r in Reservation.objects.current()
+        .filter(booking_id__in=in_window)
+        .only("booking_id", "status", "next_attempt_at", "sent_at", "updated_at")
     }
-    due = []
-    for booking in candidates:
-        if not charger_tasks.in_reserve_window(booking, now):
-            continue
-        placement = charger_tasks.placement_for(booking)
-        if placement is not None and reservation_is_due(current.get(booking.pk), placement, now):
-            due.append(booking.pk)
-    return due
+    return [pk for pk in in_window if pk not in current or reservation_retry_due(current[pk], now)]
 
 
 def release_due_ids(now: datetime) -> list[int]:
-    """Bookings with a placement at a charger they no longer want: cancelled or finished, moved,
-    or a CancelReservation not yet confirmed."""
+    """Bookings with a placement at a charger they no longer want: cancelled or finished, moved
+    (another EVSE or time), or a CancelReservation not yet confirmed."""
     rows = list(
         Reservation.objects.filter(
             Q(is_current=True) & ~Q(status__in=CLOSED_STATUSES)
             | Q(status=ReservationStatus.CANCEL_DUE)
-        ).values_list("booking_id", "status", "is_current")[:SWEEP_LIMIT]
+        ).values_list("booking_id", "status", "is_current", "evse_id", "expires_at")[:SWEEP_LIMIT]
     )
-    due = {booking_id for booking_id, status, _ in rows if status == ReservationStatus.CANCEL_DUE}
-    current = {booking_id: None for booking_id, _, is_current in rows if is_current}
-    if current:
-        for r in Reservation.objects.current().filter(booking_id__in=list(current)):
-            current[r.booking_id] = r
-        for booking in charger_tasks.load_bookings(current):
-            placement = (
-                charger_tasks.placement_for(booking) if booking.status == Status.RESERVED else None
-            )
-            if placement is None or not placement.same_as(current[booking.pk]):
-                due.add(booking.pk)
+    due = {row[0] for row in rows if row[1] == ReservationStatus.CANCEL_DUE}
+    held = {booking_id: (evse_id, expires_at) for booking_id, _, current, evse_id, expires_at
+            in rows if current}  # fmt: skip
+    bookings = Booking.objects.filter(pk__in=list(held)).values_list(
+        "pk", "status", "evse_id", "period", "terms", "evse__capabilities"
+    )
+    for pk, status, evse_id, period, terms, capabilities in bookings:
+        expires_at = fulfil_window(Booking(period=period, terms=terms)).end
+        wanted = (
+            status == Status.RESERVED
+            and Capability.RESERVABLE in (capabilities or [])
+            and held[pk] == (evse_id, expires_at)
+        )
+        if not wanted:
+            due.add(pk)
     return sorted(due)
 
 

@@ -58,6 +58,7 @@ ROUTE_TTL_SECONDS = 30  # a crashed csms's chargers look offline after this long
 ROUTE_REFRESH_SECONDS = 10
 LAST_SEEN_FLUSH_SECONDS = 15  # last_seen is written in batches, not on every frame
 REPLY_TTL_SECONDS = 60
+REDIS_POOL_SIZE = 32
 
 # Deletes the route only if it still names this node (a reconnect elsewhere may own it now).
 _DELETE_IF_OURS = (
@@ -416,7 +417,12 @@ class Csms:
     # -- lifecycle --
 
     async def start(self) -> None:
-        self.redis = aioredis.Redis.from_url(self.redis_url, decode_responses=True)
+        # A blocking pool: a boot storm of thousands of chargers waits for a connection
+        # instead of failing with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.redis_url, decode_responses=True, max_connections=REDIS_POOL_SIZE, timeout=30
+        )
+        self.redis = aioredis.Redis(connection_pool=pool)
         self._server = await serve(
             self._handle,
             self.host,
@@ -447,7 +453,7 @@ class Csms:
             await self._server.wait_closed()
         await self._flush_last_seen()
         if self.redis is not None:
-            await self.redis.aclose()
+            await self.redis.aclose(close_connection_pool=True)
         await asyncio.get_running_loop().run_in_executor(None, self._close_db_threads)
 
     def _close_db_threads(self) -> None:

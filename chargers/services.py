@@ -5,10 +5,13 @@ round trip (STYLE rule 7)."""
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from locations.models import EVSE, ChargePoint, EVSEStatus
 from locations.services import evse_set_status
@@ -171,6 +174,12 @@ def reservation_is_due(
     """Whether a ReserveNow should go out for this placement, given the booking's current row."""
     if reservation is None or not placement.same_as(reservation):
         return True
+    return reservation_retry_due(reservation, now)
+
+
+def reservation_retry_due(reservation: Reservation, now: datetime) -> bool:
+    """Whether ReserveNow should go out again for an unchanged placement: refused or offline
+    and past its backoff, or lost while sending."""
     if reservation.status == RS.SENDING:
         return _sending_stale(reservation, now)
     if reservation.status in RETRY_STATUSES:
@@ -178,73 +187,138 @@ def reservation_is_due(
     return False
 
 
-def _supersede(reservation: Reservation) -> None:
+def _supersede(reservation: Reservation, now: datetime) -> None:
     reservation.is_current = False
     if reservation.status in MAY_BE_HELD:
         reservation.status = RS.CANCEL_DUE
     elif reservation.status not in (RS.CANCEL_DUE, RS.CANCELED):
         reservation.status = RS.DROPPED
-    reservation.save(update_fields=["is_current", "status", "updated_at"])
+    reservation.updated_at = now
 
 
 @transaction.atomic
+def reservations_claim(
+    *, placements: Mapping[int, Placement], now: datetime
+) -> dict[int, Reservation]:
+    """Claim the right to send ReserveNow now, for many bookings in a few queries: each
+    booking's current row (by booking id) becomes SENDING, or a new row is made when its
+    placement changed (the old one is marked for cancelling). Bookings with nothing due, or
+    whose row another worker holds, are left out of the result."""
+    ids = list(placements)
+    locked = {
+        r.booking_id: r
+        for r in Reservation.objects.select_for_update(skip_locked=True)
+        .current()
+        .filter(booking_id__in=ids)
+    }
+    busy = (
+        set(
+            Reservation.objects.current()
+            .filter(booking_id__in=ids)
+            .values_list("booking_id", flat=True)
+        )
+        - locked.keys()
+    )  # another worker is claiming these right now
+    claimed: dict[int, Reservation] = {}
+    resend: list[Reservation] = []
+    superseded: list[Reservation] = []
+    new: list[Reservation] = []
+    for booking_id, placement in placements.items():
+        if booking_id in busy:
+            continue
+        current = locked.get(booking_id)
+        if current is not None and placement.same_as(current):
+            if reservation_is_due(current, placement, now):
+                current.status = RS.SENDING
+                current.attempts += 1
+                current.sent_at = now
+                current.next_attempt_at = None
+                current.updated_at = now
+                resend.append(current)
+                claimed[booking_id] = current
+            continue
+        if current is not None:
+            _supersede(current, now)
+            superseded.append(current)
+        new.append(Reservation(
+            booking_id=booking_id, charge_point_id=placement.evse.charge_point_id,
+            evse=placement.evse, id_tag=placement.id_tag, token_type=placement.token_type,
+            connector_type=placement.connector_type, expires_at=placement.expires_at,
+            status=RS.SENDING, attempts=1, sent_at=now,
+        ))  # fmt: skip
+    # Grouped UPDATEs rather than bulk_update, whose CASE per row and field is slow to build.
+    if resend:
+        Reservation.objects.filter(pk__in=[r.pk for r in resend]).update(
+            status=RS.SENDING, attempts=F("attempts") + 1, sent_at=now, next_attempt_at=None,
+            updated_at=now,
+        )  # fmt: skip
+    _update_grouped(superseded, ["is_current", "status", "updated_at"])
+    try:
+        with transaction.atomic():  # savepoint: a parallel claim may have made a row first
+            created = Reservation.objects.bulk_create(new)
+    except IntegrityError:
+        created = []
+        for reservation in new:  # one by one, leaving out the bookings that lost the race
+            try:
+                with transaction.atomic():
+                    reservation.save(force_insert=True)
+                created.append(reservation)
+            except IntegrityError:
+                reservation.pk = None
+    claimed.update({r.booking_id: r for r in created})
+    return claimed
+
+
+def _update_grouped(rows: list[Reservation], fields: list[str]) -> None:
+    """Save `fields` of rows with one UPDATE per distinct set of values (a batch's replies are
+    mostly alike)."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(getattr(row, f) for f in fields)].append(row.pk)
+    for values, pks in groups.items():
+        Reservation.objects.filter(pk__in=pks).update(**dict(zip(fields, values, strict=True)))
+
+
 def reservation_claim(
     *, booking_id: int, placement: Placement, now: datetime
 ) -> Reservation | None:
-    """Claim the right to send ReserveNow for this placement now: the booking's current row
-    becomes SENDING (a new row when the placement changed; the old one is marked for
-    cancelling). Returns None when nothing is due or another worker holds the claim."""
-    current = (
-        Reservation.objects.select_for_update(skip_locked=True)
-        .current()
-        .of_booking(booking_id)
-        .first()
-    )
-    if current is not None and placement.same_as(current):
-        if not reservation_is_due(current, placement, now):
-            return None
-        current.status = RS.SENDING
-        current.attempts += 1
-        current.sent_at = now
-        current.next_attempt_at = None
-        current.save(update_fields=["status", "attempts", "sent_at", "next_attempt_at",
-                                    "updated_at"])  # fmt: skip
-        return current
-    if current is not None:
-        _supersede(current)
-    try:
-        with transaction.atomic():  # savepoint: a parallel claim made the current row first
-            return Reservation.objects.create(
-                booking_id=booking_id, charge_point_id=placement.evse.charge_point_id,
-                evse=placement.evse, id_tag=placement.id_tag, token_type=placement.token_type,
-                connector_type=placement.connector_type, expires_at=placement.expires_at,
-                status=RS.SENDING, attempts=1, sent_at=now,
-            )  # fmt: skip
-    except IntegrityError:
-        return None
+    """Claim the right to send ReserveNow for one booking (see reservations_claim)."""
+    return reservations_claim(placements={booking_id: placement}, now=now).get(booking_id)
 
 
 @transaction.atomic
+def reservations_record_replies(
+    *, replies: Mapping[int, tuple[str, str]], now: datetime
+) -> list[Reservation]:
+    """Record chargers' ReserveNow answers, {reservation id: (status, detail)}. A reply for a
+    placement superseded while in flight marks it for cancelling when the charger may hold
+    it; a reply for a row no longer SENDING (a duplicate) changes nothing."""
+    rows = list(Reservation.objects.select_for_update().filter(pk__in=list(replies)))
+    changed = []
+    for reservation in rows:
+        if reservation.status != RS.SENDING:
+            continue
+        reply_status, detail = replies[reservation.pk]
+        status = REPLY_STATUS.get(reply_status, RS.REJECTED)
+        if not reservation.is_current:
+            status = RS.CANCEL_DUE if status in MAY_BE_HELD else RS.DROPPED
+        reservation.status = status
+        reservation.detail = detail[:255]
+        reservation.answered_at = now
+        reservation.next_attempt_at = (
+            now + retry_backoff(reservation.attempts) if status in RETRY_STATUSES else None
+        )
+        reservation.updated_at = now
+        changed.append(reservation)
+    _update_grouped(changed, ["status", "detail", "answered_at", "next_attempt_at", "updated_at"])
+    return rows
+
+
 def reservation_record_reply(
     *, reservation_id: int, reply_status: str, detail: str, now: datetime
 ) -> Reservation:
-    """Record a charger's ReserveNow answer. A reply for a placement that was superseded while
-    in flight marks it for cancelling when the charger may be holding it."""
-    reservation = Reservation.objects.select_for_update().get(pk=reservation_id)
-    if reservation.status != RS.SENDING:
-        return reservation  # answered already (a duplicate), or superseded and handled
-    status = REPLY_STATUS.get(reply_status, RS.REJECTED)
-    if not reservation.is_current:
-        status = RS.CANCEL_DUE if status in MAY_BE_HELD else RS.DROPPED
-    reservation.status = status
-    reservation.detail = detail[:255]
-    reservation.answered_at = now
-    reservation.next_attempt_at = (
-        now + retry_backoff(reservation.attempts) if status in RETRY_STATUSES else None
-    )
-    reservation.save(update_fields=["status", "detail", "answered_at", "next_attempt_at",
-                                    "updated_at"])  # fmt: skip
-    return reservation
+    """Record one charger's ReserveNow answer (see reservations_record_replies)."""
+    return reservations_record_replies(replies={reservation_id: (reply_status, detail)}, now=now)[0]
 
 
 @transaction.atomic
@@ -255,7 +329,8 @@ def reservation_release(
     charger may hold become CANCEL_DUE. Returns the booking's rows awaiting CancelReservation."""
     for reservation in Reservation.objects.select_for_update().current().of_booking(booking_id):
         if keep is None or not keep.same_as(reservation):
-            _supersede(reservation)
+            _supersede(reservation, now)
+            reservation.save(update_fields=["is_current", "status", "updated_at"])
     return list(Reservation.objects.of_booking(booking_id).filter(status=RS.CANCEL_DUE))
 
 

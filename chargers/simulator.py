@@ -224,9 +224,11 @@ class SimulatedCharger:
 
     async def disconnect(self) -> None:
         if self._ws is not None:
-            await self._ws.close()
-        if self._reader is not None:
             with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(), 5)
+        if self._reader is not None:
+            self._reader.cancel()  # a handler still busy would otherwise keep it alive
+            with contextlib.suppress(BaseException):
                 await self._reader
         self._ws = None
         self._reader = None

@@ -326,3 +326,17 @@ def test_fragmentation_cost_of_a_slot_that_does_not_fit():
     assert fragmentation_cost(slot, [iv(AMS, (2026, 6, 1, 10, 30), (2026, 6, 1, 12))], rules()) == (
         UNFIT
     )
+
+
+def test_grid_fast_path_agrees_with_the_general_grid():
+    from bookings.availability import _grid_functions
+
+    for tz in (AMS, KOLKATA, KATHMANDU):
+        bounds = iv(tz, (2026, 6, 1, 0), (2026, 6, 8, 0))
+        for step in (15 * MIN, 30 * MIN, HOUR):
+            ceil, floor = _grid_functions(bounds, step, tz)
+            moment = bounds.start + timedelta(seconds=7)
+            while moment < bounds.end:
+                assert ceil(moment) == grid_ceil(moment, step, tz)
+                assert floor(moment) == grid_floor(moment, step, tz)
+                moment += timedelta(minutes=7, seconds=13)

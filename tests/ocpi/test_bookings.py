@@ -285,3 +285,11 @@ def test_booking_sender_has_no_put(client, emsp, site):
                           HTTP_AUTHORIZATION=emsp.auth)  # fmt: skip
     assert response.status_code == 405
     assert response.json()["status_code"] == 2000
+
+
+def test_booking_ids_are_case_insensitive_cistrings(client, emsp, site, tomorrow_10):
+    post(client, emsp, request_body(tomorrow_10, location_id="loc-ams-001"))
+    later = tomorrow_10 + timedelta(minutes=30)
+    data = post(client, emsp, request_body(later, location_id="Loc-Ams-001")).json()["data"]
+    assert data["reservation_status"] == "RESERVED" and data["location_id"] == "LOC-AMS-001"
+    assert [r["request_status"] for r in data["booking_requests"]] == ["ACCEPTED", "ACCEPTED"]

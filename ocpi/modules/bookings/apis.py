@@ -190,7 +190,7 @@ class BookingListCreateApi(OcpiApi):
         canceled = v.get("canceled")
         if (
             not canceled
-            and not Location.objects.published().filter(ocpi_id=v["location_id"]).exists()
+            and not Location.objects.published().filter(ocpi_id__iexact=v["location_id"]).exists()
         ):
             raise OcpiError(r.UNKNOWN_LOCATION, f"location_id: unknown {v['location_id']!r}.")
         period = v.get("period") or {}

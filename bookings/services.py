@@ -187,11 +187,12 @@ def _transition(
 
 def _lock(booking: Booking | int) -> Booking:
     pk = booking.pk if isinstance(booking, Booking) else booking
-    return (
-        Booking.objects.select_for_update(of=("self",))
-        .select_related("evse__charge_point__location", "location")
-        .get(pk=pk)
-    )
+    # Lock the bare row first, then read it with its relations in a fresh statement. Locking
+    # with the joins in one query is wrong under contention: after waiting for a concurrent
+    # move, PostgreSQL re-checks the joined EVSE row by the old evse_id and the outer join comes
+    # back empty (booking.evse None while evse_id is set).
+    Booking.objects.select_for_update().filter(pk=pk).values_list("pk").get()
+    return Booking.objects.select_related("evse__charge_point__location", "location").get(pk=pk)
 
 
 def _fmt(moment: datetime, location: Location) -> str:

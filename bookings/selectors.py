@@ -313,6 +313,10 @@ class Tick:
     left: float
 
 
+# Readable EVSE states for staff (the OCPI values run words together).
+EVSE_STATUS_LABELS = {"OUTOFORDER": "Out of order", "INOPERATIVE": "Inoperative"}
+
+
 @dataclass
 class TimelineRow:
     evse: EVSE
@@ -322,6 +326,10 @@ class TimelineRow:
     rules: Rules
     free: list[Segment]
     blocks: list[tuple[Booking, Segment]]
+
+    @property
+    def status_label(self) -> str:
+        return EVSE_STATUS_LABELS.get(self.evse.status) or self.evse.get_status_display()
 
 
 @dataclass

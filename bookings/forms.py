@@ -16,8 +16,10 @@ from .selectors import Criteria
 DURATION_PRESETS_MINUTES = (15, 30, 45, 60, 90, 120, 180, 240, 360, 480)
 
 
-def duration_choices(policy: BookingPolicy) -> list[tuple[int, str]]:
-    """Preset durations inside the policy's limits and on its step (the limits themselves too)."""
+def duration_choices(policy: BookingPolicy, *, every_step: bool = False) -> list[tuple[int, str]]:
+    """Preset durations inside the policy's limits and on its step (the limits themselves too);
+    with every_step, every multiple of the step between the limits (when that list stays short).
+    """
     low, high, step = (
         policy.min_duration_minutes,
         policy.max_duration_minutes,
@@ -26,6 +28,8 @@ def duration_choices(policy: BookingPolicy) -> list[tuple[int, str]]:
     minutes = {low, high} | {
         m for m in DURATION_PRESETS_MINUTES if low <= m <= high and m % step == 0
     }
+    if every_step and (high - low) // step <= 64:
+        minutes |= set(range(low, high + 1, step))
     return [(m, format_minutes(m)) for m in sorted(minutes)]
 
 
@@ -110,6 +114,7 @@ class _SlotForm(forms.Form):
     """EVSE, start and duration: where and when a booking lies."""
 
     duration_widget: type[forms.Widget] = forms.Select
+    every_step = True  # moving and resizing go step by step
 
     def __init__(self, *args, evses: Iterable[EVSE], policy: BookingPolicy, **kwargs):
         super().__init__(*args, **kwargs)
@@ -120,7 +125,7 @@ class _SlotForm(forms.Form):
         self.fields["duration"] = forms.TypedChoiceField(
             label="Duration",
             coerce=int,
-            choices=duration_choices(policy),
+            choices=duration_choices(policy, every_step=self.every_step),
             widget=self.duration_widget,
         )
         self.order_fields(["evse", "start", "duration"])
@@ -132,6 +137,7 @@ class _SlotForm(forms.Form):
 
 class BookingForm(_SlotForm):
     duration_widget = forms.RadioSelect  # presets as one-tap buttons
+    every_step = False
     driver = forms.ModelChoiceField(
         queryset=Driver.objects.all(),
         error_messages={
@@ -155,7 +161,6 @@ class BookingChangeForm(_SlotForm):
         required=False,
         max_length=200,
         label="Override reason",
-        help_text="Needed only past the booking's change deadline.",
     )
 
 
@@ -172,7 +177,6 @@ class BookingCancelForm(forms.Form):
         required=False,
         max_length=200,
         label="Override reason",
-        help_text="Needed only past the booking's cancel deadline.",
     )
 
 

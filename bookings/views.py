@@ -52,6 +52,11 @@ CHANGED_EVENT = "bookings-changed"  # the timeline listens for it and reloads (H
 POLL_SECONDS = 20  # OCPI bookings show up without a reload (issue 6: every 15-30 s)
 
 
+def poll_seconds() -> int:
+    # A setting only so that browser tests need not wait 20 s for a poll.
+    return int(getattr(settings, "STAFF_TIMELINE_POLL_SECONDS", POLL_SECONDS))
+
+
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Logged-in staff only; an expired session in an htmx call sends the whole page to login.
     Every response varies on HX-Request because the same URL answers full page or partial."""
@@ -162,7 +167,7 @@ def _timeline_context(
             (tick, url("bookings:location_day", tick.at.astimezone(location.zone).date()))
             for tick in timeline.days
         ],
-        "poll_seconds": POLL_SECONDS,
+        "poll_seconds": poll_seconds(),
         "changed_event": CHANGED_EVENT,
     }
 

@@ -133,14 +133,20 @@ def _resolve_location(location: Location | int | str) -> Location:
         raise UnknownLocation(f"There is no location {location!r}.") from None
 
 
-def blocking_bookings(*, evse_ids: list[int], window: Interval) -> QuerySet[Booking]:
-    """Blocking bookings of these EVSEs whose blocked time meets the window: one indexed query."""
-    return (
+def blocking_bookings(
+    *, evse_ids: list[int], window: Interval, fields: Sequence[str] | None = None
+) -> QuerySet[Booking]:
+    """Blocking bookings of these EVSEs whose blocked time meets the window: one indexed query.
+    `fields` loads only those (plus what availability needs): a busy day view loads hundreds."""
+    qs = (
         Booking.objects.blocking()
         .filter(evse_id__in=evse_ids, blocked_period__overlap=(window.start, window.end))
         .select_related("driver")
         .order_by("evse_id", "period")
     )
+    if fields is not None:
+        qs = qs.only("evse_id", "blocked_period", "period", *fields)
+    return qs
 
 
 def evse_unbookable_reason(evse: EVSE) -> str:
@@ -161,8 +167,10 @@ def location_availability(
     criteria: Criteria | None = None,
     include_unbookable: bool = False,
     with_bookings: bool = False,
+    booking_fields: Sequence[str] | None = None,
 ) -> LocationAvailability:
     """Free intervals per bookable EVSE of a location (or one EVSE) over a window of <= 7 days.
+    `booking_fields` limits the columns loaded for the bookings returned with_bookings.
 
     Raises InvalidWindow, UnknownLocation, UnknownEVSE.
     """
@@ -186,7 +194,9 @@ def location_availability(
     query_window = Interval(window.start, window.end + timedelta(minutes=max_buffer))
     busy: dict[int, list[Booking]] = defaultdict(list)
     if evses:
-        for b in blocking_bookings(evse_ids=[e.pk for e in evses], window=query_window):
+        for b in blocking_bookings(
+            evse_ids=[e.pk for e in evses], window=query_window, fields=booking_fields
+        ):
             busy[b.evse_id].append(b)
     result = []
     for e in evses:
@@ -346,6 +356,13 @@ class Timeline:
     evse_total: int
 
 
+# What a timeline block shows (bookings.timeline_html); the rest of a booking stays unloaded.
+TIMELINE_BOOKING_FIELDS = (
+    "uid", "status", "charger_reservation", "needs_attention", "driver__name",
+    "emsp_country_code", "emsp_party_id",
+)  # fmt: skip
+
+
 def _place(start: datetime, end: datetime, window: Interval) -> Segment | None:
     start, end = max(start, window.start), min(end, window.end)
     if start >= end:
@@ -382,6 +399,7 @@ def day_timeline(
         now=now,
         include_unbookable=True,
         with_bookings=True,
+        booking_fields=TIMELINE_BOOKING_FIELDS,
     )
     standards: dict[str, str] = {}
     rows = []

@@ -7,6 +7,7 @@ only the swapped region for an htmx one; POSTs from htmx answer with the refresh
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from functools import wraps
@@ -47,7 +48,9 @@ from .selectors import (
     location_list_for_staff,
 )
 from .services import Actor, booking_cancel, booking_change, booking_create
+from .timeline_html import track_html
 
+UID_SLOT = uuid.UUID(int=0)  # reversed once, then filled in per booking
 CHANGED_EVENT = "bookings-changed"  # the timeline listens for it and reloads (HX-Trigger)
 POLL_SECONDS = 20  # OCPI bookings show up without a reload (issue 6: every 15-30 s)
 
@@ -146,9 +149,16 @@ def _timeline_context(
     def url(name: str, on: date) -> str:
         return f"{reverse(name, args=[location.pk])}?{filters.query(date=on)}"
 
+    new_url = reverse("bookings:booking_new", args=[location.pk])
+    detail_url = reverse("bookings:booking_detail", args=[UID_SLOT]).replace(str(UID_SLOT), "{uid}")
+    rows = [
+        (row, track_html(row, timeline, new_url=new_url, detail_url=detail_url, week=week))
+        for row in timeline.rows
+    ]
     return {
         "location": location,
         "timeline": timeline,
+        "rows": rows,
         "filters": filters,
         "week": week,
         "day": day,

@@ -10,9 +10,11 @@ import uuid
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
+from django.contrib.postgres.indexes import GistIndex
 from django.db import models
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Cast
 
 from locations.models import EVSE, Connector, Location
 
@@ -20,6 +22,16 @@ from locations.models import EVSE, Connector, Location
 def tstzrange(start, end) -> DateTimeTZRange:
     """A [start, end) timestamp range as the period fields store it."""
     return DateTimeTZRange(start, end, "[)")
+
+
+def bigint(pk: int) -> Cast:
+    """A primary key as a bigint SQL value.
+
+    The client-side bound `evse_id = 123` compares bigint with int4, an operator btree_gist does
+    not index: PostgreSQL would then scan the GiST index by period alone, across every EVSE
+    (256 ms instead of 0.1 ms at a million bookings). The cast keeps the id in the index cond.
+    """
+    return Cast(Value(int(pk)), output_field=models.BigIntegerField())
 
 
 class Status(models.TextChoices):
@@ -124,6 +136,13 @@ class BookingQuerySet(models.QuerySet["Booking"]):
         """Bookings whose blocked time (slot plus buffer) meets the [start, end) window."""
         return self.filter(blocked_period__overlap=window)
 
+    def of_evse(self, evse_id: int) -> BookingQuerySet:
+        """Filter on one EVSE in a way the GiST indexes can use (see `bigint`)."""
+        return self.filter(evse_id=bigint(evse_id))
+
+    def of_location(self, location_id: int) -> BookingQuerySet:
+        return self.filter(location_id=bigint(location_id))
+
     def for_party(self, country_code: str, party_id: str) -> BookingQuerySet:
         return self.filter(emsp_country_code=country_code, emsp_party_id=party_id)
 
@@ -203,6 +222,13 @@ class Booking(models.Model):
         indexes = [
             models.Index(fields=["status", "last_updated"], name="booking_status_updated_idx"),
             models.Index(fields=["last_updated", "id"], name="booking_last_updated_idx"),
+            # Availability of a whole location over a window: one GiST scan, whatever the
+            # table size (issue 3). Filter with a bigint location id so btree_gist can use it.
+            GistIndex(
+                fields=["location", "blocked_period"],
+                name="booking_location_blocking_gist",
+                condition=Q(status__in=BLOCKING_STATUSES),
+            ),
         ]
         constraints = [
             ExclusionConstraint(

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from locations.models import EVSE, UNBOOKABLE_EVSE_STATUSES, ExceptionalPeriod, Location
+from locations.models import EVSE, UNBOOKABLE_EVSE_STATUSES, EVSEStatus, ExceptionalPeriod, Location
 from locations.selectors import (
     connectors_match,
     evses_of_location,
@@ -27,6 +28,7 @@ from locations.selectors import (
 
 from .availability import (
     MAX_WINDOW,
+    UNFIT,
     Interval,
     OpeningHours,
     Rules,
@@ -113,15 +115,17 @@ def opening_hours_of(location: Location) -> OpeningHours:
 
 def validate_window(start: datetime, end: datetime) -> Interval:
     """Raises InvalidWindow for naive datetimes, an end not after the start, or over 7 days."""
-    if start is None or end is None:
-        raise InvalidWindow("Give both the start and the end of the window.")
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        raise InvalidWindow("Give both the start and the end of the window as date and time.")
     if timezone.is_naive(start) or timezone.is_naive(end):
         raise InvalidWindow("Times must carry a time zone (e.g. 2026-03-29T10:00:00Z).")
+    # As instants: same-zone comparison and subtraction in Python go by the wall clock.
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     if end <= start:
         raise InvalidWindow("The end of the window must be after its start.")
     if end - start > MAX_WINDOW:
         raise InvalidWindow("The window can be at most 7 days long.")
-    return Interval(start.astimezone(UTC), end.astimezone(UTC))
+    return Interval(start, end)
 
 
 def _resolve_location(location: Location | int | str) -> Location:
@@ -133,14 +137,28 @@ def _resolve_location(location: Location | int | str) -> Location:
         raise UnknownLocation(f"There is no location {location!r}.") from None
 
 
+def _resolve_ocpi_location(ocpi_id: str) -> Location:
+    """The location by its OCPI id only (case-insensitive CiString). Raises UnknownLocation."""
+    try:
+        return (
+            Location.objects.prefetch_related("regular_hours", "exceptional_periods")
+            .select_related("booking_policy")
+            .get(ocpi_id__iexact=ocpi_id)
+        )
+    except Location.DoesNotExist:
+        raise UnknownLocation(f"There is no location {ocpi_id!r}.") from None
+
+
 def blocking_bookings(
     *, evse_ids: list[int], window: Interval, fields: Sequence[str] | None = None
 ) -> QuerySet[Booking]:
     """Blocking bookings of these EVSEs whose blocked time meets the window: one indexed query.
     `fields` loads only those (plus what availability needs): a busy day view loads hundreds."""
+    qs = Booking.objects.blocking()
+    # A one-element IN becomes `evse_id = <int4>`, which the GiST index cannot serve.
+    qs = qs.of_evse(evse_ids[0]) if len(evse_ids) == 1 else qs.filter(evse_id__in=evse_ids)
     qs = (
-        Booking.objects.blocking()
-        .filter(evse_id__in=evse_ids, blocked_period__overlap=(window.start, window.end))
+        qs.filter(blocked_period__overlap=(window.start, window.end))
         .select_related("driver")
         .order_by("evse_id", "period")
     )
@@ -149,11 +167,19 @@ def blocking_bookings(
     return qs
 
 
+_STATUS_WORDS = {
+    EVSEStatus.OUTOFORDER: "out of order",
+    EVSEStatus.REMOVED: "removed",
+    EVSEStatus.PLANNED: "not in service yet",
+}
+
+
 def evse_unbookable_reason(evse: EVSE) -> str:
+    """Why the EVSE takes no bookings, in words for a person; empty when it does."""
     if not evse.booking_enabled:
         return "Booking is switched off for this EVSE."
     if evse.status in UNBOOKABLE_EVSE_STATUSES:
-        return f"The EVSE is {evse.get_status_display().lower()}."
+        return f"The EVSE is {_STATUS_WORDS.get(evse.status, evse.status.lower())}."
     return ""
 
 
@@ -193,11 +219,27 @@ def location_availability(
     # Busy periods that start up to one buffer after the window still cut its end.
     query_window = Interval(window.start, window.end + timedelta(minutes=max_buffer))
     busy: dict[int, list[Booking]] = defaultdict(list)
-    if evses:
+    blocked: dict[int, list[Interval]] = defaultdict(list)
+    if evses and with_bookings:
         for b in blocking_bookings(
             evse_ids=[e.pk for e in evses], window=query_window, fields=booking_fields
         ):
             busy[b.evse_id].append(b)
+            blocked[b.evse_id].append(Interval(b.blocked_period.lower, b.blocked_period.upper))
+    elif evses:
+        # Plain timestamps, not model instances: this is the hot path of every availability
+        # call. A whole location is one scan of booking_location_blocking_gist.
+        rows = Booking.objects.blocking().overlapping((query_window.start, query_window.end))
+        rows = rows.of_location(location.pk) if evse is None else rows.of_evse(evses[0].pk)
+        # Epoch seconds as float8 load in C; Django's timestamptz loader parses in Python.
+        rows = rows.annotate(
+            lower_s=RawSQL("extract(epoch from lower(blocked_period))::float8", ()),
+            upper_s=RawSQL("extract(epoch from upper(blocked_period))::float8", ()),
+        )
+        for evse_id, lower, upper in rows.values_list("evse_id", "lower_s", "upper_s"):
+            blocked[evse_id].append(
+                Interval(datetime.fromtimestamp(lower, UTC), datetime.fromtimestamp(upper, UTC))
+            )
     result = []
     for e in evses:
         rules = rules_for(policies[e.pk])
@@ -211,7 +253,7 @@ def location_availability(
             else free_intervals(
                 window=window,
                 open_time=open_time,
-                busy=[Interval(b.blocked_period.lower, b.blocked_period.upper) for b in busy[e.pk]],
+                busy=blocked[e.pk],
                 rules=rules,
                 tz=tz,
                 now=now,
@@ -253,7 +295,7 @@ def evse_choose(
         if exclude_booking is not None and ea.evse.pk == exclude_booking.evse_id:
             continue  # a moved booking is placed by the caller, which knows its own slot
         cost = fragmentation_cost(slot, free, ea.rules)
-        if cost[0] == timedelta.max:
+        if cost == UNFIT:
             continue
         key = (cost, i)
         if best is None or key < best[0]:

@@ -11,15 +11,17 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import psycopg.errors
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from chargers.tasks import cancel_reservation_task, reserve_now_task
 from locations.models import EVSE, Connector, Location
-from locations.selectors import policy_for, policy_terms
+from locations.selectors import evses_of_location, policy_for, policy_terms
 
 from . import exceptions as exc
 from .availability import Interval, grid_ceil, on_grid, opening_intervals
@@ -39,7 +41,7 @@ from .models import (
 )
 from .selectors import (
     Criteria,
-    _resolve_location,
+    _resolve_ocpi_location,
     evse_choose,
     evse_unbookable_reason,
     opening_hours_of,
@@ -212,10 +214,8 @@ def check_slot(
     MisalignedSlot, NotBookable, OutsideOpeningHours, SlotUnavailable.
     """
     location = location or evse.charge_point.location
-    if start is None or end is None or timezone.is_naive(start) or timezone.is_naive(end):
-        raise exc.InvalidRequest("Start and end must be times with a time zone.")
-    if end <= start:
-        raise exc.InvalidRequest("The end must be after the start.")
+    _check_times(start, end)
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     policy = policy_for(evse, location)
     rules = rules_for(policy)
     tz = location.zone
@@ -252,7 +252,7 @@ def check_slot(
             f"{end.astimezone(tz):%H:%M}."
         )
     blocked = (start, end + rules.buffer)
-    clash = Booking.objects.blocking().filter(evse=evse, blocked_period__overlap=blocked)
+    clash = Booking.objects.blocking().of_evse(evse.pk).filter(blocked_period__overlap=blocked)
     if exclude_booking_id is not None:
         clash = clash.exclude(pk=exclude_booking_id)
     if clash.exists():
@@ -275,15 +275,22 @@ def check_slot(
 
 
 def _save_guarding_overlap(booking: Booking, *, update_fields: Iterable[str] | None = None) -> None:
-    """Save, turning the exclusion constraint's violation into SlotUnavailable."""
+    """Save, turning the exclusion constraint's violation into SlotUnavailable.
+
+    No savepoint of its own: every caller is an atomic service, whose block (or savepoint, when
+    nested) rolls back as the error leaves it. That saves two round trips per booking.
+    """
     try:
-        with transaction.atomic():  # savepoint: the caller's transaction survives a refusal
-            if update_fields is None:
-                booking.save()
-            else:
-                booking.save(update_fields=[*update_fields, "last_updated"])
-    except IntegrityError as error:
-        if isinstance(error.__cause__, psycopg.errors.ExclusionViolation):
+        if update_fields is None:
+            booking.save()
+        else:
+            booking.save(update_fields=[*update_fields, "last_updated"])
+    except (IntegrityError, OperationalError) as error:
+        # Concurrent inserts into one range can also deadlock inside the exclusion check;
+        # PostgreSQL then aborts one of them: for its caller the slot went to someone else.
+        if isinstance(
+            error.__cause__, psycopg.errors.ExclusionViolation | psycopg.errors.DeadlockDetected
+        ):
             raise exc.SlotUnavailable(
                 "Someone else booked that time a moment ago. Pick another slot."
             ) from error
@@ -334,6 +341,7 @@ def booking_create(
             for t in driver.tokens.all()
         ]
     check_slot(evse=evse, start=start, end=end, now=now, location=location, tokens=tokens)
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     policy = policy_for(evse, location)
     booking = Booking(
         location=location,
@@ -379,6 +387,8 @@ def _deadline_check(
     """Terms deadlines bind eMSPs; staff may pass them by giving a reason (recorded)."""
     if booking.status != Status.RESERVED:
         return
+    if booking.channel == Booking.Channel.COMMAND:
+        return  # an OCPI ReserveNow holds from now on: CancelReservation has no deadline
     minutes = int(booking.terms.get(minutes_key, 0) or 0)
     deadline = booking.period.lower - timedelta(minutes=minutes)
     if now <= deadline:
@@ -392,6 +402,16 @@ def _deadline_check(
     if actor.type == ActorType.STAFF:
         message += " Give a reason to override."
     raise error(message)
+
+
+def _charger_follow_up(booking: Booking) -> None:
+    """After commit, cancel (and for a move, place again) what a charger holds for the booking.
+    The reservation sweep does the same from the database if this task is lost."""
+    if booking.charger_reservation not in (
+        ChargerReservation.NOT_SENT,
+        ChargerReservation.NOT_SUPPORTED,
+    ):
+        transaction.on_commit(partial(cancel_reservation_task.delay, booking_id=booking.pk))
 
 
 @transaction.atomic
@@ -425,16 +445,26 @@ def booking_change(
     new_evse = evse or booking.evse
     new_start = start or booking.period.lower
     new_end = end or booking.period.upper
+    _check_times(new_start, new_end)
+    new_start, new_end = new_start.astimezone(UTC), new_end.astimezone(UTC)
     if new_evse.charge_point.location_id != booking.location_id:
         raise exc.UnknownEVSE("A booking can only move to an EVSE at the same location.")
     before = {
-        "start": booking.period.lower.isoformat(),
-        "end": booking.period.upper.isoformat(),
+        "start": booking.period.lower.astimezone(UTC).isoformat(),
+        "end": booking.period.upper.astimezone(UTC).isoformat(),
         "evse": booking.evse.uid,
     }
-    after = {"start": new_start.isoformat(), "end": new_end.isoformat(), "evse": new_evse.uid}
-    if before == after:
-        return booking
+    after = {
+        "start": new_start.astimezone(UTC).isoformat(),
+        "end": new_end.astimezone(UTC).isoformat(),
+        "evse": new_evse.uid,
+    }
+    if (new_evse.pk, new_start, new_end) == (
+        booking.evse_id,
+        booking.period.lower,
+        booking.period.upper,
+    ):
+        return booking  # the same times given in another zone are no change
     check_slot(
         evse=new_evse, start=new_start, end=new_end, now=now, location=booking.location,
         exclude_booking_id=booking.pk,
@@ -452,6 +482,7 @@ def booking_change(
         booking, event=BookingTransition.Event.CHANGED, from_status=booking.status, actor=actor,
         now=now, reason=override_reason, details={"before": before, "after": after},
     )  # fmt: skip
+    _charger_follow_up(booking)
     return booking
 
 
@@ -476,6 +507,7 @@ def booking_cancel(
             booking, actor=actor, now=now, minutes_key="cancel_until_minutes",
             error=exc.TooLateToCancel, verb="cancel", override_reason=override_reason,
         )  # fmt: skip
+    _charger_follow_up(booking)
     return _transition(
         booking,
         to=Status.CANCELED,
@@ -594,6 +626,8 @@ def booking_record_charger_state(
 ) -> Booking:
     """Record where the booking stands at the charger (ReserveNow/CancelReservation outcome)."""
     now = _now(now)
+    if state not in ChargerReservation.values:
+        raise exc.InvalidRequest(f"{state!r} is not a charger reservation state.")
     booking = _lock(booking)
     previous = booking.charger_reservation
     fields = {"charger_reservation", "charger_reservation_detail", "charger_reservation_updated_at"}
@@ -611,6 +645,61 @@ def booking_record_charger_state(
             details={"from": previous, "to": state},
         )  # fmt: skip
     return booking
+
+
+@dataclass(frozen=True)
+class ChargerState:
+    """One booking's new charger-side state, for booking_record_charger_states."""
+
+    booking_id: int
+    state: str
+    actor: Actor
+    detail: str = ""
+    needs_attention: bool | None = None
+
+
+@transaction.atomic
+def booking_record_charger_states(
+    *, updates: Sequence[ChargerState], now: datetime | None = None
+) -> int:
+    """Record many bookings' charger-side states in a few queries (a sweep's batch of
+    ReserveNow replies), with the audit rows booking_record_charger_state would write."""
+    now = _now(now)
+    by_id = {u.booking_id: u for u in updates}
+    bookings = list(
+        Booking.objects.select_for_update(of=("self",)).filter(pk__in=list(by_id)).order_by("pk")
+    )
+    audits = []
+    for booking in bookings:
+        update = by_id[booking.pk]
+        previous = booking.charger_reservation
+        booking.charger_reservation = update.state
+        booking.charger_reservation_detail = update.detail[:255]
+        booking.charger_reservation_updated_at = now
+        if update.needs_attention is not None:
+            booking.needs_attention = update.needs_attention
+        booking.last_updated = now
+        if previous != update.state or update.detail:
+            audits.append(BookingTransition(
+                booking=booking, event=BookingTransition.Event.CHARGER,
+                from_status=booking.status, to_status=booking.status, at=now,
+                actor_type=update.actor.type, actor_user=update.actor.user,
+                actor_label=update.actor.label[:120], code=update.state, reason=update.detail,
+                details={"from": previous, "to": update.state},
+            ))  # fmt: skip
+    # One UPDATE per distinct outcome (a batch's are mostly alike), not bulk_update's CASEs.
+    groups: dict[tuple, list[int]] = {}
+    for booking in bookings:
+        key = (booking.charger_reservation, booking.charger_reservation_detail,
+               booking.needs_attention)  # fmt: skip
+        groups.setdefault(key, []).append(booking.pk)
+    for (state, detail, attention), pks in groups.items():
+        Booking.objects.filter(pk__in=pks).update(
+            charger_reservation=state, charger_reservation_detail=detail,
+            charger_reservation_updated_at=now, needs_attention=attention, last_updated=now,
+        )  # fmt: skip
+    BookingTransition.objects.bulk_create(audits)
+    return len(bookings)
 
 
 # --- OCPI booking requests (two-layer model: Booking.status + one BookingRequest per request) ---
@@ -696,10 +785,54 @@ def booking_request_submit(
         return existing
 
 
+def _check_times(start: datetime | None, end: datetime | None) -> None:
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        raise exc.InvalidRequest("Give the start and the end as date and time.")
+    if timezone.is_naive(start) or timezone.is_naive(end):
+        raise exc.InvalidRequest("Start and end must be times with a time zone.")
+    # Compare as instants: Python compares and subtracts two times of one zone by wall clock,
+    # which is wrong across a DST change (01:30 CET -> 03:30 CEST is one hour, not two).
+    if end.astimezone(UTC) <= start.astimezone(UTC):
+        raise exc.InvalidRequest("The end must be after the start.")
+
+
+def _evse_or_refusal(
+    *, location: Location, start: datetime, end: datetime, now: datetime, criteria: Criteria
+) -> EVSE:
+    """The auto-assigned EVSE for [start, end), or the refusal that explains why there is none.
+
+    evse_choose finds no EVSE either because every fitting EVSE is taken (NoEVSEAvailable) or
+    because the slot breaks a rule on all of them (in the past, too long, closed...): then the
+    person reads that rule, not "no EVSE free".
+    """
+    evse = evse_choose(location=location, start=start, end=end, now=now, criteria=criteria)
+    if evse is not None:
+        return evse
+    candidates = [e for e in evses_of_location(location=location) if criteria.matches(e)]
+    if not candidates:
+        raise exc.NoEVSEAvailable(f"No EVSE at {location.name} matches the requested criteria.")
+    refusals = []
+    for candidate in candidates:
+        try:
+            check_slot(evse=candidate, start=start, end=end, now=now, location=location)
+        except exc.BookingError as refusal:
+            refusals.append(refusal)
+        else:
+            return candidate  # passes every rule (e.g. inside the grace for "now"): take it
+    if any(isinstance(r, exc.SlotUnavailable) for r in refusals):
+        raise exc.NoEVSEAvailable(
+            f"No EVSE that fits is free at {location.name} for {_fmt(start, location)}–"
+            f"{end.astimezone(location.zone):%H:%M}."
+        )
+    raise refusals[0]
+
+
 def _request_new(
     *, actor: Actor, data: RequestData, payload: dict[str, Any], now: datetime
 ) -> Booking:
-    location = _resolve_location(data.location_id)
+    _check_times(data.start, data.end)
+    # An OCPI location_id is the location's OCPI id, never its primary key ("12" is an id).
+    location = _resolve_ocpi_location(data.location_id)
     evse = None
     if data.evse_uid:
         evse = (
@@ -712,13 +845,13 @@ def _request_new(
             raise exc.UnknownEVSE(
                 f"There is no EVSE {data.evse_uid!r} at location {location.ocpi_id}."
             )
+        # Reuse the location already loaded with its hours and policy (saves three queries).
+        evse.charge_point.location = location
     try:
         if evse is None:
-            evse = evse_choose(
+            evse = _evse_or_refusal(
                 location=location, start=data.start, end=data.end, now=now, criteria=data.criteria
             )
-            if evse is None:
-                raise exc.NoEVSEAvailable()
         booking = booking_create(
             evse=evse,
             start=data.start,
@@ -822,3 +955,118 @@ def _replace_tokens(booking: Booking, tokens: Sequence[TokenData]) -> None:
         return
     booking.tokens.all().delete()
     BookingToken.objects.bulk_create(BookingToken(booking=booking, **t.as_dict()) for t in tokens)
+
+
+@transaction.atomic
+def booking_expire_undecided(
+    *, booking: Booking | int, cutoff: datetime, now: datetime | None = None
+) -> Booking:
+    """Fail what stayed undecided since before `cutoff`: a PENDING booking becomes FAILED and
+    its PENDING requests FAILED (a RESERVED booking keeps its state; only the request fails)."""
+    now = _now(now)
+    booking = _lock(booking)
+    stale = booking.requests.filter(request_status=RequestStatus.PENDING, received_at__lt=cutoff)
+    for request in stale:
+        _decide(booking, request, RequestStatus.FAILED, now, exc.BookingError(
+            "The request was not decided in time.", code="expired"
+        ))  # fmt: skip
+    if booking.status == Status.PENDING and booking.created_at < cutoff:
+        return _transition(
+            booking, to=Status.FAILED, actor=Actor.system("pending sweep"), now=now,
+            code="expired", reason="The booking was not decided in time.",
+        )  # fmt: skip
+    if stale:
+        _audit(
+            booking, event=BookingTransition.Event.REQUEST, from_status=booking.status,
+            actor=Actor.system("pending sweep"), now=now, code=RequestStatus.FAILED,
+            reason="The request was not decided in time.",
+        )  # fmt: skip
+    return booking
+
+
+@transaction.atomic
+def booking_reserve_now(
+    *,
+    location: Location | str,
+    until: datetime,
+    actor: Actor,
+    request_id: str,
+    evse_uid: str | None = None,
+    tokens: Sequence[TokenData] = (),
+    authorization_reference: str = "",
+    now: datetime | None = None,
+) -> Booking:
+    """Hold an EVSE from now until `until` for an immediate reservation (OCPI RESERVE_NOW).
+
+    The slot grid, notice and minimum duration do not apply (it starts now); bookability, the
+    maximum duration and the no-overlap rule do. Without evse_uid the first free EVSE is held.
+    Raises UnknownLocation, UnknownEVSE, InvalidRequest, NotBookable, TooLong, SlotUnavailable,
+    NoEVSEAvailable.
+    """
+    now = _now(now)
+    location = _resolve_ocpi_location(location) if isinstance(location, str) else location
+    if until <= now:
+        raise exc.InvalidRequest("The reservation's expiry is in the past.")
+    evses = list(
+        EVSE.objects.of_location(location)
+        .select_related("charge_point__location", "booking_policy")
+        .order_by("charge_point__identity", "ocpp_evse_id", "id")
+    )
+    if evse_uid:
+        evses = [e for e in evses if e.uid.lower() == evse_uid.lower()]
+        if not evses:
+            raise exc.UnknownEVSE(f"There is no EVSE {evse_uid!r} at location {location.ocpi_id}.")
+    for evse in evses:
+        policy = policy_for(evse, location)
+        try:
+            reason = evse_unbookable_reason(evse)
+            if reason:
+                raise exc.NotBookable(reason)
+            if until - now > timedelta(minutes=policy.max_duration_minutes):
+                raise exc.TooLong(
+                    f"A reservation here lasts at most {policy.max_duration_minutes} minutes."
+                )
+            booking = Booking(
+                location=location,
+                evse=evse,
+                period=tstzrange(now, until),
+                blocked_period=tstzrange(now, until + timedelta(minutes=policy.buffer_minutes)),
+                status=Status.RESERVED,
+                channel=Booking.Channel.COMMAND,
+                emsp_country_code=actor.country_code,
+                emsp_party_id=actor.party_id,
+                request_id=request_id,
+                authorization_reference=authorization_reference or _new_authorization_reference(),
+                # Held until its expiry, not a slot's no-show timeout: the driver may come
+                # any time before then (and is a no-show only once it has passed).
+                terms={k: v for k, v in policy_terms(policy).items() if k != "noshow_timeout"},
+                charger_reservation=(
+                    ChargerReservation.NOT_SENT
+                    if evse.reservable
+                    else ChargerReservation.NOT_SUPPORTED
+                ),
+            )
+            if (
+                Booking.objects.blocking()
+                .filter(evse=evse, blocked_period__overlap=(now, booking.blocked_period.upper))
+                .exists()
+            ):
+                raise exc.SlotUnavailable(f"{evse} is booked before the reservation would end.")
+            _save_guarding_overlap(booking)
+        except exc.BookingError:
+            if evse_uid:
+                raise
+            continue
+        BookingToken.objects.bulk_create(
+            BookingToken(booking=booking, **t.as_dict()) for t in tokens
+        )
+        _audit(
+            booking, event=BookingTransition.Event.CREATED, from_status="", actor=actor, now=now,
+            details={"start": now.isoformat(), "end": until.isoformat(), "evse": evse.uid,
+                     "reserve_now": True},
+        )  # fmt: skip
+        if evse.reservable:
+            # It starts now: hold the charger at once rather than at the next sweep.
+            transaction.on_commit(partial(reserve_now_task.delay, booking_id=booking.pk))
+        return booking
+    raise exc.NoEVSEAvailable("No EVSE at this location is free until the reservation's expiry.")

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "locations",
     "chargers",
     "bookings",
+    "ocpi",
 ]
 
 MIDDLEWARE = [
@@ -156,7 +157,15 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_BEAT_SCHEDULE: dict = {}
+# Sweeps: the database says what is due (bookings/tasks.py); seconds between runs.
+CELERY_BEAT_SCHEDULE: dict = {
+    "sweep-reservations": {"task": "bookings.tasks.sweep_reservations_task", "schedule": 15.0},
+    "sweep-no-shows": {"task": "bookings.tasks.sweep_no_shows_task", "schedule": 30.0},
+    "sweep-undecided": {"task": "bookings.tasks.sweep_undecided_task", "schedule": 60.0},
+    # OCPI outbox: audit rows -> pushes to eMSPs, retries that came due (ocpi.push).
+    "ocpi-push-sweep": {"task": "ocpi.tasks.push_sweep_task", "schedule": 15.0},
+    "ocpi-command-results": {"task": "ocpi.tasks.command_results_sweep_task", "schedule": 30.0},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -184,6 +193,8 @@ STORAGES = {
         )
     },
 }
+
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 default; silences the transitional warning
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -219,6 +230,11 @@ PUBLIC_BASE_URL = (env("PUBLIC_BASE_URL", "http://127.0.0.1:8000") or "").rstrip
 PORT = int(env("PORT", "8000"))
 CSMS_HOST = env("CSMS_HOST", "127.0.0.1")
 CSMS_PORT = int(env("CSMS_PORT", "9000"))
+CSMS_PUBLIC_URL = env("CSMS_PUBLIC_URL", f"ws://{CSMS_HOST}:{CSMS_PORT}/ocpp")
+CSMS_BUS_PREFIX = env("CSMS_BUS_PREFIX", "cb:csms")  # Redis keys of the worker-to-csms bus
+CSMS_COMMAND_TIMEOUT_SECONDS = float(env("CSMS_COMMAND_TIMEOUT_SECONDS", "15"))
+CSMS_HEARTBEAT_INTERVAL_SECONDS = int(env("CSMS_HEARTBEAT_INTERVAL_SECONDS", "300"))
+BOOKING_PENDING_TIMEOUT_SECONDS = int(env("BOOKING_PENDING_TIMEOUT_SECONDS", "300"))
 
 LOGGING = {
     "version": 1,
@@ -226,5 +242,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Every OCPP frame and WebSocket handshake at INFO is too much with thousands of chargers.
+        "ocpp": {"level": env("OCPP_LOG_LEVEL", "WARNING")},
+        "websockets": {"level": "WARNING"},
+    },
 }

@@ -166,13 +166,17 @@ def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
 
 
-def processes(port: int) -> dict[str, list[str]]:
-    """Every long-running process of the system, by name."""
+def processes(port: int, csms_port: int = 9000) -> dict[str, list[str]]:
+    """Every long-running process of the system, by name (the simulator stands in for the demo
+    locations' chargers)."""
     py = sys.executable
+    csms_url = f"ws://127.0.0.1:{csms_port}/ocpp"
     return {
         "web": [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         "worker": [py, "-m", "celery", "-A", "config", "worker", "-l", "INFO", "-c", "2"],
         "beat": [py, "-m", "celery", "-A", "config", "beat", "-l", "INFO"],
+        "csms": [py, "manage.py", "run_csms", "--host", "127.0.0.1", "--port", str(csms_port)],
+        "chargers": [py, "manage.py", "simulate_chargers", "--url", csms_url],
     }
 
 
@@ -236,6 +240,7 @@ def supervise(commands: dict[str, list[str]], env: dict[str, str], banner: str) 
 
 def cmd_up(run_dir: Path) -> int:
     port = int(os.environ.get("PORT", "8000"))
+    csms_port = int(os.environ.get("CSMS_PORT", "9000"))
     started = time.monotonic()
     debug = os.environ.get("DEBUG", "1")
     with (
@@ -255,13 +260,15 @@ def cmd_up(run_dir: Path) -> int:
                 f"  Staff UI   http://127.0.0.1:{port}/        login staff / staff-demo",
                 f"  Admin      http://127.0.0.1:{port}/admin/  login admin / admin-demo",
                 f"  OCPI       http://127.0.0.1:{port}/ocpi/versions",
+                f"  OCPP csms  ws://127.0.0.1:{csms_port}/ocpp/<charge point id>  "
+                "(demo chargers simulated)",
                 "  Ctrl-C stops everything. Data stays in "
                 f"{run_dir if svc.embedded else 'your servers'}.",
                 "=" * 72,
                 "",
             ]
         )
-        return supervise(processes(port), env, banner)
+        return supervise(processes(port, csms_port), env, banner)
 
 
 def cmd_exec(run_dir: Path, command: list[str]) -> int:

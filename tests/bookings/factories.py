@@ -9,9 +9,11 @@ from bookings.models import (
     BookingRequest,
     BookingToken,
     BookingTransition,
+    CanceledReason,
     Driver,
     DriverToken,
     RequestStatus,
+    Role,
     Status,
     TokenType,
     tstzrange,
@@ -61,6 +63,19 @@ class BookingFactory(DjangoModelFactory[Booking]):
         lambda o: tstzrange(o.period.lower, o.period.upper and o.period.upper + o.buffer)
     )
     status = Status.RESERVED
+    # Final states carry the fields their check constraints pair with them.
+    fulfilled_at = factory.LazyAttribute(
+        lambda o: o.period.lower if o.status == Status.FULFILLED else None
+    )
+    canceled_at = factory.LazyAttribute(
+        lambda o: o.period.lower - timedelta(hours=1) if o.status == Status.CANCELED else None
+    )
+    canceled_reason = factory.LazyAttribute(
+        lambda o: CanceledReason.UNKNOWN if o.status == Status.CANCELED else ""
+    )
+    canceled_by_role = factory.LazyAttribute(
+        lambda o: Role.CPO if o.status == Status.CANCELED else ""
+    )
     channel = Booking.Channel.STAFF
     authorization_reference = factory.Sequence(lambda n: f"AUTH{n:08d}")
     terms = factory.LazyFunction(

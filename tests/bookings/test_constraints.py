@@ -53,7 +53,7 @@ def test_booking_period_bounded_rejects_empty_and_inverted_periods():
 
 def test_booking_canceled_fields_match_status():
     with pytest.raises(IntegrityError, match="booking_canceled_fields"), transaction.atomic():
-        BookingFactory(status=Status.CANCELED)
+        BookingFactory(status=Status.CANCELED, canceled_at=None)
 
 
 def test_booking_status_valid_rejects_unknown_state():

@@ -1,0 +1,457 @@
+"""Booking engine benchmark (issue 3): availability latency and booking creation throughput at a
+million bookings. Prints figures; it asserts nothing about speed.
+
+    .venv/bin/python benchmarks/engine.py                       # machine's server, db cb_bench
+    .venv/bin/python benchmarks/engine.py --embedded            # embedded PostgreSQL (.run/bench)
+    .venv/bin/python benchmarks/engine.py --database-url postgres://postgres@127.0.0.1:5432/x
+
+With neither flag it uses BENCH_DATABASE_URL, else DATABASE_URL with the database renamed to
+cb_bench, else the embedded server. The database is wiped and seeded on every run (100
+locations x 50 EVSEs, then 10,000 and 1,000,000 bookings over a year, by INSERT ... SELECT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCATIONS = 100
+CHARGE_POINTS_PER_LOCATION = 10
+EVSES_PER_CHARGE_POINT = 5
+BOOKINGS_PER_EVSE = 200  # 100 x 50 x 200 = 1,000,000
+BENCH_NOTE = "benchmark"
+ZONES = ["Europe/Amsterdam", "America/New_York", "Asia/Kolkata", "Australia/Adelaide"]
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+# --- database selection -------------------------------------------------------------------
+
+
+def choose_database(args: argparse.Namespace) -> tuple[str, str, object | None]:
+    """Return (url, "embedded"/"system", embedded server handle)."""
+    url = args.database_url or os.environ.get("BENCH_DATABASE_URL", "")
+    if not url and not args.embedded and os.environ.get("DATABASE_URL"):
+        parts = urlsplit(os.environ["DATABASE_URL"])
+        url = urlunsplit(parts._replace(path="/cb_bench"))
+    if url and not args.embedded:
+        ensure_database(url)
+        return url, "system", None
+    sys.path.insert(0, str(ROOT))
+    from config.stack import start_postgres
+
+    run_dir = ROOT / ".run" / "bench"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    url, server = start_postgres(run_dir / "postgres")
+    return url, "embedded", server
+
+
+def ensure_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def setup_django(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")  # unused: no task is sent
+    os.environ.setdefault("SECRET_KEY", "benchmark-only")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+# --- seeding ------------------------------------------------------------------------------
+
+
+def seed_sites() -> None:
+    """100 locations x 10 charge points x 5 EVSEs, one connector each, one policy each."""
+    from django.db import connection
+
+    log("seeding 100 locations x 50 EVSEs ...")
+    with connection.cursor() as cur:
+        cur.execute(
+            "TRUNCATE bookings_bookingtransition, bookings_bookingrequest, bookings_bookingtoken,"
+            " bookings_booking, locations_connector, locations_bookingpolicy, locations_evse,"
+            " locations_chargepoint, locations_regularhours, locations_exceptionalperiod,"
+            " locations_location RESTART IDENTITY CASCADE"
+        )
+        zones = "ARRAY[" + ",".join(f"'{z}'" for z in ZONES) + "]"
+        cur.execute(
+            f"""
+            INSERT INTO locations_location (ocpi_id, name, address, city, postal_code, state,
+                country, latitude, longitude, time_zone, parking_type, twentyfourseven,
+                charging_when_closed, publish, help_phone, created_at, last_updated)
+            SELECT 'BENCH-' || lpad(i::text, 3, '0'), 'Bench site ' || i, 'Benchstraat ' || i,
+                'Amsterdam', '', '', 'NLD', 52.37, 4.89,
+                ({zones})[1 + (i - 1) % {len(ZONES)}], '', i % 2 = 1, false, true, '', now(), now()
+            FROM generate_series(1, {LOCATIONS}) AS i
+            """
+        )
+        # Locations that are not 24/7 open 06:00-22:00 every day.
+        cur.execute(
+            """
+            INSERT INTO locations_regularhours (location_id, weekday, period_begin, period_end)
+            SELECT l.id, d, '06:00', '22:00'
+            FROM locations_location l, generate_series(1, 7) AS d WHERE NOT l.twentyfourseven
+            """
+        )
+        cur.execute(
+            """
+            INSERT INTO locations_bookingpolicy (location_id, slot_step_minutes,
+                min_duration_minutes, max_duration_minutes, buffer_minutes, min_notice_minutes,
+                horizon_days, reserve_lead_minutes, change_until_minutes, cancel_until_minutes,
+                change_not_allowed, early_start_allowed, early_start_minutes,
+                noshow_timeout_minutes, noshow_fee, late_stop_allowed, late_stop_minutes,
+                rfid_auth_required, remote_auth_supported, token_groups_supported,
+                overlapping_bookings_allowed, supported_access_methods, terms_url, last_updated)
+            SELECT id, 15, 30, 240, 5, 0, 30, 10, 15, 15, false, true, 10, 15, false, false, 0,
+                false, true, false, false, '{}', '', now()
+            FROM locations_location
+            """
+        )
+        cur.execute(
+            f"""
+            INSERT INTO locations_chargepoint (location_id, identity, ocpp_version, password_hash,
+                vendor, model, serial_number, firmware_version, is_connected, created_at,
+                last_updated)
+            SELECT l.id, l.ocpi_id || '-CP' || c, '1.6', '', 'Bench', 'B1', '', '', true,
+                now(), now()
+            FROM locations_location l, generate_series(1, {CHARGE_POINTS_PER_LOCATION}) AS c
+            """
+        )
+        cur.execute(
+            f"""
+            INSERT INTO locations_evse (charge_point_id, uid, evse_id, ocpp_evse_id, status,
+                capabilities, physical_reference, floor_level, booking_enabled, last_updated)
+            SELECT cp.id, cp.identity || '-' || e, '', e, 'AVAILABLE', '{{RESERVABLE}}', '',
+                '', true, now()
+            FROM locations_chargepoint cp, generate_series(1, {EVSES_PER_CHARGE_POINT}) AS e
+            """
+        )
+        cur.execute(
+            """
+            INSERT INTO locations_connector (evse_id, connector_id, ocpp_connector_id, standard,
+                format, power_type, max_voltage, max_amperage, max_electric_power, last_updated)
+            SELECT id, '1', 1,
+                CASE WHEN id % 5 = 0 THEN 'IEC_62196_T2_COMBO' ELSE 'IEC_62196_T2' END,
+                CASE WHEN id % 5 = 0 THEN 'CABLE' ELSE 'SOCKET' END,
+                CASE WHEN id % 5 = 0 THEN 'DC' ELSE 'AC_3_PHASE' END,
+                CASE WHEN id % 5 = 0 THEN 920 ELSE 400 END,
+                CASE WHEN id % 5 = 0 THEN 200 ELSE 32 END,
+                CASE WHEN id % 5 = 0 THEN 150000 ELSE 22000 END, now()
+            FROM locations_evse
+            """
+        )
+
+
+def seed_bookings(*, location_filter: str, year_start: datetime) -> int:
+    """BOOKINGS_PER_EVSE bookings per EVSE of the chosen locations, spread over a year.
+
+    Booking k of an EVSE starts in its own ~43.8 h stretch of the year at a random quarter hour
+    (30 to 240 minutes long, 5-minute buffer), so the rows never overlap. Past bookings are
+    mostly FULFILLED, future ones mostly RESERVED, one in ten CANCELED.
+    """
+    from django.db import connection
+
+    stretch_minutes = 365 * 24 * 60 // BOOKINGS_PER_EVSE
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            WITH raw AS (
+                SELECT e.id AS evse_id, cp.location_id, k,
+                    %(year_start)s::timestamptz
+                        + make_interval(mins => k * {stretch_minutes}
+                            + 15 * floor(random() * (({stretch_minutes} - 250) / 15))::int)
+                        AS s,
+                    15 * (2 + floor(random() * 15)::int) AS minutes,
+                    random() AS r
+                FROM locations_evse e
+                JOIN locations_chargepoint cp ON cp.id = e.charge_point_id
+                CROSS JOIN generate_series(0, {BOOKINGS_PER_EVSE - 1}) AS k
+                WHERE {location_filter}
+            ), b AS (
+                SELECT *, s + make_interval(mins => minutes) AS e,
+                    CASE WHEN r < 0.1 THEN 'CANCELED'
+                         WHEN s < now() AND r < 0.15 THEN 'NO_SHOW'
+                         WHEN s < now() THEN 'FULFILLED'
+                         ELSE 'RESERVED' END AS status
+                FROM raw
+            )
+            INSERT INTO bookings_booking (uid, location_id, evse_id, period, blocked_period,
+                status, channel, emsp_country_code, emsp_party_id, request_id,
+                authorization_reference, terms, access_methods, notes, canceled_reason,
+                canceled_by_role, canceled_at, charger_reservation, charger_reservation_detail,
+                needs_attention, fulfilled_at, created_at, last_updated)
+            SELECT gen_random_uuid(), location_id, evse_id, tstzrange(s, e, '[)'),
+                tstzrange(s, e + interval '5 minutes', '[)'), status, 'STAFF', '', '', '',
+                upper(substr(md5(random()::text), 1, 24)),
+                '{{"cancel_until_minutes": 15, "change_until_minutes": 15,
+                  "noshow_timeout": 15, "early_start_allowed": true,
+                  "early_start_time": 10}}'::jsonb,
+                '[]'::jsonb, '',
+                CASE WHEN status = 'CANCELED' THEN 'UNKNOWN' ELSE '' END,
+                CASE WHEN status = 'CANCELED' THEN 'CPO' ELSE '' END,
+                CASE WHEN status = 'CANCELED' THEN s - interval '1 day' END,
+                'NOT_SENT', '', false,
+                CASE WHEN status = 'FULFILLED' THEN s END, s - interval '2 days', now()
+            FROM b
+            """,
+            {"year_start": year_start},
+        )
+        count = cur.rowcount
+        cur.execute("ANALYZE bookings_booking")
+    return count
+
+
+# --- measurements -------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def measure_availability(location_ocpi_id: str, now: datetime, calls: int = 200) -> dict:
+    from django.db import connection, reset_queries
+
+    from bookings.selectors import location_availability
+
+    start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    end = start + timedelta(days=7)
+    for _ in range(10):  # warm caches and the connection
+        location_availability(location=location_ocpi_id, start=start, end=end, now=now)
+    timings, cpu = [], []
+    for _ in range(calls):
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = location_availability(location=location_ocpi_id, start=start, end=end, now=now)
+        timings.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    connection.force_debug_cursor = True
+    reset_queries()
+    location_availability(location=location_ocpi_id, start=start, end=end, now=now)
+    queries = len(connection.queries)
+    connection.force_debug_cursor = False
+    from bookings.models import Booking
+
+    in_window = (
+        Booking.objects.blocking()
+        .filter(location__ocpi_id=location_ocpi_id, blocked_period__overlap=(start, end))
+        .count()
+    )
+    return {
+        "p50": statistics.median(timings),
+        "p95": percentile(timings, 0.95),
+        "cpu_p50": statistics.median(cpu),
+        "load": os.getloadavg()[0],
+        "queries": queries,
+        "evses": len(result.evses),
+        "free_intervals": sum(len(e.free) for e in result.evses),
+        "bookings_in_window": in_window,
+    }
+
+
+def explain_window_query(location_ocpi_id: str, now: datetime) -> str:
+    from django.db import connection
+
+    start = now + timedelta(hours=1)
+    end = start + timedelta(days=7)
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
+            SELECT b.evse_id, b.blocked_period FROM bookings_booking b
+            WHERE b.status IN ('PENDING', 'RESERVED')
+              AND b.evse_id IN (SELECT e.id FROM locations_evse e
+                                JOIN locations_chargepoint cp ON cp.id = e.charge_point_id
+                                JOIN locations_location l ON l.id = cp.location_id
+                                WHERE l.ocpi_id = %s)
+              AND b.blocked_period && tstzrange(%s, %s, '[)')
+            """,
+            [location_ocpi_id, start, end],
+        )
+        return "\n".join("    " + row[0] for row in cur.fetchall())
+
+
+def _create_worker(url, seed, duration, start_event, results, now_iso) -> None:
+    """One database session booking random slots for `duration` seconds."""
+    setup_django(url)
+    from bookings.exceptions import BookingError, SlotUnavailable
+    from bookings.services import Actor, booking_create
+    from locations.models import EVSE
+
+    rng = random.Random(seed)
+    evses = list(
+        EVSE.objects.select_related(
+            "charge_point__location__booking_policy", "booking_policy"
+        ).prefetch_related(
+            "connectors",
+            "charge_point__location__regular_hours",
+            "charge_point__location__exceptional_periods",
+        )
+    )
+    actor = Actor.system("benchmark")
+    now = datetime.fromisoformat(now_iso)
+    base = now.replace(minute=0, second=0, microsecond=0) + timedelta(days=8)
+    made = refused = other = 0
+    start_event.wait()
+    deadline = time.perf_counter() + duration
+    while time.perf_counter() < deadline:
+        evse = rng.choice(evses)
+        # A random quarter hour 8 to 28 days ahead, 06:00-22:00 local so it fits any site.
+        zone = evse.charge_point.location.zone
+        day = (base + timedelta(days=rng.randrange(20))).astimezone(zone)
+        start = day.replace(hour=6, minute=0) + timedelta(minutes=15 * rng.randrange(0, 56))
+        end = start + timedelta(minutes=15 * rng.randrange(2, 9))
+        try:
+            booking_create(evse=evse, start=start, end=end, actor=actor, notes=BENCH_NOTE, now=now)
+            made += 1
+        except SlotUnavailable:
+            refused += 1
+        except BookingError:
+            other += 1
+    results.put((made, refused, other))
+    from django.db import connection
+
+    connection.close()
+
+
+def measure_creation(url: str, sessions: int, duration: float, now: datetime) -> dict:
+    ctx = mp.get_context("spawn")
+    start_event = ctx.Event()
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_create_worker,
+            args=(url, 1000 * sessions + i, duration, start_event, results, now.isoformat()),
+        )
+        for i in range(sessions)
+    ]
+    for p in procs:
+        p.start()
+    time.sleep(3 + sessions * 0.4)  # let every process import Django and load its EVSEs
+    start_event.set()
+    totals = [results.get() for _ in procs]
+    for p in procs:
+        p.join()
+    made = sum(t[0] for t in totals)
+    refused = sum(t[1] for t in totals)
+    other = sum(t[2] for t in totals)
+    return {"made": made, "refused": refused, "other": other, "per_s": made / duration}
+
+
+def count_overlaps() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT count(*) FROM bookings_booking a JOIN bookings_booking b
+              ON a.evse_id = b.evse_id AND a.id < b.id AND a.blocked_period && b.blocked_period
+            WHERE a.status IN ('PENDING', 'RESERVED') AND b.status IN ('PENDING', 'RESERVED')
+            """
+        )
+        return cur.fetchone()[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--embedded", action="store_true", help="use the embedded PostgreSQL")
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per creation run")
+    parser.add_argument("--sessions", default="1,8,32")
+    args = parser.parse_args()
+
+    url, kind, server = choose_database(args)
+    try:
+        setup_django(url)
+        from django.core.management import call_command
+        from django.db import connection
+
+        call_command("migrate", verbosity=0)
+        with connection.cursor() as cur:
+            cur.execute("SHOW server_version")
+            version = cur.fetchone()[0]
+        log(f"PostgreSQL {version} ({kind} server), database {urlsplit(url).path.lstrip('/')}")
+        log(
+            f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
+            f"(other work shares them), Python {sys.version.split()[0]}"
+        )
+
+        now = datetime.now(UTC)
+        year_start = (now - timedelta(days=182)).replace(minute=0, second=0, microsecond=0)
+        t0 = time.perf_counter()
+        seed_sites()
+        target = "BENCH-001"
+        n = seed_bookings(
+            location_filter=f"cp.location_id = (SELECT id FROM locations_location "
+            f"WHERE ocpi_id = '{target}')",
+            year_start=year_start,
+        )
+        log(f"seeded {n:,} bookings in {time.perf_counter() - t0:.1f} s")
+        small = measure_availability(target, now, args.calls)
+        t0 = time.perf_counter()
+        n += seed_bookings(
+            location_filter=f"cp.location_id <> (SELECT id FROM locations_location "
+            f"WHERE ocpi_id = '{target}')",
+            year_start=year_start,
+        )
+        with connection.cursor() as cur:
+            cur.execute("VACUUM ANALYZE bookings_booking")
+        log(f"seeded up to {n:,} bookings in {time.perf_counter() - t0:.1f} s more")
+        large = measure_availability(target, now, args.calls)
+
+        log("")
+        log(f"availability, one 50-EVSE location, 7 days, {args.calls} calls (service layer):")
+        for label, m in ((f"{10_000:>9,} bookings", small), (f"{n:>9,} bookings", large)):
+            log(
+                f"  {label}: p50 {m['p50']:.2f} ms  p95 {m['p95']:.2f} ms  "
+                f"(Python CPU p50 {m['cpu_p50']:.2f} ms; {m['queries']} queries, "
+                f"{m['evses']} EVSEs, {m['bookings_in_window']} bookings in the window, "
+                f"{m['free_intervals']} free intervals; load average {m['load']:.1f})"
+            )
+        log("  plan of the windowed bookings query at 1,000,000 rows:")
+        log(explain_window_query(target, now))
+
+        log("")
+        log(f"booking creation (booking_create, random slots over 5,000 EVSEs, "
+            f"{args.duration:g} s per run, one process per database session):")  # fmt: skip
+        connection.close()
+        for sessions in [int(s) for s in args.sessions.split(",")]:
+            m = measure_creation(url, sessions, args.duration, now)
+            log(
+                f"  {sessions:>2} sessions: {m['per_s']:,.0f} bookings/s "
+                f"(load average {os.getloadavg()[0]:.1f}) "
+                f"({m['made']:,} made, {m['refused']:,} refused as taken, "
+                f"{m['other']:,} other refusals)"
+            )
+        overlaps = count_overlaps()
+        log(f"overlapping active bookings after the runs (SQL self-join): {overlaps}")
+        connection.close()
+        return 0 if overlaps == 0 else 1
+    finally:
+        if server is not None:
+            server.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

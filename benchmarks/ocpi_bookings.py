@@ -1,0 +1,320 @@
+"""OCPI Bookings benchmark: BookingRequest POSTs under load, then booking_locations GETs.
+
+    export DATABASE_URL=postgres://postgres@127.0.0.1:5432/cb_ocpi_bench
+    export REDIS_URL=redis://127.0.0.1:6379/3 SECRET_KEY=bench
+    .venv/bin/python benchmarks/ocpi_bookings.py [--seconds 30] [--connections 32]
+
+It drops and creates the database named by DATABASE_URL (it must be named cb_*_bench), migrates
+and seeds it (a 50-EVSE location, one registered eMSP), starts gunicorn with as many workers as
+cores on 127.0.0.1:--port, and drives it from this process with an asyncio HTTP/1.1 keep-alive
+client (one socket per connection). Each POST asks for a one-hour slot drawn at random from the
+free slots of the next 30 days, so parallel requests sometimes race for the same slot: the
+losers get REJECTED bookings, and afterwards the script counts overlapping blocking bookings
+straight from PostgreSQL (must be 0). It prints requests/s, p50/p99 latency, then the p50/p99
+of GET booking_locations (50 EVSEs, 7 days of calendars).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+TOKEN = "benchmark-emsp-token-c"
+LOCATION_ID = "BENCH-LOC-50"
+EVSES = 50
+
+
+def recreate_database() -> None:
+    """Start from an empty database (audit rows are append-only, so no cleanup by DELETE)."""
+    from urllib.parse import urlparse
+
+    import psycopg
+
+    url = urlparse(os.environ["DATABASE_URL"])
+    name = url.path.lstrip("/")
+    if not name.startswith("cb_") or "bench" not in name:
+        raise SystemExit(f"Refusing to recreate {name!r}: use a database named like cb_*_bench.")
+    admin = url._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def setup_database() -> None:
+    recreate_database()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from locations.models import EVSE, BookingPolicy, ChargePoint, Connector, Location
+    from ocpi.models import Party, token_digest
+
+    location, _ = Location.objects.get_or_create(
+        ocpi_id=LOCATION_ID,
+        defaults=dict(name="Benchmark hub", address="Benchstraat 1", city="Amsterdam",
+                      country="NLD", latitude="52.370216", longitude="4.895168",
+                      time_zone="Europe/Amsterdam", publish=True, twentyfourseven=True),
+    )  # fmt: skip
+    BookingPolicy.objects.update_or_create(
+        location=location,
+        defaults=dict(slot_step_minutes=15, min_duration_minutes=15, max_duration_minutes=240,
+                      horizon_days=30, min_notice_minutes=0),
+    )  # fmt: skip
+    for n in range(EVSES):
+        cp, _ = ChargePoint.objects.get_or_create(
+            identity=f"BENCH-CP-{n // 2:02d}", defaults={"location": location, "is_connected": True}
+        )
+        evse, _ = EVSE.objects.get_or_create(
+            uid=f"BENCH-EVSE-{n:02d}",
+            defaults=dict(charge_point=cp, ocpp_evse_id=n % 2 + 1, status="AVAILABLE",
+                          capabilities=["RESERVABLE"]),
+        )  # fmt: skip
+        Connector.objects.get_or_create(
+            evse=evse, connector_id="1",
+            defaults=dict(standard="IEC_62196_T2", format="SOCKET", power_type="AC_3_PHASE",
+                          max_voltage=400, max_amperage=32, max_electric_power=22000),
+        )  # fmt: skip
+    Party.objects.update_or_create(
+        country_code="DE", party_id="BEN",
+        defaults=dict(name="Bench eMSP", state=Party.State.REGISTERED,
+                      token_c_digest=token_digest(TOKEN), token_b="unused", endpoints=[]),
+    )  # fmt: skip
+
+
+def overlapping_bookings() -> tuple[int, dict[str, int]]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT count(*) FROM bookings_booking a JOIN bookings_booking b
+               ON a.evse_id = b.evse_id AND a.id < b.id AND a.blocked_period && b.blocked_period
+               WHERE a.status IN ('PENDING', 'RESERVED') AND b.status IN ('PENDING', 'RESERVED')"""
+        )
+        overlaps = cursor.fetchone()[0]
+        cursor.execute("SELECT status, count(*) FROM bookings_booking GROUP BY status")
+        counts = dict(cursor.fetchall())
+    return overlaps, counts
+
+
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client: enough for JSON requests to gunicorn."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"Authorization: Token {base64.b64encode(TOKEN.encode()).decode()}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        if not status_line:
+            self.writer = None
+            raise ConnectionError("closed")
+        status = int(status_line.split()[1])
+        length, close = 0, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "connection" and value.strip().lower() == "close":
+                close = True
+        data = await self.reader.readexactly(length)
+        if close:
+            self.writer.close()
+            self.writer = None
+        return status, data
+
+
+def free_slots(days: int = 30) -> list[tuple[str, datetime]]:
+    start = (datetime.now(UTC) + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    return [
+        (f"BENCH-EVSE-{e:02d}", start + timedelta(hours=h))
+        for e in range(EVSES)
+        for h in range(days * 24 - 4)
+    ]
+
+
+def z(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def post_load(port: int, seconds: float, connections: int) -> dict:
+    slots = free_slots()
+    latencies: list[float] = []
+    outcomes: dict[str, int] = {}
+    deadline = time.perf_counter() + seconds
+    counter = 0
+
+    async def worker(n: int) -> None:
+        nonlocal counter
+        conn = Connection("127.0.0.1", port)
+        rng = random.Random(n)
+        while time.perf_counter() < deadline:
+            evse, start = rng.choice(slots)
+            counter += 1
+            body = json.dumps({
+                "country_code": "DE", "party_id": "BEN", "request_id": f"B-{n}-{counter}",
+                "location_id": LOCATION_ID, "evse_uid": evse,
+                "period": {"start_from": z(start), "end_before": z(start + timedelta(hours=1))},
+                "authorization_reference": f"A{counter}",
+                "tokens": [{"country_code": "DE", "party_id": "BEN", "uid": f"T{n}",
+                            "type": "RFID", "contract_id": f"DE-BEN-C{n:08d}"}],
+            }).encode()  # fmt: skip
+            began = time.perf_counter()
+            status, data = await conn.request("POST", "/ocpi/cpo/2.3.0/bookings", body)
+            latencies.append(time.perf_counter() - began)
+            try:
+                payload = json.loads(data)
+                key = payload.get("data", {}).get("reservation_status") or str(
+                    payload.get("status_code")
+                )
+            except ValueError:
+                key = f"HTTP {status}"
+            outcomes[key] = outcomes.get(key, 0) + 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker(n) for n in range(connections)))
+    elapsed = time.perf_counter() - began
+    return {"requests": len(latencies), "elapsed": elapsed, "latencies": latencies,
+            "outcomes": outcomes}  # fmt: skip
+
+
+async def get_load(port: int, count: int) -> list[float]:
+    conn = Connection("127.0.0.1", port)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    path = (f"/ocpi/cpo/2.3.0/bookings/booking_locations?limit=100&timeslot_from={z(start)}"
+            f"&timeslot_to={z(start + timedelta(days=7))}")  # fmt: skip
+    status, data = await conn.request("GET", path)
+    body = json.loads(data)
+    assert status == 200 and len(body["data"]) == EVSES, (status, data[:300])
+    calendars = sum(len(bl["calendars"]) for bl in body["data"])
+    print(f"booking_locations: {len(body['data'])} BookingLocations, {calendars} calendars, "
+          f"{len(data) / 1024:.0f} KiB")  # fmt: skip
+    latencies = []
+    for _ in range(count):
+        began = time.perf_counter()
+        status, _ = await conn.request("GET", path)
+        latencies.append(time.perf_counter() - began)
+        assert status == 200
+    return latencies
+
+
+def cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU time (user + system) used so far by the gunicorn workers and by PostgreSQL."""
+    from urllib.parse import urlparse
+
+    import psutil
+
+    database = urlparse(os.environ["DATABASE_URL"]).path.lstrip("/")
+    totals = {"web": 0.0, "postgres": 0.0}
+    for proc in psutil.Process(server_pid).children(recursive=True):
+        times = proc.cpu_times()
+        totals["web"] += times.user + times.system
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            title = " ".join(proc.info["cmdline"] or ())
+            if proc.info["name"] == "postgres" and f" {database} " in f"{title} ":
+                times = proc.cpu_times()
+                totals["postgres"] += times.user + times.system
+        except psutil.Error:
+            continue
+    return totals
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
+
+
+def wait_for(port: int, timeout: float = 30) -> None:
+    import socket
+
+    end = time.time() + timeout
+    while time.time() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit("gunicorn did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--port", type=int, default=9210)
+    parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker")
+    parser.add_argument("--gets", type=int, default=200)
+    args = parser.parse_args()
+    setup_database()
+    workers = os.cpu_count() or 2
+    env = {**os.environ, "DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING",
+           "SECURE_SSL_REDIRECT": "0"}  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{args.port}",
+         "-w", str(workers), "-k", "gthread", "--threads", str(args.threads),
+         "--keep-alive", "30", "--log-level", "warning"],
+        cwd=ROOT, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(args.port)
+        time.sleep(1.5)
+        asyncio.run(post_load(args.port, 2, 4))  # warm up both workers
+        load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        cpu_before = cpu_seconds(server.pid)
+        result = asyncio.run(post_load(args.port, args.seconds, args.connections))
+        cpu_after = cpu_seconds(server.pid)
+        lat = result["latencies"]
+        print(
+            f"load average before/after: {load_before} / "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
+        )
+        print(f"gunicorn: {workers} workers x {args.threads} threads (gthread); "
+              f"{args.connections} connections for {args.seconds:.0f} s")  # fmt: skip
+        print(f"POST BookingRequest: {result['requests']} requests, "
+              f"{result['requests'] / result['elapsed']:.0f} req/s, "
+              f"p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms")  # fmt: skip
+        print(f"outcomes: {result['outcomes']}")
+        n = result["requests"]
+        web_ms = (cpu_after["web"] - cpu_before["web"]) / n * 1000
+        pg_ms = (cpu_after["postgres"] - cpu_before["postgres"]) / n * 1000
+        print(f"CPU per POST: web workers {web_ms:.1f} ms, PostgreSQL {pg_ms:.1f} ms "
+              f"(its backends serving this database)")  # fmt: skip
+        overlaps, counts = overlapping_bookings()
+        print(f"bookings by status: {counts}; overlapping blocking bookings: {overlaps}")
+        gets = asyncio.run(get_load(args.port, args.gets))
+        print(f"GET booking_locations (50 EVSEs, 7 days): {len(gets)} sequential requests, "
+              f"p50 {percentile(gets, 50):.1f} ms, p99 {percentile(gets, 99):.1f} ms")  # fmt: skip
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Read-only views of what the csms did: reservations placed at chargers and sessions."""
+
+from django.contrib import admin
+
+from .models import ChargingSession, Reservation
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Reservation)
+class ReservationAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id", "booking_id", "charge_point", "evse", "status", "is_current", "attempts",
+        "expires_at", "next_attempt_at", "updated_at",
+    ]  # fmt: skip
+    list_filter = ["status", "is_current"]
+    search_fields = ["=booking_id", "=id", "charge_point__identity", "evse__uid", "id_tag"]
+    list_select_related = ["charge_point", "evse"]
+
+
+@admin.register(ChargingSession)
+class ChargingSessionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "transaction_id", "charge_point", "evse", "id_tag", "booking_id", "started_at",
+        "stopped_at",
+    ]  # fmt: skip
+    list_filter = ["charge_point__location"]
+    search_fields = ["transaction_id", "id_tag", "charge_point__identity", "=booking_id"]
+    list_select_related = ["charge_point", "evse"]

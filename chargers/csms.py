@@ -1,0 +1,658 @@
+"""The OCPP central system: an asyncio WebSocket server on the `ocpp` library (1.6-J and 2.0.1).
+
+One process holds many charger connections. Database work runs on a small thread pool
+(`Csms.db`), each call opening/closing Django connections as a request would. Commands from
+workers arrive over Redis (see `chargers.gateway` for the protocol) and are answered there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from functools import partial
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from django.conf import settings
+from django.db import close_old_connections, connections
+from django.utils import timezone
+from ocpp.exceptions import OCPPError
+from ocpp.messages import MessageType, unpack
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as ChargePoint16
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v16.enums import Action as Action16
+from ocpp.v201 import ChargePoint as ChargePoint201
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
+from ocpp.v201.enums import Action as Action201
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, NegotiationError
+
+from locations.models import ChargePoint
+from locations.services import (
+    charge_point_record_boot,
+    charge_point_set_connected,
+    charge_points_touch,
+)
+
+from . import gateway, services
+
+logger = logging.getLogger("chargers.csms")
+T = TypeVar("T")
+
+SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
+ROUTE_TTL_SECONDS = 30  # a crashed csms's chargers look offline after this long
+ROUTE_REFRESH_SECONDS = 10
+LAST_SEEN_FLUSH_SECONDS = 15  # last_seen is written in batches, not on every frame
+REPLY_TTL_SECONDS = 60
+REDIS_POOL_SIZE = 32
+
+# Deletes the route only if it still names this node (a reconnect elsewhere may own it now).
+_DELETE_IF_OURS = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _parse_time(value: str | None) -> datetime:
+    if value:
+        with contextlib.suppress(ValueError):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if parsed.tzinfo is not None:
+                return parsed
+    return timezone.now()
+
+
+def _call_error(version: str, message_id: str, error: OCPPError) -> str:
+    code = error.code
+    if code == "FormatViolation" and version == "1.6":
+        code = "FormationViolation"  # OCPP 1.6-J spells it so (section 4.2.3)
+    return json.dumps([4, message_id, code, error.description, error.details or {}])
+
+
+def _guess_message_id(raw: Any) -> str:
+    """The message id of a frame that failed to parse, or "-1" (OCPP 2.0.1-J section 4.2.3)."""
+    with contextlib.suppress(Exception):
+        data = json.loads(raw)
+        if isinstance(data, list) and len(data) > 1 and isinstance(data[1], str):
+            return data[1]
+    return "-1"
+
+
+class _CentralMixin:
+    """What both protocol versions share: malformed-frame handling and last-seen tracking."""
+
+    _ocpp_version: str
+    csms: Csms
+    row: ChargePoint
+
+    async def route_message(self, raw_msg):
+        self.csms.seen.add(self.id)
+        try:
+            msg = unpack(raw_msg)
+        except OCPPError as error:
+            # The library only logs unparseable frames; the charger deserves a CallError.
+            await self._send(_call_error(self._ocpp_version, _guess_message_id(raw_msg), error))
+            return
+        if not isinstance(msg.unique_id, str) or (
+            msg.message_type_id == MessageType.Call
+            and not (isinstance(msg.action, str) and isinstance(msg.payload, dict))
+        ):
+            from ocpp.exceptions import FormatViolationError
+
+            error = FormatViolationError(details={"cause": "Malformed message frame"})
+            message_id = msg.unique_id if isinstance(msg.unique_id, str) else "-1"
+            await self._send(_call_error(self._ocpp_version, message_id, error))
+            return
+        try:
+            await super().route_message(raw_msg)
+        except ConnectionClosed:
+            raise
+        except Exception as error:  # a handler bug must not drop the charger
+            logger.exception("%s: error handling %s", self.id, raw_msg)
+            if msg.message_type_id == MessageType.Call:
+                from ocpp.exceptions import InternalError
+
+                await self._send(
+                    _call_error(self._ocpp_version, msg.unique_id, InternalError(str(error)))
+                )
+
+    async def execute(self, action: str, payload: dict[str, Any]) -> tuple[str, str]:
+        """Send a bus command to this charger; returns (status, detail)."""
+        call = self.build_call(action, payload)
+        result = await self.call(call, suppress=False)
+        return str(result.status), ""
+
+    def build_call(self, action: str, payload: dict[str, Any]):
+        raise NotImplementedError
+
+
+class Central16(_CentralMixin, ChargePoint16):
+    def build_call(self, action: str, payload: dict[str, Any]):
+        if action == "ReserveNow":
+            return call16.ReserveNow(
+                connector_id=payload["evse_id"],
+                expiry_date=_iso(datetime.fromisoformat(payload["expires_at"])),
+                id_tag=payload["id_tag"][:20],  # IdToken is CiString20 in 1.6
+                reservation_id=payload["reservation_id"],
+                parent_id_tag=payload.get("parent_id_tag") or None,
+            )
+        if action == "CancelReservation":
+            return call16.CancelReservation(reservation_id=payload["reservation_id"])
+        raise ValueError(f"Unknown command {action!r}")
+
+    @on(Action16.boot_notification)
+    async def on_boot(self, charge_point_vendor, charge_point_model, **kw):
+        await self.csms.db(
+            charge_point_record_boot, charge_point=self.row, vendor=charge_point_vendor,
+            model=charge_point_model,
+            serial_number=kw.get("charge_point_serial_number") or kw.get("charge_box_serial_number") or "",  # noqa: E501
+            firmware_version=kw.get("firmware_version") or "", at=timezone.now(),
+        )  # fmt: skip
+        return result16.BootNotification(
+            current_time=_iso(timezone.now()),
+            interval=self.csms.heartbeat_interval,
+            status="Accepted",
+        )
+
+    @on(Action16.heartbeat)
+    async def on_heartbeat(self, **kw):
+        return result16.Heartbeat(current_time=_iso(timezone.now()))
+
+    @on(Action16.status_notification)
+    async def on_status(self, connector_id, error_code, status, timestamp=None, **kw):
+        await self.csms.db(
+            services.charger_status_notification, charge_point=self.row,
+            ocpp_evse_id=connector_id, ocpp_status=status, at=_parse_time(timestamp),
+        )  # fmt: skip
+        return result16.StatusNotification()
+
+    @on(Action16.authorize)
+    async def on_authorize(self, id_tag, **kw):
+        # No token whitelist here: eMSP tokens are authorised by their eMSP; the charger's own
+        # reservation enforces who may use a reserved connector.
+        return result16.Authorize(id_tag_info={"status": "Accepted"})
+
+    @on(Action16.start_transaction)
+    async def on_start(self, connector_id, id_tag, meter_start, timestamp, **kw):
+        session = await self.csms.db(
+            session_started, charge_point=self.row, ocpp_evse_id=connector_id, id_tag=id_tag,
+            at=_parse_time(timestamp), reservation_id=kw.get("reservation_id"),
+            meter_start_wh=meter_start,
+        )  # fmt: skip
+        return result16.StartTransaction(
+            transaction_id=int(session.transaction_id), id_tag_info={"status": "Accepted"}
+        )
+
+    @on(Action16.stop_transaction)
+    async def on_stop(self, meter_stop, timestamp, transaction_id, **kw):
+        await self.csms.db(
+            services.session_stop, charge_point=self.row, transaction_id=str(transaction_id),
+            stopped_at=_parse_time(timestamp), meter_stop_wh=meter_stop,
+            reason=kw.get("reason") or "",
+        )  # fmt: skip
+        return result16.StopTransaction(id_tag_info={"status": "Accepted"})
+
+    @on(Action16.meter_values)
+    async def on_meter_values(self, **kw):
+        return result16.MeterValues()
+
+
+class Central201(_CentralMixin, ChargePoint201):
+    def build_call(self, action: str, payload: dict[str, Any]):
+        if action == "ReserveNow":
+            return call201.ReserveNow(
+                id=payload["reservation_id"],
+                expiry_date_time=_iso(datetime.fromisoformat(payload["expires_at"])),
+                id_token={"id_token": payload["id_tag"],
+                          "type": payload.get("token_type") or "Central"},
+                evse_id=payload["evse_id"],
+                connector_type=payload.get("connector_type") or None,
+            )  # fmt: skip
+        if action == "CancelReservation":
+            return call201.CancelReservation(reservation_id=payload["reservation_id"])
+        raise ValueError(f"Unknown command {action!r}")
+
+    @on(Action201.boot_notification)
+    async def on_boot(self, charging_station, reason, **kw):
+        await self.csms.db(
+            charge_point_record_boot, charge_point=self.row,
+            vendor=charging_station.get("vendor_name", ""), model=charging_station.get("model", ""),
+            serial_number=charging_station.get("serial_number") or "",
+            firmware_version=charging_station.get("firmware_version") or "", at=timezone.now(),
+        )  # fmt: skip
+        return result201.BootNotification(
+            current_time=_iso(timezone.now()),
+            interval=self.csms.heartbeat_interval,
+            status="Accepted",
+        )
+
+    @on(Action201.heartbeat)
+    async def on_heartbeat(self, **kw):
+        return result201.Heartbeat(current_time=_iso(timezone.now()))
+
+    @on(Action201.status_notification)
+    async def on_status(self, timestamp, connector_status, evse_id, connector_id, **kw):
+        await self.csms.db(
+            services.charger_status_notification, charge_point=self.row, ocpp_evse_id=evse_id,
+            ocpp_status=connector_status, at=_parse_time(timestamp),
+        )  # fmt: skip
+        return result201.StatusNotification()
+
+    @on(Action201.authorize)
+    async def on_authorize(self, id_token, **kw):
+        return result201.Authorize(id_token_info={"status": "Accepted"})
+
+    @on(Action201.transaction_event)
+    async def on_transaction_event(
+        self, event_type, timestamp, trigger_reason, seq_no, transaction_info, **kw
+    ):
+        at = _parse_time(timestamp)
+        id_token = (kw.get("id_token") or {}).get("id_token", "")
+        evse_id = (kw.get("evse") or {}).get("id")
+        transaction_id = transaction_info["transaction_id"]
+        if event_type in ("Started", "Updated"):
+            await self.csms.db(
+                session_started, charge_point=self.row, ocpp_evse_id=evse_id, id_tag=id_token,
+                at=at, transaction_id=transaction_id, reservation_id=kw.get("reservation_id"),
+            )  # fmt: skip
+        elif event_type == "Ended":
+            await self.csms.db(
+                services.session_stop, charge_point=self.row, transaction_id=transaction_id,
+                stopped_at=at, reason=transaction_info.get("stopped_reason") or "",
+            )  # fmt: skip
+        if id_token:
+            return result201.TransactionEvent(id_token_info={"status": "Accepted"})
+        return result201.TransactionEvent()
+
+    @on(Action201.reservation_status_update)
+    async def on_reservation_status_update(self, reservation_id, reservation_update_status, **kw):
+        await self.csms.db(
+            reservation_dropped_by_charger, charge_point=self.row,
+            reservation_id=reservation_id, update_status=reservation_update_status,
+        )  # fmt: skip
+        return result201.ReservationStatusUpdate()
+
+    @on(Action201.meter_values)
+    async def on_meter_values(self, **kw):
+        return result201.MeterValues()
+
+
+# --- database steps that reach the booking engine (interface code: imports inside) ---
+
+
+def session_started(
+    *,
+    charge_point: ChargePoint,
+    ocpp_evse_id: int | None,
+    id_tag: str,
+    at: datetime,
+    transaction_id: str | None = None,
+    reservation_id: int | None = None,
+    meter_start_wh: int | None = None,
+):
+    """Record a session start; one started with a booking's token in its window fulfils it."""
+    from bookings.exceptions import BookingError
+    from bookings.models import ChargerReservation
+    from bookings.services import (
+        Actor,
+        booking_for_session,
+        booking_fulfil,
+        booking_record_charger_state,
+    )
+
+    session = services.session_start(
+        charge_point=charge_point, ocpp_evse_id=ocpp_evse_id, id_tag=id_tag, started_at=at,
+        transaction_id=transaction_id, reservation_id=reservation_id,
+        meter_start_wh=meter_start_wh,
+    )  # fmt: skip
+    if session.booking_id or session.evse is None or not session.id_tag:
+        return session
+    booking = booking_for_session(evse=session.evse, token_uid=session.id_tag, at=at)
+    if booking is None:
+        return session
+    actor = Actor.charger(charge_point.identity)
+    try:
+        booking_fulfil(booking=booking, actor=actor, at=at)
+    except BookingError:
+        logger.info("Session %s did not fulfil booking %s", session.pk, booking.pk)
+        return session
+    services.session_link_booking(session=session, booking_id=booking.pk)
+    booking_record_charger_state(
+        booking=booking.pk, state=ChargerReservation.RELEASED, actor=actor,
+        detail=f"Used by session {session.transaction_id}.",
+    )  # fmt: skip
+    return session
+
+
+def reservation_dropped_by_charger(
+    *, charge_point: ChargePoint, reservation_id: int, update_status: str
+) -> None:
+    from bookings.models import ChargerReservation
+    from bookings.services import Actor, booking_record_charger_state
+
+    reservation = services.reservation_status_update(
+        charge_point=charge_point, reservation_id=reservation_id,
+        update_status=update_status, now=timezone.now(),
+    )  # fmt: skip
+    if reservation is not None and reservation.is_current:
+        booking_record_charger_state(
+            booking=reservation.booking_id, state=ChargerReservation.RELEASED,
+            actor=Actor.charger(charge_point.identity),
+            detail=f"The charger reports the reservation {update_status.lower()}.",
+        )  # fmt: skip
+
+
+def _with_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    close_old_connections()  # like a request: drop broken or expired connections
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        close_old_connections()
+
+
+def _charge_point_for_handshake(identity: str) -> ChargePoint | None:
+    return ChargePoint.objects.filter(identity=identity).first()
+
+
+def _password_ok(charge_point: ChargePoint, password: str) -> bool:
+    return charge_point.check_password(password)
+
+
+class Csms:
+    """One csms process: the WebSocket server, the command bus consumer and housekeeping."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        node: str | None = None,
+        redis_url: str | None = None,
+        bus_prefix: str | None = None,
+        heartbeat_interval: int | None = None,
+        command_timeout: float | None = None,
+        db_threads: int = 4,
+    ) -> None:
+        self.host = host
+        self.requested_port = port
+        self.node = node or uuid.uuid4().hex[:12]
+        self.redis_url = redis_url or settings.REDIS_URL
+        self.prefix = bus_prefix or gateway.bus_prefix()
+        self.heartbeat_interval = heartbeat_interval or settings.CSMS_HEARTBEAT_INTERVAL_SECONDS
+        self.command_timeout = command_timeout or gateway.default_timeout()
+        self.connections: dict[str, Central16 | Central201] = {}
+        self.seen: set[str] = set()
+        self._db_threads = db_threads
+        self._executor = ThreadPoolExecutor(db_threads, thread_name_prefix="csms-db")
+        self._tasks: list[asyncio.Task] = []
+        self._running: set[asyncio.Task] = set()
+        self._server = None
+        self._password_cache: dict[str, tuple[str, str]] = {}
+        self.redis: aioredis.Redis | None = None
+        self.port = port
+
+    # -- database access from the event loop --
+
+    async def db(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(_with_db, fn, *args, **kwargs))
+
+    # -- lifecycle --
+
+    async def start(self) -> None:
+        # A blocking pool: a boot storm of thousands of chargers waits for a connection
+        # instead of failing with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.redis_url, decode_responses=True, max_connections=REDIS_POOL_SIZE, timeout=30
+        )
+        self.redis = aioredis.Redis(connection_pool=pool)
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.requested_port,
+            subprotocols=["ocpp2.0.1", "ocpp1.6"],
+            select_subprotocol=self._select_subprotocol,
+            process_request=self._process_request,
+            ping_interval=60,
+            ping_timeout=60,
+            max_size=2**20,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._tasks = [
+            asyncio.create_task(self._bus_loop(), name="csms-bus"),
+            asyncio.create_task(self._route_refresh_loop(), name="csms-routes"),
+            asyncio.create_task(self._last_seen_loop(), name="csms-last-seen"),
+        ]
+        logger.info("csms %s listening on ws://%s:%s/ocpp", self.node, self.host, self.port)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        await self._flush_last_seen()
+        if self.redis is not None:
+            await self.redis.aclose(close_connection_pool=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._close_db_threads)
+
+    def _close_db_threads(self) -> None:
+        """Close each pool thread's database connection (a test database can then be dropped)."""
+        barrier = threading.Barrier(self._db_threads, timeout=10)
+
+        def close() -> None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+            connections.close_all()
+
+        futures = [self._executor.submit(close) for _ in range(self._db_threads)]
+        for future in futures:
+            future.result()
+        self._executor.shutdown(wait=True)
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Future()
+        finally:
+            await self.stop()
+
+    # -- handshake --
+
+    async def _process_request(self, connection: ServerConnection, request):
+        path = request.path.split("?", 1)[0].rstrip("/")
+        prefix, _, identity = path.rpartition("/")
+        if prefix != "/ocpp" or not identity:
+            return connection.respond(HTTPStatus.NOT_FOUND, "Connect to /ocpp/<charge point id>.\n")
+        charge_point = await self.db(_charge_point_for_handshake, identity)
+        if charge_point is None:
+            logger.warning("Refused unknown charge point %r", identity)
+            return connection.respond(HTTPStatus.NOT_FOUND, "Unknown charge point.\n")
+        if charge_point.password_hash and not await self._authenticated(charge_point, request):
+            logger.warning("Refused %r: wrong or missing password", identity)
+            response = connection.respond(HTTPStatus.UNAUTHORIZED, "Wrong credentials.\n")
+            response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+            return response
+        connection.charge_point = charge_point
+        return None
+
+    async def _authenticated(self, charge_point: ChargePoint, request) -> bool:
+        header = request.headers.get("Authorization", "")
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            username, _, password = base64.b64decode(encoded).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        if username != charge_point.identity:  # OCPP security profile 1: user = charge point id
+            return False
+        cached = self._password_cache.get(charge_point.identity)
+        if cached == (charge_point.password_hash, password):
+            return True  # PBKDF2 costs ~0.5 s of CPU: don't pay it on every reconnect
+        if await self.db(_password_ok, charge_point, password):
+            self._password_cache[charge_point.identity] = (charge_point.password_hash, password)
+            return True
+        return False
+
+    def _select_subprotocol(self, connection: ServerConnection, offered):
+        charge_point = getattr(connection, "charge_point", None)
+        preferred = SUBPROTOCOLS.get(charge_point.ocpp_version) if charge_point else None
+        if preferred in offered:
+            return preferred
+        for subprotocol in ("ocpp2.0.1", "ocpp1.6"):
+            if subprotocol in offered:
+                return subprotocol
+        raise NegotiationError("Offer ocpp1.6 or ocpp2.0.1 as Sec-WebSocket-Protocol.")
+
+    # -- connections --
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        row: ChargePoint = connection.charge_point
+        identity = row.identity
+        version = "2.0.1" if connection.subprotocol == "ocpp2.0.1" else "1.6"
+        cls = Central201 if version == "2.0.1" else Central16
+        handler = cls(identity, connection, response_timeout=self.command_timeout)
+        handler.csms = self
+        handler.row = row
+        previous = self.connections.get(identity)
+        self.connections[identity] = handler
+        if previous is not None:  # the charger reconnected: the newer connection wins
+            await previous._connection.close(code=1000, reason="Replaced by a new connection")
+        await self.redis.set(gateway.route_key(identity, self.prefix), self.node,
+                             ex=ROUTE_TTL_SECONDS)  # fmt: skip
+        await self.db(
+            charge_point_set_connected, charge_point=row, connected=True, at=timezone.now(),
+            ocpp_version=version,
+        )  # fmt: skip
+        logger.info("%s connected (OCPP %s)", identity, version)
+        try:
+            await handler.start()
+        except ConnectionClosed:
+            pass
+        finally:
+            if self.connections.get(identity) is handler:
+                del self.connections[identity]
+                with contextlib.suppress(Exception):
+                    await self.redis.eval(
+                        _DELETE_IF_OURS, 1, gateway.route_key(identity, self.prefix), self.node
+                    )
+                await self.db(
+                    charge_point_set_connected, charge_point=row, connected=False,
+                    at=timezone.now(),
+                )  # fmt: skip
+                logger.info("%s disconnected", identity)
+
+    # -- the command bus --
+
+    async def _bus_loop(self) -> None:
+        inbox = gateway.inbox_key(self.node, self.prefix)
+        while True:
+            try:
+                item = await self.redis.blpop([inbox], timeout=1)
+                if item is None:
+                    continue
+                batch = [item[1]]
+                more = await self.redis.lpop(inbox, 500)
+                if more:
+                    batch.extend(more)
+                for raw in batch:
+                    task = asyncio.create_task(self._execute(json.loads(raw)))
+                    self._running.add(task)  # keep a reference until done (asyncio docs)
+                    task.add_done_callback(self._running.discard)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("command bus error; retrying")
+                await asyncio.sleep(1)
+
+    async def _execute(self, command: dict[str, Any]) -> None:
+        left = command["deadline"] - time.time()
+        if left <= 0:
+            return  # the worker stopped waiting; it will decide again from the database
+        handler = self.connections.get(command["cp"])
+        if handler is None:
+            status, detail = gateway.OFFLINE, "The charger is not connected."
+        else:
+            try:
+                status, detail = await asyncio.wait_for(
+                    handler.execute(command["action"], command["payload"]), timeout=left
+                )
+            except OCPPError as error:
+                status, detail = gateway.CALL_ERROR, f"{error.code}: {error.description}"
+            except TimeoutError:
+                status, detail = gateway.TIMEOUT, "The charger did not answer in time."
+            except ConnectionClosed:
+                status, detail = gateway.OFFLINE, "The connection closed."
+            except Exception as error:
+                logger.exception("command %s failed", command.get("id"))
+                status, detail = gateway.CALL_ERROR, str(error)[:200]
+        reply = json.dumps({"id": command["id"], "status": status, "detail": detail,
+                            "node": self.node})  # fmt: skip
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(command["reply_to"], reply)
+                pipe.expire(command["reply_to"], REPLY_TTL_SECONDS)
+                await pipe.execute()
+        except Exception:
+            logger.exception("could not send reply for %s", command.get("id"))
+
+    async def _route_refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(ROUTE_REFRESH_SECONDS)
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for identity in list(self.connections):
+                        pipe.set(gateway.route_key(identity, self.prefix), self.node,
+                                 ex=ROUTE_TTL_SECONDS)  # fmt: skip
+                    await pipe.execute()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("route refresh failed")
+
+    async def _last_seen_loop(self) -> None:
+        while True:
+            await asyncio.sleep(LAST_SEEN_FLUSH_SECONDS)
+            try:
+                await self._flush_last_seen()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("last-seen flush failed")
+
+    async def _flush_last_seen(self) -> None:
+        seen, self.seen = self.seen, set()
+        if seen:
+            await self.db(charge_points_touch, identities=seen, at=timezone.now())
+
+
+def run(*, host: str, port: int, node: str | None = None) -> None:
+    """Run a csms until interrupted (the run_csms command)."""
+
+    async def main() -> None:
+        csms = Csms(host=host, port=port, node=node)
+        await csms.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

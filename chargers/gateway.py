@@ -1,0 +1,174 @@
+"""The worker side of the command bus to the csms processes: the only module that talks to it.
+
+Routing: every csms process has a node id and an inbox list in Redis, and keeps
+`<prefix>:route:<charge point id>` set to its node id (with a TTL it refreshes) for every charger
+it holds. A command is pushed onto the inbox of the node that holds the charger; the csms answers
+on the reply list named in the command. No route means the charger is offline. Commands carry a
+deadline, and a csms drops commands it picks up too late, so a worker that gave up never causes a
+late ReserveNow.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import redis
+from django.conf import settings
+
+# Reply statuses besides the charger's own (Accepted, Occupied, Faulted, Rejected, Unavailable).
+OFFLINE = "Offline"  # no csms holds the charger
+TIMEOUT = "Timeout"  # no answer within the timeout (charger or csms)
+CALL_ERROR = "CallError"  # the charger answered with a CallError
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The outcome of one command: the charger's status, or OFFLINE / TIMEOUT / CALL_ERROR."""
+
+    status: str
+    detail: str = ""
+    node: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "Accepted"
+
+
+@dataclass
+class Command:
+    """One command for one charger; `payload` is version-neutral, the csms builds the OCPP call."""
+
+    charge_point_id: str
+    action: str  # ReserveNow | CancelReservation
+    payload: dict[str, Any]
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def bus_prefix() -> str:
+    return getattr(settings, "CSMS_BUS_PREFIX", "cb:csms")
+
+
+def route_key(charge_point_id: str, prefix: str | None = None) -> str:
+    return f"{prefix or bus_prefix()}:route:{charge_point_id}"
+
+
+def inbox_key(node: str, prefix: str | None = None) -> str:
+    return f"{prefix or bus_prefix()}:inbox:{node}"
+
+
+@cache
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=True)
+
+
+def client() -> redis.Redis:
+    return _client(settings.REDIS_URL)
+
+
+def default_timeout() -> float:
+    return float(getattr(settings, "CSMS_COMMAND_TIMEOUT_SECONDS", 15))
+
+
+def send(commands: list[Command], *, timeout: float | None = None) -> dict[str, Reply]:
+    """Send commands to the csms processes holding their chargers, all at once, and wait for
+    every reply (or the timeout). Returns the reply by command id; never raises for a charger."""
+    if not commands:
+        return {}
+    timeout = default_timeout() if timeout is None else timeout
+    r = client()
+    prefix = bus_prefix()
+    reply_key = f"{prefix}:reply:{uuid.uuid4().hex}"
+    nodes = r.mget([route_key(c.charge_point_id, prefix) for c in commands])
+    replies: dict[str, Reply] = {}
+    deadline = time.time() + timeout
+    pipe = r.pipeline(transaction=False)
+    for command, node in zip(commands, nodes, strict=True):
+        if not node:
+            replies[command.id] = Reply(OFFLINE, "The charger is not connected.")
+            continue
+        message = {
+            "id": command.id,
+            "cp": command.charge_point_id,
+            "action": command.action,
+            "payload": command.payload,
+            "reply_to": reply_key,
+            "deadline": deadline,
+        }
+        pipe.rpush(inbox_key(node, prefix), json.dumps(message))
+    pipe.execute()
+    waiting = {c.id for c in commands} - replies.keys()
+    try:
+        while waiting:
+            left = deadline - time.time()
+            if left <= 0:
+                break
+            item = r.blpop([reply_key], timeout=max(left, 0.01))
+            if item is None:
+                break
+            data = json.loads(item[1])
+            if data["id"] in waiting:
+                waiting.discard(data["id"])
+                replies[data["id"]] = Reply(data["status"], data.get("detail", ""), data["node"])
+    finally:
+        r.delete(reply_key)
+    for command_id in waiting:
+        replies[command_id] = Reply(TIMEOUT, f"No answer within {timeout:g} s.")
+    return replies
+
+
+def reserve_now_command(
+    *,
+    charge_point_id: str,
+    reservation_id: int,
+    evse_id: int,
+    expires_at: datetime,
+    id_tag: str,
+    token_type: str = "Central",
+    parent_id_tag: str | None = None,
+    connector_type: str | None = None,
+) -> Command:
+    """A ReserveNow for the charger: OCPP 1.6 uses evse_id as connectorId, 2.0.1 as evseId."""
+    return Command(
+        charge_point_id,
+        "ReserveNow",
+        {
+            "reservation_id": reservation_id,
+            "evse_id": evse_id,
+            "expires_at": expires_at.isoformat(),
+            "id_tag": id_tag,
+            "token_type": token_type,
+            "parent_id_tag": parent_id_tag,
+            "connector_type": connector_type,
+        },
+    )
+
+
+def cancel_reservation_command(*, charge_point_id: str, reservation_id: int) -> Command:
+    return Command(charge_point_id, "CancelReservation", {"reservation_id": reservation_id})
+
+
+def reserve_now(*, timeout: float | None = None, **kwargs: Any) -> Reply:
+    """Send one ReserveNow (see reserve_now_command) and wait for its reply."""
+    command = reserve_now_command(**kwargs)
+    return send([command], timeout=timeout)[command.id]
+
+
+def cancel_reservation(
+    *, charge_point_id: str, reservation_id: int, timeout: float | None = None
+) -> Reply:
+    """Send one CancelReservation and wait for its reply."""
+    command = cancel_reservation_command(
+        charge_point_id=charge_point_id, reservation_id=reservation_id
+    )
+    return send([command], timeout=timeout)[command.id]
+
+
+def is_connected(charge_point_id: str) -> bool:
+    """Whether some csms process currently holds the charger."""
+    return bool(client().exists(route_key(charge_point_id)))

@@ -1,0 +1,31 @@
+"""Provision a charge point with N EVSEs at a location (by its OCPI location id)."""
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import IntegrityError
+
+from locations.services import ProvisioningError, charge_point_provision
+
+
+class Command(BaseCommand):
+    help = "Provision a charge point and its EVSEs; prints `EVSE <uid>` for each EVSE created."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("charge_point_id", help="the OCPP identity (last URL segment)")
+        parser.add_argument("--location", required=True, help="OCPI location id")
+        parser.add_argument("--evses", type=int, required=True, help="number of EVSEs")
+        parser.add_argument("--ocpp", choices=["1.6", "2.0.1"], default="1.6")
+        parser.add_argument("--password", default=None, help="OCPP Basic-auth password")
+
+    def handle(self, *args, **options) -> None:
+        try:
+            charge_point = charge_point_provision(
+                identity=options["charge_point_id"],
+                location_ocpi_id=options["location"],
+                evses=options["evses"],
+                ocpp_version=options["ocpp"],
+                password=options["password"],
+            )
+        except (ProvisioningError, IntegrityError) as error:
+            raise CommandError(str(error)) from error
+        for evse in charge_point.evses.order_by("ocpp_evse_id"):
+            self.stdout.write(f"EVSE {evse.uid}")

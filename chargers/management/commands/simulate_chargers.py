@@ -1,0 +1,116 @@
+"""Connect simulated charge points (the provisioned ones, by identity prefix) to the csms.
+
+python manage.py simulate_chargers                       # every charge point in the database
+python manage.py simulate_chargers --match AMS- --mode occupied
+python manage.py simulate_chargers --tell AMS-CP01 mode offline
+python manage.py simulate_chargers --tell AMS-CP01 start 04A1B2C3D4E5F6 1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count
+
+from chargers.simulator import MODES, SimulatedCharger, control_channel, handle_control
+from locations.models import ChargePoint
+
+
+class Command(BaseCommand):
+    help = "Run simulated OCPP 1.6/2.0.1 chargers against the csms, or --tell running ones."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--url", default=None, help="default: settings.CSMS_PUBLIC_URL")
+        parser.add_argument("--match", default="", help="only identities starting with this")
+        parser.add_argument("--mode", choices=MODES, default="accept")
+        parser.add_argument("--password", default=None, help="Basic-auth password for all")
+        parser.add_argument("--limit", type=int, default=None)
+        parser.add_argument("--concurrency", type=int, default=200, help="parallel connects")
+        parser.add_argument(
+            "--tell", nargs="+", metavar="ARG",
+            help="CP|* mode MODE | CP start TOKEN [EVSE] | CP stop TRANSACTION [EVSE]",
+        )  # fmt: skip
+
+    def handle(self, *args, **options) -> None:
+        if options["tell"]:
+            self._tell(options["tell"])
+            return
+        qs = (
+            ChargePoint.objects.filter(identity__startswith=options["match"])
+            .annotate(n=Count("evses"))
+            .order_by("identity")
+        )
+        if options["limit"]:
+            qs = qs[: options["limit"]]
+        url = options["url"] or settings.CSMS_PUBLIC_URL
+        sims = {
+            cp.identity: SimulatedCharger(
+                url,
+                cp.identity,
+                version=cp.ocpp_version,
+                evses=max(cp.n, 1),
+                password=options["password"],
+                mode=options["mode"],
+            )
+            for cp in qs
+        }
+        if not sims:
+            raise CommandError("No charge points match; provision some with add_charge_point.")
+        self.stdout.write(f"simulator: {len(sims)} chargers -> {url} (mode {options['mode']})")
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(self._run(sims, options["concurrency"]))
+
+    async def _run(self, sims: dict[str, SimulatedCharger], concurrency: int) -> None:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def first_connect(sim: SimulatedCharger) -> None:
+            async with gate:  # avoid a boot storm of thousands of handshakes at once
+                with contextlib.suppress(Exception):
+                    await sim.connect()
+            await sim.run_forever()
+
+        tasks = [asyncio.create_task(first_connect(sim)) for sim in sims.values()]
+        control = asyncio.create_task(self._control(sims))
+        try:
+            await asyncio.gather(*tasks, control)
+        finally:
+            for task in [*tasks, control]:
+                task.cancel()
+
+    async def _control(self, sims: dict[str, SimulatedCharger]) -> None:
+        client = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+        pubsub = client.pubsub()
+        await pubsub.subscribe(control_channel(settings.CSMS_BUS_PREFIX))
+        async for message in pubsub.listen():
+            if message.get("type") != "message":
+                continue
+            try:
+                result = await handle_control(sims, json.loads(message["data"]))
+                if result != "no such charger":
+                    self.stdout.write(f"simulator: {result}")
+            except Exception as error:
+                self.stderr.write(f"simulator: control message failed: {error}")
+
+    def _tell(self, words: list[str]) -> None:
+        if len(words) < 3:
+            raise CommandError("--tell CP mode MODE | CP start TOKEN [EVSE] | CP stop TX [EVSE]")
+        cp, action, value, *rest = words
+        message = {"cp": cp, "action": action}
+        if action == "mode":
+            if value not in MODES:
+                raise CommandError(f"mode must be one of {', '.join(MODES)}")
+            message["mode"] = value
+        elif action in ("start", "stop"):
+            message["token" if action == "start" else "transaction"] = value
+            message["evse"] = int(rest[0]) if rest else 1
+        else:
+            raise CommandError("action must be mode, start or stop")
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        listeners = client.publish(control_channel(settings.CSMS_BUS_PREFIX), json.dumps(message))
+        self.stdout.write(f"sent to {listeners} simulator process(es)")

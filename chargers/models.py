@@ -1,0 +1,142 @@
+"""What the CSMS owns: the reservations it placed at chargers and the sessions chargers report.
+
+Bookings are referred to by plain id (`booking_id`): `bookings` depends on `chargers`, not the
+other way round (STYLE.md, dependency direction).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from locations.models import EVSE, ChargePoint
+
+
+class ReservationStatus(models.TextChoices):
+    """Where one ReserveNow placement stands at the charger."""
+
+    SENDING = "SENDING", "Sending"
+    HELD = "HELD", "Held"
+    OCCUPIED = "OCCUPIED", "Occupied"
+    FAULTED = "FAULTED", "Faulted"
+    UNAVAILABLE = "UNAVAILABLE", "Unavailable"
+    REJECTED = "REJECTED", "Rejected"
+    OFFLINE = "OFFLINE", "Offline"
+    CANCEL_DUE = "CANCEL_DUE", "To cancel"
+    CANCELED = "CANCELED", "Canceled"
+    EXPIRED = "EXPIRED", "Expired at charger"
+    REMOVED = "REMOVED", "Removed at charger"
+    USED = "USED", "Used by a session"
+    DROPPED = "DROPPED", "No longer wanted"
+
+
+# A charger refused or could not be reached: ReserveNow is tried again after a backoff.
+RETRY_STATUSES = [
+    ReservationStatus.OCCUPIED,
+    ReservationStatus.FAULTED,
+    ReservationStatus.UNAVAILABLE,
+    ReservationStatus.REJECTED,
+    ReservationStatus.OFFLINE,
+]
+CLOSED_STATUSES = [
+    ReservationStatus.CANCELED,
+    ReservationStatus.EXPIRED,
+    ReservationStatus.REMOVED,
+    ReservationStatus.USED,
+    ReservationStatus.DROPPED,
+]
+
+
+class ReservationQuerySet(models.QuerySet["Reservation"]):
+    def current(self) -> ReservationQuerySet:
+        return self.filter(is_current=True)
+
+    def of_booking(self, booking_id: int) -> ReservationQuerySet:
+        return self.filter(booking_id=booking_id)
+
+
+class Reservation(models.Model):
+    """One placement of a booking at a charger: (EVSE, token, expiry). Its id is the OCPP
+    reservationId, so resending ReserveNow for the same placement replaces rather than adds
+    (OCPP 1.6 §5.13, 2.0.1 H01.FR.02), and cancelling an old placement never hits a new one."""
+
+    id = models.AutoField(primary_key=True)  # int4: OCPP reservationId is a 32-bit integer
+    booking_id = models.BigIntegerField(db_index=True)
+    charge_point = models.ForeignKey(
+        ChargePoint, on_delete=models.CASCADE, related_name="reservations"
+    )
+    evse = models.ForeignKey(EVSE, on_delete=models.CASCADE, related_name="reservations")
+    id_tag = models.CharField(max_length=36)
+    token_type = models.CharField(max_length=16, blank=True, help_text="OCPI TokenType")
+    connector_type = models.CharField(max_length=20, blank=True, help_text="OCPP 2.0.1 code")
+    expires_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=12, choices=ReservationStatus.choices, default=ReservationStatus.SENDING
+    )
+    is_current = models.BooleanField(
+        default=True, help_text="The placement the booking wants now (one per booking)."
+    )
+    detail = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ReservationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["status", "next_attempt_at"],
+                condition=Q(is_current=True),
+                name="reservation_due_idx",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["booking_id"],
+                condition=Q(is_current=True),
+                name="reservation_one_current_per_booking",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ReservationStatus.values), name="reservation_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Reservation {self.pk} for booking {self.booking_id} ({self.status})"
+
+
+class ChargingSession(models.Model):
+    """A transaction a charger reported (1.6 Start/StopTransaction, 2.0.1 TransactionEvent)."""
+
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="sessions")
+    evse = models.ForeignKey(
+        EVSE, on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions"
+    )
+    transaction_id = models.CharField(
+        max_length=36, help_text="Charger's id (2.0.1) or ours (1.6: this row's id)."
+    )
+    id_tag = models.CharField(max_length=36, blank=True)
+    reservation_id = models.IntegerField(null=True, blank=True)
+    booking_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    started_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    meter_start_wh = models.IntegerField(null=True, blank=True)
+    meter_stop_wh = models.IntegerField(null=True, blank=True)
+    stop_reason = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["charge_point", "transaction_id"], name="chargingsession_unique_per_cp"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Session {self.transaction_id} on {self.charge_point_id}"

@@ -1,0 +1,373 @@
+"""Charger-side writes: what chargers report (status, boot, sessions) and the bookkeeping of the
+reservations the csms places. Short transactions only: callers never hold one across an OCPP
+round trip (STYLE rule 7)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from locations.models import EVSE, ChargePoint, EVSEStatus
+from locations.services import evse_set_status
+
+from .models import (
+    RETRY_STATUSES,
+    ChargingSession,
+    Reservation,
+    ReservationStatus,
+)
+
+RS = ReservationStatus
+
+RETRY_BACKOFF_SECONDS = (30, 60, 120, 240, 300)  # then every 300 s: a charger back online soon
+SENDING_STALE_SECONDS = 60  # a SENDING row older than this lost its worker (crash): send again
+MAY_BE_HELD = (RS.HELD, RS.SENDING, RS.OFFLINE)  # OFFLINE may be a timeout the charger did see
+
+# OCPP 1.6 ChargePointStatus / 2.0.1 ConnectorStatus -> OCPI EVSE status.
+CONNECTOR_STATUS = {
+    "Available": EVSEStatus.AVAILABLE,
+    "Preparing": EVSEStatus.CHARGING,
+    "Charging": EVSEStatus.CHARGING,
+    "SuspendedEV": EVSEStatus.CHARGING,
+    "SuspendedEVSE": EVSEStatus.CHARGING,
+    "Finishing": EVSEStatus.CHARGING,
+    "Occupied": EVSEStatus.CHARGING,
+    "Reserved": EVSEStatus.RESERVED,
+    "Unavailable": EVSEStatus.INOPERATIVE,
+    "Faulted": EVSEStatus.OUTOFORDER,
+}
+
+# ReserveNow reply -> reservation status.
+REPLY_STATUS = {
+    "Accepted": RS.HELD,
+    "Occupied": RS.OCCUPIED,
+    "Faulted": RS.FAULTED,
+    "Unavailable": RS.UNAVAILABLE,
+    "Rejected": RS.REJECTED,
+    "Offline": RS.OFFLINE,
+    "Timeout": RS.OFFLINE,
+    "CallError": RS.REJECTED,
+}
+
+
+def retry_backoff(attempts: int) -> timedelta:
+    """How long to wait before the next ReserveNow after `attempts` tries."""
+    index = min(max(attempts, 1), len(RETRY_BACKOFF_SECONDS)) - 1
+    return timedelta(seconds=RETRY_BACKOFF_SECONDS[index])
+
+
+# --- what chargers report ---
+
+
+def charger_status_notification(
+    *, charge_point: ChargePoint, ocpp_evse_id: int, ocpp_status: str, at: datetime
+) -> bool:
+    """Apply a connector/EVSE status report to the EVSE. Unknown statuses and connector 0
+    (the whole station, OCPP 1.6) change nothing. Returns whether an EVSE changed."""
+    status = CONNECTOR_STATUS.get(ocpp_status)
+    if status is None or ocpp_evse_id <= 0:
+        return False
+    return bool(
+        evse_set_status(charge_point=charge_point, ocpp_evse_id=ocpp_evse_id, status=status, at=at)
+    )
+
+
+@transaction.atomic
+def session_start(
+    *,
+    charge_point: ChargePoint,
+    ocpp_evse_id: int | None,
+    id_tag: str,
+    started_at: datetime,
+    transaction_id: str | None = None,
+    reservation_id: int | None = None,
+    meter_start_wh: int | None = None,
+) -> ChargingSession:
+    """Record a started session; OCPP 1.6 sessions (no transaction_id) get this row's id.
+    Starting the same 2.0.1 transaction twice returns the first row."""
+    evse = None
+    if ocpp_evse_id:
+        evse = EVSE.objects.filter(charge_point=charge_point, ocpp_evse_id=ocpp_evse_id).first()
+    if transaction_id is not None:
+        session, created = ChargingSession.objects.get_or_create(
+            charge_point=charge_point,
+            transaction_id=transaction_id,
+            defaults={"evse": evse, "id_tag": id_tag, "started_at": started_at,
+                      "reservation_id": reservation_id, "meter_start_wh": meter_start_wh},
+        )  # fmt: skip
+        if not created and id_tag and not session.id_tag:
+            session.id_tag = id_tag
+            session.save(update_fields=["id_tag"])
+        return session
+    session = ChargingSession.objects.create(
+        charge_point=charge_point, evse=evse, transaction_id=uuid.uuid4().hex, id_tag=id_tag,
+        started_at=started_at, reservation_id=reservation_id, meter_start_wh=meter_start_wh,
+    )  # fmt: skip
+    session.transaction_id = str(session.pk)
+    session.save(update_fields=["transaction_id"])
+    return session
+
+
+def session_link_booking(*, session: ChargingSession, booking_id: int) -> None:
+    """Note the booking a session redeemed, and that the booking's hold was used by it."""
+    ChargingSession.objects.filter(pk=session.pk).update(booking_id=booking_id)
+    session.booking_id = booking_id
+    Reservation.objects.current().of_booking(booking_id).update(status=RS.USED)
+
+
+def session_stop(
+    *,
+    charge_point: ChargePoint,
+    transaction_id: str,
+    stopped_at: datetime,
+    meter_stop_wh: int | None = None,
+    reason: str = "",
+) -> ChargingSession | None:
+    """Record the end of a session. Returns None for a transaction never started here."""
+    session = ChargingSession.objects.filter(
+        charge_point=charge_point, transaction_id=transaction_id
+    ).first()
+    if session is None:
+        return None
+    session.stopped_at = stopped_at
+    session.meter_stop_wh = meter_stop_wh
+    session.stop_reason = (reason or "")[:32]
+    session.save(update_fields=["stopped_at", "meter_stop_wh", "stop_reason"])
+    return session
+
+
+# --- reservations placed at chargers ---
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and for whom a booking should be held at the charger."""
+
+    evse: EVSE
+    id_tag: str
+    token_type: str
+    expires_at: datetime
+    connector_type: str = ""
+
+    def same_as(self, reservation: Reservation) -> bool:
+        return (
+            reservation.evse_id == self.evse.pk
+            and reservation.id_tag == self.id_tag
+            and reservation.expires_at == self.expires_at
+        )
+
+
+def _sending_stale(reservation: Reservation, now: datetime) -> bool:
+    sent = reservation.sent_at or reservation.updated_at
+    return sent is None or sent <= now - timedelta(seconds=SENDING_STALE_SECONDS)
+
+
+def reservation_is_due(
+    reservation: Reservation | None, placement: Placement, now: datetime
+) -> bool:
+    """Whether a ReserveNow should go out for this placement, given the booking's current row."""
+    if reservation is None or not placement.same_as(reservation):
+        return True
+    return reservation_retry_due(reservation, now)
+
+
+def reservation_retry_due(reservation: Reservation, now: datetime) -> bool:
+    """Whether ReserveNow should go out again for an unchanged placement: refused or offline
+    and past its backoff, or lost while sending."""
+    if reservation.status == RS.SENDING:
+        return _sending_stale(reservation, now)
+    if reservation.status in RETRY_STATUSES:
+        return reservation.next_attempt_at is None or reservation.next_attempt_at <= now
+    return False
+
+
+def _supersede(reservation: Reservation, now: datetime) -> None:
+    reservation.is_current = False
+    if reservation.status in MAY_BE_HELD:
+        reservation.status = RS.CANCEL_DUE
+    elif reservation.status not in (RS.CANCEL_DUE, RS.CANCELED):
+        reservation.status = RS.DROPPED
+    reservation.updated_at = now
+
+
+@transaction.atomic
+def reservations_claim(
+    *, placements: Mapping[int, Placement], now: datetime
+) -> dict[int, Reservation]:
+    """Claim the right to send ReserveNow now, for many bookings in a few queries: each
+    booking's current row (by booking id) becomes SENDING, or a new row is made when its
+    placement changed (the old one is marked for cancelling). Bookings with nothing due, or
+    whose row another worker holds, are left out of the result."""
+    ids = list(placements)
+    locked = {
+        r.booking_id: r
+        for r in Reservation.objects.select_for_update(skip_locked=True)
+        .current()
+        .filter(booking_id__in=ids)
+    }
+    busy = (
+        set(
+            Reservation.objects.current()
+            .filter(booking_id__in=ids)
+            .values_list("booking_id", flat=True)
+        )
+        - locked.keys()
+    )  # another worker is claiming these right now
+    claimed: dict[int, Reservation] = {}
+    resend: list[Reservation] = []
+    superseded: list[Reservation] = []
+    new: list[Reservation] = []
+    for booking_id, placement in placements.items():
+        if booking_id in busy:
+            continue
+        current = locked.get(booking_id)
+        if current is not None and placement.same_as(current):
+            if reservation_is_due(current, placement, now):
+                current.status = RS.SENDING
+                current.attempts += 1
+                current.sent_at = now
+                current.next_attempt_at = None
+                current.updated_at = now
+                resend.append(current)
+                claimed[booking_id] = current
+            continue
+        if current is not None:
+            _supersede(current, now)
+            superseded.append(current)
+        new.append(Reservation(
+            booking_id=booking_id, charge_point_id=placement.evse.charge_point_id,
+            evse=placement.evse, id_tag=placement.id_tag, token_type=placement.token_type,
+            connector_type=placement.connector_type, expires_at=placement.expires_at,
+            status=RS.SENDING, attempts=1, sent_at=now,
+        ))  # fmt: skip
+    # Grouped UPDATEs rather than bulk_update, whose CASE per row and field is slow to build.
+    if resend:
+        Reservation.objects.filter(pk__in=[r.pk for r in resend]).update(
+            status=RS.SENDING, attempts=F("attempts") + 1, sent_at=now, next_attempt_at=None,
+            updated_at=now,
+        )  # fmt: skip
+    _update_grouped(superseded, ["is_current", "status", "updated_at"])
+    try:
+        with transaction.atomic():  # savepoint: a parallel claim may have made a row first
+            created = Reservation.objects.bulk_create(new)
+    except IntegrityError:
+        created = []
+        for reservation in new:  # one by one, leaving out the bookings that lost the race
+            try:
+                with transaction.atomic():
+                    reservation.save(force_insert=True)
+                created.append(reservation)
+            except IntegrityError:
+                reservation.pk = None
+    claimed.update({r.booking_id: r for r in created})
+    return claimed
+
+
+def _update_grouped(rows: list[Reservation], fields: list[str]) -> None:
+    """Save `fields` of rows with one UPDATE per distinct set of values (a batch's replies are
+    mostly alike)."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(getattr(row, f) for f in fields)].append(row.pk)
+    for values, pks in groups.items():
+        Reservation.objects.filter(pk__in=pks).update(**dict(zip(fields, values, strict=True)))
+
+
+def reservation_claim(
+    *, booking_id: int, placement: Placement, now: datetime
+) -> Reservation | None:
+    """Claim the right to send ReserveNow for one booking (see reservations_claim)."""
+    return reservations_claim(placements={booking_id: placement}, now=now).get(booking_id)
+
+
+@transaction.atomic
+def reservations_record_replies(
+    *, replies: Mapping[int, tuple[str, str]], now: datetime
+) -> list[Reservation]:
+    """Record chargers' ReserveNow answers, {reservation id: (status, detail)}. A reply for a
+    placement superseded while in flight marks it for cancelling when the charger may hold
+    it; a reply for a row no longer SENDING (a duplicate) changes nothing."""
+    rows = list(Reservation.objects.select_for_update().filter(pk__in=list(replies)))
+    changed = []
+    for reservation in rows:
+        if reservation.status != RS.SENDING:
+            continue
+        reply_status, detail = replies[reservation.pk]
+        status = REPLY_STATUS.get(reply_status, RS.REJECTED)
+        if not reservation.is_current:
+            status = RS.CANCEL_DUE if status in MAY_BE_HELD else RS.DROPPED
+        reservation.status = status
+        reservation.detail = detail[:255]
+        reservation.answered_at = now
+        reservation.next_attempt_at = (
+            now + retry_backoff(reservation.attempts) if status in RETRY_STATUSES else None
+        )
+        reservation.updated_at = now
+        changed.append(reservation)
+    _update_grouped(changed, ["status", "detail", "answered_at", "next_attempt_at", "updated_at"])
+    return rows
+
+
+def reservation_record_reply(
+    *, reservation_id: int, reply_status: str, detail: str, now: datetime
+) -> Reservation:
+    """Record one charger's ReserveNow answer (see reservations_record_replies)."""
+    return reservations_record_replies(replies={reservation_id: (reply_status, detail)}, now=now)[0]
+
+
+@transaction.atomic
+def reservation_release(
+    *, booking_id: int, keep: Placement | None, now: datetime
+) -> list[Reservation]:
+    """Stop wanting every placement of the booking except `keep` (all when None): those the
+    charger may hold become CANCEL_DUE. Returns the booking's rows awaiting CancelReservation."""
+    for reservation in Reservation.objects.select_for_update().current().of_booking(booking_id):
+        if keep is None or not keep.same_as(reservation):
+            _supersede(reservation, now)
+            reservation.save(update_fields=["is_current", "status", "updated_at"])
+    return list(Reservation.objects.of_booking(booking_id).filter(status=RS.CANCEL_DUE))
+
+
+@transaction.atomic
+def reservation_record_cancel(
+    *, reservation_id: int, reply_status: str, detail: str, now: datetime
+) -> Reservation:
+    """Record a CancelReservation answer. Rejected means the charger holds no such
+    reservation, so it is gone either way; no answer leaves it due for another try."""
+    reservation = Reservation.objects.select_for_update().get(pk=reservation_id)
+    if reservation.status != RS.CANCEL_DUE:
+        return reservation
+    if reply_status in ("Accepted", "Rejected"):
+        reservation.status = RS.CANCELED
+    elif reply_status == "Expired" or reservation.expires_at <= now - timedelta(minutes=10):
+        reservation.status = RS.DROPPED  # lapsed at the charger by itself
+    reservation.detail = f"CancelReservation: {reply_status} {detail}".strip()[:255]
+    reservation.answered_at = now
+    reservation.save(update_fields=["status", "detail", "answered_at", "updated_at"])
+    return reservation
+
+
+@transaction.atomic
+def reservation_status_update(
+    *, charge_point: ChargePoint, reservation_id: int, update_status: str, now: datetime
+) -> Reservation | None:
+    """A 2.0.1 ReservationStatusUpdate: the charger dropped the reservation (Expired/Removed)."""
+    reservation = (
+        Reservation.objects.select_for_update()
+        .filter(pk=reservation_id, charge_point=charge_point)
+        .first()
+    )
+    if reservation is None:
+        return None
+    if reservation.status in (RS.HELD, RS.SENDING, RS.CANCEL_DUE):
+        reservation.status = RS.EXPIRED if update_status == "Expired" else RS.REMOVED
+        reservation.detail = f"ReservationStatusUpdate: {update_status}"
+        reservation.answered_at = now
+        reservation.save(update_fields=["status", "detail", "answered_at", "updated_at"])
+    return reservation

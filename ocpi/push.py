@@ -1,0 +1,258 @@
+"""Pushes to eMSPs (Bookings Receiver, digest 4.4.1-4.4.3): an outbox over the bookings audit
+trail. The sweep reads BookingTransition rows past its own cursor and turns each into Push rows
+(the owning eMSP's Booking; every party's BookingLocation when availability changed); a
+deliverer per party sends its Push rows in id order, one party never waiting on another.
+
+Every push is a PUT of the whole current object, so it is idempotent, and pending pushes of the
+same object are coalesced into one: the receiver always ends with the newest state.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from bookings.models import BLOCKING_STATUSES, Booking, BookingTransition
+from bookings.selectors import booking_detail_queryset
+from locations.models import EVSE
+
+from . import client
+from .models import Party, Push, PushCursor
+from .selectors import (
+    BookingLocationData,
+    bookable_evses,
+    booking_locations,
+    calendar_window,
+    parties_to_push,
+)
+
+logger = logging.getLogger(__name__)
+
+SWEEP_BATCH = 2000  # audit rows read per sweep pass
+GAP_WAIT = timedelta(seconds=30)  # an id gap younger than this may be a transaction still open
+LEASE = timedelta(minutes=2)  # how long one deliverer owns a party's queue
+MAX_ATTEMPTS = 12  # with the backoff below, about 5 hours of retrying before giving up
+BACKOFF_BASE_SECONDS = 5
+BACKOFF_MAX_SECONDS = 3600
+
+Event = BookingTransition.Event
+AVAILABILITY_EVENTS = {Event.CREATED, Event.STATUS, Event.CHANGED}
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential: 5 s, 10 s, 20 s, ... capped at an hour."""
+    return timedelta(seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0),
+                                 BACKOFF_MAX_SECONDS))  # fmt: skip
+
+
+def _affects_availability(row: BookingTransition) -> bool:
+    if row.event not in AVAILABILITY_EVENTS:
+        return False
+    if row.event == Event.STATUS:
+        return (row.from_status in BLOCKING_STATUSES) != (row.to_status in BLOCKING_STATUSES)
+    if row.event == Event.CREATED:
+        return row.to_status in BLOCKING_STATUSES
+    return True
+
+
+def queue_location_pushes(*, evse_ids: list[int], transition_id: int | None = None) -> None:
+    """Queue a BookingLocation PUT of these EVSEs to every registered party."""
+    parties = list(parties_to_push().values_list("pk", flat=True))
+    Push.objects.bulk_create(
+        [
+            Push(
+                party_id=p, kind=Push.Kind.BOOKING_LOCATION, evse_id=e, transition_id=transition_id
+            )
+            for p in parties
+            for e in evse_ids
+        ],
+        ignore_conflicts=True,
+    )
+
+
+@dataclass
+class SweepResult:
+    parties: set[int]  # parties with pushes due
+    command_bookings: set[int]  # ReserveNow bookings whose charger state or status changed
+
+
+def sweep(*, now: datetime | None = None) -> SweepResult:
+    """Turn new audit rows into Push rows; returns who has something to send."""
+    now = now or timezone.now()
+    parties = {(p.country_code, p.party_id): p.pk for p in parties_to_push()}
+    with transaction.atomic():
+        cursor, _ = PushCursor.objects.select_for_update().get_or_create(name="bookings")
+        rows = list(
+            BookingTransition.objects.filter(id__gt=cursor.last_transition_id)
+            .select_related("booking")
+            .order_by("id")[:SWEEP_BATCH]
+        )
+        new_cursor = cursor.last_transition_id
+        # A fresh cursor has no gap to wait for: ids need not start at 1.
+        expected = cursor.last_transition_id + 1 if cursor.last_transition_id else None
+        for row in rows:
+            if expected is not None and row.id != expected and row.at > now - GAP_WAIT:
+                break  # a lower id may still commit: come back for it (pushes are idempotent)
+            new_cursor, expected = row.id, row.id + 1
+        pushes = []
+        command_bookings = set()
+        for row in rows:
+            booking = row.booking
+            if booking.channel == Booking.Channel.COMMAND and row.event in (
+                Event.CHARGER,
+                Event.STATUS,
+            ):
+                command_bookings.add(booking.pk)
+            owner = parties.get((booking.emsp_country_code, booking.emsp_party_id))
+            if owner is not None:
+                pushes.append(Push(party_id=owner, kind=Push.Kind.BOOKING, booking_id=booking.pk,
+                                   transition_id=row.id))  # fmt: skip
+            if _affects_availability(row):
+                evse_ids = {booking.evse_id} - {None}
+                before = (row.details or {}).get("before") or {}
+                if before.get("evse"):
+                    evse_ids |= set(
+                        EVSE.objects.filter(uid=before["evse"]).values_list("pk", flat=True)
+                    )
+                pushes.extend(
+                    Push(party_id=p, kind=Push.Kind.BOOKING_LOCATION, evse_id=e,
+                         transition_id=row.id)
+                    for p in parties.values()
+                    for e in evse_ids
+                )  # fmt: skip
+        Push.objects.bulk_create(pushes, ignore_conflicts=True)
+        if new_cursor != cursor.last_transition_id:
+            cursor.last_transition_id = new_cursor
+            cursor.save(update_fields=["last_transition_id", "updated_at"])
+    parties = set(
+        Push.objects.filter(state=Push.State.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .values_list("party_id", flat=True)
+        .distinct()
+    )
+    return SweepResult(parties=parties, command_bookings=command_bookings)
+
+
+@dataclass
+class Delivery:
+    sent: int = 0
+    failed: bool = False
+    retry_at: datetime | None = None
+
+
+def _claim(party_id: int, now: datetime) -> bool:
+    return bool(
+        Party.objects.filter(pk=party_id)
+        .filter(Q(push_lease_until__isnull=True) | Q(push_lease_until__lt=now))
+        .update(push_lease_until=now + LEASE)
+    )
+
+
+def _release(party_id: int) -> None:
+    Party.objects.filter(pk=party_id).update(push_lease_until=None)
+
+
+def _same_target(push: Push) -> Q:
+    if push.kind == Push.Kind.BOOKING:
+        return Q(kind=Push.Kind.BOOKING, booking_id=push.booking_id)
+    return Q(kind=Push.Kind.BOOKING_LOCATION, evse_id=push.evse_id)
+
+
+def _location_body(evse_id: int, now: datetime) -> tuple[str, dict]:
+    from .modules.bookings.serializers import booking_location_object
+
+    evse = bookable_evses().filter(pk=evse_id).first()
+    if evse is None:
+        # No longer bookable: an empty calendar list withdraws it (A9).
+        evse = EVSE.objects.select_related("charge_point__location").get(pk=evse_id)
+        from locations.selectors import policy_for
+
+        bl = BookingLocationData(
+            evse=evse, location=evse.charge_point.location,
+            policy=policy_for(evse), calendars=[], last_updated=now,
+        )  # fmt: skip
+    else:
+        bl = booking_locations(evses=[evse], window=calendar_window(None, None, now), now=now)[0]
+    return evse.uid, booking_location_object(bl)
+
+
+def _send(party: Party, push: Push, base: str, now: datetime) -> None:
+    from .modules.bookings.serializers import booking_object
+
+    cc, pid = settings.OCPI_COUNTRY_CODE, settings.OCPI_PARTY_ID
+    if push.kind == Push.Kind.BOOKING:
+        booking = booking_detail_queryset().get(pk=push.booking_id)
+        url = f"{base.rstrip('/')}/{cc}/{pid}/{booking.uid}"
+        body = booking_object(booking)
+    else:
+        uid, body = _location_body(push.evse_id, now)
+        url = f"{base.rstrip('/')}/{cc}/{pid}/booking_locations/{uid}"
+    client.call("PUT", url, token=party.token_b, raw_token=party.legacy_raw_token, json=body,
+                to=(party.country_code, party.party_id))  # fmt: skip
+
+
+def deliver(*, party_id: int, now: datetime | None = None, limit: int = 500) -> Delivery:
+    """Send this party's pending pushes in order, stopping at the first failure (which is
+    retried with exponential backoff). Only one deliverer per party runs at a time."""
+    now = now or timezone.now()
+    result = Delivery()
+    if not _claim(party_id, now):
+        return result
+    try:
+        party = Party.objects.get(pk=party_id)
+        base = party.endpoint("booking", "RECEIVER") or party.endpoint("booking")
+        pending = Push.objects.filter(party_id=party_id, state=Push.State.PENDING)
+        if not party.is_registered or not party.token_b or not base:
+            pending.update(state=Push.State.SKIPPED, last_error="No Booking Receiver endpoint.")
+            return result
+        for _ in range(limit):
+            push = pending.order_by("id").first()
+            if push is None:
+                break
+            if push.next_attempt_at and push.next_attempt_at > timezone.now():
+                result.retry_at = push.next_attempt_at
+                break  # in order: later pushes wait behind this one
+            started = timezone.now()
+            try:
+                _send(party, push, base, started)
+            except client.ClientError as error:
+                attempts = push.attempts + 1
+                state = Push.State.GAVE_UP if attempts >= MAX_ATTEMPTS else Push.State.PENDING
+                retry_at = started + backoff(attempts)
+                Push.objects.filter(pk=push.pk).update(
+                    attempts=attempts, state=state, last_error=str(error)[:2000],
+                    last_status=str(error.http_status or error.ocpi_status or "unreachable"),
+                    next_attempt_at=retry_at,
+                )  # fmt: skip
+                logger.warning("Push %s to %s failed (%s): %s", push.pk, party, attempts, error)
+                result.failed = True
+                if state == Push.State.PENDING:
+                    result.retry_at = retry_at
+                    break
+                continue
+            # Everything queued for the same object up to now is covered by this PUT.
+            sent_at = timezone.now()
+            pending.filter(_same_target(push), id__gt=push.pk, created_at__lte=started).update(
+                state=Push.State.SKIPPED, last_status="superseded", sent_at=sent_at
+            )
+            Push.objects.filter(pk=push.pk).update(
+                state=Push.State.SENT, attempts=push.attempts + 1, sent_at=sent_at,
+                last_status="200", last_error="",
+            )  # fmt: skip
+            result.sent += 1
+    finally:
+        _release(party_id)
+    return result
+
+
+def retry_now(*, push_ids: list[int]) -> int:
+    """Admin action: make failed or given-up pushes due again."""
+    return Push.objects.filter(
+        pk__in=push_ids, state__in=[Push.State.PENDING, Push.State.GAVE_UP]
+    ).update(state=Push.State.PENDING, next_attempt_at=None)

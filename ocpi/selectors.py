@@ -1,0 +1,183 @@
+"""Read paths of the OCPI app: locations as OCPI shows them, BookingLocations with calendars
+computed by the availability engine, parties to push to. Domain reads go through the domain
+apps' selectors."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db.models import DateTimeField, Max, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+
+from bookings.availability import MAX_WINDOW, Interval, clip, local_day_window
+from bookings.models import Booking
+from bookings.selectors import location_availability
+from locations.models import EVSE, UNBOOKABLE_EVSE_STATUSES, Connector, Location
+from locations.selectors import policy_for
+
+from .models import Party, Token
+
+
+def published_locations() -> QuerySet[Location]:
+    """Published locations with last_updated covering their EVSEs and connectors (OCPI rule)."""
+    return (
+        Location.objects.published()
+        .annotate(
+            ocpi_last_updated=Greatest(
+                "last_updated",
+                Coalesce(Max("charge_points__evses__last_updated"), "last_updated"),
+                Coalesce(Max("charge_points__evses__connectors__last_updated"), "last_updated"),
+            )
+        )
+        .prefetch_related(
+            "regular_hours",
+            "exceptional_periods",
+            Prefetch(
+                "charge_points__evses",
+                queryset=EVSE.objects.prefetch_related(
+                    Prefetch("connectors", queryset=Connector.objects.order_by("id"))
+                ).order_by("ocpp_evse_id", "id"),
+            ),
+        )
+        .order_by("ocpi_last_updated", "id")
+    )
+
+
+def published_location_get(*, location_id: str) -> Location:
+    """Raises Location.DoesNotExist (also for unpublished ones)."""
+    return published_locations().get(ocpi_id__iexact=location_id)
+
+
+def bookable_evses() -> QuerySet[EVSE]:
+    """EVSEs offered as BookingLocations: bookable, at published locations, with the time of the
+    last change to anything their calendar depends on (EVSE, location, policy, bookings)."""
+    last_booking = (
+        Booking.objects.filter(evse=OuterRef("pk"))
+        .order_by("-last_updated")
+        .values("last_updated")[:1]
+    )
+    return (
+        EVSE.objects.filter(charge_point__location__publish=True, booking_enabled=True)
+        .exclude(status__in=UNBOOKABLE_EVSE_STATUSES)
+        .select_related("charge_point__location__booking_policy", "booking_policy", "charge_point")
+        .prefetch_related(Prefetch("connectors", queryset=Connector.objects.order_by("id")))
+        .annotate(
+            bl_last_updated=Greatest(
+                "last_updated",
+                "charge_point__location__last_updated",
+                Coalesce("booking_policy__last_updated", "last_updated"),
+                Coalesce("charge_point__location__booking_policy__last_updated", "last_updated"),
+                Coalesce(Subquery(last_booking, output_field=DateTimeField()), "last_updated"),
+            )
+        )
+        .order_by("charge_point__location_id", "charge_point__identity", "ocpp_evse_id", "id")
+    )
+
+
+@dataclass
+class CalendarData:
+    id: str
+    begin_from: datetime
+    end_before: datetime
+    step_minutes: int
+    slots: list[Interval]
+    max_power: int | None
+    last_updated: datetime
+
+
+@dataclass
+class BookingLocationData:
+    evse: EVSE
+    location: Location
+    policy: object
+    calendars: list[CalendarData]
+    last_updated: datetime
+
+
+def calendar_window(
+    timeslot_from: datetime | None, timeslot_to: datetime | None, now: datetime
+) -> Interval:
+    """The published horizon: [from, to) capped at the engine's 7-day maximum."""
+    start = timeslot_from or now
+    end = timeslot_to or start + MAX_WINDOW
+    end = min(end, start + MAX_WINDOW)
+    return Interval(start.astimezone(UTC), end.astimezone(UTC))
+
+
+def booking_locations(
+    *, evses: list[EVSE], window: Interval, now: datetime | None = None
+) -> list[BookingLocationData]:
+    """BookingLocations (one per bookable EVSE) with one Calendar per local day of the window.
+
+    One availability computation per location, whatever the number of EVSEs.
+    """
+    now = now or timezone.now()
+    by_location: dict[int, list[EVSE]] = defaultdict(list)
+    for evse in evses:
+        by_location[evse.charge_point.location_id].append(evse)
+    result: dict[int, BookingLocationData] = {}
+    for evse_list in by_location.values():
+        location = evse_list[0].charge_point.location
+        free = {}
+        if window.end > window.start:
+            avail = location_availability(
+                location=location, start=window.start, end=window.end, now=now
+            )
+            free = {ea.evse.pk: ea.free for ea in avail.evses}
+            location = avail.location
+        tz = location.zone
+        for evse in evse_list:
+            policy = policy_for(evse, location)
+            powers = [c.power_watts for c in evse.connectors.all()]
+            calendars = []
+            day = window.start.astimezone(tz).date()
+            while window.end > window.start:
+                span = local_day_window(day, tz)
+                part = Interval(max(span.start, window.start), min(span.end, window.end))
+                if part.start >= window.end:
+                    break
+                slots = clip(free.get(evse.pk, []), part)
+                if slots:
+                    calendars.append(
+                        CalendarData(
+                            id=day.isoformat(),
+                            begin_from=part.start,
+                            end_before=part.end,
+                            step_minutes=policy.slot_step_minutes,
+                            slots=slots,
+                            max_power=max(powers) if powers else None,
+                            last_updated=evse.bl_last_updated,
+                        )
+                    )
+                day += timedelta(days=1)
+            result[evse.pk] = BookingLocationData(
+                evse=evse,
+                location=location,
+                policy=policy,
+                calendars=calendars,
+                last_updated=evse.bl_last_updated,
+            )
+    return [result[e.pk] for e in evses]
+
+
+def booking_location_get(*, booking_location_id: str) -> EVSE:
+    """The bookable EVSE behind a BookingLocation id. Raises EVSE.DoesNotExist."""
+    return bookable_evses().get(uid__iexact=booking_location_id)
+
+
+def parties_to_push() -> QuerySet[Party]:
+    return Party.objects.filter(state=Party.State.REGISTERED).exclude(token_b="")
+
+
+def token_get(*, party: Party, country_code: str, party_id: str, uid: str, type: str) -> Token:
+    """Raises Token.DoesNotExist."""
+    return Token.objects.get(
+        owner=party,
+        country_code__iexact=country_code,
+        party_id__iexact=party_id,
+        uid__iexact=uid,
+        type=type,
+    )

@@ -1,0 +1,207 @@
+"""The central system over real WebSockets: handshake rules, what chargers report, malformed
+frames, sessions that fulfil bookings."""
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+import websockets
+from django.utils import timezone
+from websockets.exceptions import InvalidStatus
+
+from bookings.models import ChargerReservation, Status
+from chargers.models import ChargingSession, Reservation, ReservationStatus
+from locations.models import ChargePoint, EVSEStatus
+from tests.bookings.factories import BookingFactory, BookingTokenFactory
+from tests.chargers.conftest import wait_for
+from tests.locations.factories import ChargePointFactory, EVSEFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _cp(version="1.6", evses=2, **kwargs):
+    cp = ChargePointFactory(ocpp_version=version, is_connected=False, **kwargs)
+    for n in range(1, evses + 1):
+        EVSEFactory(charge_point=cp, ocpp_evse_id=n)
+    return cp
+
+
+async def _raw(url, identity, subprotocol, frames):
+    """Send frames on a bare WebSocket and collect one answer per frame."""
+    answers = []
+    async with websockets.connect(f"{url}/{identity}", subprotocols=[subprotocol]) as ws:
+        for frame in frames:
+            await ws.send(frame)
+            answers.append(json.loads(await ws.recv()))
+    return answers
+
+
+def test_csms_refuses_unknown_charge_point_at_handshake(stack):
+    with pytest.raises(InvalidStatus) as refused:
+        stack.run(_raw(stack.url(), "NOPE-1", "ocpp1.6", []))
+    assert refused.value.response.status_code == 404
+
+
+def test_csms_refuses_wrong_password_and_accepts_right_one(stack):
+    cp = _cp()
+    cp.set_password("s3cret-pass")
+    cp.save()
+    sim = stack.charger(cp, password="s3cret-pass")
+    assert sim.connected
+    stack.run(sim.disconnect())
+    for password in ("wrong", None):
+        intruder = type(sim)(stack.url(), cp.identity, password=password)
+        with pytest.raises(InvalidStatus) as refused:
+            stack.run(intruder.connect())
+        assert refused.value.response.status_code == 401
+
+
+def test_csms_refuses_connection_without_ocpp_subprotocol(stack):
+    cp = _cp()
+    with pytest.raises(InvalidStatus) as refused:
+        stack.run(_raw(stack.url(), cp.identity, "ocpp9.9", []))
+    assert refused.value.response.status_code == 400
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_csms_boot_stores_charger_and_disconnect_marks_offline(stack, version):
+    cp = _cp(version)
+    sim = stack.charger(cp)
+    cp.refresh_from_db()
+    assert cp.is_connected
+    assert cp.vendor == "Chargebook"
+    assert cp.model == ("Sim 2" if version == "2.0.1" else "Sim 1")
+    assert cp.firmware_version == ("2.0" if version == "2.0.1" else "1.0")
+    assert cp.last_boot is not None
+    assert cp.ocpp_version == version
+    stack.run(sim.disconnect())
+    wait_for(lambda: not ChargePoint.objects.get(pk=cp.pk).is_connected)
+
+
+@pytest.mark.parametrize(
+    ("version", "reported", "expected"),
+    [
+        ("1.6", "Faulted", EVSEStatus.OUTOFORDER),
+        ("1.6", "Charging", EVSEStatus.CHARGING),
+        ("2.0.1", "Occupied", EVSEStatus.CHARGING),
+        ("2.0.1", "Unavailable", EVSEStatus.INOPERATIVE),
+    ],
+)
+def test_csms_status_notification_drives_evse_status(stack, version, reported, expected):
+    cp = _cp(version)
+    sim = stack.charger(cp)
+    assert set(cp.evses.values_list("status", flat=True)) == {EVSEStatus.AVAILABLE}
+    stack.run(sim.cp.report(2, reported))
+    statuses = dict(cp.evses.values_list("ocpp_evse_id", "status"))
+    assert statuses == {1: EVSEStatus.AVAILABLE, 2: expected}
+
+
+@pytest.mark.parametrize(
+    ("version", "subprotocol", "format_code"),
+    [("1.6", "ocpp1.6", "FormationViolation"), ("2.0.1", "ocpp2.0.1", "FormatViolation")],
+)
+def test_csms_malformed_frames_get_call_error_and_connection_survives(
+    stack, version, subprotocol, format_code
+):
+    cp = _cp(version)
+    answers = stack.run(
+        _raw(stack.url(), cp.identity, subprotocol, [
+            "this is not json",
+            '{"not": "a list"}',
+            '[2, "m1", "BootNotification", {}]',
+            '[2, "m2", {"action": "odd"}, {}]',
+            '[2, "m3", "NoSuchAction", {}]',
+            '[2, "m4", "Heartbeat", {}]',
+        ])
+    )  # fmt: skip
+    assert answers[0][:3] == [4, "-1", format_code]
+    assert answers[1][0] == 4 and answers[1][2] == "ProtocolError"
+    assert answers[2][:2] == [4, "m1"]
+    assert answers[2][2] in ("ProtocolError", "OccurenceConstraintViolation")
+    assert answers[3][:3] == [4, "m2", format_code]
+    assert answers[4][:2] == [4, "m3"] and answers[4][2] in ("NotSupported", "NotImplemented")
+    assert answers[5][:2] == [3, "m4"] and "currentTime" in answers[5][2]
+
+
+def _booking_on(cp, *, starts_in=timedelta(minutes=3), token="TOKEN-ABC", **kwargs):
+    evse = cp.evses.get(ocpp_evse_id=1)
+    booking = BookingFactory(evse=evse, start=timezone.now() + starts_in, **kwargs)
+    BookingTokenFactory(booking=booking, uid=token)
+    return booking
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_csms_session_with_booking_token_fulfils_booking(stack, version):
+    cp = _cp(version)
+    booking = _booking_on(cp)
+    sim = stack.charger(cp)
+    transaction_id = stack.run(sim.start_session("TOKEN-ABC", evse=1))
+    booking.refresh_from_db()
+    assert booking.status == Status.FULFILLED
+    assert booking.fulfilled_at is not None
+    assert booking.charger_reservation == ChargerReservation.RELEASED
+    session = ChargingSession.objects.get(charge_point=cp, transaction_id=transaction_id)
+    assert session.booking_id == booking.pk
+    assert session.id_tag == "TOKEN-ABC"
+    stack.run(sim.stop_session(transaction_id, evse=1))
+    session.refresh_from_db()
+    assert session.stopped_at is not None
+    assert cp.evses.get(ocpp_evse_id=1).status == EVSEStatus.AVAILABLE
+
+
+def test_csms_session_with_other_token_or_outside_window_leaves_booking(stack):
+    cp = _cp("1.6")
+    soon = _booking_on(cp, token="DRIVER-1")
+    later = _booking_on(cp, token="DRIVER-2", starts_in=timedelta(hours=3))
+    sim = stack.charger(cp)
+    stack.run(sim.start_session("SOMEONE-ELSE", evse=1))
+    stack.run(sim.start_session("DRIVER-2", evse=1))
+    assert {b.status for b in (soon, later)} == {Status.RESERVED}
+    soon.refresh_from_db()
+    later.refresh_from_db()
+    assert (soon.status, later.status) == (Status.RESERVED, Status.RESERVED)
+    assert ChargingSession.objects.filter(charge_point=cp, booking_id__isnull=True).count() == 2
+
+
+def test_csms_reservation_status_update_releases_booking(stack):
+    cp = _cp("2.0.1")
+    booking = _booking_on(cp)
+    sim = stack.charger(cp)
+    from bookings.tasks import sweep_reservations
+
+    sweep_reservations(enqueue=False)
+    reservation = Reservation.objects.get(booking_id=booking.pk)
+    assert reservation.status == ReservationStatus.HELD
+    from ocpp.v201 import call
+
+    stack.run(
+        sim.cp.call(
+            call.ReservationStatusUpdate(
+                reservation_id=reservation.pk, reservation_update_status="Removed"
+            )
+        )
+    )
+    reservation.refresh_from_db()
+    booking.refresh_from_db()
+    assert reservation.status == ReservationStatus.REMOVED
+    assert booking.charger_reservation == ChargerReservation.RELEASED
+    assert "removed" in booking.charger_reservation_detail
+
+
+def test_csms_basic_auth_username_must_be_charge_point_id(stack):
+    cp = _cp()
+    cp.set_password("s3cret-pass")
+    cp.save()
+    other = base64.b64encode(b"SOMEONE:s3cret-pass").decode()
+
+    async def connect():
+        async with websockets.connect(
+            f"{stack.url()}/{cp.identity}", subprotocols=["ocpp1.6"],
+            additional_headers={"Authorization": f"Basic {other}"},
+        ):  # fmt: skip
+            pass
+
+    with pytest.raises(InvalidStatus) as refused:
+        stack.run(connect())
+    assert refused.value.response.status_code == 401

@@ -1,0 +1,287 @@
+"""Bookings module, Sender interface: BookingRequests (create, change, cancel), lists, isolation,
+booking_locations with calendars from the availability engine."""
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from bookings.models import Booking, BookingRequest, Status
+from tests.bookings.factories import BookingFactory
+
+pytestmark = pytest.mark.django_db
+
+BOOKINGS = "/ocpi/cpo/2.3.0/bookings"
+BOOKING_LOCATIONS = "/ocpi/cpo/2.3.0/bookings/booking_locations"
+
+
+def z(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def request_body(start, *, hours=1, request_id="REQ-1", evse_uid="EVSE-1", party=("DE", "XMS"),
+                 **extra):  # fmt: skip
+    body = {
+        "country_code": party[0],
+        "party_id": party[1],
+        "request_id": request_id,
+        "location_id": "LOC-AMS-001",
+        "evse_uid": evse_uid,
+        "tokens": [{"country_code": party[0], "party_id": party[1], "uid": "04A1B2C3D4E5F6",
+                    "type": "RFID", "contract_id": "DE-XMS-C12345678-9"}],
+        "period": {"start_from": z(start), "end_before": z(start + timedelta(hours=hours))},
+        "authorization_reference": "AUTH-5c4b3a21",
+        "power_required": 11,
+    }  # fmt: skip
+    body.update(extra)
+    return body
+
+
+def post(client, party, body):
+    return client.post(BOOKINGS, data=json.dumps(body) if not isinstance(body, str) else body,
+                        content_type="application/json", HTTP_AUTHORIZATION=party.auth)  # fmt: skip
+
+
+def test_booking_post_creates_reserved_booking(client, emsp, site, tomorrow_10):
+    response = post(client, emsp, request_body(tomorrow_10))
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status_code"] == 1000
+    data = body["data"]
+    assert data["reservation_status"] == "RESERVED"
+    assert data["country_code"] == "NL" and data["party_id"] == "CBK"
+    assert data["request_id"] == "REQ-1" and data["evse_uid"] == "EVSE-1"
+    assert data["period"] == {"start_from": z(tomorrow_10),
+                              "end_before": z(tomorrow_10 + timedelta(hours=1))}  # fmt: skip
+    assert [r["request_status"] for r in data["booking_requests"]] == ["ACCEPTED"]
+    assert data["booking_requests"][0]["booking_request"]["request_id"] == "REQ-1"
+    assert data["booking_tokens"][0]["uid"] == "04A1B2C3D4E5F6"
+    assert data["booking_terms"]["cancel_until_minutes"] == 15
+    assert data["last_updated"].endswith("Z")
+    booking = Booking.objects.get(uid=data["id"])
+    assert booking.status == Status.RESERVED
+    assert (booking.emsp_country_code, booking.emsp_party_id) == ("DE", "XMS")
+
+
+def test_booking_post_taken_slot_is_rejected_not_an_error(client, emsp, site, tomorrow_10):
+    BookingFactory(evse=site.charge_points.first().evses.get(uid="EVSE-1"), start=tomorrow_10)
+    response = post(client, emsp, request_body(tomorrow_10))
+    body = response.json()
+    assert body["status_code"] == 1000
+    assert body["data"]["reservation_status"] == "REJECTED"
+    assert body["data"]["booking_requests"][0]["request_status"] == "DECLINED"
+
+
+def test_booking_post_without_evse_picks_a_free_one(client, emsp, site, tomorrow_10):
+    BookingFactory(evse=site.charge_points.first().evses.get(uid="EVSE-1"), start=tomorrow_10)
+    data = post(client, emsp, request_body(tomorrow_10, evse_uid=None)).json()["data"]
+    assert data["reservation_status"] == "RESERVED" and data["evse_uid"] == "EVSE-2"
+
+
+def test_booking_change_with_same_request_id_moves_it(client, emsp, site, tomorrow_10):
+    post(client, emsp, request_body(tomorrow_10))
+    later = tomorrow_10 + timedelta(minutes=30)
+    response = post(client, emsp, request_body(later))
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["reservation_status"] == "RESERVED"
+    assert data["period"]["start_from"] == z(later)
+    assert [r["request_status"] for r in data["booking_requests"]] == ["ACCEPTED", "ACCEPTED"]
+    assert Booking.objects.count() == 1
+
+
+def test_booking_change_into_taken_slot_is_declined_and_keeps_booking(
+    client, emsp, site, tomorrow_10
+):
+    post(client, emsp, request_body(tomorrow_10))
+    evse = site.charge_points.first().evses.get(uid="EVSE-1")
+    BookingFactory(evse=evse, start=tomorrow_10 + timedelta(hours=2))
+    data = post(client, emsp, request_body(tomorrow_10 + timedelta(hours=2))).json()["data"]
+    assert data["reservation_status"] == "RESERVED"
+    assert data["period"]["start_from"] == z(tomorrow_10)
+    assert [r["request_status"] for r in data["booking_requests"]] == ["ACCEPTED", "DECLINED"]
+
+
+def test_booking_cancel_request_cancels(client, emsp, site, tomorrow_10):
+    post(client, emsp, request_body(tomorrow_10))
+    cancel = {"country_code": "DE", "party_id": "XMS", "request_id": "REQ-1",
+              "canceled": {"cancellation_reason": "TRAFFIC", "who_canceled": "EMSP"}}  # fmt: skip
+    data = post(client, emsp, cancel).json()["data"]
+    assert data["reservation_status"] == "CANCELED"
+    assert data["canceled"] == {"cancellation_reason": "TRAFFIC", "who_canceled": "EMSP"}
+    assert Booking.objects.get().status == Status.CANCELED
+
+
+def test_booking_identical_resend_is_idempotent(client, emsp, site, tomorrow_10):
+    body = request_body(tomorrow_10)
+    first = post(client, emsp, body).json()["data"]
+    again = post(client, emsp, body).json()["data"]
+    assert again["id"] == first["id"]
+    assert len(again["booking_requests"]) == 1
+    assert BookingRequest.objects.count() == 1
+
+
+def test_booking_post_for_another_party_identity_is_2001(client, emsp, site, tomorrow_10):
+    response = post(client, emsp, request_body(tomorrow_10, party=("FR", "OTH")))
+    assert response.json()["status_code"] == 2001
+    assert "country_code" in response.json()["status_message"]
+    assert not Booking.objects.exists()
+
+
+def test_booking_post_unknown_location_is_2003(client, emsp, site, tomorrow_10):
+    body = request_body(tomorrow_10, location_id="NOPE")
+    assert post(client, emsp, body).json()["status_code"] == 2003
+
+
+def test_booking_post_location_id_is_never_a_primary_key(client, emsp, site, tomorrow_10):
+    body = request_body(tomorrow_10, location_id=str(site.pk), evse_uid=None)
+    assert post(client, emsp, body).json()["status_code"] == 2003
+    assert not Booking.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda b: b.update(period={**b["period"], "end_before": b["period"]["start_from"]}),
+         "period.end_before"),
+        (lambda b: b.update(power_required="11"), "power_required"),
+        (lambda b: b.update(request_id=12345), "request_id"),
+        (lambda b: b.update(request_id="R" * 37), "request_id"),
+        (lambda b: b.update(canceled={"cancellation_reason": "BORED", "who_canceled": "EMSP"}),
+         "canceled.cancellation_reason"),
+        (lambda b: b.pop("period"), "period"),
+        (lambda b: b.update(tokens=[{"uid": "x"}]), "tokens[0].country_code"),
+        (lambda b: b.update(period={"start_from": "yesterday", "end_before": "later"}),
+         "period.start_from"),
+        (lambda b: b.update(tokens="04A1"), "tokens"),
+    ],
+    ids=["end-before-start", "string-for-int", "int-for-string", "overlong-cistring",
+         "unknown-enum", "missing-period", "token-missing-fields", "bad-datetime", "not-a-list"],
+)  # fmt: skip
+def test_booking_post_invalid_input_is_2001_naming_the_field(
+    client, emsp, site, tomorrow_10, change, field
+):
+    body = request_body(tomorrow_10)
+    change(body)
+    response = post(client, emsp, body)
+    assert response.status_code == 200
+    payload = response.json()
+    assert payload["status_code"] == 2001
+    assert field in payload["status_message"]
+    assert not Booking.objects.exists() and not BookingRequest.objects.exists()
+
+
+def test_booking_post_json_array_is_2001(client, emsp, site):
+    response = post(client, emsp, "[1, 2]")
+    assert response.json()["status_code"] == 2001
+
+
+def test_booking_list_shows_only_own_bookings(client, emsp, other_emsp, site, tomorrow_10):
+    post(client, emsp, request_body(tomorrow_10, request_id="MINE"))
+    post(client, other_emsp, request_body(tomorrow_10 + timedelta(hours=2), request_id="THEIRS",
+                                          party=("FR", "OTH")))  # fmt: skip
+    BookingFactory(evse=site.charge_points.first().evses.get(uid="EVSE-2"), start=tomorrow_10)
+    response = client.get(BOOKINGS, HTTP_AUTHORIZATION=emsp.auth)
+    assert [b["request_id"] for b in response.json()["data"]] == ["MINE"]
+    assert response["X-Total-Count"] == "1"
+
+
+def test_booking_detail_of_another_party_is_not_found(client, emsp, other_emsp, site, tomorrow_10):
+    theirs = post(client, other_emsp, request_body(tomorrow_10, party=("FR", "OTH"))).json()["data"]
+    response = client.get(f"{BOOKINGS}/{theirs['id']}", HTTP_AUTHORIZATION=emsp.auth)
+    assert response.status_code == 404
+    assert "REQ-1" not in response.content.decode()
+    own = client.get(f"{BOOKINGS}/{theirs['id']}", HTTP_AUTHORIZATION=other_emsp.auth)
+    assert own.json()["data"]["request_id"] == "REQ-1"
+
+
+def test_booking_same_request_id_from_two_parties_are_two_bookings(
+    client, emsp, other_emsp, site, tomorrow_10
+):
+    a = post(client, emsp, request_body(tomorrow_10)).json()["data"]
+    b = post(client, other_emsp, request_body(tomorrow_10 + timedelta(hours=2),
+                                              party=("FR", "OTH"))).json()["data"]  # fmt: skip
+    assert a["id"] != b["id"]
+    cancel = {"country_code": "FR", "party_id": "OTH", "request_id": "REQ-1",
+              "canceled": {"cancellation_reason": "TRAFFIC", "who_canceled": "EMSP"}}  # fmt: skip
+    post(client, other_emsp, cancel)
+    assert Booking.objects.get(uid=a["id"]).status == Status.RESERVED
+
+
+def test_booking_list_paginates_with_headers(client, emsp, site, tomorrow_10):
+    for i in range(5):
+        post(client, emsp, request_body(tomorrow_10 + timedelta(hours=i), request_id=f"R{i}"))
+    page = client.get(BOOKINGS, {"limit": 2}, HTTP_AUTHORIZATION=emsp.auth)
+    assert [b["request_id"] for b in page.json()["data"]] == ["R0", "R1"]
+    assert page["X-Total-Count"] == "5" and page["X-Limit"] == "100"
+    assert 'rel="next"' in page["Link"] and "offset=2" in page["Link"] and "limit=2" in page["Link"]
+    last = client.get(BOOKINGS, {"offset": 4, "limit": 2}, HTTP_AUTHORIZATION=emsp.auth)
+    assert [b["request_id"] for b in last.json()["data"]] == ["R4"]
+    assert "Link" not in last
+
+
+def test_booking_list_date_from_inclusive_date_to_exclusive(client, emsp, site, tomorrow_10):
+    post(client, emsp, request_body(tomorrow_10))
+    stamp = Booking.objects.get().last_updated
+    params = {"date_from": z(stamp.replace(microsecond=0))}
+    assert len(client.get(BOOKINGS, params, HTTP_AUTHORIZATION=emsp.auth).json()["data"]) == 1
+    params = {"date_to": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    assert client.get(BOOKINGS, params, HTTP_AUTHORIZATION=emsp.auth).json()["data"] == []
+
+
+def test_booking_locations_calendars_leave_out_booked_time(client, emsp, site, tomorrow_10):
+    post(client, emsp, request_body(tomorrow_10))
+    params = {"timeslot_from": z(tomorrow_10 - timedelta(hours=2)),
+              "timeslot_to": z(tomorrow_10 + timedelta(hours=3))}  # fmt: skip
+    response = client.get(BOOKING_LOCATIONS, params, HTTP_AUTHORIZATION=emsp.auth)
+    assert response.json()["status_code"] == 1000
+    by_evse = {bl["evse_uid"]: bl for bl in response.json()["data"]}
+    assert set(by_evse) == {"EVSE-1", "EVSE-2"}
+    slots = [(s["start_from"], s["end_before"])
+             for c in by_evse["EVSE-1"]["calendars"] for s in c["available_timeslots"]]  # fmt: skip
+    assert slots == [
+        (z(tomorrow_10 - timedelta(hours=2)), z(tomorrow_10)),
+        (z(tomorrow_10 + timedelta(hours=1)), z(tomorrow_10 + timedelta(hours=3))),
+    ]
+    free = by_evse["EVSE-2"]["calendars"][0]["available_timeslots"]
+    assert free == [
+        {
+            "start_from": z(tomorrow_10 - timedelta(hours=2)),
+            "end_before": z(tomorrow_10 + timedelta(hours=3)),
+            "max_power": 22000,
+        }
+    ]
+    assert by_evse["EVSE-1"]["booking_terms"][0]["cancel_until_minutes"] == 15
+    assert by_evse["EVSE-1"]["calendars"][0]["step_size"] == 15
+
+
+def test_booking_locations_detail_and_calendar(client, emsp, site, tomorrow_10):
+    response = client.get(f"{BOOKING_LOCATIONS}/EVSE-2", HTTP_AUTHORIZATION=emsp.auth)
+    data = response.json()["data"]
+    assert data["id"] == "EVSE-2" and data["location_id"] == "LOC-AMS-001"
+    calendar_id = data["calendars"][1]["id"]
+    calendar = client.get(f"{BOOKING_LOCATIONS}/EVSE-2/{calendar_id}", HTTP_AUTHORIZATION=emsp.auth)
+    assert calendar.json()["data"] == data["calendars"][1]
+    missing = client.get(f"{BOOKING_LOCATIONS}/NOPE", HTTP_AUTHORIZATION=emsp.auth)
+    assert missing.status_code == 404
+
+
+def test_booking_locations_hide_unpublished_locations(client, emsp, site):
+    site.publish = False
+    site.save()
+    response = client.get(BOOKING_LOCATIONS, HTTP_AUTHORIZATION=emsp.auth)
+    assert response.json()["data"] == [] and response["X-Total-Count"] == "0"
+
+
+def test_booking_locations_timeslot_to_before_from_is_2001(client, emsp, site, tomorrow_10):
+    params = {"timeslot_from": z(tomorrow_10), "timeslot_to": z(tomorrow_10 - timedelta(hours=1))}
+    response = client.get(BOOKING_LOCATIONS, params, HTTP_AUTHORIZATION=emsp.auth)
+    assert response.json()["status_code"] == 2001
+    assert "timeslot_to" in response.json()["status_message"]
+
+
+def test_booking_sender_has_no_put(client, emsp, site):
+    response = client.put(BOOKINGS, data="{}", content_type="application/json",
+                          HTTP_AUTHORIZATION=emsp.auth)  # fmt: skip
+    assert response.status_code == 405
+    assert response.json()["status_code"] == 2000

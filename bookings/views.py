@@ -48,7 +48,7 @@ from .selectors import (
     location_list_for_staff,
 )
 from .services import Actor, booking_cancel, booking_change, booking_create
-from .timeline_html import track_html
+from .timeline_html import label_html, track_html
 
 UID_SLOT = uuid.UUID(int=0)  # reversed once, then filled in per booking
 CHANGED_EVENT = "bookings-changed"  # the timeline listens for it and reloads (HX-Trigger)
@@ -152,7 +152,11 @@ def _timeline_context(
     new_url = reverse("bookings:booking_new", args=[location.pk])
     detail_url = reverse("bookings:booking_detail", args=[UID_SLOT]).replace(str(UID_SLOT), "{uid}")
     rows = [
-        (row, track_html(row, timeline, new_url=new_url, detail_url=detail_url, week=week))
+        (
+            row,
+            label_html(row),
+            track_html(row, timeline, new_url=new_url, detail_url=detail_url, week=week),
+        )
         for row in timeline.rows
     ]
     return {

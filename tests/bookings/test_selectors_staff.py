@@ -65,7 +65,7 @@ def test_day_timeline_places_bookings_free_time_and_closed_hours(location):
     tl = day_timeline(location=location, day=day, now=NOW)
     (row,) = tl.rows
     ((placed, seg),) = row.blocks
-    assert placed == booking
+    assert placed.uid == booking.uid
     assert (seg.left, seg.width) == (50.0, round(100 / 24, 3))
     assert [(s.start.astimezone(AMS).hour, s.end.astimezone(AMS).hour) for s in row.free] == [
         (8, 12),
@@ -102,11 +102,11 @@ def test_day_timeline_query_count_does_not_grow_with_evses(location, django_asse
     for _ in range(10):
         evse = EVSEFactory(charge_point=ChargePointFactory(location=location))
         BookingFactory(evse=evse, start=local(date(2027, 3, 2), 10), driver=DriverFactory())
-    # location, regular hours, exceptional periods, EVSEs, connectors, bookings
-    with django_assert_num_queries(6):
+    # location, regular hours, exceptional periods, EVSEs, connectors, blocked time, bookings
+    with django_assert_num_queries(7):
         tl = day_timeline(location=location.pk, day=date(2027, 3, 2), now=NOW)
         assert sum(len(r.blocks) for r in tl.rows) == 10
-        assert all(b.driver.name for r in tl.rows for b, _ in r.blocks)
+        assert all(b.who for r in tl.rows for b, _ in r.blocks)  # drivers named, no lookups
 
 
 def test_location_capacities_sum_free_time_ahead_per_location(django_assert_num_queries):

@@ -263,8 +263,9 @@ def test_week_view_shows_seven_days_with_links_to_each_day(staff_client, site):
 
 
 # session, user, location (+ its regular hours and exceptional periods), EVSEs (+ connectors),
-# the blocking bookings of the day: nothing per EVSE or per booking.
-DAY_VIEW_QUERIES = 8
+# the day's blocked time (for free time) and its bookings (for blocks): nothing per EVSE or
+# per booking.
+DAY_VIEW_QUERIES = 9
 
 
 def test_day_view_runs_a_fixed_number_of_queries_whatever_the_evse_count(

@@ -153,6 +153,13 @@ def report(name: str, wall: list[float], cpu: list[float], queries: int, size: i
     )
 
 
+def machine_reference_s() -> float:
+    """CPU seconds for sum(range(10**7)): a yardstick to compare runs on different machines."""
+    t0 = time.process_time()
+    sum(range(10**7))
+    return time.process_time() - t0
+
+
 def main() -> None:
     from django.test import Client
     from django.urls import reverse
@@ -183,6 +190,7 @@ def main() -> None:
                   f"({location.time_zone}), {RUNS} runs after {WARMUP} warm-up, "
                   f"in-process test client; load average {os.getloadavg()[0]:.1f} "
                   f"on {os.cpu_count()} CPUs")  # fmt: skip
+            print(f"machine yardstick: sum(range(10**7)) = {machine_reference_s():.2f} s CPU")
             report("day view (full page)", *measure(client, day_url))
             report(
                 "day view (htmx poll, #grid)",

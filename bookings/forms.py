@@ -180,5 +180,5 @@ class BookingCancelForm(forms.Form):
     )
 
 
-class DriverSearchForm(forms.Form):
-    q = forms.CharField(required=False, max_length=100, label="Driver")
+class LocationSearchForm(forms.Form):
+    q = forms.CharField(required=False, max_length=100, label="Search by name or city")

@@ -34,7 +34,7 @@ from .forms import (
     BookingCancelForm,
     BookingChangeForm,
     BookingForm,
-    DriverSearchForm,
+    LocationSearchForm,
     TimelineFilterForm,
 )
 from .models import Booking, Status
@@ -114,7 +114,7 @@ def _changed(response: HttpResponse) -> HttpResponse:
 @require_GET
 @staff_required
 def location_list(request: HttpRequest) -> HttpResponse:
-    form = DriverSearchForm(request.GET)  # same shape: one optional "q"
+    form = LocationSearchForm(request.GET)
     q = form.cleaned_data["q"] if form.is_valid() else ""
     locations = list(location_list_for_staff(search=q))
     capacities = location_capacities(locations=locations)

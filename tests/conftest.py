@@ -32,6 +32,12 @@ def admin_client(client, admin_user):
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's production cost is ~2 s per hash on a CI core; tests log users in all the time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _plain_http(settings):
     # Production defaults redirect to HTTPS; the test client and live servers speak plain HTTP.
     settings.SECURE_SSL_REDIRECT = False

@@ -1,0 +1,127 @@
+"""Browser tests: real headless Chromium (Debian's `chromium` package) driven by Playwright for
+Python against pytest-django's live server. `make test` installs Chromium when it can; when it
+cannot, these tests are skipped with a banner that says so (never silently)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# Screenshots land in the ignored run dir; SCREENSHOTS_DIR=docs/screenshots refreshes the README's.
+SCREENSHOTS_DIR = Path(os.environ.get("SCREENSHOTS_DIR") or BASE_DIR / ".run" / "screenshots")
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between
+# browser steps are ordinary synchronous code, so Django's async guard must stand aside.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def chromium_missing() -> str:
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"Chromium not found at {CHROMIUM}"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright for Python is not installed"
+    return ""
+
+
+def _needs_browser(item: pytest.Item) -> bool:
+    # Only the tests that drive the browser: other e2e tests (real workers) still run.
+    return "browser" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = chromium_missing()
+    if not missing:
+        return
+    skip = pytest.mark.skip(reason=f"BROWSER TESTS NOT RUN: {missing}")
+    skipped = [item for item in items if _needs_browser(item)]
+    for item in skipped:
+        item.add_marker(skip)
+    config._e2e_skipped = (missing, len(skipped))  # type: ignore[attr-defined]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    skipped = getattr(config, "_e2e_skipped", None)
+    if not skipped:
+        return
+    missing, count = skipped
+    line = "!" * 78
+    terminalreporter.write_line(line, red=True, bold=True)
+    terminalreporter.write_line(
+        f"!!! {count} BROWSER TESTS (tests/e2e) WERE SKIPPED: {missing}.", red=True, bold=True
+    )
+    terminalreporter.write_line(
+        "!!! Install Debian's chromium (`apt-get install chromium`, which `make test` does as "
+        "root) to run them.",
+        red=True,
+        bold=True,
+    )
+    terminalreporter.write_line(line, red=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def _plain_http_live_server():
+    # The live server loads its middleware once, when it starts (before any function-scoped
+    # settings fixture runs), and SecurityMiddleware reads SECURE_SSL_REDIRECT right then.
+    from django.test.utils import override_settings
+
+    with override_settings(
+        SECURE_SSL_REDIRECT=False,
+        SECURE_HSTS_SECONDS=0,
+        SESSION_COOKIE_SECURE=False,
+        CSRF_COOKIE_SECURE=False,
+        ALLOWED_HOSTS=["127.0.0.1", "localhost"],
+    ):
+        yield
+
+
+@pytest.fixture(scope="session")
+def live_server(_plain_http_live_server, live_server):
+    return live_server
+
+
+@pytest.fixture
+def e2e_settings(settings):
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    settings.STAFF_TIMELINE_POLL_SECONDS = 1
+    return settings
+
+
+@pytest.fixture
+def page(browser, live_server, e2e_settings) -> Iterator:
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-GB")
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    # 127.0.0.1, not "localhost": Chromium may try HTTPS first for a host name.
+    page.base_url = live_server.url.replace("localhost", "127.0.0.1")  # type: ignore[attr-defined]
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def screenshot():
+    def take(page, name: str, **kwargs) -> Path:
+        SCREENSHOTS_DIR.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS_DIR / f"{name}.png"
+        page.screenshot(path=str(path), **kwargs)
+        return path
+
+    return take

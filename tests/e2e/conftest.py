@@ -17,9 +17,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 # Screenshots land in the ignored run dir; SCREENSHOTS_DIR=docs/screenshots refreshes the README's.
 SCREENSHOTS_DIR = Path(os.environ.get("SCREENSHOTS_DIR") or BASE_DIR / ".run" / "screenshots")
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between
-# browser steps are ordinary synchronous code, so Django's async guard must stand aside.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 
 
 def chromium_missing() -> str:
@@ -67,20 +65,34 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     terminalreporter.write_line(line, red=True, bold=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
+    """One Chromium per test module. Playwright's sync API keeps an event loop in this thread
+    while it is open, and the ORM calls the tests make between browser steps are plain
+    synchronous code: Django's async guard stands aside for exactly that long (the variable
+    must not leak to other tests or to the subprocesses they start)."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    previous = os.environ.get(ASYNC_UNSAFE)
+    os.environ[ASYNC_UNSAFE] = "true"
+    try:
+        with sync_playwright() as pw:
+            chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop(ASYNC_UNSAFE, None)
+        else:
+            os.environ[ASYNC_UNSAFE] = previous
 
 
 @pytest.fixture(scope="session")
 def _plain_http_live_server():
     # The live server loads its middleware once, when it starts (before any function-scoped
     # settings fixture runs), and SecurityMiddleware reads SECURE_SSL_REDIRECT right then.
+    # This stays on for the rest of the session: keep the test client's "testserver" allowed.
+    from django.conf import settings
     from django.test.utils import override_settings
 
     with override_settings(
@@ -88,7 +100,7 @@ def _plain_http_live_server():
         SECURE_HSTS_SECONDS=0,
         SESSION_COOKIE_SECURE=False,
         CSRF_COOKIE_SECURE=False,
-        ALLOWED_HOSTS=["127.0.0.1", "localhost"],
+        ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, "testserver", "127.0.0.1", "localhost"],
     ):
         yield
 
@@ -100,7 +112,7 @@ def live_server(_plain_http_live_server, live_server):
 
 @pytest.fixture
 def e2e_settings(settings):
-    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "127.0.0.1", "localhost"]
     settings.STAFF_TIMELINE_POLL_SECONDS = 1
     return settings
 

@@ -83,10 +83,10 @@ def setup_django(url: str) -> None:
 
 
 def seed_sites() -> None:
-    """100 locations x 10 charge points x 5 EVSEs, one connector each, one policy each."""
+    """LOCATIONS x 10 charge points x 5 EVSEs, one connector each, one policy each."""
     from django.db import connection
 
-    log("seeding 100 locations x 50 EVSEs ...")
+    log(f"seeding {LOCATIONS} locations x 50 EVSEs ...")
     with connection.cursor() as cur:
         cur.execute(
             "TRUNCATE bookings_bookingtransition, bookings_bookingrequest, bookings_bookingtoken,"
@@ -222,6 +222,30 @@ def seed_bookings(*, location_filter: str, year_start: datetime) -> int:
     return count
 
 
+def drop_gist_structures() -> list[str]:
+    """Drop the exclusion constraint and the location GiST index for the bulk insert; return
+    the statements that rebuild them (a GiST build is much faster than a million inserts)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conname = 'booking_no_overlap_per_evse'"
+        )
+        constraint = cur.fetchone()[0]
+        cur.execute(
+            "SELECT pg_get_indexdef(indexrelid) FROM pg_index JOIN pg_class c "
+            "ON c.oid = indexrelid WHERE c.relname = 'booking_location_blocking_gist'"
+        )
+        index = cur.fetchone()[0]
+        cur.execute("ALTER TABLE bookings_booking DROP CONSTRAINT booking_no_overlap_per_evse")
+        cur.execute("DROP INDEX booking_location_blocking_gist")
+    return [
+        "ALTER TABLE bookings_booking ADD CONSTRAINT booking_no_overlap_per_evse " + constraint,
+        index,
+    ]
+
+
 # --- measurements -------------------------------------------------------------------------
 
 
@@ -270,25 +294,37 @@ def measure_availability(location_ocpi_id: str, now: datetime, calls: int = 200)
 
 
 def explain_window_query(location_ocpi_id: str, now: datetime) -> str:
-    from django.db import connection
+    """EXPLAIN ANALYZE of the windowed bookings query exactly as location_availability builds
+    it (one scan of booking_location_blocking_gist)."""
+    from bookings.models import Booking
+    from locations.models import Location
 
+    location = Location.objects.get(ocpi_id=location_ocpi_id)
     start = now + timedelta(hours=1)
-    end = start + timedelta(days=7)
-    with connection.cursor() as cur:
-        cur.execute(
-            """
-            EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
-            SELECT b.evse_id, b.blocked_period FROM bookings_booking b
-            WHERE b.status IN ('PENDING', 'RESERVED')
-              AND b.evse_id IN (SELECT e.id FROM locations_evse e
-                                JOIN locations_chargepoint cp ON cp.id = e.charge_point_id
-                                JOIN locations_location l ON l.id = cp.location_id
-                                WHERE l.ocpi_id = %s)
-              AND b.blocked_period && tstzrange(%s, %s, '[)')
-            """,
-            [location_ocpi_id, start, end],
-        )
-        return "\n".join("    " + row[0] for row in cur.fetchall())
+    qs = (
+        Booking.objects.blocking()
+        .overlapping((start, start + timedelta(days=7)))
+        .of_location(location.pk)
+        .order_by()
+        .values_list("evse_id", "blocked_period")
+    )
+    plan = qs.explain(analyze=True, buffers=True, costs=False)
+    return "\n".join("    " + line for line in plan.splitlines())
+
+
+def _raw_worker(url, duration, start_event, results) -> None:
+    """The floor: one plain INSERT and COMMIT per loop on a scratch table, no Django."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgres://", "postgresql://", 1)) as conn:
+        start_event.wait()
+        made = 0
+        deadline = time.perf_counter() + duration
+        while time.perf_counter() < deadline:
+            conn.execute("INSERT INTO bench_commit_floor (at) VALUES (now())")
+            conn.commit()
+            made += 1
+    results.put((made, 0, 0))
 
 
 def _create_worker(url, seed, duration, start_event, results, now_iso) -> None:
@@ -334,12 +370,16 @@ def _create_worker(url, seed, duration, start_event, results, now_iso) -> None:
     connection.close()
 
 
-def measure_creation(url: str, sessions: int, duration: float, now: datetime) -> dict:
+def measure_creation(
+    url: str, sessions: int, duration: float, now: datetime, raw: bool = False
+) -> dict:
     ctx = mp.get_context("spawn")
     start_event = ctx.Event()
     results = ctx.Queue()
     procs = [
-        ctx.Process(
+        ctx.Process(target=_raw_worker, args=(url, duration, start_event, results))
+        if raw
+        else ctx.Process(
             target=_create_worker,
             args=(url, 1000 * sessions + i, duration, start_event, results, now.isoformat()),
         )
@@ -379,7 +419,11 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per creation run")
     parser.add_argument("--sessions", default="1,8,32")
+    parser.add_argument("--locations", type=int, default=100, help="smaller for a quick run")
+    parser.add_argument("--bookings-per-evse", type=int, default=200)
     args = parser.parse_args()
+    global LOCATIONS, BOOKINGS_PER_EVSE
+    LOCATIONS, BOOKINGS_PER_EVSE = args.locations, args.bookings_per_evse
 
     url, kind, server = choose_database(args)
     try:
@@ -407,34 +451,42 @@ def main() -> int:
             f"WHERE ocpi_id = '{target}')",
             year_start=year_start,
         )
+        n_small = n
         log(f"seeded {n:,} bookings in {time.perf_counter() - t0:.1f} s")
         small = measure_availability(target, now, args.calls)
         t0 = time.perf_counter()
+        rebuild = drop_gist_structures()
         n += seed_bookings(
             location_filter=f"cp.location_id <> (SELECT id FROM locations_location "
             f"WHERE ocpi_id = '{target}')",
             year_start=year_start,
         )
         with connection.cursor() as cur:
+            for statement in rebuild:
+                cur.execute(statement)
             cur.execute("VACUUM ANALYZE bookings_booking")
         log(f"seeded up to {n:,} bookings in {time.perf_counter() - t0:.1f} s more")
         large = measure_availability(target, now, args.calls)
 
         log("")
         log(f"availability, one 50-EVSE location, 7 days, {args.calls} calls (service layer):")
-        for label, m in ((f"{10_000:>9,} bookings", small), (f"{n:>9,} bookings", large)):
+        for label, m in ((f"{n_small:>9,} bookings", small), (f"{n:>9,} bookings", large)):
             log(
                 f"  {label}: p50 {m['p50']:.2f} ms  p95 {m['p95']:.2f} ms  "
                 f"(Python CPU p50 {m['cpu_p50']:.2f} ms; {m['queries']} queries, "
                 f"{m['evses']} EVSEs, {m['bookings_in_window']} bookings in the window, "
                 f"{m['free_intervals']} free intervals; load average {m['load']:.1f})"
             )
-        log("  plan of the windowed bookings query at 1,000,000 rows:")
+        log(f"  plan of the windowed bookings query at {n:,} rows:")
         log(explain_window_query(target, now))
 
         log("")
-        log(f"booking creation (booking_create, random slots over 5,000 EVSEs, "
+        log(f"booking creation (booking_create, random slots over {LOCATIONS * 50:,} EVSEs, "
             f"{args.duration:g} s per run, one process per database session):")  # fmt: skip
+        with connection.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS bench_commit_floor (id bigserial, at timestamptz)"
+            )
         connection.close()
         for sessions in [int(s) for s in args.sessions.split(",")]:
             m = measure_creation(url, sessions, args.duration, now)
@@ -443,6 +495,13 @@ def main() -> int:
                 f"(load average {os.getloadavg()[0]:.1f}) "
                 f"({m['made']:,} made, {m['refused']:,} refused as taken, "
                 f"{m['other']:,} other refusals)"
+            )
+        log("the machine's floor: a bare INSERT + COMMIT per loop (psycopg, no Django, no rules):")
+        for sessions in [int(s) for s in args.sessions.split(",")]:
+            m = measure_creation(url, sessions, args.duration, now, raw=True)
+            log(
+                f"  {sessions:>2} sessions: {m['per_s']:,.0f} commits/s "
+                f"(load average {os.getloadavg()[0]:.1f})"
             )
         overlaps = count_overlaps()
         log(f"overlapping active bookings after the runs (SQL self-join): {overlaps}")

@@ -625,3 +625,10 @@ def test_request_concurrent_same_request_id_makes_one_booking():
     booking = Booking.objects.get()
     assert booking.status == Status.RESERVED
     assert BookingRequest.objects.filter(booking=booking).count() == 1
+
+
+def test_booking_cancel_by_the_cpo_system_is_not_bound_by_the_emsp_deadline(evse):
+    booking = create(evse, ams(10), ams(11), actor=EMSP, request_id="R1")
+    canceled = booking_cancel(booking=booking, actor=Actor.charger("CP-1"), now=ams(9, 55),
+                              reason=CanceledReason.BROKEN_CHARGER)  # fmt: skip
+    assert canceled.status == Status.CANCELED and canceled.canceled_by_role == Role.CPO

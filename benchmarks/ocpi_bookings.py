@@ -206,6 +206,18 @@ async def post_load(port: int, seconds: float, connections: int) -> dict:
             "outcomes": outcomes}  # fmt: skip
 
 
+async def calibrate(port: int, count: int) -> list[float]:
+    """The cheapest authenticated OCPI request (one query): a yardstick for this machine now."""
+    conn = Connection("127.0.0.1", port)
+    latencies = []
+    for _ in range(count):
+        began = time.perf_counter()
+        status, _ = await conn.request("GET", "/ocpi/versions")
+        latencies.append(time.perf_counter() - began)
+        assert status == 200
+    return latencies
+
+
 async def get_load(port: int, count: int) -> list[float]:
     conn = Connection("127.0.0.1", port)
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
@@ -286,6 +298,14 @@ def main() -> None:
         wait_for(args.port)
         time.sleep(1.5)
         asyncio.run(post_load(args.port, 2, 4))  # warm up both workers
+        cpu_before = cpu_seconds(server.pid)
+        calibration = asyncio.run(calibrate(args.port, 200))
+        cpu_after = cpu_seconds(server.pid)
+        print(
+            f"yardstick GET /ocpi/versions (1 query), sequential: p50 "
+            f"{percentile(calibration, 50):.1f} ms, web CPU "
+            f"{(cpu_after['web'] - cpu_before['web']) / 200 * 1000:.1f} ms per request"
+        )
         load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
         cpu_before = cpu_seconds(server.pid)
         result = asyncio.run(post_load(args.port, args.seconds, args.connections))

@@ -8,16 +8,24 @@ index. Its cost grows with the bookings in the window, not with the table.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from locations.models import EVSE, UNBOOKABLE_EVSE_STATUSES, EVSEStatus, ExceptionalPeriod, Location
-from locations.selectors import connectors_match, evses_of_location, location_get, policy_for
+from locations.selectors import (
+    connectors_match,
+    evses_of_location,
+    location_get,
+    location_list,
+    policy_for,
+)
 
 from .availability import (
     MAX_WINDOW,
@@ -26,12 +34,16 @@ from .availability import (
     OpeningHours,
     Rules,
     WeeklyPeriod,
+    clip,
     fragmentation_cost,
     free_intervals,
+    local_day_window,
+    local_midnight,
     opening_intervals,
+    subtract,
 )
 from .exceptions import InvalidWindow, UnknownEVSE, UnknownLocation
-from .models import Booking, BookingRequest, BookingToken, BookingTransition
+from .models import Booking, BookingRequest, BookingToken, BookingTransition, Driver, DriverToken
 
 
 @dataclass(frozen=True)
@@ -327,3 +339,302 @@ def booking_list(
 
 def booking_transitions(*, booking: Booking) -> QuerySet[BookingTransition]:
     return booking.transitions.select_related("actor_user").order_by("at", "id")
+
+
+# --- Staff timeline (issue 6): the day and week views and the locations list ---
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A [start, end) span placed on a timeline: left and width in percent of its window."""
+
+    start: datetime
+    end: datetime
+    left: float
+    width: float
+
+
+@dataclass(frozen=True)
+class Tick:
+    at: datetime
+    left: float
+
+
+# Readable EVSE states for staff (the OCPI values run words together).
+EVSE_STATUS_LABELS = {"OUTOFORDER": "Out of order", "INOPERATIVE": "Inoperative"}
+
+
+@dataclass
+class TimelineRow:
+    evse: EVSE
+    bookable: bool
+    offline: bool
+    reason: str
+    rules: Rules
+    free: list[Segment]
+    blocks: list[tuple[Block, Segment]]
+
+    @property
+    def status_label(self) -> str:
+        return EVSE_STATUS_LABELS.get(self.evse.status) or self.evse.get_status_display()
+
+
+@dataclass
+class Timeline:
+    location: Location
+    window: Interval
+    now: datetime
+    rows: list[TimelineRow]
+    closed: list[Segment]
+    hours: list[Tick]
+    days: list[Tick]
+    now_left: float | None
+    standards: list[tuple[str, str]]
+    evse_total: int
+
+
+@dataclass(frozen=True)
+class Block:
+    """What a timeline shows of one booking (a slim row, not a model instance)."""
+
+    uid: uuid.UUID
+    evse_id: int
+    start: datetime
+    end: datetime
+    status: str
+    charger_reservation: str
+    needs_attention: bool
+    who: str  # the driver's name, else the eMSP party ("NL*EMS"), else ""
+
+
+def timeline_blocks(*, location: Location, window: Interval) -> dict[int, list[Block]]:
+    """The blocking bookings of a location whose slot meets the window, per EVSE id: one scan of
+    the location's blocking GiST index, loaded as plain values (a busy day has hundreds)."""
+    table = Booking._meta.db_table
+    rows = (
+        Booking.objects.blocking()
+        .overlapping((window.start, window.end))
+        .of_location(location.pk)
+        .filter(period__overlap=(window.start, window.end))
+        # Epoch seconds as float8 load in C; Django's timestamptz loader parses in Python.
+        .annotate(
+            lower_s=RawSQL(f'extract(epoch from lower("{table}"."period"))::float8', ()),
+            upper_s=RawSQL(f'extract(epoch from upper("{table}"."period"))::float8', ()),
+        )
+        .order_by("evse_id", "period")
+        .values_list(
+            "uid", "evse_id", "lower_s", "upper_s", "status", "charger_reservation",
+            "needs_attention", "driver__name", "emsp_country_code", "emsp_party_id",
+        )
+    )  # fmt: skip
+    blocks: dict[int, list[Block]] = defaultdict(list)
+    for uid, evse_id, lower, upper, status, charger, attention, name, cc, party in rows:
+        who = name or (f"{cc}*{party}" if party else "")
+        blocks[evse_id].append(
+            Block(uid, evse_id, datetime.fromtimestamp(lower, UTC),
+                  datetime.fromtimestamp(upper, UTC), status, charger, attention, who)
+        )  # fmt: skip
+    return blocks
+
+
+def _place(start: datetime, end: datetime, window: Interval) -> Segment | None:
+    start, end = max(start, window.start), min(end, window.end)
+    if start >= end:
+        return None
+    total = window.duration.total_seconds()
+    left = (start - window.start).total_seconds() / total * 100
+    width = (end - start).total_seconds() / total * 100
+    return Segment(start, end, round(left, 3), round(width, 3))
+
+
+def day_timeline(
+    *,
+    location: Location | int | str,
+    day: date,
+    days: int = 1,
+    criteria: Criteria | None = None,
+    now: datetime | None = None,
+) -> Timeline:
+    """Every EVSE of a location over `days` local days from `day`: live state, free time,
+    bookings and closed hours, placed on the window. A fixed number of queries whatever the
+    EVSE or booking count (location_availability's and timeline_blocks', nothing per row).
+
+    Raises UnknownLocation, InvalidWindow (more than 7 days).
+    """
+    location = _resolve_location(location)
+    now = now or timezone.now()
+    criteria = criteria or Criteria()
+    tz = location.zone
+    window = local_day_window(day, tz, days=days)
+    avail = location_availability(
+        location=location,
+        start=window.start,
+        end=window.end,
+        now=now,
+        include_unbookable=True,
+    )
+    by_evse = timeline_blocks(location=location, window=window)
+    standards: dict[str, str] = {}
+    rows = []
+    for ea in avail.evses:
+        for c in ea.evse.connectors.all():
+            standards.setdefault(c.standard, c.get_standard_display())
+        if not criteria.matches(ea.evse):
+            continue
+        blocks = []
+        for b in by_evse.get(ea.evse.pk, ()):
+            seg = _place(b.start, b.end, window)
+            if seg is not None:
+                blocks.append((b, seg))
+        free = [s for iv in ea.free if (s := _place(iv.start, iv.end, window)) is not None]
+        rows.append(
+            TimelineRow(
+                evse=ea.evse,
+                bookable=ea.bookable,
+                offline=ea.offline,
+                reason=ea.reason,
+                rules=ea.rules,
+                free=free,
+                blocks=blocks,
+            )
+        )
+    closed = [
+        s
+        for iv in subtract([window], avail.open_time)
+        if (s := _place(iv.start, iv.end, window)) is not None
+    ]
+    # Hour ticks run in UTC steps and are labelled in local time, so a DST day shows its real
+    # 23 or 25 hours (02:00 is skipped or repeated) instead of a distorted axis.
+    hours = []
+    moment = window.start
+    while moment < window.end:
+        hours.append(Tick(moment, _place(moment, window.end, window).left))
+        moment += timedelta(hours=1)
+    day_ticks = [Tick(local_midnight(day + timedelta(days=i), tz), 0.0) for i in range(days)]
+    day_ticks = [Tick(t.at, _place(t.at, window.end, window).left) for t in day_ticks]
+    now_left = _place(now, window.end, window).left if window.start <= now < window.end else None
+    return Timeline(
+        location=location,
+        window=window,
+        now=now,
+        rows=rows,
+        closed=closed,
+        hours=hours,
+        days=day_ticks,
+        now_left=now_left,
+        standards=sorted(standards.items(), key=lambda kv: kv[1]),
+        evse_total=len(avail.evses),
+    )
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Bookable time left today at a location, summed over its bookable EVSEs."""
+
+    free: timedelta
+    open: timedelta
+    evses_bookable: int
+    evses_total: int
+
+    @property
+    def percent(self) -> int:
+        if not self.open:
+            return 0
+        return round(self.free / self.open * 100)
+
+    @property
+    def free_hours(self) -> float:
+        return round(self.free.total_seconds() / 3600, 1)
+
+
+def location_capacities(
+    *, locations: Sequence[Location], now: datetime | None = None
+) -> dict[int, Capacity]:
+    """Today's (in each location's own zone) free bookable time from now on, per location id.
+
+    Three queries whatever the number of locations: their EVSEs, those EVSEs' connectors, and
+    the blocking bookings of all of them over the span of all the locations' days. The
+    locations need `regular_hours`, `exceptional_periods` and `booking_policy` loaded
+    (location_list_for_staff does that).
+    """
+    now = now or timezone.now()
+    if not locations:
+        return {}
+    windows = {}
+    for loc in locations:
+        windows[loc.pk] = local_day_window(now.astimezone(loc.zone).date(), loc.zone)
+    evses = list(
+        EVSE.objects.filter(charge_point__location__in=[loc.pk for loc in locations])
+        .select_related("charge_point", "booking_policy")
+        .order_by("id")
+    )
+    span = Interval(
+        min(w.start for w in windows.values()),
+        max(w.end for w in windows.values()) + timedelta(days=1),  # covers any buffer
+    )
+    busy: dict[int, list[Interval]] = defaultdict(list)
+    if evses:
+        rows = Booking.objects.blocking().filter(
+            evse_id__in=[e.pk for e in evses], blocked_period__overlap=(span.start, span.end)
+        )
+        for evse_id, blocked in rows.values_list("evse_id", "blocked_period"):
+            busy[evse_id].append(Interval(blocked.lower, blocked.upper))
+    by_location: dict[int, list[EVSE]] = defaultdict(list)
+    for e in evses:
+        by_location[e.charge_point.location_id].append(e)
+    result = {}
+    for loc in locations:
+        window = windows[loc.pk]
+        open_time = opening_intervals(opening_hours_of(loc), window, loc.zone)
+        ahead = clip(open_time, Interval(max(window.start, now), window.end))
+        free = open_total = timedelta(0)
+        bookable = 0
+        for e in by_location[loc.pk]:
+            if evse_unbookable_reason(e):
+                continue
+            bookable += 1
+            rules = rules_for(policy_for(e, loc))
+            open_total += sum((iv.duration for iv in ahead), timedelta(0))
+            pieces = free_intervals(
+                window=window, open_time=open_time, busy=busy[e.pk], rules=rules,
+                tz=loc.zone, now=now,
+            )  # fmt: skip
+            free += sum((iv.duration for iv in pieces), timedelta(0))
+        result[loc.pk] = Capacity(free, open_total, bookable, len(by_location[loc.pk]))
+    return result
+
+
+def location_list_for_staff(*, search: str = "") -> QuerySet[Location]:
+    """Locations matching a name/city search, with what location_capacities needs loaded."""
+    return (
+        location_list(search=search.strip())
+        .select_related("booking_policy")
+        .prefetch_related("regular_hours", "exceptional_periods")
+    )
+
+
+def driver_search(*, q: str, limit: int = 8) -> list[Driver]:
+    """Drivers whose name or email contains q, or who hold a token whose uid contains q."""
+    q = q.strip()
+    if len(q) < 2:
+        return []
+    ids = (
+        Driver.objects.filter(
+            Q(name__icontains=q) | Q(email__icontains=q) | Q(tokens__uid__icontains=q)
+        )
+        .values("id")
+        .distinct()
+    )
+    return list(
+        Driver.objects.filter(id__in=ids)
+        .prefetch_related(Prefetch("tokens", queryset=DriverToken.objects.order_by("uid")))
+        .order_by("name", "id")[:limit]
+    )
+
+
+def drivers_by_ids(*, ids: Sequence[int]) -> list[Driver]:
+    return list(
+        Driver.objects.filter(id__in=ids)
+        .prefetch_related(Prefetch("tokens", queryset=DriverToken.objects.order_by("uid")))
+        .order_by("name", "id")
+    )

@@ -941,7 +941,7 @@ def _request_on_existing(
         if data.canceled_reason:
             booking_cancel(booking=booking, actor=actor, reason=data.canceled_reason, now=now)
         else:
-            if data.location_id != booking.location.ocpi_id:
+            if data.location_id.upper() != booking.location.ocpi_id.upper():  # CiString
                 raise exc.InvalidRequest("A booking cannot move to another location.")
             evse = None
             if data.evse_uid and data.evse_uid != booking.evse.uid:

@@ -57,14 +57,23 @@ def reserve_due_ids(now: datetime) -> list[int]:
         "location__booking_policy__reserve_lead_minutes",
         Value(DEFAULT_LEAD_MINUTES),
     )  # the policy_for rule: the EVSE's override, else the location's, else the default
+    upcoming = Q(period__startswith__gt=now, period__startswith__lte=now + _max_lead())
+    # An OCPI RESERVE_NOW booking starts when made and is held for as long as it lasts
+    # (chargers.tasks.in_reserve_window).
+    immediate = Q(
+        channel=Booking.Channel.COMMAND, period__startswith__lte=now, period__endswith__gt=now
+    )
     rows = (
         _reservable_bookings()
-        .filter(period__startswith__gt=now, period__startswith__lte=now + _max_lead())
+        .filter(upcoming | immediate)
         .annotate(lead=lead)
-        .values_list("pk", "period", "lead")[:SWEEP_LIMIT]
+        .values_list("pk", "period", "lead", "channel")[:SWEEP_LIMIT]
     )
     in_window = [
-        pk for pk, period, minutes in rows if period.lower - timedelta(minutes=minutes) <= now
+        pk
+        for pk, period, minutes, channel in rows
+        if period.lower - timedelta(minutes=minutes) <= now
+        and now < (period.upper if channel == Booking.Channel.COMMAND else period.lower)
     ]
     current = {
         r.booking_id: r
@@ -114,6 +123,8 @@ def unheld_started_ids(now: datetime) -> list[int]:
         .exclude(
             charger_reservation__in=[ChargerReservation.HELD, ChargerReservation.NOT_SUPPORTED]
         )
+        # An OCPI RESERVE_NOW starts when made; its eMSP learns the outcome from the command.
+        .exclude(channel=Booking.Channel.COMMAND)
         .values_list("pk", flat=True)[:SWEEP_LIMIT]
     )
 

@@ -13,6 +13,7 @@ import binascii
 import contextlib
 import json
 import logging
+import signal
 import threading
 import time
 import uuid
@@ -652,7 +653,14 @@ def run(*, host: str, port: int, node: str | None = None) -> None:
 
     async def main() -> None:
         csms = Csms(host=host, port=port, node=node)
-        await csms.serve_forever()
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            # Stop cleanly: chargers are marked offline and routes dropped at once, rather
+            # than after the route TTL.
+            loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await csms.serve_forever()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

@@ -62,9 +62,15 @@ def inbox_key(node: str, prefix: str | None = None) -> str:
     return f"{prefix or bus_prefix()}:inbox:{node}"
 
 
+BLPOP_SLICE_SECONDS = 1.0  # wait for replies in slices shorter than the socket timeout
+SOCKET_TIMEOUT_SECONDS = 30  # redis-py's default of 5 s would cut a long wait for replies
+
+
 @cache
 def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True)
+    return redis.Redis.from_url(
+        url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_SECONDS, health_check_interval=30
+    )
 
 
 def client() -> redis.Redis:
@@ -108,9 +114,9 @@ def send(commands: list[Command], *, timeout: float | None = None) -> dict[str, 
             left = deadline - time.time()
             if left <= 0:
                 break
-            item = r.blpop([reply_key], timeout=max(left, 0.01))
+            item = r.blpop([reply_key], timeout=max(min(left, BLPOP_SLICE_SECONDS), 0.01))
             if item is None:
-                break
+                continue
             data = json.loads(item[1])
             if data["id"] in waiting:
                 waiting.discard(data["id"])
@@ -172,3 +178,11 @@ def cancel_reservation(
 def is_connected(charge_point_id: str) -> bool:
     """Whether some csms process currently holds the charger."""
     return bool(client().exists(route_key(charge_point_id)))
+
+
+def connected_of(charge_point_ids: list[str]) -> set[str]:
+    """Which of these chargers some csms process currently holds."""
+    if not charge_point_ids:
+        return set()
+    nodes = client().mget([route_key(cp) for cp in charge_point_ids])
+    return {cp for cp, node in zip(charge_point_ids, nodes, strict=True) if node}

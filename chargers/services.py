@@ -314,6 +314,13 @@ def reservations_record_replies(
     return rows
 
 
+def reservations_unclaim(*, reservation_ids: list[int], detail: str, now: datetime) -> int:
+    """Make claimed (SENDING) rows due again now: their command may not have gone out."""
+    return Reservation.objects.filter(pk__in=reservation_ids, status=RS.SENDING).update(
+        status=RS.OFFLINE, detail=detail[:255], next_attempt_at=now, updated_at=now
+    )
+
+
 def reservation_record_reply(
     *, reservation_id: int, reply_status: str, detail: str, now: datetime
 ) -> Reservation:

@@ -152,7 +152,15 @@ def reserve_bookings(booking_ids: Iterable[int], *, now: datetime | None = None)
         for booking_id, reservation in claimed.items()
     }
     sending = time.monotonic()
-    replies = gateway.send(list(commands.values()))
+    try:
+        replies = gateway.send(list(commands.values()))
+    except redis.RedisError as error:
+        # Give the claims back so Celery's retry of this task sends them at once (a resent
+        # ReserveNow with the same reservation id only replaces one that got through).
+        services.reservations_unclaim(
+            reservation_ids=list(commands), detail=f"Command bus error: {error}", now=now
+        )
+        raise
     recording = time.monotonic()
     counts: dict[str, int] = {}
     with transaction.atomic():
@@ -306,3 +314,23 @@ def reserve_now_batch_task(booking_ids: list[int]) -> dict:
 def cancel_reservation_task(booking_id: int) -> None:
     """Cancel what a changed, cancelled or finished booking holds at chargers (idempotent)."""
     release_bookings([booking_id])
+
+
+def mark_lost_connections() -> int:
+    """Mark offline the chargers the database says are connected but no csms holds any more
+    (a csms that crashed could not say so itself; its routes expire in Redis)."""
+    from locations.models import ChargePoint
+
+    identities = list(
+        ChargePoint.objects.filter(is_connected=True).values_list("identity", flat=True)
+    )
+    held = gateway.connected_of(identities)
+    lost = [identity for identity in identities if identity not in held]
+    if lost:
+        ChargePoint.objects.filter(identity__in=lost, is_connected=True).update(is_connected=False)
+    return len(lost)
+
+
+@shared_task(acks_late=True)
+def mark_lost_connections_task() -> int:
+    return mark_lost_connections()

@@ -162,6 +162,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "sweep-reservations": {"task": "bookings.tasks.sweep_reservations_task", "schedule": 15.0},
     "sweep-no-shows": {"task": "bookings.tasks.sweep_no_shows_task", "schedule": 30.0},
     "sweep-undecided": {"task": "bookings.tasks.sweep_undecided_task", "schedule": 60.0},
+    "mark-lost-connections": {
+        "task": "chargers.tasks.mark_lost_connections_task",
+        "schedule": 60.0,
+    },
     # OCPI outbox: audit rows -> pushes to eMSPs, retries that came due (ocpi.push).
     "ocpi-push-sweep": {"task": "ocpi.tasks.push_sweep_task", "schedule": 15.0},
     "ocpi-command-results": {"task": "ocpi.tasks.command_results_sweep_task", "schedule": 30.0},
@@ -193,8 +197,6 @@ STORAGES = {
         )
     },
 }
-
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 default; silences the transitional warning
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"

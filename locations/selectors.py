@@ -48,6 +48,14 @@ def default_policy() -> BookingPolicy:
     return BookingPolicy()
 
 
+def location_policy(location: Location) -> BookingPolicy:
+    """The location's own policy, else the defaults (uses a select_related booking_policy)."""
+    try:
+        return location.booking_policy
+    except BookingPolicy.DoesNotExist:
+        return default_policy()
+
+
 def policy_for(evse: EVSE, location: Location | None = None) -> BookingPolicy:
     """The policy in force on an EVSE: its own override, else its location's, else defaults.
 

@@ -12,6 +12,7 @@ class PartyAdmin(admin.ModelAdmin):
     readonly_fields = ["state", "versions_url", "version", "endpoints", "roles", "registered_at",
                        "created_at", "last_updated", "push_lease_until"]  # fmt: skip
     fields = ["country_code", "party_id", "role", "name", "legacy_raw_token", "booking_module_id",
+              "booking_module_version",
               *readonly_fields]  # fmt: skip
     # Tokens are shown nowhere: A and C exist only as digests, B only for outbound calls.
 

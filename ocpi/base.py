@@ -27,6 +27,12 @@ class OcpiApi(APIView):
     def party(self) -> Party:
         return self.request.user
 
+    def shape(self, kind: str, obj: dict, policy=None) -> dict:
+        """A Bookings object in this party's module version (1.0 or 1.1)."""
+        from .modules.bookings.versions import for_party
+
+        return for_party(self.party.booking_module_version, kind, obj, policy)
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         for name, value in kwargs.items():

@@ -63,6 +63,12 @@ class Party(models.Model):
     booking_module_id = models.CharField(
         max_length=16, default="Booking", help_text="Module identifier we publish for Bookings."
     )
+    booking_module_version = models.CharField(
+        max_length=4,
+        choices=[("1.0", "Bookings 1.0"), ("1.1", "Bookings 1.1")],
+        default="1.0",
+        help_text="Wire shape of the Bookings module for this party (agreed out of band).",
+    )
     registered_at = models.DateTimeField(null=True, blank=True)
     push_lease_until = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="A deliverer holds this party's queue."

@@ -164,7 +164,7 @@ def _same_target(push: Push) -> Q:
     return Q(kind=Push.Kind.BOOKING_LOCATION, evse_id=push.evse_id)
 
 
-def _location_body(evse_id: int, now: datetime) -> tuple[str, dict]:
+def _location_body(evse_id: int, now: datetime) -> tuple[str, dict, object]:
     from .modules.bookings.serializers import booking_location_object
 
     evse = bookable_evses().filter(pk=evse_id).first()
@@ -179,20 +179,23 @@ def _location_body(evse_id: int, now: datetime) -> tuple[str, dict]:
         )  # fmt: skip
     else:
         bl = booking_locations(evses=[evse], window=calendar_window(None, None, now), now=now)[0]
-    return evse.uid, booking_location_object(bl)
+    return evse.uid, booking_location_object(bl), bl.policy
 
 
 def _send(party: Party, push: Push, base: str, now: datetime) -> None:
     from .modules.bookings.serializers import booking_object
 
     cc, pid = settings.OCPI_COUNTRY_CODE, settings.OCPI_PARTY_ID
+    from .modules.bookings.versions import for_party
+
     if push.kind == Push.Kind.BOOKING:
         booking = booking_detail_queryset().get(pk=push.booking_id)
         url = f"{base.rstrip('/')}/{cc}/{pid}/{booking.uid}"
-        body = booking_object(booking)
+        body = for_party(party.booking_module_version, "booking", booking_object(booking))
     else:
-        uid, body = _location_body(push.evse_id, now)
+        uid, body, policy = _location_body(push.evse_id, now)
         url = f"{base.rstrip('/')}/{cc}/{pid}/booking_locations/{uid}"
+        body = for_party(party.booking_module_version, "booking_location", body, policy)
     client.call("PUT", url, token=party.token_b, raw_token=party.legacy_raw_token, json=body,
                 to=(party.country_code, party.party_id))  # fmt: skip
 

@@ -4,6 +4,7 @@ errors included, is built here."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from django.utils import timezone
@@ -25,6 +26,11 @@ def ocpi_datetime(value: datetime | None) -> str | None:
     """RFC 3339 in UTC with a `Z` and whole seconds, as OCPI DateTime wants it."""
     if value is None:
         return None
+    return _format_utc(value)
+
+
+@lru_cache(maxsize=8192)  # calendars repeat the same day bounds and last_updated many times
+def _format_utc(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     elif value.utcoffset():

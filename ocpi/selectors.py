@@ -129,21 +129,27 @@ def booking_locations(
             free = {ea.evse.pk: ea.free for ea in avail.evses}
             location = avail.location
         tz = location.zone
+        # The local days of the window, once per location (a DST day is 23 or 25 hours).
+        days = []
+        day = window.start.astimezone(tz).date()
+        while window.end > window.start:
+            span = local_day_window(day, tz)
+            part = Interval(max(span.start, window.start), min(span.end, window.end))
+            if part.start >= window.end:
+                break
+            days.append((day.isoformat(), part))
+            day += timedelta(days=1)
         for evse in evse_list:
             policy = policy_for(evse, location)
             powers = [c.power_watts for c in evse.connectors.all()]
             calendars = []
-            day = window.start.astimezone(tz).date()
-            while window.end > window.start:
-                span = local_day_window(day, tz)
-                part = Interval(max(span.start, window.start), min(span.end, window.end))
-                if part.start >= window.end:
-                    break
-                slots = clip(free.get(evse.pk, []), part)
+            evse_free = free.get(evse.pk, [])
+            for day_id, part in days:
+                slots = clip(evse_free, part)
                 if slots:
                     calendars.append(
                         CalendarData(
-                            id=day.isoformat(),
+                            id=day_id,
                             begin_from=part.start,
                             end_before=part.end,
                             step_minutes=policy.slot_step_minutes,
@@ -152,7 +158,6 @@ def booking_locations(
                             last_updated=evse.bl_last_updated,
                         )
                     )
-                day += timedelta(days=1)
             result[evse.pk] = BookingLocationData(
                 evse=evse,
                 location=location,

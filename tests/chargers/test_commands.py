@@ -35,3 +35,8 @@ def test_add_charge_point_refuses_unknown_location_and_duplicates():
         call_command("add_charge_point", "X-1", "--location", "UTR-02", "--evses", "1")
     with pytest.raises(CommandError, match="between 1 and 99"):
         call_command("add_charge_point", "X-2", "--location", "UTR-02", "--evses", "0")
+
+
+def test_tell_publishes_to_running_simulators(capsys, bus_prefix):
+    call_command("simulate_chargers", "--tell", "AMS-CP01", "mode", "occupied")
+    assert "sent to 0 simulator process(es)" in capsys.readouterr().out

@@ -305,3 +305,40 @@ def test_two_csms_processes_each_reach_their_own_chargers(stack):
         assert booking.charger_reservation == ChargerReservation.HELD
     assert set(stack.nodes[0].connections) == {cp_a.identity}
     assert set(second.connections) == {cp_b.identity}
+
+
+def test_claims_given_back_after_a_bus_error_are_sent_by_the_retry(stack):
+    from chargers.services import reservation_claim, reservations_unclaim
+
+    cp = _cp("2.0.1")
+    sim = stack.charger(cp)
+    booking = _booking(cp)
+    claimed = reservation_claim(
+        booking_id=booking.pk, placement=tasks.placement_for(booking), now=timezone.now()
+    )
+    tasks.reserve_now_task(booking.pk)  # the claim is held: nothing is sent twice
+    assert _received(sim, "ReserveNow") == []
+    reservations_unclaim(reservation_ids=[claimed.pk], detail="bus down", now=timezone.now())
+    tasks.reserve_now_task(booking.pk)  # Celery's retry
+    assert [p["id"] for p in _received(sim, "ReserveNow")] == [claimed.pk]
+    booking.refresh_from_db()
+    assert booking.charger_reservation == ChargerReservation.HELD
+
+
+def test_ocpi_reserve_now_booking_is_retried_while_it_lasts(stack):
+    cp = _cp("1.6")
+    booking = _booking(
+        cp, starts_in=timedelta(minutes=-1), channel="COMMAND", emsp_country_code="NL",
+        emsp_party_id="EMS", request_id="RSV-1",
+    )  # fmt: skip
+    now = timezone.now()
+    assert sweep_reservations(now=now, enqueue=False) == {
+        "released": 0, "reserve": 1, "flagged": 0,
+    }  # fmt: skip
+    booking.refresh_from_db()
+    assert booking.charger_reservation == ChargerReservation.OFFLINE
+    sim = stack.charger(cp)
+    sweep_reservations(now=now + timedelta(seconds=31), enqueue=False)
+    assert len(_received(sim, "ReserveNow")) == 1
+    booking.refresh_from_db()
+    assert booking.charger_reservation == ChargerReservation.HELD

@@ -285,3 +285,49 @@ def test_booking_sender_has_no_put(client, emsp, site):
                           HTTP_AUTHORIZATION=emsp.auth)  # fmt: skip
     assert response.status_code == 405
     assert response.json()["status_code"] == 2000
+
+
+def test_booking_ids_are_case_insensitive_cistrings(client, emsp, site, tomorrow_10):
+    post(client, emsp, request_body(tomorrow_10, location_id="loc-ams-001"))
+    later = tomorrow_10 + timedelta(minutes=30)
+    data = post(client, emsp, request_body(later, location_id="Loc-Ams-001")).json()["data"]
+    assert data["reservation_status"] == "RESERVED" and data["location_id"] == "LOC-AMS-001"
+    assert [r["request_status"] for r in data["booking_requests"]] == ["ACCEPTED", "ACCEPTED"]
+
+
+def test_booking_module_1_1_party_speaks_the_1_1_shapes(client, site, tomorrow_10):
+    from tests.ocpi.factories import PartyFactory
+
+    party = PartyFactory(country_code="SE", party_id="VOL", booking_module_version="1.1")
+    body = {"country_code": "SE", "party_id": "VOL", "request_id": "REQ-11",
+            "location_id": "LOC-AMS-001", "booking_location_id": "EVSE-2",
+            "booking_option": {"evse_uid": "EVSE-2"},
+            "access_information": [{"method": "LICENSE_PLATE", "value": "AB-123-C"}],
+            "period": {"start_date_time": z(tomorrow_10),
+                       "end_date_time": z(tomorrow_10 + timedelta(hours=1))},
+            "authorization_reference": "AUTH-11"}  # fmt: skip
+    data = post(client, party, body).json()["data"]
+    assert data["reservation_status"] == "RESERVED"
+    assert data["booking_option"] == {"evse_uid": "EVSE-2"} and "evse_uid" not in data
+    assert data["period"] == {"start_date_time": z(tomorrow_10),
+                              "end_date_time": z(tomorrow_10 + timedelta(hours=1))}  # fmt: skip
+    assert "rfid_auth_required" in data["booking_terms"] and "tariff_ids" in data
+    assert data["booking_requests"][0]["booking_request"] == body  # kept as received
+    bl = client.get(f"{BOOKING_LOCATIONS}/EVSE-2", HTTP_AUTHORIZATION=party.auth).json()["data"]
+    assert bl["booking_option"]["evse_uid"] == "EVSE-2" and bl["policy"]
+    assert bl["booking_terms"]["min_booking_duration"] == 15
+    calendar = bl["calendars"][0]
+    assert calendar["timeslot_increment"] == 15
+    assert set(calendar["available_timeslots"][0]) >= {"start_date_time", "end_date_time"}
+
+
+def test_booking_1_0_party_gets_1_0_shapes_and_1_1_request_is_still_read(
+    client, emsp, site, tomorrow_10
+):
+    body = request_body(tomorrow_10)
+    body.pop("evse_uid")
+    body["booking_option"] = {"evse_uid": "EVSE-1"}
+    body["period"] = {"start_date_time": z(tomorrow_10),
+                      "end_date_time": z(tomorrow_10 + timedelta(hours=1))}  # fmt: skip
+    data = post(client, emsp, body).json()["data"]
+    assert data["evse_uid"] == "EVSE-1" and data["period"]["start_from"] == z(tomorrow_10)

@@ -176,3 +176,16 @@ def test_push_sweep_waits_on_a_young_id_gap_but_still_pushes(emsp_server, site, 
     assert Push.objects.filter(kind="BOOKING").count() == 2  # pushed all the same, once each
     sweep(now=timezone.now() + timedelta(minutes=1))
     assert PushCursor.objects.get().last_transition_id == BookingTransition.objects.last().pk
+
+
+def test_push_speaks_the_partys_booking_module_version(emsp_server, site, tomorrow_10):
+    owner = registered(emsp_server, booking_module_version="1.1")
+    book(site, tomorrow_10, owner)
+    sweep()
+    deliver(party_id=owner.pk)
+    booking = emsp_server.booking_pushes()[0][1]
+    assert (
+        booking["booking_option"]["evse_uid"] == "EVSE-1" and "start_date_time" in booking["period"]
+    )
+    location = emsp_server.location_pushes()[0][1]
+    assert "policy" in location and "timeslot_increment" in location["calendars"][0]

@@ -40,7 +40,7 @@ def _restore_many_more() -> None:
 
 _restore_many_more()
 
-MAX_EXAMPLES = 12  # per operation and generation method: keeps the suite fast
+MAX_EXAMPLES = 8  # per operation and generation method: keeps the suite fast
 
 
 def ocpi_schema() -> dict:

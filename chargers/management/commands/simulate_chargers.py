@@ -30,7 +30,8 @@ class Command(BaseCommand):
         parser.add_argument("--match", default="", help="only identities starting with this")
         parser.add_argument("--mode", choices=MODES, default="accept")
         parser.add_argument("--password", default=None, help="Basic-auth password for all")
-        parser.add_argument("--limit", type=int, default=None)
+        parser.add_argument("--count", "--limit", dest="limit", type=int, default=None,
+                            help="connect at most this many (in identity order)")  # fmt: skip
         parser.add_argument("--concurrency", type=int, default=200, help="parallel connects")
         parser.add_argument(
             "--tell", nargs="+", metavar="ARG",

@@ -35,6 +35,7 @@ from .serializers import (
     booking_object,
     calendar_object,
 )
+from .versions import looks_like_11, request_from_11
 
 BOOKING_PREFETCH = (
     Prefetch("tokens", queryset=BookingToken.objects.order_by("id")),
@@ -89,7 +90,7 @@ class BookingLocationListApi(OcpiApi):
 
         def render(page):
             return [
-                booking_location_object(bl)
+                self.shape("booking_location", booking_location_object(bl), bl.policy)
                 for bl in booking_locations(evses=list(page), window=window, now=now)
             ]
 
@@ -100,7 +101,10 @@ class BookingLocationListApi(OcpiApi):
                 if bl.calendars
             ]  # fmt: skip
             return paginated_response(
-                request, items, lambda page: [booking_location_object(bl) for bl in page],
+                request, items, lambda page: [
+                    self.shape("booking_location", booking_location_object(bl), bl.policy)
+                    for bl in page
+                ],
                 offset=f["offset"], limit=f.get("limit"),
             )  # fmt: skip
         return paginated_response(request, evses, render, offset=f["offset"], limit=f.get("limit"))
@@ -115,7 +119,9 @@ class BookingLocationDetailApi(OcpiApi):
     )
     def get(self, request, booking_location_id: str):
         bl = _booking_location(booking_location_id)
-        return r.ocpi_response(booking_location_object(bl))
+        return r.ocpi_response(
+            self.shape("booking_location", booking_location_object(bl), bl.policy)
+        )
 
 
 class CalendarDetailApi(OcpiApi):
@@ -129,7 +135,7 @@ class CalendarDetailApi(OcpiApi):
         bl = _booking_location(booking_location_id)
         for calendar in bl.calendars:
             if calendar.id == calendar_id:
-                return r.ocpi_response(calendar_object(calendar))
+                return r.ocpi_response(self.shape("calendar", calendar_object(calendar)))
         raise OcpiError(r.CLIENT_ERROR, f"No calendar {calendar_id!r} (no free time that day).",
                         http_status=404)  # fmt: skip
 
@@ -164,7 +170,7 @@ class BookingListCreateApi(OcpiApi):
             date_to=f.get("date_to"),
         )
         return paginated_response(
-            request, items, lambda page: [booking_object(b) for b in page],
+            request, items, lambda page: [self.shape("booking", booking_object(b)) for b in page],
             offset=f["offset"], limit=f.get("limit"),
         )  # fmt: skip
 
@@ -175,7 +181,10 @@ class BookingListCreateApi(OcpiApi):
                    201: envelope_of("BookingCreated", BookingOut), **AUTH_ERRORS},
     )  # fmt: skip
     def post(self, request):
-        serializer = BookingRequestSerializer(data=request.data)
+        body = request.data
+        if self.party.booking_module_version == "1.1" or looks_like_11(body):
+            body = request_from_11(body)
+        serializer = BookingRequestSerializer(data=body)
         serializer.is_valid(raise_exception=True)
         v = serializer.validated_data
         party = self.party
@@ -190,7 +199,7 @@ class BookingListCreateApi(OcpiApi):
         canceled = v.get("canceled")
         if (
             not canceled
-            and not Location.objects.published().filter(ocpi_id=v["location_id"]).exists()
+            and not Location.objects.published().filter(ocpi_id__iexact=v["location_id"]).exists()
         ):
             raise OcpiError(r.UNKNOWN_LOCATION, f"location_id: unknown {v['location_id']!r}.")
         period = v.get("period") or {}
@@ -215,9 +224,9 @@ class BookingListCreateApi(OcpiApi):
         booking = booking_request_submit(
             actor=Actor.emsp(party.country_code, party.party_id), data=data, payload=request.data
         )
-        body = _booking_out(booking)
-        created = len(body["booking_requests"]) == 1 and not canceled
-        return r.ocpi_response(body, http_status=201 if created else 200)
+        out = _booking_out(booking)
+        created = len(out["booking_requests"]) == 1 and not canceled
+        return r.ocpi_response(self.shape("booking", out), http_status=201 if created else 200)
 
 
 class BookingDetailApi(OcpiApi):
@@ -239,4 +248,4 @@ class BookingDetailApi(OcpiApi):
         ):
             # Another party's booking is indistinguishable from a missing one.
             raise OcpiError(r.CLIENT_ERROR, f"No booking {booking_id!r}.", http_status=404)
-        return r.ocpi_response(booking_object(booking))
+        return r.ocpi_response(self.shape("booking", booking_object(booking)))

@@ -1,0 +1,205 @@
+"""Benchmark: the staff day view of a 50-EVSE location with 300 bookings that day.
+
+    DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python benchmarks/day_view.py
+
+Creates (and drops afterwards) its own scratch database `bench_<your db>` on the DATABASE_URL
+server, seeds the location, then times full-page GETs of the day view (and the htmx poll partial
+and the week view) through Django's test client, in-process: server time without the network.
+Prints p50/p95 in milliseconds and the number of SQL queries per request.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from datetime import datetime, timedelta
+from datetime import time as dtime
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("SECRET_KEY", "benchmark-only")
+
+import django
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import (  # noqa: E402
+    override_settings,
+    setup_databases,
+    teardown_databases,
+)
+
+EVSES = 50
+BOOKINGS = 300
+WARMUP = 20
+RUNS = int(os.environ.get("BENCH_RUNS", "200"))
+
+
+def seed():
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from bookings.models import Booking, Driver, DriverToken, Status, tstzrange
+    from locations.models import (
+        EVSE,
+        BookingPolicy,
+        Capability,
+        ChargePoint,
+        Connector,
+        ConnectorFormat,
+        ConnectorStandard,
+        Location,
+        PowerType,
+    )
+
+    location = Location.objects.create(
+        ocpi_id="BENCH-50", name="Benchmark Plaza", address="Benchstraat 1", city="Utrecht",
+        country="NLD", latitude=Decimal("52.09"), longitude=Decimal("5.12"),
+        time_zone="Europe/Amsterdam",
+    )  # fmt: skip
+    BookingPolicy.objects.create(location=location, slot_step_minutes=15, buffer_minutes=0)
+    evses = []
+    for n in range(EVSES // 2):
+        cp = ChargePoint.objects.create(
+            location=location, identity=f"BENCH-CP{n:02d}", is_connected=n % 7 != 0
+        )
+        for m in (1, 2):
+            evses.append(
+                EVSE(
+                    charge_point=cp,
+                    uid=f"BENCH-{n:02d}-{m}",
+                    ocpp_evse_id=m,
+                    status="AVAILABLE",
+                    capabilities=[Capability.RESERVABLE],
+                    physical_reference=f"{n + 1}{'AB'[m - 1]}",
+                )
+            )
+    EVSE.objects.bulk_create(evses)
+    Connector.objects.bulk_create(
+        Connector(evse=e, connector_id="1", standard=ConnectorStandard.IEC_62196_T2_COMBO
+                  if i % 3 == 0 else ConnectorStandard.IEC_62196_T2,
+                  format=ConnectorFormat.CABLE, power_type=PowerType.DC if i % 3 == 0
+                  else PowerType.AC_3_PHASE, max_voltage=400, max_amperage=32,
+                  max_electric_power=150000 if i % 3 == 0 else 22000)
+        for i, e in enumerate(evses)
+    )  # fmt: skip
+    drivers = Driver.objects.bulk_create(
+        Driver(name=f"Driver {i:03d}", email=f"d{i}@example.com") for i in range(60)
+    )
+    DriverToken.objects.bulk_create(
+        DriverToken(driver=d, country_code="NL", party_id="CBK", uid=f"04{i:012X}",
+                    contract_id=f"NL-CBK-C{i:08d}")
+        for i, d in enumerate(drivers)
+    )  # fmt: skip
+    # Tomorrow (local): the whole day is ahead, so every row has free time to compute too.
+    day = timezone.now().astimezone(location.zone).date() + timedelta(days=1)
+    per_evse = BOOKINGS // EVSES  # 6 bookings of 1-2 h per EVSE, spread over the day
+    bookings = []
+    for i, evse in enumerate(evses):
+        for k in range(per_evse):
+            start = datetime.combine(day, dtime(1 + k * 4, (i % 4) * 15), location.zone)
+            end = start + timedelta(minutes=60 + 15 * (i % 5))
+            bookings.append(
+                Booking(
+                    location=location,
+                    evse=evse,
+                    period=tstzrange(start, end),
+                    blocked_period=tstzrange(start, end),
+                    status=Status.RESERVED if (i + k) % 5 else Status.PENDING,
+                    channel=Booking.Channel.STAFF,
+                    driver=drivers[(i * per_evse + k) % len(drivers)],
+                    authorization_reference=f"BENCH{i:03d}{k}",
+                )
+            )
+    Booking.objects.bulk_create(bookings)
+    user = get_user_model().objects.create_user(username="bench", password="x", is_staff=True)
+    return location, day, user
+
+
+def measure(client, url: str, headers: dict | None = None):
+    headers = headers or {}
+    for _ in range(WARMUP):
+        assert client.get(url, headers=headers, secure=True).status_code == 200
+    queries = []  # counted with an execute wrapper: the debug query log may be full already
+
+    def count(execute, sql, params, many, context):
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        response = client.get(url, headers=headers, secure=True)
+    wall, cpu = [], []
+    for _ in range(RUNS):
+        t0, c0 = time.perf_counter(), time.process_time()
+        client.get(url, headers=headers, secure=True)
+        wall.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    return wall, cpu, len(queries), len(response.content)
+
+
+def report(name: str, wall: list[float], cpu: list[float], queries: int, size: int) -> None:
+    wall.sort()
+    p95 = wall[int(len(wall) * 0.95) - 1]
+    print(
+        f"{name:<30} p50 {statistics.median(wall):6.1f} ms  p95 {p95:6.1f} ms  "
+        f"(CPU p50 {statistics.median(cpu):5.1f} ms)  {queries:2d} queries  "
+        f"{size / 1024:4.0f} KiB"
+    )
+
+
+def machine_reference_s() -> float:
+    """CPU seconds for sum(range(10**7)): a yardstick to compare runs on different machines."""
+    t0 = time.process_time()
+    sum(range(10**7))
+    return time.process_time() - t0
+
+
+def main() -> None:
+    from django.test import Client
+    from django.urls import reverse
+
+    from bookings.models import Booking
+
+    # No setup_test_environment(): its template instrumentation (for assertTemplateUsed)
+    # copies every context and would be most of what gets measured.
+    connection.settings_dict.setdefault("TEST", {})
+    connection.settings_dict["TEST"]["NAME"] = f"bench_{connection.settings_dict['NAME']}"
+    old = setup_databases(verbosity=0, interactive=False, keepdb=False)
+    try:
+        with override_settings(
+            STORAGES={
+                **settings.STORAGES,
+                "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+            },
+            PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+            ALLOWED_HOSTS=["testserver"],
+        ):
+            location, day, user = seed()
+            client = Client()
+            client.force_login(user)
+            day_url = reverse("bookings:location_day", args=[location.pk]) + f"?date={day}"
+            week_url = reverse("bookings:location_week", args=[location.pk]) + f"?date={day}"
+            in_window = Booking.objects.filter(location=location).count()
+            print(f"Day view benchmark: {EVSES} EVSEs, {in_window} bookings on {day} "
+                  f"({location.time_zone}), {RUNS} runs after {WARMUP} warm-up, "
+                  f"in-process test client; load average {os.getloadavg()[0]:.1f} "
+                  f"on {os.cpu_count()} CPUs")  # fmt: skip
+            print(f"machine yardstick: sum(range(10**7)) = {machine_reference_s():.2f} s CPU")
+            report("day view (full page)", *measure(client, day_url))
+            report(
+                "day view (htmx poll, #grid)",
+                *measure(client, day_url, {"HX-Request": "true", "HX-Target": "grid"}),
+            )
+            report("week view (full page)", *measure(client, week_url))
+    finally:
+        teardown_databases(old, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()

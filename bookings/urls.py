@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import views
+
+app_name = "bookings"
+
+urlpatterns = [
+    path("", views.location_list, name="location_list"),
+    path("locations/<int:location_id>/", views.location_day, name="location_day"),
+    path("locations/<int:location_id>/week/", views.location_week, name="location_week"),
+    path("locations/<int:location_id>/bookings/new/", views.booking_new, name="booking_new"),
+    path("bookings/<uuid:uid>/", views.booking_detail, name="booking_detail"),
+    path("bookings/<uuid:uid>/change/", views.booking_change_view, name="booking_change"),
+    path("bookings/<uuid:uid>/cancel/", views.booking_cancel_view, name="booking_cancel"),
+]

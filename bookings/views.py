@@ -1,0 +1,450 @@
+"""The staff slot picker: server-rendered pages, htmx partials (`template + "#partial"`).
+
+Every view renders its full page for a plain request (new tab, back button, no JavaScript) and
+only the swapped region for an htmx one; POSTs from htmx answer with the refreshed partial and an
+`HX-Trigger: bookings-changed` event that makes the open timeline reload itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render, resolve_url
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+
+from locations.models import BookingPolicy, Location
+from locations.selectors import evses_of_location, location_get, location_policy, policy_for
+
+from .exceptions import BookingError
+from .forms import (
+    BookingCancelForm,
+    BookingChangeForm,
+    BookingForm,
+    LocationSearchForm,
+    TimelineFilterForm,
+)
+from .models import Booking, Status
+from .selectors import (
+    booking_get,
+    booking_transitions,
+    day_timeline,
+    driver_search,
+    drivers_by_ids,
+    location_capacities,
+    location_list_for_staff,
+)
+from .services import Actor, booking_cancel, booking_change, booking_create
+from .timeline_html import label_html, track_html
+
+UID_SLOT = uuid.UUID(int=0)  # reversed once, then filled in per booking
+CHANGED_EVENT = "bookings-changed"  # the timeline listens for it and reloads (HX-Trigger)
+POLL_SECONDS = 20  # OCPI bookings show up without a reload (issue 6: every 15-30 s)
+
+
+def poll_seconds() -> int:
+    # A setting only so that browser tests need not wait 20 s for a poll.
+    return int(getattr(settings, "STAFF_TIMELINE_POLL_SECONDS", POLL_SECONDS))
+
+
+def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Logged-in staff only; an expired session in an htmx call sends the whole page to login.
+    Every response varies on HX-Request because the same URL answers full page or partial."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            if request.htmx:
+                page = request.htmx.current_url_abs_path or request.get_full_path()
+                login = resolve_url(settings.LOGIN_URL)
+                response: HttpResponse = HttpResponseClientRedirect(
+                    f"{login}?{urlencode({'next': page})}"
+                )
+            else:
+                response = redirect_to_login(request.get_full_path())
+        elif not request.user.is_staff:
+            raise PermissionDenied("Staff pages need a staff account.")
+        else:
+            response = view(request, *args, **kwargs)
+        patch_vary_headers(response, ["HX-Request"])
+        return response
+
+    return wrapper
+
+
+def _partial(request: HttpRequest) -> bool:
+    # A history restore after a cache miss wants the full page even though htmx asks.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _location(location_id: int) -> Location:
+    try:
+        return location_get(location_id=location_id)
+    except Location.DoesNotExist:
+        raise Http404("No such location.") from None
+
+
+def _booking(uid: str) -> Booking:
+    try:
+        return booking_get(uid=uid)
+    except Booking.DoesNotExist:
+        raise Http404("No such booking.") from None
+
+
+def _changed(response: HttpResponse) -> HttpResponse:
+    return trigger_client_event(response, CHANGED_EVENT, {})
+
+
+# --- Locations ---
+
+
+@require_GET
+@staff_required
+def location_list(request: HttpRequest) -> HttpResponse:
+    form = LocationSearchForm(request.GET)
+    q = form.cleaned_data["q"] if form.is_valid() else ""
+    locations = list(location_list_for_staff(search=q))
+    capacities = location_capacities(locations=locations)
+    rows = [(loc, capacities[loc.pk]) for loc in locations]
+    template = "bookings/location_list.html"
+    if _partial(request):
+        template += "#results"
+    return render(request, template, {"rows": rows, "q": q})
+
+
+# --- Day and week views ---
+
+
+def _timeline_context(
+    request: HttpRequest, location: Location, *, week: bool, day: date | None = None
+) -> dict[str, Any]:
+    now = timezone.now()
+    today = now.astimezone(location.zone).date()
+    filters = TimelineFilterForm(request.GET)
+    filters.is_valid()
+    if day is None:
+        day = filters.cleaned_data.get("date") or today
+    start = day  # the week view is the 7 days from the chosen day: the desk looks ahead
+    days = 7 if week else 1
+    timeline = day_timeline(
+        location=location, day=start, days=days, criteria=filters.criteria(), now=now
+    )
+    step = timedelta(days=days)
+    view_name = "bookings:location_week" if week else "bookings:location_day"
+    base = reverse(view_name, args=[location.pk])
+
+    def url(name: str, on: date) -> str:
+        return f"{reverse(name, args=[location.pk])}?{filters.query(date=on)}"
+
+    new_url = reverse("bookings:booking_new", args=[location.pk])
+    detail_url = reverse("bookings:booking_detail", args=[UID_SLOT]).replace(str(UID_SLOT), "{uid}")
+    rows = [
+        (
+            row,
+            label_html(row),
+            track_html(row, timeline, new_url=new_url, detail_url=detail_url, week=week),
+        )
+        for row in timeline.rows
+    ]
+    return {
+        "location": location,
+        "timeline": timeline,
+        "rows": rows,
+        "filters": filters,
+        "week": week,
+        "day": day,
+        "start": start,
+        "end": start + step - timedelta(days=1),
+        "today": today,
+        "now": now,
+        "base_url": base,
+        "self_url": url(view_name, day),
+        "prev_url": url(view_name, day - step),
+        "next_url": url(view_name, day + step),
+        "today_url": url(view_name, today),
+        "day_url": url("bookings:location_day", day),
+        "week_url": url("bookings:location_week", day),
+        "day_links": [
+            (tick, url("bookings:location_day", tick.at.astimezone(location.zone).date()))
+            for tick in timeline.days
+        ],
+        "poll_seconds": poll_seconds(),
+        "changed_event": CHANGED_EVENT,
+    }
+
+
+TEMPLATE = "bookings/timeline.html"  # one screen: a location's day or week, with its side panel
+
+
+def _render_timeline(request: HttpRequest, location_id: int, *, week: bool) -> HttpResponse:
+    location = _location(location_id)
+    with timezone.override(location.zone):
+        context = _timeline_context(request, location, week=week)
+        template = TEMPLATE
+        if _partial(request):
+            # The poll and the "changed" event reload the grid only; navigation and filters
+            # reload the toolbar with it (dates and links change).
+            template += "#grid" if request.htmx.target == "grid" else "#view"
+        return render(request, template, context)
+
+
+@require_GET
+@staff_required
+def location_day(request: HttpRequest, location_id: int) -> HttpResponse:
+    return _render_timeline(request, location_id, week=False)
+
+
+@require_GET
+@staff_required
+def location_week(request: HttpRequest, location_id: int) -> HttpResponse:
+    return _render_timeline(request, location_id, week=True)
+
+
+# --- The side panel: booking form and booking detail ---
+
+
+def _panel(
+    request: HttpRequest,
+    location: Location,
+    partial: str,
+    context: dict[str, Any],
+    *,
+    day: date,
+    status: int = 200,
+) -> HttpResponse:
+    """The panel alone for htmx, else the location's day page with the panel open."""
+    if _partial(request):
+        return render(request, f"{TEMPLATE}#{partial}", context, status=status)
+    page = _timeline_context(request, location, week=False, day=day)
+    return render(request, TEMPLATE, {**page, **context, "panel": partial}, status=status)
+
+
+def _local_initial(value: str | None, location: Location) -> datetime | None:
+    """A start passed in a link (ISO, with or without offset) as an aware datetime."""
+    moment = parse_datetime(value or "")
+    if moment is None:
+        return None
+    if timezone.is_naive(moment):
+        return moment.replace(tzinfo=location.zone)
+    return moment.astimezone(location.zone)
+
+
+def _form_context(location: Location, form: BookingForm, q: str) -> dict[str, Any]:
+    selected = form["driver"].value()
+    results = driver_search(q=q) if q else []
+    # The chosen driver stays listed (and checked) whatever the search shows now.
+    if selected and str(selected).isdigit():
+        ids = {d.pk for d in results}
+        results = [d for d in drivers_by_ids(ids=[int(selected)]) if d.pk not in ids] + results
+    return {
+        "location": location,
+        "form": form,
+        "q": q,
+        "driver_results": results,
+        "selected_driver": str(selected or ""),
+        "form_url": reverse("bookings:booking_new", args=[location.pk]),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def booking_new(request: HttpRequest, location_id: int) -> HttpResponse:
+    """GET: the form, prefilled from the clicked free time (and driver search results).
+    POST: book it; on a refusal the form says why and the timeline reloads."""
+    location = _location(location_id)
+    evses = list(evses_of_location(location=location))
+    policy = location_policy(location)
+    with timezone.override(location.zone):
+        if request.method == "GET":
+            start = _local_initial(request.GET.get("start"), location)
+            initial = {
+                "evse": request.GET.get("evse"),
+                "start": start,
+                "duration": request.GET.get("duration") or _default_duration(policy),
+                "driver": request.GET.get("driver"),
+                "notes": request.GET.get("notes", ""),
+            }
+            form = BookingForm(initial=initial, evses=evses, policy=policy)
+            q = request.GET.get("q", "").strip()[:100]
+            if _partial(request) and request.htmx.target == "driver-results":
+                context = _form_context(location, form, q)
+                return render(request, f"{TEMPLATE}#driver_results", context)
+            day = (start or timezone.now()).astimezone(location.zone).date()
+            return _panel(
+                request, location, "booking_form", _form_context(location, form, q), day=day
+            )
+
+        form = BookingForm(request.POST, evses=evses, policy=policy)
+        q = request.POST.get("q", "").strip()[:100]
+        refused = False
+        if form.is_valid():
+            try:
+                booking = booking_create(
+                    evse=form.cleaned_data["evse"],
+                    start=form.cleaned_data["start"],
+                    end=form.end,
+                    actor=Actor.staff(request.user),
+                    driver=form.cleaned_data["driver"],
+                    notes=form.cleaned_data["notes"],
+                )
+            except BookingError as error:
+                form.add_error(None, error.message)
+                refused = True
+            else:
+                if not _partial(request):
+                    return redirect("bookings:booking_detail", uid=booking.uid)
+                booking = booking_get(uid=booking.uid)
+                context = _detail_context(booking, notice="Booked.")
+                return _changed(render(request, f"{TEMPLATE}#booking_detail", context))
+        start = form.cleaned_data.get("start") or timezone.now()
+        response = _panel(
+            request,
+            location,
+            "booking_form",
+            _form_context(location, form, q),
+            day=start.astimezone(location.zone).date(),
+        )
+        # A refusal may mean someone else just took the slot: reload the rows to show it.
+        return _changed(response) if refused else response
+
+
+def _default_duration(policy: BookingPolicy) -> int:
+    return max(policy.min_duration_minutes, min(60, policy.max_duration_minutes))
+
+
+def _detail_context(
+    booking: Booking,
+    *,
+    notice: str = "",
+    change_form: BookingChangeForm | None = None,
+    cancel_form: BookingCancelForm | None = None,
+) -> dict[str, Any]:
+    location = booking.location
+    evses = list(evses_of_location(location=location))
+    policy = policy_for(booking.evse, location) if booking.evse else location_policy(location)
+    duration = int((booking.end - booking.start).total_seconds() // 60)
+    initial = {"evse": booking.evse.uid if booking.evse else None, "start": booking.start}
+    if change_form is None:
+        change_form = BookingChangeForm(
+            initial={**initial, "duration": duration}, evses=evses, policy=policy
+        )
+    step = policy.slot_step_minutes
+    resize = []
+    for label, minutes in ((f"Shorten {step} min", duration - step),
+                           (f"Extend {step} min", duration + step)):  # fmt: skip
+        if policy.min_duration_minutes <= minutes <= policy.max_duration_minutes:
+            resize.append((label, minutes))
+    return {
+        "location": location,
+        "booking": booking,
+        "transitions": list(booking_transitions(booking=booking)),
+        "notice": notice,
+        "change_form": change_form,
+        "cancel_form": cancel_form or BookingCancelForm(),
+        "resize": resize,
+        "can_change": booking.status in (Status.PENDING, Status.RESERVED),
+    }
+
+
+@require_GET
+@staff_required
+def booking_detail(request: HttpRequest, uid: str) -> HttpResponse:
+    booking = _booking(uid)
+    with timezone.override(booking.location.zone):
+        return _panel(
+            request,
+            booking.location,
+            "booking_detail",
+            _detail_context(booking),
+            day=booking.start.astimezone(booking.location.zone).date(),
+        )
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def booking_change_view(request: HttpRequest, uid: str) -> HttpResponse:
+    """Move (time or EVSE), extend or shorten: one booking_change call."""
+    if request.method == "GET":
+        return redirect("bookings:booking_detail", uid=uid)
+    booking = _booking(uid)
+    location = booking.location
+    evses = list(evses_of_location(location=location))
+    policy = policy_for(booking.evse, location)
+    with timezone.override(location.zone):
+        form = BookingChangeForm(request.POST, evses=evses, policy=policy)
+        notice, changed = "", False
+        if form.is_valid():
+            try:
+                booking_change(
+                    booking=booking,
+                    actor=Actor.staff(request.user),
+                    start=form.cleaned_data["start"],
+                    end=form.end,
+                    evse=form.cleaned_data["evse"],
+                    override_reason=form.cleaned_data["override_reason"],
+                )
+            except BookingError as error:
+                form.add_error(None, error.message)
+            else:
+                if not _partial(request):
+                    return redirect("bookings:booking_detail", uid=uid)
+                notice, changed, form = "Changed.", True, None
+        booking = _booking(uid)
+        response = _panel(
+            request,
+            location,
+            "booking_detail",
+            _detail_context(booking, notice=notice, change_form=form),
+            day=booking.start.astimezone(location.zone).date(),
+        )
+        return _changed(response) if changed or (form is not None and form.errors) else response
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def booking_cancel_view(request: HttpRequest, uid: str) -> HttpResponse:
+    """Cancel with a reason: one booking_cancel call."""
+    if request.method == "GET":
+        return redirect("bookings:booking_detail", uid=uid)
+    booking = _booking(uid)
+    location = booking.location
+    with timezone.override(location.zone):
+        form = BookingCancelForm(request.POST)
+        notice = ""
+        if form.is_valid():
+            try:
+                booking_cancel(
+                    booking=booking,
+                    actor=Actor.staff(request.user),
+                    reason=form.cleaned_data["reason"],
+                    note=form.cleaned_data["note"],
+                    override_reason=form.cleaned_data["override_reason"],
+                )
+            except BookingError as error:
+                form.add_error(None, error.message)
+            else:
+                if not _partial(request):
+                    return redirect("bookings:booking_detail", uid=uid)
+                notice, form = "Canceled.", None
+        booking = _booking(uid)
+        response = _panel(
+            request,
+            location,
+            "booking_detail",
+            _detail_context(booking, notice=notice, cancel_form=form),
+            day=booking.start.astimezone(location.zone).date(),
+        )
+        return _changed(response) if form is None else response

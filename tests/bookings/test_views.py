@@ -1,0 +1,567 @@
+"""The staff slot picker over HTTP: permissions, full page vs htmx partial, forms and errors,
+and a bounded number of queries for the day view."""
+
+import re
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings.models import Booking, BookingTransition, CanceledReason, Status
+from locations.models import Location
+from tests.bookings.factories import BookingFactory, DriverFactory, DriverTokenFactory
+from tests.locations.factories import (
+    BookingPolicyFactory,
+    ChargePointFactory,
+    ConnectorFactory,
+    EVSEFactory,
+    LocationFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+HX = {"HX-Request": "true"}
+
+
+def tomorrow_at(location: Location, hour: int, minute: int = 0) -> datetime:
+    day = timezone.now().astimezone(location.zone).date() + timedelta(days=1)
+    return datetime.combine(day, time(hour, minute), tzinfo=location.zone)
+
+
+@pytest.fixture
+def site():
+    """A 24/7 location with a 15-minute policy, one AC and one DC EVSE."""
+    location = LocationFactory(name="Harbour Hub", city="Rotterdam")
+    BookingPolicyFactory(location=location, min_duration_minutes=30, max_duration_minutes=240)
+    cp = ChargePointFactory(location=location, identity="HH-CP01")
+    ac = EVSEFactory(charge_point=cp, uid="HH-1", physical_reference="1A")
+    dc = EVSEFactory(charge_point=cp, uid="HH-2", physical_reference="1B", connectors=[])
+    ConnectorFactory(evse=dc, dc=True, connector_id="1")
+    return location, ac, dc
+
+
+@pytest.fixture
+def driver():
+    d = DriverFactory(name="Anna de Vries", email="anna@example.com")
+    DriverTokenFactory(driver=d, uid="04A1B2C3D4E5F6")
+    return d
+
+
+def day_url(location, **params):
+    url = reverse("bookings:location_day", args=[location.pk])
+    return url, params
+
+
+# --- Permissions ---
+
+
+@pytest.mark.parametrize(
+    "name", ["location_list", "location_day", "location_week", "booking_new", "booking_detail"]
+)
+def test_staff_pages_redirect_anonymous_to_login(client, site, name):
+    location, ac, _ = site
+    booking = BookingFactory(evse=ac, start=tomorrow_at(location, 10))
+    args = {
+        "location_list": [],
+        "location_day": [location.pk],
+        "location_week": [location.pk],
+        "booking_new": [location.pk],
+        "booking_detail": [booking.uid],
+    }[name]
+    response = client.get(reverse(f"bookings:{name}", args=args))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login") + "?next=")
+
+
+def test_staff_pages_refuse_logged_in_non_staff(client, site):
+    user = get_user_model().objects.create_user(username="driver", password="x-pass-12345")
+    client.force_login(user)
+    response = client.get(reverse("bookings:location_day", args=[site[0].pk]))
+    assert response.status_code == 403
+
+
+def test_staff_pages_send_htmx_without_session_to_login_page(client, site):
+    response = client.get(
+        reverse("bookings:location_day", args=[site[0].pk]),
+        headers={**HX, "HX-Current-URL": "http://testserver/locations/1/?date=2026-01-01"},
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"].startswith(reverse("login") + "?next=")
+
+
+def test_login_page_logs_staff_in_and_logout_logs_out(client, staff_user):
+    page = client.get(reverse("login"))
+    assert b'<label for="id_username">Username</label>' in page.content
+    response = client.post(
+        reverse("login"), {"username": "desk", "password": "desk-pass-123", "next": "/"}
+    )
+    assert response.status_code == 302
+    assert client.get(reverse("bookings:location_list")).status_code == 200
+    assert client.post(reverse("logout")).status_code == 302
+    assert client.get(reverse("bookings:location_list")).status_code == 302
+
+
+def test_login_page_rejects_wrong_password(client, staff_user):
+    response = client.post(reverse("login"), {"username": "desk", "password": "nope"})
+    assert response.status_code == 200
+    assert b"didn't match" in response.content
+
+
+def test_htmx_post_needs_csrf_token_from_body_headers(site, staff_user, driver):
+    location, ac, _ = site
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_user)
+    page = client.get(reverse("bookings:location_day", args=[location.pk]))
+    token = page.cookies["csrftoken"].value
+    assert 'hx-headers=\'{"x-csrftoken": "' in page.content.decode()
+    data = {
+        "evse": ac.uid,
+        "start": tomorrow_at(location, 10).strftime("%Y-%m-%dT%H:%M"),
+        "duration": 60,
+        "driver": driver.pk,
+    }
+    url = reverse("bookings:booking_new", args=[location.pk])
+    assert client.post(url, data, headers=HX).status_code == 403
+    assert not Booking.objects.exists()
+    response = client.post(url, data, headers={**HX, "X-CSRFToken": token})
+    assert response.status_code == 200
+    assert Booking.objects.filter(status=Status.RESERVED).count() == 1
+
+
+# --- Locations list ---
+
+
+def test_location_list_searches_name_and_city(staff_client, site):
+    LocationFactory(name="Airport Deck", city="Schiphol")
+    url = reverse("bookings:location_list")
+    by_city = staff_client.get(url, {"q": "rotter"}).content.decode()
+    assert "Harbour Hub" in by_city and "Airport Deck" not in by_city
+    by_name = staff_client.get(url, {"q": "airport"}, headers=HX)
+    html = by_name.content.decode()
+    assert "Airport Deck" in html and "Harbour Hub" not in html
+    assert "<html" not in html and 'id="results"' in html
+    assert "HX-Request" in by_name["Vary"]
+
+
+def test_location_list_shows_todays_free_capacity(staff_client, site):
+    html = staff_client.get(reverse("bookings:location_list")).content.decode()
+    assert "<html" in html
+    assert "2 of 2 bookable" in html
+    assert re.search(r"<strong>(9\d|100)%</strong> free", html)
+
+
+# --- Day and week view ---
+
+
+def test_day_view_renders_full_page_or_the_requested_partial(staff_client, site):
+    location, _ac, _ = site
+    url = reverse("bookings:location_day", args=[location.pk])
+    full = staff_client.get(url)
+    assert full.status_code == 200
+    assert "HX-Request" in full["Vary"]
+    html = full.content.decode()
+    assert "<html" in html and 'id="view"' in html and 'id="grid"' in html
+    assert 'id="panel"' in html
+
+    view = staff_client.get(url, headers={**HX, "HX-Target": "view"}).content.decode()
+    assert "<html" not in view and 'id="view"' in view and 'name="min_kw"' in view
+
+    grid = staff_client.get(url, headers={**HX, "HX-Target": "grid"}).content.decode()
+    assert grid.lstrip().startswith('<div id="grid"')
+    assert 'name="min_kw"' not in grid and "Harbour Hub" not in grid
+    assert 'hx-trigger="every 20s, bookings-changed from:body"' in grid
+
+
+def test_day_view_history_restore_gets_the_full_page(staff_client, site):
+    url = reverse("bookings:location_day", args=[site[0].pk])
+    response = staff_client.get(url, headers={**HX, "HX-History-Restore-Request": "true"})
+    assert "<html" in response.content.decode()
+
+
+def test_day_view_shows_bookings_in_the_locations_time_zone(staff_client, driver):
+    location = LocationFactory(time_zone="America/New_York")
+    evse = EVSEFactory(charge_point=ChargePointFactory(location=location))
+    start = tomorrow_at(location, 14)
+    BookingFactory(evse=evse, start=start, driver=driver)
+    html = staff_client.get(
+        reverse("bookings:location_day", args=[location.pk]),
+        {"date": start.date().isoformat()},
+    ).content.decode()
+    assert "times in <strong>America/New_York</strong>" in html
+    assert "14:00–15:00 · Reserved · Not sent yet" in html
+    assert "Anna de Vries" in html
+
+
+def test_day_view_filters_rows_by_current_standard_and_power(staff_client, site):
+    location, ac, dc = site
+    url = reverse("bookings:location_day", args=[location.pk])
+
+    def rows(**params):
+        html = staff_client.get(url, params, headers={**HX, "HX-Target": "view"}).content
+        return {uid for uid in (ac.uid, dc.uid) if f'data-evse="{uid}"'.encode() in html}
+
+    assert rows() == {ac.uid, dc.uid}
+    assert rows(current="DC") == {dc.uid}
+    assert rows(current="AC") == {ac.uid}
+    assert rows(standard="IEC_62196_T2") == {ac.uid}
+    assert rows(min_kw=50) == {dc.uid}
+    assert rows(min_kw=500) == set()
+
+
+def test_day_view_invalid_filter_is_reported_not_a_500(staff_client, site):
+    response = staff_client.get(
+        reverse("bookings:location_day", args=[site[0].pk]), {"min_kw": "-3", "date": "31-02"}
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'role="alert"' in html and "Min_kw" in html and "Date" in html
+
+
+def test_day_view_marks_offline_chargers_and_unbookable_evses(staff_client, site):
+    location, ac, dc = site
+    ac.charge_point.is_connected = False
+    ac.charge_point.save()
+    dc.status = "OUTOFORDER"
+    dc.save()
+    html = staff_client.get(reverse("bookings:location_day", args=[location.pk])).content.decode()
+    assert "⚠ Charger offline" in html
+    assert "⊘ Not bookable" in html and "Out of order" in html
+
+
+def test_day_view_free_time_links_open_the_prefilled_form(staff_client, site):
+    location, ac, _ = site
+    day = tomorrow_at(location, 0).date()
+    BookingFactory(evse=ac, start=tomorrow_at(location, 10))
+    html = staff_client.get(
+        reverse("bookings:location_day", args=[location.pk]), {"date": day.isoformat()}
+    ).content.decode()
+    # Free 00:00-10:00 and 11:00-24:00 on the booked EVSE, each a link to the form.
+    assert "Book 1A, free 00:00 to 10:00" in html
+    assert "Book 1A, free 11:00 to 00:00" in html
+    assert "?evse=HH-1&amp;start=" in html
+
+
+def test_day_view_unknown_location_is_404(staff_client):
+    assert staff_client.get(reverse("bookings:location_day", args=[999999])).status_code == 404
+
+
+def test_week_view_shows_seven_days_with_links_to_each_day(staff_client, site):
+    location, ac, _ = site
+    start = tomorrow_at(location, 9)
+    BookingFactory(evse=ac, start=start + timedelta(days=2))
+    response = staff_client.get(
+        reverse("bookings:location_week", args=[location.pk]),
+        {"date": start.date().isoformat()},
+    )
+    html = response.content.decode()
+    assert html.count('class="tick day"') == 7
+    assert html.count('class="block block-reserved') == 1
+    assert f"date={(start + timedelta(days=6)).date().isoformat()}" in html
+
+
+# session, user, location (+ its regular hours and exceptional periods), EVSEs (+ connectors),
+# the day's blocked time (for free time) and its bookings (for blocks): nothing per EVSE or
+# per booking.
+DAY_VIEW_QUERIES = 9
+
+
+def test_day_view_runs_a_fixed_number_of_queries_whatever_the_evse_count(
+    staff_client, site, django_assert_num_queries
+):
+    location, ac, _ = site
+    url = reverse("bookings:location_day", args=[location.pk])
+    BookingFactory(evse=ac, start=timezone.now() + timedelta(hours=1), driver=DriverFactory())
+    with django_assert_num_queries(DAY_VIEW_QUERIES):
+        assert staff_client.get(url).status_code == 200
+    for n in range(20):
+        evse = EVSEFactory(
+            charge_point=ChargePointFactory(location=location), physical_reference=f"X{n}"
+        )
+        BookingFactory(evse=evse, start=timezone.now() + timedelta(hours=1), driver=DriverFactory())
+    with django_assert_num_queries(DAY_VIEW_QUERIES):
+        html = staff_client.get(url).content.decode()
+    assert html.count('class="row') == 22
+    with django_assert_num_queries(DAY_VIEW_QUERIES):
+        staff_client.get(reverse("bookings:location_week", args=[location.pk]))
+
+
+# --- Booking form ---
+
+
+def test_booking_form_prefills_evse_start_and_presets(staff_client, site):
+    location, _, dc = site
+    start = tomorrow_at(location, 9, 30)
+    response = staff_client.get(
+        reverse("bookings:booking_new", args=[location.pk]),
+        {"evse": dc.uid, "start": start.astimezone(UTC).isoformat()},
+        headers=HX,
+    )
+    html = response.content.decode()
+    assert "<html" not in html and 'id="booking-form"' in html
+    assert f'<option value="{dc.uid}" selected>' in html
+    assert f'value="{start:%Y-%m-%dT%H:%M}"' in html
+    # Presets stay inside the policy's 30-240 minute limits.
+    for label in ("30 min", "1 h", "4 h"):
+        assert label in html
+    assert "15 min" not in html and "6 h" not in html
+
+
+def test_booking_form_as_plain_request_is_the_day_page_with_the_form_open(staff_client, site):
+    location, ac, _ = site
+    start = tomorrow_at(location, 9)
+    html = staff_client.get(
+        reverse("bookings:booking_new", args=[location.pk]),
+        {"evse": ac.uid, "start": start.isoformat()},
+    ).content.decode()
+    assert "<html" in html and 'id="grid"' in html and 'id="booking-form"' in html
+    assert start.strftime("%A %-d %B %Y") in html
+
+
+@pytest.mark.parametrize("q", ["anna@", "de vries", "04A1B2"])
+def test_booking_form_finds_drivers_by_email_name_or_token(staff_client, site, driver, q):
+    DriverFactory(name="Someone Else", email="else@example.com")
+    response = staff_client.get(
+        reverse("bookings:booking_new", args=[site[0].pk]),
+        {"q": q},
+        headers={**HX, "HX-Target": "driver-results"},
+    )
+    html = response.content.decode()
+    assert 'id="booking-form"' not in html
+    assert f'name="driver" value="{driver.pk}"' in html and "Someone Else" not in html
+    assert "04A1B2C3D4E5F6" in html
+
+
+def test_booking_form_search_without_match_says_so(staff_client, site):
+    html = staff_client.get(
+        reverse("bookings:booking_new", args=[site[0].pk]),
+        {"q": "zzz"},
+        headers={**HX, "HX-Target": "driver-results"},
+    ).content.decode()
+    assert "No driver matches “zzz”." in html
+
+
+def _book(client, location, evse, driver, start, *, headers=HX, duration=60):
+    return client.post(
+        reverse("bookings:booking_new", args=[location.pk]),
+        {
+            "evse": evse.uid,
+            "start": start.strftime("%Y-%m-%dT%H:%M"),
+            "duration": duration,
+            "driver": driver.pk if driver else "",
+            "q": "anna",
+        },
+        headers=headers,
+    )
+
+
+def test_booking_create_books_and_answers_with_the_detail_partial(
+    staff_client, staff_user, site, driver
+):
+    location, ac, _ = site
+    start = tomorrow_at(location, 10)
+    response = _book(staff_client, location, ac, driver, start)
+    assert response.status_code == 200
+    assert response["HX-Trigger"] == '{"bookings-changed": {}}'
+    html = response.content.decode()
+    assert "<html" not in html and "Booked." in html and "Anna de Vries" in html
+    booking = Booking.objects.get()
+    assert booking.status == Status.RESERVED
+    assert booking.period.lower == start and booking.period.upper == start + timedelta(hours=1)
+    assert booking.created_by == staff_user and booking.driver == driver
+    assert [t.uid for t in booking.tokens.all()] == ["04A1B2C3D4E5F6"]
+    assert booking.transitions.get().actor_label == "desk"
+
+
+def test_booking_create_plain_post_redirects_to_the_booking(staff_client, site, driver):
+    location, ac, _ = site
+    response = _book(staff_client, location, ac, driver, tomorrow_at(location, 10), headers={})
+    booking = Booking.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("bookings:booking_detail", args=[booking.uid])
+
+
+def test_booking_create_on_a_taken_slot_says_so_and_writes_nothing(staff_client, site, driver):
+    location, ac, _ = site
+    start = tomorrow_at(location, 10)
+    BookingFactory(evse=ac, start=start - timedelta(minutes=30))  # 09:30-10:30, by someone else
+    response = _book(staff_client, location, ac, driver, start)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'role="alert"' in html and "is already booked around" in html
+    assert response["HX-Trigger"] == '{"bookings-changed": {}}'  # the row reloads
+    assert Booking.objects.count() == 1
+    assert not Booking.objects.filter(driver=driver).exists()
+
+
+def test_booking_create_form_errors_are_shown_and_nothing_is_written(staff_client, site):
+    location, _ac, _ = site
+    response = staff_client.post(
+        reverse("bookings:booking_new", args=[location.pk]),
+        {"evse": "NOPE", "start": "tomorrow", "duration": 7},
+        headers=HX,
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Select a valid choice. NOPE is not one of the available choices." in html
+    assert "Enter a valid date/time." in html
+    assert "Choose a driver: search by email, name or token uid." in html
+    assert not Booking.objects.exists()
+
+
+def test_booking_create_refuses_a_past_slot_with_the_engines_message(staff_client, site, driver):
+    location, ac, _ = site
+    start = (
+        (timezone.now() - timedelta(days=1))
+        .astimezone(location.zone)
+        .replace(minute=0, second=0, microsecond=0)
+    )
+    html = _book(staff_client, location, ac, driver, start).content.decode()
+    assert "is in the past." in html
+    assert not Booking.objects.exists()
+
+
+def test_booking_create_refuses_a_nonexistent_local_time(staff_client, site, driver):
+    location, ac, _ = site
+    # 02:30 on the spring-forward night does not exist in Europe/Amsterdam.
+    response = staff_client.post(
+        reverse("bookings:booking_new", args=[location.pk]),
+        {"evse": ac.uid, "start": "2027-03-28T02:30", "duration": 60, "driver": driver.pk},
+        headers=HX,
+    )
+    assert "couldn’t be interpreted in time zone Europe/Amsterdam" in response.content.decode()
+    assert not Booking.objects.exists()
+
+
+# --- Booking detail and actions ---
+
+
+def test_booking_detail_shows_period_driver_tokens_states_and_audit(staff_client, site, driver):
+    location, ac, _ = site
+    _book(staff_client, location, ac, driver, tomorrow_at(location, 10))
+    booking = Booking.objects.get()
+    url = reverse("bookings:booking_detail", args=[booking.uid])
+    html = staff_client.get(url, headers=HX).content.decode()
+    assert "<html" not in html
+    for text in ("10:00–11:00", "Anna de Vries", "RFID 04A1B2C3D4E5F6", "Reserved",
+                 "Not sent yet", "Created: reserved", "by desk"):  # fmt: skip
+        assert text in html
+    full = staff_client.get(url).content.decode()
+    assert "<html" in full and 'id="grid"' in full and 'id="booking-detail"' in full
+
+
+def test_booking_detail_unknown_booking_is_404(staff_client):
+    url = reverse("bookings:booking_detail", args=["00000000-0000-0000-0000-000000000000"])
+    assert staff_client.get(url).status_code == 404
+
+
+def test_booking_change_moves_it_to_another_evse_and_time(staff_client, site, driver):
+    location, ac, dc = site
+    _book(staff_client, location, ac, driver, tomorrow_at(location, 10))
+    booking = Booking.objects.get()
+    new_start = tomorrow_at(location, 13)
+    response = staff_client.post(
+        reverse("bookings:booking_change", args=[booking.uid]),
+        {"evse": dc.uid, "start": new_start.strftime("%Y-%m-%dT%H:%M"), "duration": 90},
+        headers=HX,
+    )
+    assert "Changed." in response.content.decode()
+    assert response["HX-Trigger"] == '{"bookings-changed": {}}'
+    booking.refresh_from_db()
+    assert booking.evse == dc
+    assert (booking.period.lower, booking.period.upper) == (
+        new_start,
+        new_start + timedelta(minutes=90),
+    )
+    assert booking.transitions.filter(event=BookingTransition.Event.CHANGED).count() == 1
+
+
+def test_booking_change_into_a_taken_slot_is_refused_and_keeps_the_booking(
+    staff_client, site, driver
+):
+    location, ac, dc = site
+    _book(staff_client, location, ac, driver, tomorrow_at(location, 10))
+    booking = Booking.objects.get(driver=driver)
+    BookingFactory(evse=dc, start=tomorrow_at(location, 10))
+    response = staff_client.post(
+        reverse("bookings:booking_change", args=[booking.uid]),
+        {"evse": dc.uid, "start": tomorrow_at(location, 10).strftime("%Y-%m-%dT%H:%M"),
+         "duration": 60},
+        headers=HX,
+    )  # fmt: skip
+    assert "is already booked around" in response.content.decode()
+    booking.refresh_from_db()
+    assert booking.evse == ac and booking.period.lower == tomorrow_at(location, 10)
+
+
+def test_booking_change_past_the_deadline_needs_an_override_reason(staff_client, site, driver):
+    location, ac, _ = site
+    soon = timezone.now().astimezone(location.zone).replace(second=0, microsecond=0)
+    start = soon + timedelta(minutes=15 - soon.minute % 15 + 15 * 0)
+    booking = BookingFactory(evse=ac, start=start, driver=driver)  # change_until 15 min
+    data = {"evse": ac.uid, "start": start.strftime("%Y-%m-%dT%H:%M"), "duration": 90}
+    url = reverse("bookings:booking_change", args=[booking.uid])
+    refused = staff_client.post(url, data, headers=HX).content.decode()
+    assert "It is too late to change this booking" in refused
+    assert "Give a reason to override." in refused
+    booking.refresh_from_db()
+    assert booking.period.upper == start + timedelta(hours=1)
+    done = staff_client.post(url, {**data, "override_reason": "driver called"}, headers=HX)
+    assert "Changed." in done.content.decode()
+    booking.refresh_from_db()
+    assert booking.period.upper == start + timedelta(minutes=90)
+    assert booking.transitions.get(event="CHANGED").reason == "driver called"
+
+
+def test_booking_change_plain_get_goes_to_the_booking(staff_client, site):
+    booking = BookingFactory(evse=site[1], start=tomorrow_at(site[0], 10))
+    response = staff_client.get(reverse("bookings:booking_change", args=[booking.uid]))
+    assert response["Location"] == reverse("bookings:booking_detail", args=[booking.uid])
+
+
+def test_booking_cancel_with_reason_frees_the_slot(staff_client, site, driver):
+    location, ac, _ = site
+    _book(staff_client, location, ac, driver, tomorrow_at(location, 10))
+    booking = Booking.objects.get()
+    response = staff_client.post(
+        reverse("bookings:booking_cancel", args=[booking.uid]),
+        {"reason": CanceledReason.BROKEN_VEHICLE, "note": "flat tyre"},
+        headers=HX,
+    )
+    html = response.content.decode()
+    assert "Canceled." in html and "Broken vehicle" in html and "flat tyre" in html
+    assert "Cancel booking" not in html  # no actions left on a final booking
+    booking.refresh_from_db()
+    assert booking.status == Status.CANCELED
+    assert booking.canceled_reason == CanceledReason.BROKEN_VEHICLE
+    # The slot is free again: the same time can be booked.
+    assert _book(staff_client, location, ac, driver, tomorrow_at(location, 10)).status_code == 200
+    assert Booking.objects.filter(status=Status.RESERVED).count() == 1
+
+
+def test_booking_cancel_of_a_final_booking_is_refused_with_a_message(staff_client, site):
+    booking = BookingFactory(
+        evse=site[1], start=tomorrow_at(site[0], 10), status=Status.CANCELED,
+        canceled_reason=CanceledReason.UNKNOWN, canceled_by_role="CPO",
+        canceled_at=timezone.now(),
+    )  # fmt: skip
+    response = staff_client.post(
+        reverse("bookings:booking_cancel", args=[booking.uid]),
+        {"reason": CanceledReason.UNKNOWN},
+        headers=HX,
+    )
+    assert response.status_code == 200
+    # The form is not rendered for a final booking, so the refusal shows as the state.
+    assert "Canceled" in response.content.decode()
+    assert Booking.objects.get().transitions.count() == 0
+
+
+def test_booking_cancel_plain_post_redirects_to_the_booking(staff_client, site):
+    booking = BookingFactory(evse=site[1], start=tomorrow_at(site[0], 10))
+    response = staff_client.post(
+        reverse("bookings:booking_cancel", args=[booking.uid]), {"reason": "UNKNOWN"}
+    )
+    assert response.status_code == 302
+    assert Booking.objects.get().status == Status.CANCELED

@@ -574,9 +574,10 @@ def location_capacities(
     )
     busy: dict[int, list[Interval]] = defaultdict(list)
     if evses:
-        rows = Booking.objects.blocking().filter(
-            evse_id__in=[e.pk for e in evses], blocked_period__overlap=(span.start, span.end)
-        )
+        ids = [e.pk for e in evses]
+        # A one-element IN becomes `evse_id = <int4>`, which the GiST index cannot serve.
+        rows = Booking.objects.blocking().filter(blocked_period__overlap=(span.start, span.end))
+        rows = rows.of_evse(ids[0]) if len(ids) == 1 else rows.filter(evse_id__in=ids)
         for evse_id, blocked in rows.values_list("evse_id", "blocked_period"):
             busy[evse_id].append(Interval(blocked.lower, blocked.upper))
     by_location: dict[int, list[EVSE]] = defaultdict(list)

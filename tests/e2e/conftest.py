@@ -87,32 +87,8 @@ def browser() -> Iterator:
             os.environ[ASYNC_UNSAFE] = previous
 
 
-@pytest.fixture(scope="session")
-def _plain_http_live_server():
-    # The live server loads its middleware once, when it starts (before any function-scoped
-    # settings fixture runs), and SecurityMiddleware reads SECURE_SSL_REDIRECT right then.
-    # This stays on for the rest of the session: keep the test client's "testserver" allowed.
-    from django.conf import settings
-    from django.test.utils import override_settings
-
-    with override_settings(
-        SECURE_SSL_REDIRECT=False,
-        SECURE_HSTS_SECONDS=0,
-        SESSION_COOKIE_SECURE=False,
-        CSRF_COOKIE_SECURE=False,
-        ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, "testserver", "127.0.0.1", "localhost"],
-    ):
-        yield
-
-
-@pytest.fixture(scope="session")
-def live_server(_plain_http_live_server, live_server):
-    return live_server
-
-
 @pytest.fixture
 def e2e_settings(settings):
-    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "127.0.0.1", "localhost"]
     settings.STAFF_TIMELINE_POLL_SECONDS = 1
     return settings
 

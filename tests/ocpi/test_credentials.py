@@ -22,20 +22,9 @@ def token_header(token: str) -> dict:
     return {"Authorization": "Token " + base64.b64encode(token.encode()).decode()}
 
 
-def reload_live_server_middleware(live_server) -> None:
-    # live_server is session-scoped: its handler built the middleware before the autouse
-    # _plain_http fixture switched SECURE_SSL_REDIRECT off, so rebuild it with test settings.
-    app = live_server.thread.httpd.get_app()
-    while app is not None:
-        if hasattr(app, "load_middleware"):
-            app.load_middleware()
-        app = getattr(app, "application", None)
-
-
 @pytest.fixture
 def ours(live_server, settings):
     settings.PUBLIC_BASE_URL = live_server.url
-    reload_live_server_middleware(live_server)
     return live_server.url + "/ocpi"
 
 

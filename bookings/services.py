@@ -120,7 +120,7 @@ def _now(now: datetime | None) -> datetime:
     return now or timezone.now()
 
 
-def _audit(
+def _audit_row(
     booking: Booking,
     *,
     event: str,
@@ -131,7 +131,8 @@ def _audit(
     reason: str = "",
     details: Mapping[str, Any] | None = None,
 ) -> BookingTransition:
-    return BookingTransition.objects.create(
+    """The unsaved audit row for a change of `booking` (now in its new state)."""
+    return BookingTransition(
         booking=booking,
         event=event,
         from_status=from_status or "",
@@ -144,6 +145,12 @@ def _audit(
         reason=reason,
         details=dict(details or {}),
     )
+
+
+def _audit(booking: Booking, **row: Any) -> BookingTransition:
+    audit = _audit_row(booking, **row)
+    audit.save()
+    return audit
 
 
 def _transition(
@@ -327,6 +334,28 @@ def _new_authorization_reference() -> str:
     return secrets.token_hex(12).upper()
 
 
+def _insert_new(
+    booking: Booking,
+    *,
+    tokens: Sequence[TokenData],
+    actor: Actor,
+    now: datetime,
+    taken: exc.SlotUnavailable | None = None,
+    code: str = "",
+    reason: str = "",
+    details: Mapping[str, Any] | None = None,
+) -> Booking:
+    """Insert a new booking with its tokens and its CREATED audit row.
+    Raises SlotUnavailable (`taken`) when the exclusion constraint refuses it."""
+    _save_guarding_overlap(booking, taken=taken)
+    BookingToken.objects.bulk_create(BookingToken(booking=booking, **t.as_dict()) for t in tokens)
+    _audit(
+        booking, event=BookingTransition.Event.CREATED, from_status="", actor=actor, now=now,
+        code=code, reason=reason, details=details,
+    )  # fmt: skip
+    return booking
+
+
 @transaction.atomic
 def booking_create(
     *,
@@ -385,13 +414,11 @@ def booking_create(
             ChargerReservation.NOT_SENT if evse.reservable else ChargerReservation.NOT_SUPPORTED
         ),
     )
-    _save_guarding_overlap(booking, taken=_slot_taken(evse, start, location, policy))
-    BookingToken.objects.bulk_create(BookingToken(booking=booking, **t.as_dict()) for t in tokens)
-    _audit(
-        booking, event=BookingTransition.Event.CREATED, from_status="", actor=actor, now=now,
+    return _insert_new(
+        booking, tokens=tokens, actor=actor, now=now,
+        taken=_slot_taken(evse, start, location, policy),
         details={"start": start.isoformat(), "end": end.isoformat(), "evse": evse.uid},
     )  # fmt: skip
-    return booking
 
 
 def _deadline_check(
@@ -708,11 +735,9 @@ def booking_record_charger_states(
             booking.needs_attention = update.needs_attention
         booking.last_updated = now
         if previous != update.state or update.detail:
-            audits.append(BookingTransition(
-                booking=booking, event=BookingTransition.Event.CHARGER,
-                from_status=booking.status, to_status=booking.status, at=now,
-                actor_type=update.actor.type, actor_user=update.actor.user,
-                actor_label=update.actor.label[:120], code=update.state, reason=update.detail,
+            audits.append(_audit_row(
+                booking, event=BookingTransition.Event.CHARGER, from_status=booking.status,
+                actor=update.actor, now=now, code=update.state, reason=update.detail,
                 details={"from": previous, "to": update.state},
             ))  # fmt: skip
     # One UPDATE per distinct outcome (a batch's are mostly alike), not bulk_update's CASEs.
@@ -758,7 +783,10 @@ def _decide(
     if error is not None:
         request.reason_code = error.code
         request.reason = error.message[:255]
-    request.save(update_fields=["request_status", "decided_at", "reason_code", "reason"])
+    if request.pk is None:
+        request.save()  # decided on arrival: one INSERT
+    else:
+        request.save(update_fields=["request_status", "decided_at", "reason_code", "reason"])
 
 
 @transaction.atomic
@@ -898,7 +926,7 @@ def _request_new(
         raise
     except exc.BookingError as refusal:
         policy = policy_for(evse, location) if evse is not None else None
-        booking = Booking.objects.create(
+        booking = Booking(
             location=location,
             evse=evse,
             period=tstzrange(data.start, data.end),
@@ -912,17 +940,16 @@ def _request_new(
             power_required_kw=data.power_required_kw,
             terms=policy_terms(policy) if policy else {},
         )
-        BookingToken.objects.bulk_create(
-            BookingToken(booking=booking, **t.as_dict()) for t in data.tokens
+        _insert_new(
+            booking,
+            tokens=data.tokens,
+            actor=actor,
+            now=now,
+            code=refusal.code,
+            reason=refusal.message,
         )
-        _audit(
-            booking, event=BookingTransition.Event.CREATED, from_status="", actor=actor, now=now,
-            code=refusal.code, reason=refusal.message,
-        )  # fmt: skip
         status, error = RequestStatus.DECLINED, refusal
-    request = BookingRequest.objects.create(
-        booking=booking, request_status=RequestStatus.PENDING, payload=payload, received_at=now
-    )
+    request = BookingRequest(booking=booking, payload=payload, received_at=now)
     _decide(booking, request, status, now, error)
     return booking
 
@@ -1074,29 +1101,19 @@ def booking_reserve_now(
                     else ChargerReservation.NOT_SUPPORTED
                 ),
             )
-            if (
-                Booking.objects.blocking()
-                .of_evse(evse.pk)
-                .filter(blocked_period__overlap=(now, booking.blocked_period.upper))
-                .exists()
-            ):
-                raise exc.SlotUnavailable(f"{evse} is booked before the reservation would end.")
-            # A savepoint per attempt: a lost race aborts only this EVSE's insert, and the loop
-            # goes on to the next EVSE in a transaction that still works.
+            # A savepoint per attempt: a lost race (the exclusion constraint refusing the
+            # insert) aborts only this EVSE's insert, and the loop goes on to the next EVSE.
+            taken = exc.SlotUnavailable(f"{evse} is booked before the reservation would end.")
             with transaction.atomic():
-                _save_guarding_overlap(booking)
+                _insert_new(
+                    booking, tokens=tokens, actor=actor, now=now, taken=taken,
+                    details={"start": now.isoformat(), "end": until.isoformat(),
+                             "evse": evse.uid, "reserve_now": True},
+                )  # fmt: skip
         except exc.BookingError:
             if evse_uid:
                 raise
             continue
-        BookingToken.objects.bulk_create(
-            BookingToken(booking=booking, **t.as_dict()) for t in tokens
-        )
-        _audit(
-            booking, event=BookingTransition.Event.CREATED, from_status="", actor=actor, now=now,
-            details={"start": now.isoformat(), "end": until.isoformat(), "evse": evse.uid,
-                     "reserve_now": True},
-        )  # fmt: skip
         if evse.reservable:
             # It starts now: hold the charger at once rather than at the next sweep.
             transaction.on_commit(partial(reserve_now_task.delay, booking_id=booking.pk))

@@ -141,11 +141,7 @@ def _resolve_location(location: Location | int | str) -> Location:
 def _resolve_ocpi_location(ocpi_id: str) -> Location:
     """The location by its OCPI id only (case-insensitive CiString). Raises UnknownLocation."""
     try:
-        return (
-            Location.objects.prefetch_related("regular_hours", "exceptional_periods")
-            .select_related("booking_policy")
-            .get(ocpi_id__iexact=ocpi_id)
-        )
+        return Location.objects.with_rules().get(ocpi_id__iexact=ocpi_id)
     except Location.DoesNotExist:
         raise UnknownLocation(f"There is no location {ocpi_id!r}.") from None
 
@@ -607,11 +603,7 @@ def location_capacities(
 
 def location_list_for_staff(*, search: str = "") -> QuerySet[Location]:
     """Locations matching a name/city search, with what location_capacities needs loaded."""
-    return (
-        location_list(search=search.strip())
-        .select_related("booking_policy")
-        .prefetch_related("regular_hours", "exceptional_periods")
-    )
+    return location_list(search=search.strip()).with_rules()
 
 
 def driver_search(*, q: str, limit: int = 8) -> list[Driver]:

@@ -112,6 +112,12 @@ class LocationQuerySet(models.QuerySet["Location"]):
     def published(self) -> LocationQuerySet:
         return self.filter(publish=True)
 
+    def with_rules(self) -> LocationQuerySet:
+        """With what availability reads: the policy, regular hours and exceptional periods."""
+        return self.select_related("booking_policy").prefetch_related(
+            "regular_hours", "exceptional_periods"
+        )
+
 
 class Location(models.Model):
     ocpi_id = models.CharField(

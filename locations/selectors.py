@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from .models import EVSE, BookingPolicy, ChargePoint, Connector, Location
 
 
 def location_get(*, location_id: int | str) -> Location:
     """The location by primary key or OCPI id. Raises Location.DoesNotExist."""
-    qs = Location.objects.prefetch_related("regular_hours", "exceptional_periods").select_related(
-        "booking_policy"
-    )
+    qs = Location.objects.with_rules()
     if isinstance(location_id, int) or (isinstance(location_id, str) and location_id.isdigit()):
         try:
             return qs.get(pk=int(location_id))
@@ -38,8 +36,6 @@ def location_list(*, published_only: bool = False, search: str = "") -> QuerySet
     if published_only:
         qs = qs.published()
     if search:
-        from django.db.models import Q
-
         qs = qs.filter(Q(name__icontains=search) | Q(city__icontains=search))
     return qs.order_by("name", "id")
 
@@ -65,12 +61,7 @@ def policy_for(evse: EVSE, location: Location | None = None) -> BookingPolicy:
         return evse.booking_policy
     except BookingPolicy.DoesNotExist:
         pass
-    if location is None:
-        location = evse.charge_point.location
-    try:
-        return location.booking_policy
-    except BookingPolicy.DoesNotExist:
-        return default_policy()
+    return location_policy(location or evse.charge_point.location)
 
 
 def policy_terms(policy: BookingPolicy) -> dict:

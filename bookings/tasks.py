@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from itertools import islice
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
@@ -21,7 +22,7 @@ from chargers.services import reservation_retry_due
 from locations.models import BookingPolicy, Capability
 
 from .exceptions import BookingError
-from .models import Booking, ChargerReservation, Status
+from .models import Booking, BookingRequest, ChargerReservation, RequestStatus, Status
 from .services import Actor, booking_expire_undecided, booking_mark_no_show, fulfil_window
 
 SWEEP_BATCH = 250  # bookings per reserve task: one bus round each, spread over the workers
@@ -146,6 +147,14 @@ def sweep_reservations(*, now: datetime | None = None, enqueue: bool = True) -> 
     return {"released": len(released), "reserve": len(due), "flagged": flagged}
 
 
+def _claim(booking_id: int, **still: Any) -> Booking | None:
+    """Lock a booking unless another sweep (or a session start) holds it, and only while it
+    still matches `still`. Call inside the transaction that then changes it."""
+    return (
+        Booking.objects.select_for_update(skip_locked=True).filter(pk=booking_id, **still).first()
+    )
+
+
 def sweep_no_shows(*, now: datetime | None = None, enqueue: bool = True) -> list[int]:
     """RESERVED bookings whose window closed without a session become NO_SHOW, and their
     charger reservation is cancelled."""
@@ -161,11 +170,7 @@ def sweep_no_shows(*, now: datetime | None = None, enqueue: bool = True) -> list
         if now <= fulfil_window(candidate).end:
             continue
         with transaction.atomic():
-            claimed = (
-                Booking.objects.select_for_update(skip_locked=True)
-                .filter(pk=candidate.pk, status=Status.RESERVED)
-                .first()
-            )
+            claimed = _claim(candidate.pk, status=Status.RESERVED)
             if claimed is None:
                 continue  # another sweep or a session start has it
             try:
@@ -188,8 +193,6 @@ def pending_timeout() -> timedelta:
 def sweep_undecided(*, now: datetime | None = None) -> list[int]:
     """PENDING bookings (and PENDING booking requests) never decided within the timeout
     expire as FAILED."""
-    from .models import BookingRequest, RequestStatus
-
     now = now or timezone.now()
     cutoff = now - pending_timeout()
     ids = set(
@@ -205,8 +208,7 @@ def sweep_undecided(*, now: datetime | None = None) -> list[int]:
     expired = []
     for booking_id in sorted(ids):
         with transaction.atomic():
-            claimed = Booking.objects.select_for_update(skip_locked=True).filter(pk=booking_id)
-            if claimed.first() is None:
+            if _claim(booking_id) is None:
                 continue
             booking_expire_undecided(booking=booking_id, cutoff=cutoff, now=now)
         expired.append(booking_id)

@@ -51,6 +51,10 @@ def published_location_get(*, location_id: str) -> Location:
     return published_locations().get(ocpi_id__iexact=location_id)
 
 
+def published_location_exists(*, location_id: str) -> bool:
+    return Location.objects.published().filter(ocpi_id__iexact=location_id).exists()
+
+
 def bookable_evses() -> QuerySet[EVSE]:
     """EVSEs offered as BookingLocations: bookable, at published locations, with the time of the
     last change to anything their calendar depends on (EVSE, location, policy, bookings)."""

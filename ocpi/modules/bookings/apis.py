@@ -12,7 +12,7 @@ from rest_framework import serializers
 from bookings.models import Booking, BookingRequest, BookingToken
 from bookings.selectors import Criteria, booking_detail_queryset, booking_get, booking_list
 from bookings.services import Actor, RequestData, TokenData, booking_request_submit
-from locations.models import EVSE, Location
+from locations.models import EVSE
 from ocpi import responses as r
 from ocpi.base import OcpiApi
 from ocpi.exceptions import OcpiError
@@ -24,6 +24,7 @@ from ocpi.selectors import (
     booking_location_get,
     booking_locations,
     calendar_window,
+    published_location_exists,
 )
 
 from .serializers import (
@@ -197,10 +198,7 @@ class BookingListCreateApi(OcpiApi):
                 f"country_code/party_id: must be your own ({party.country_code}/{party.party_id}).",
             )
         canceled = v.get("canceled")
-        if (
-            not canceled
-            and not Location.objects.published().filter(ocpi_id__iexact=v["location_id"]).exists()
-        ):
+        if not canceled and not published_location_exists(location_id=v["location_id"]):
             raise OcpiError(r.UNKNOWN_LOCATION, f"location_id: unknown {v['location_id']!r}.")
         period = v.get("period") or {}
         placeholder = datetime(1970, 1, 1, tzinfo=UTC)  # a cancel ignores the period (A11)

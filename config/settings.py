@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "template_partials",
+    "config.apps.ProjectConfig",
     "locations",
     "chargers",
     "bookings",

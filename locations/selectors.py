@@ -2,32 +2,145 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db import connection, models
+from django.db.models import Q, QuerySet
 
-from .models import EVSE, BookingPolicy, ChargePoint, Connector, Location
+from . import loading
+from .models import (
+    EVSE,
+    BookingPolicy,
+    ChargePoint,
+    Connector,
+    ExceptionalPeriod,
+    Location,
+    RegularHours,
+)
 
 
 def location_get(*, location_id: int | str) -> Location:
-    """The location by primary key or OCPI id. Raises Location.DoesNotExist."""
-    qs = Location.objects.with_rules()
+    """The location by primary key or OCPI id, with its rules loaded (policy, regular hours,
+    exceptional periods, as `Location.objects.with_rules()`). Raises Location.DoesNotExist.
+
+    One query of constant SQL (see loading.py): this runs on every availability call.
+    """
     if isinstance(location_id, int) or (isinstance(location_id, str) and location_id.isdigit()):
-        try:
-            return qs.get(pk=int(location_id))
-        except Location.DoesNotExist:
-            pass
-    return qs.get(ocpi_id=location_id)
+        found = _locations_with_rules("l.id = %s", [int(location_id)])
+        if found:
+            return found[0]
+    found = _locations_with_rules("l.ocpi_id = %s", [str(location_id)])
+    if not found:
+        raise Location.DoesNotExist(f"There is no location {location_id!r}.")
+    return found[0]
 
 
-def evses_of_location(*, location: Location) -> QuerySet[EVSE]:
-    """All EVSEs of a location with what the timeline and availability need, in display order."""
+def location_get_ci(*, ocpi_id: str) -> Location:
+    """The location by its OCPI id compared case-insensitively (a CiString), with its rules.
+    Raises Location.DoesNotExist."""
+    found = _locations_with_rules("upper(l.ocpi_id) = upper(%s)", [ocpi_id])
+    if not found:
+        raise Location.DoesNotExist(f"There is no location {ocpi_id!r}.")
+    return found[0]
+
+
+@functools.cache
+def _location_sql() -> str:
     return (
-        EVSE.objects.of_location(location)
-        .select_related("charge_point", "booking_policy")
-        .prefetch_related(Prefetch("connectors", queryset=Connector.objects.order_by("id")))
-        .order_by("charge_point__identity", "ocpp_evse_id", "id")
+        f"SELECT {loading.columns(Location, 'l')}, {loading.columns(BookingPolicy, 'p')}, "
+        # Hours and exceptional periods as JSON arrays: one round trip for the whole location.
+        "(SELECT json_agg(json_build_array("
+        f"{loading.columns(RegularHours, 'h')}) ORDER BY h.weekday, h.period_begin, h.id)::text "
+        "FROM locations_regularhours h WHERE h.location_id = l.id), "
+        "(SELECT json_agg(json_build_array("
+        f"{loading.columns(ExceptionalPeriod, 'x')}) ORDER BY x.period_begin, x.id)::text "
+        "FROM locations_exceptionalperiod x WHERE x.location_id = l.id) "
+        "FROM locations_location l LEFT JOIN locations_bookingpolicy p ON p.location_id = l.id "
+        "WHERE {where} ORDER BY l.id"
+    )
+
+
+def _locations_with_rules(where: str, params: list) -> list[Location]:
+    n_location = loading.width(Location)
+    with connection.cursor() as cursor:
+        cursor.execute(_location_sql().replace("{where}", where), params)
+        rows = cursor.fetchall()
+    result = []
+    for row in rows:
+        location = loading.build(Location, row[:n_location])
+        policy = loading.build_at(BookingPolicy, row, n_location)
+        loading.set_related(location, Location.booking_policy, policy)
+        if policy is not None:
+            loading.set_related(policy, BookingPolicy.location, location)
+        hours = [_from_json(RegularHours, v) for v in json.loads(row[-2] or "[]")]
+        periods = [_from_json(ExceptionalPeriod, v) for v in json.loads(row[-1] or "[]")]
+        for child in (*hours, *periods):
+            loading.set_related(child, type(child).location, location)
+        loading.set_prefetched(location, "regular_hours", hours)
+        loading.set_prefetched(location, "exceptional_periods", periods)
+        result.append(location)
+    return result
+
+
+def _from_json(model: type[models.Model], values: list) -> models.Model:
+    """An instance from json_build_array of its columns (JSON carries times as ISO strings)."""
+    for i, field in enumerate(model._meta.concrete_fields):
+        if isinstance(values[i], str) and isinstance(field, models.TimeField):
+            values[i] = time.fromisoformat(values[i])
+        elif isinstance(values[i], str) and isinstance(field, models.DateTimeField):
+            values[i] = datetime.fromisoformat(values[i])
+    return loading.build(model, values)
+
+
+def evses_of_location(*, location: Location) -> list[EVSE]:
+    """All EVSEs of a location in display order, with their charge point (its location set to
+    the one given), their own policy override and their connectors loaded.
+
+    Two queries of constant SQL (see loading.py), whatever the EVSE count.
+    """
+    n_evse, n_cp = loading.width(EVSE), loading.width(ChargePoint)
+    connectors: dict[int, list[Connector]] = {}
+    evses: list[EVSE] = []
+    with connection.cursor() as cursor:
+        cursor.execute(_evses_sql(), [location.pk])
+        for row in cursor.fetchall():
+            evse = loading.build(EVSE, row[:n_evse])
+            charge_point = loading.build_at(ChargePoint, row, n_evse)
+            loading.set_related(charge_point, ChargePoint.location, location)
+            loading.set_related(evse, EVSE.charge_point, charge_point)
+            policy = loading.build_at(BookingPolicy, row, n_evse + n_cp)
+            loading.set_related(evse, EVSE.booking_policy, policy)
+            if policy is not None:
+                loading.set_related(policy, BookingPolicy.evse, evse)
+            evses.append(evse)
+            connectors[evse.pk] = []
+        if evses:
+            cursor.execute(
+                f"SELECT {loading.columns(Connector, 'c')} FROM locations_connector c "
+                "WHERE c.evse_id = ANY(%s) ORDER BY c.id",
+                [list(connectors)],
+            )
+            for row in cursor.fetchall():
+                connector = loading.build(Connector, row)
+                connectors[connector.evse_id].append(connector)
+    for evse in evses:
+        for connector in connectors[evse.pk]:
+            loading.set_related(connector, Connector.evse, evse)
+        loading.set_prefetched(evse, "connectors", connectors[evse.pk])
+    return evses
+
+
+@functools.cache
+def _evses_sql() -> str:
+    return (
+        f"SELECT {loading.columns(EVSE, 'e')}, {loading.columns(ChargePoint, 'cp')}, "
+        f"{loading.columns(BookingPolicy, 'p')} "
+        "FROM locations_evse e JOIN locations_chargepoint cp ON cp.id = e.charge_point_id "
+        "LEFT JOIN locations_bookingpolicy p ON p.evse_id = e.id "
+        "WHERE cp.location_id = %s ORDER BY cp.identity, e.ocpp_evse_id, e.id"
     )
 
 

@@ -168,7 +168,11 @@ def _location_body(evse_id: int, now: datetime) -> tuple[str, dict, object]:
     from .modules.bookings.serializers import booking_location_object
 
     evse = bookable_evses().filter(pk=evse_id).first()
-    if evse is None:
+    window = calendar_window(None, None, now)
+    found = booking_locations(evses=[evse], window=window, now=now) if evse is not None else []
+    if found:
+        bl = found[0]
+    else:
         # No longer bookable: an empty calendar list withdraws it (A9).
         evse = EVSE.objects.select_related("charge_point__location").get(pk=evse_id)
         from locations.selectors import policy_for
@@ -177,8 +181,6 @@ def _location_body(evse_id: int, now: datetime) -> tuple[str, dict, object]:
             evse=evse, location=evse.charge_point.location,
             policy=policy_for(evse), calendars=[], last_updated=now,
         )  # fmt: skip
-    else:
-        bl = booking_locations(evses=[evse], window=calendar_window(None, None, now), now=now)[0]
     return evse.uid, booking_location_object(bl), bl.policy
 
 

@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import DateTimeField, Max, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import DateTimeField, F, Max, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -16,7 +16,7 @@ from bookings.availability import MAX_WINDOW, Interval, clip, local_day_window
 from bookings.models import Booking
 from bookings.selectors import location_availability
 from locations.models import EVSE, UNBOOKABLE_EVSE_STATUSES, Connector, Location
-from locations.selectors import policy_for
+from locations.selectors import evses_of_location, location_get, policy_for
 
 from .models import Party, Token
 
@@ -56,8 +56,13 @@ def published_location_exists(*, location_id: str) -> bool:
 
 
 def bookable_evses() -> QuerySet[EVSE]:
-    """EVSEs offered as BookingLocations: bookable, at published locations, with the time of the
-    last change to anything their calendar depends on (EVSE, location, policy, bookings)."""
+    """EVSEs offered as BookingLocations: bookable, at published locations, in a stable order,
+    with `bl_location_id` and the time of the last change to anything their calendar depends on
+    (`bl_last_updated`: EVSE, location, policy, bookings).
+
+    Only keys are loaded: booking_locations() takes the EVSEs themselves, with their charge
+    point, policy and connectors, from the availability computation of their location.
+    """
     last_booking = (
         Booking.objects.filter(evse=OuterRef("pk"))
         .order_by("-last_updated")
@@ -66,16 +71,16 @@ def bookable_evses() -> QuerySet[EVSE]:
     return (
         EVSE.objects.filter(charge_point__location__publish=True, booking_enabled=True)
         .exclude(status__in=UNBOOKABLE_EVSE_STATUSES)
-        .select_related("charge_point__location__booking_policy", "booking_policy", "charge_point")
-        .prefetch_related(Prefetch("connectors", queryset=Connector.objects.order_by("id")))
+        .only("id", "uid", "charge_point_id")
         .annotate(
+            bl_location_id=F("charge_point__location_id"),
             bl_last_updated=Greatest(
                 "last_updated",
                 "charge_point__location__last_updated",
                 Coalesce("booking_policy__last_updated", "last_updated"),
                 Coalesce("charge_point__location__booking_policy__last_updated", "last_updated"),
                 Coalesce(Subquery(last_booking, output_field=DateTimeField()), "last_updated"),
-            )
+            ),
         )
         .order_by("charge_point__location_id", "charge_point__identity", "ocpp_evse_id", "id")
     )
@@ -114,24 +119,30 @@ def calendar_window(
 def booking_locations(
     *, evses: list[EVSE], window: Interval, now: datetime | None = None
 ) -> list[BookingLocationData]:
-    """BookingLocations (one per bookable EVSE) with one Calendar per local day of the window.
+    """BookingLocations (one per EVSE of `bookable_evses()`) with one Calendar per local day of
+    the window.
 
-    One availability computation per location, whatever the number of EVSEs.
+    One availability computation per location, whatever the number of EVSEs; it also loads the
+    EVSEs with everything a BookingLocation shows. An EVSE gone meanwhile is left out.
     """
     now = now or timezone.now()
     by_location: dict[int, list[EVSE]] = defaultdict(list)
     for evse in evses:
-        by_location[evse.charge_point.location_id].append(evse)
+        by_location[evse.bl_location_id].append(evse)
     result: dict[int, BookingLocationData] = {}
-    for evse_list in by_location.values():
-        location = evse_list[0].charge_point.location
-        free = {}
+    for location_id, evse_list in by_location.items():
+        free: dict[int, list[Interval]] = {}
         if window.end > window.start:
             avail = location_availability(
-                location=location, start=window.start, end=window.end, now=now
-            )
-            free = {ea.evse.pk: ea.free for ea in avail.evses}
+                location=location_id, start=window.start, end=window.end, now=now,
+                include_unbookable=True,
+            )  # fmt: skip
             location = avail.location
+            loaded = {ea.evse.pk: ea.evse for ea in avail.evses}
+            free = {ea.evse.pk: ea.free for ea in avail.evses}
+        else:
+            location = location_get(location_id=location_id)
+            loaded = {e.pk: e for e in evses_of_location(location=location)}
         tz = location.zone
         # The local days of the window, once per location (a DST day is 23 or 25 hours).
         days = []
@@ -143,7 +154,10 @@ def booking_locations(
                 break
             days.append((day.isoformat(), part))
             day += timedelta(days=1)
-        for evse in evse_list:
+        for key in evse_list:
+            evse = loaded.get(key.pk)
+            if evse is None:
+                continue
             policy = policy_for(evse, location)
             powers = [c.power_watts for c in evse.connectors.all()]
             calendars = []
@@ -159,7 +173,7 @@ def booking_locations(
                             step_minutes=policy.slot_step_minutes,
                             slots=slots,
                             max_power=max(powers) if powers else None,
-                            last_updated=evse.bl_last_updated,
+                            last_updated=key.bl_last_updated,
                         )
                     )
             result[evse.pk] = BookingLocationData(
@@ -167,9 +181,9 @@ def booking_locations(
                 location=location,
                 policy=policy,
                 calendars=calendars,
-                last_updated=evse.bl_last_updated,
+                last_updated=key.bl_last_updated,
             )
-    return [result[e.pk] for e in evses]
+    return [result[e.pk] for e in evses if e.pk in result]
 
 
 def booking_location_get(*, booking_location_id: str) -> EVSE:

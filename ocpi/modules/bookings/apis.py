@@ -149,7 +149,12 @@ def _booking_location(booking_location_id: str):
             r.CLIENT_ERROR, f"No BookingLocation {booking_location_id!r}.", http_status=404
         ) from None
     now = timezone.now()
-    return booking_locations(evses=[evse], window=calendar_window(None, None, now), now=now)[0]
+    found = booking_locations(evses=[evse], window=calendar_window(None, None, now), now=now)
+    if not found:  # removed between the two reads
+        raise OcpiError(
+            r.CLIENT_ERROR, f"No BookingLocation {booking_location_id!r}.", http_status=404
+        )
+    return found[0]
 
 
 class BookingListCreateApi(OcpiApi):

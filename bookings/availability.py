@@ -7,7 +7,7 @@ hours and a slot across the change keeps its real length.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -204,21 +204,41 @@ def free_intervals(
     [s, e) blocks [s, e + buffer), so it must end `buffer` before any busy period starts.
     Pieces are trimmed to the slot grid and dropped when shorter than the minimum duration.
     """
+    return free_time(window=window, open_time=open_time, rules=rules, tz=tz, now=now)(busy)
+
+
+def free_time(
+    *, window: Interval, open_time: Sequence[Interval], rules: Rules, tz: ZoneInfo, now: datetime
+) -> Callable[[Sequence[Interval]], list[Interval]]:
+    """free_intervals with everything but the busy periods fixed, for the EVSEs of a location
+    that share their rules: the bounds, the clipped opening hours and the grid are worked out
+    once, and an EVSE with nothing booked gets the answer computed for the first such one."""
     now = now.astimezone(UTC)  # same-zone arithmetic would go by the wall clock
     earliest = max(window.start, now + rules.min_notice)
     latest = min(window.end, now + rules.horizon)
     if earliest >= latest:
-        return []
+        return lambda busy: []
     bounds = Interval(earliest, latest)
-    holes = [Interval(b.start - rules.buffer, b.end) for b in busy]
+    opened = clip(open_time, bounds)
     ceil, floor = _grid_functions(bounds, rules.step, tz)
-    result = []
-    for iv in subtract(clip(open_time, bounds), holes):
-        start = ceil(iv.start)
-        end = floor(iv.end)
-        if end - start >= rules.min_duration:
-            result.append(Interval(start, end))
-    return result
+    buffer, min_duration = rules.buffer, rules.min_duration
+    unbooked: list[Interval] = []
+
+    def compute(busy: Sequence[Interval]) -> list[Interval]:
+        if not busy and unbooked:
+            return list(unbooked)
+        holes = [Interval(b.start - buffer, b.end) for b in busy]
+        result = []
+        for iv in subtract(opened, holes):
+            start = ceil(iv.start)
+            end = floor(iv.end)
+            if end - start >= min_duration:
+                result.append(Interval(start, end))
+        if not busy:
+            unbooked[:] = result
+        return result
+
+    return compute
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -45,6 +45,7 @@ from .availability import (
     clip,
     fragmentation_cost,
     free_intervals,
+    free_time,
     local_day_window,
     local_midnight,
     opening_intervals,
@@ -267,24 +268,21 @@ def location_availability(
                     Interval(datetime.fromtimestamp(lower, UTC), datetime.fromtimestamp(upper, UTC))
                 )
     result = []
+    free_time_of: dict[Rules, Callable[[list[Interval]], list[Interval]]] = {}
     for e in evses:
         rules = rules_for(policies[e.pk])
         reason = evse_unbookable_reason(e)
         offline = not e.charge_point.is_connected
         if reason and not include_unbookable:
             continue
-        free = (
-            []
-            if reason
-            else free_intervals(
-                window=window,
-                open_time=open_time,
-                busy=blocked[e.pk],
-                rules=rules,
-                tz=tz,
-                now=now,
-            )
-        )
+        if reason:
+            free = []
+        else:
+            if rules not in free_time_of:
+                free_time_of[rules] = free_time(
+                    window=window, open_time=open_time, rules=rules, tz=tz, now=now
+                )
+            free = free_time_of[rules](blocked[e.pk])
         result.append(
             EVSEAvailability(
                 evse=e,

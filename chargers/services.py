@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from locations.models import EVSE, ChargePoint, EVSEStatus
-from locations.services import evse_set_status
+from locations.services import charge_point_set_status, evse_set_status
 
 from .models import (
     RETRY_STATUSES,
@@ -68,11 +68,14 @@ def retry_backoff(attempts: int) -> timedelta:
 def charger_status_notification(
     *, charge_point: ChargePoint, ocpp_evse_id: int, ocpp_status: str, at: datetime
 ) -> bool:
-    """Apply a connector/EVSE status report to the EVSE. Unknown statuses and connector 0
-    (the whole station, OCPP 1.6) change nothing. Returns whether an EVSE changed."""
+    """Apply a connector/EVSE status report to the EVSE; connector 0 (OCPP 1.6) reports on the
+    whole station (see charge_point_set_status). Unknown statuses change nothing. Returns
+    whether an EVSE changed."""
     status = CONNECTOR_STATUS.get(ocpp_status)
-    if status is None or ocpp_evse_id <= 0:
+    if status is None or ocpp_evse_id < 0:
         return False
+    if ocpp_evse_id == 0:
+        return bool(charge_point_set_status(charge_point=charge_point, status=status, at=at))
     return bool(
         evse_set_status(charge_point=charge_point, ocpp_evse_id=ocpp_evse_id, status=status, at=at)
     )

@@ -105,7 +105,9 @@ class ChargePointAdmin(admin.ModelAdmin):
     list_filter = ["ocpp_version", "is_connected", "location__country"]
     search_fields = ["identity", "location__name", "location__city", "vendor", "model"]
     list_select_related = ["location"]
-    readonly_fields = ["is_connected", "last_seen", "last_boot", "created_at", "last_updated"]
+    readonly_fields = [
+        "is_connected", "station_down_at", "last_seen", "last_boot", "created_at", "last_updated",
+    ]  # fmt: skip
     inlines = [EVSEInline]
 
 

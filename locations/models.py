@@ -256,6 +256,12 @@ class ChargePoint(models.Model):
     serial_number = models.CharField(max_length=50, blank=True)
     firmware_version = models.CharField(max_length=50, blank=True)
     is_connected = models.BooleanField(default=False)
+    station_down_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the charger last reported itself unavailable or faulted as a whole "
+        "(OCPP 1.6 connector 0); empty once it reported itself available again.",
+    )
     last_seen = models.DateTimeField(null=True, blank=True)
     last_boot = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -15,17 +15,54 @@ from .models import EVSE, ChargePoint, EVSEStatus
 OPERATOR_STATUSES = (EVSEStatus.PLANNED, EVSEStatus.REMOVED)
 
 
+# Statuses a charger can report for itself as a whole (OCPP 1.6 connector 0).
+STATION_STATUSES = (EVSEStatus.INOPERATIVE, EVSEStatus.OUTOFORDER)
+
+
+def _reportable(charge_point: ChargePoint, at: datetime):
+    """The charger's EVSEs a report made at `at` may change: not under an operator status,
+    and with no newer report stored."""
+    return (
+        EVSE.objects.filter(charge_point=charge_point)
+        .exclude(status__in=OPERATOR_STATUSES)
+        .filter(Q(status_updated_at__isnull=True) | Q(status_updated_at__lte=at))
+    )
+
+
 def evse_set_status(
     *, charge_point: ChargePoint, ocpp_evse_id: int, status: str, at: datetime
 ) -> int:
     """Set the status a charger reports for one of its EVSEs, unless a newer report is stored
     or an operator status applies. Returns the number of EVSEs changed (0 or 1)."""
     return (
-        EVSE.objects.filter(charge_point=charge_point, ocpp_evse_id=ocpp_evse_id)
-        .exclude(status__in=OPERATOR_STATUSES)
-        .filter(Q(status_updated_at__isnull=True) | Q(status_updated_at__lte=at))
+        _reportable(charge_point, at)
+        .filter(ocpp_evse_id=ocpp_evse_id)
         .update(status=status, status_updated_at=at, last_updated=at)
     )
+
+
+@transaction.atomic
+def charge_point_set_status(*, charge_point: ChargePoint, status: str, at: datetime) -> int:
+    """Apply a status the charger reports for itself as a whole (OCPP 1.6 connector 0).
+
+    Unavailable or faulted, the whole station is: every EVSE takes that status. Available
+    again, the EVSEs that this station status took out come back as available; an EVSE that
+    reported a status of its own since then (a later timestamp) keeps it. Returns the number of
+    EVSEs changed.
+    """
+    charge_point = ChargePoint.objects.select_for_update().get(pk=charge_point.pk)
+    if charge_point.station_down_at and charge_point.station_down_at > at:
+        return 0  # an older report
+    evses = _reportable(charge_point, at)
+    if status in STATION_STATUSES:
+        ChargePoint.objects.filter(pk=charge_point.pk).update(station_down_at=at)
+        return evses.update(status=status, status_updated_at=at, last_updated=at)
+    if status != EVSEStatus.AVAILABLE or charge_point.station_down_at is None:
+        return 0
+    ChargePoint.objects.filter(pk=charge_point.pk).update(station_down_at=None)
+    return evses.filter(
+        status__in=STATION_STATUSES, status_updated_at=charge_point.station_down_at
+    ).update(status=status, status_updated_at=at, last_updated=at)
 
 
 @transaction.atomic

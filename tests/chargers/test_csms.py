@@ -97,6 +97,23 @@ def test_csms_status_notification_drives_evse_status(stack, version, reported, e
     assert statuses == {1: EVSEStatus.AVAILABLE, 2: expected}
 
 
+def test_csms_connector_zero_reports_on_the_whole_station(stack):
+    cp = _cp("1.6", evses=3)
+    sim = stack.charger(cp)
+    stack.run(sim.cp.report(3, "Charging"))
+    stack.run(sim.cp.report(0, "Unavailable"))  # e.g. after ChangeAvailability Inoperative
+    statuses = dict(cp.evses.values_list("ocpp_evse_id", "status"))
+    assert statuses == {1: EVSEStatus.INOPERATIVE, 2: EVSEStatus.INOPERATIVE,
+                        3: EVSEStatus.INOPERATIVE}  # fmt: skip
+    stack.run(sim.cp.report(2, "Faulted"))
+    stack.run(sim.cp.report(0, "Available"))
+    statuses = dict(cp.evses.values_list("ocpp_evse_id", "status"))
+    # What the station status took out comes back; what a connector reported itself since
+    # then (a fault) stays until that connector says otherwise.
+    assert statuses == {1: EVSEStatus.AVAILABLE, 2: EVSEStatus.OUTOFORDER,
+                        3: EVSEStatus.AVAILABLE}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("version", "subprotocol", "format_code"),
     [("1.6", "ocpp1.6", "FormationViolation"), ("2.0.1", "ocpp2.0.1", "FormatViolation")],

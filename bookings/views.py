@@ -29,6 +29,7 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 from locations.models import BookingPolicy, Location
 from locations.selectors import evses_of_location, location_get, location_policy, policy_for
 
+from .availability import local_day_window
 from .exceptions import BookingError
 from .forms import (
     BookingCancelForm,
@@ -46,6 +47,7 @@ from .selectors import (
     drivers_by_ids,
     location_capacities,
     location_list_for_staff,
+    timeline_version,
 )
 from .services import Actor, booking_cancel, booking_change, booking_create
 from .timeline_html import label_html, track_html
@@ -133,8 +135,7 @@ def _timeline_context(
 ) -> dict[str, Any]:
     now = timezone.now()
     today = now.astimezone(location.zone).date()
-    filters = TimelineFilterForm(request.GET)
-    filters.is_valid()
+    filters = _timeline_filters(request)
     if day is None:
         day = filters.cleaned_data.get("date") or today
     start = day  # the week view is the 7 days from the chosen day: the desk looks ahead
@@ -183,7 +184,27 @@ def _timeline_context(
         ],
         "poll_seconds": poll_seconds(),
         "changed_event": CHANGED_EVENT,
+        "grid_version": timeline_version(location=location, window=timeline.window, now=now),
     }
+
+
+def _timeline_filters(request: HttpRequest) -> TimelineFilterForm:
+    filters = TimelineFilterForm(request.GET)
+    filters.is_valid()
+    return filters
+
+
+def _grid_unchanged(request: HttpRequest, location: Location, *, week: bool) -> bool:
+    """Whether a grid refresh asks about a version that is still current (the grid element
+    sends the version it shows as X-Grid-Version)."""
+    seen = request.headers.get("X-Grid-Version")
+    if not (seen and _partial(request) and request.htmx.target == "grid"):
+        return False
+    now = timezone.now()
+    today = now.astimezone(location.zone).date()
+    day = _timeline_filters(request).cleaned_data.get("date") or today
+    window = local_day_window(day, location.zone, days=7 if week else 1)
+    return seen == timeline_version(location=location, window=window, now=now)
 
 
 TEMPLATE = "bookings/timeline.html"  # one screen: a location's day or week, with its side panel
@@ -192,6 +213,8 @@ TEMPLATE = "bookings/timeline.html"  # one screen: a location's day or week, wit
 def _render_timeline(request: HttpRequest, location_id: int, *, week: bool) -> HttpResponse:
     location = _location(location_id)
     with timezone.override(location.zone):
+        if _grid_unchanged(request, location, week=week):
+            return HttpResponse(status=204)  # htmx keeps the grid it shows
         context = _timeline_context(request, location, week=week)
         template = TEMPLATE
         if _partial(request):

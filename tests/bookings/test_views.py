@@ -263,9 +263,9 @@ def test_week_view_shows_seven_days_with_links_to_each_day(staff_client, site):
 
 
 # session, user, location (with its regular hours and exceptional periods), EVSEs, their
-# connectors, the day's blocked time (for free time) and its bookings (for blocks): nothing per
-# EVSE or per booking.
-DAY_VIEW_QUERIES = 7
+# connectors, the day's blocked time (for free time), its bookings (for blocks) and the grid's
+# version (for polls): nothing per EVSE or per booking.
+DAY_VIEW_QUERIES = 8
 
 
 def test_day_view_runs_a_fixed_number_of_queries_whatever_the_evse_count(
@@ -286,6 +286,38 @@ def test_day_view_runs_a_fixed_number_of_queries_whatever_the_evse_count(
     assert html.count('class="row') == 22
     with django_assert_num_queries(DAY_VIEW_QUERIES):
         staff_client.get(reverse("bookings:location_week", args=[location.pk]))
+
+
+def _grid_version(html: str) -> str:
+    return re.search(r'"X-Grid-Version": "([0-9a-f]+)"', html).group(1)
+
+
+def test_grid_poll_answers_no_content_until_something_shown_changes(
+    staff_client, site, django_assert_max_num_queries
+):
+    location, ac, dc = site
+    url = reverse("bookings:location_day", args=[location.pk])
+    version = _grid_version(staff_client.get(url).content.decode())
+    poll = {**HX, "HX-Target": "grid", "HX-Trigger": "grid", "X-Grid-Version": version}
+    with django_assert_max_num_queries(4):  # session, user, location, version
+        response = staff_client.get(url, headers=poll)
+    assert response.status_code == 204 and response.content == b""
+    # A booking made elsewhere (an eMSP, another desk) changes the version: the grid comes back.
+    BookingFactory(evse=dc, start=timezone.now() + timedelta(minutes=90), driver=DriverFactory())
+    response = staff_client.get(url, headers=poll)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.count('class="block block-reserved') == 1 and _grid_version(html) != version
+    poll["X-Grid-Version"] = _grid_version(html)
+    assert staff_client.get(url, headers=poll).status_code == 204
+    # So does a charger's status report.
+    ac.status = "CHARGING"
+    ac.save()
+    assert staff_client.get(url, headers=poll).status_code == 200
+    # A full page (a link opened in a new tab) never answers 204.
+    assert (
+        staff_client.get(url, headers={"X-Grid-Version": poll["X-Grid-Version"]}).status_code == 200
+    )
 
 
 # --- Booking form ---

@@ -5,12 +5,14 @@
 Creates (and drops afterwards) its own scratch database `bench_<your db>` on the DATABASE_URL
 server, seeds the location, then times full-page GETs of the day view (and the htmx poll partial
 and the week view) through Django's test client, in-process: server time without the network.
-Prints p50/p95 in milliseconds and the number of SQL queries per request.
+Prints p50/p95 in milliseconds and the number of SQL queries per request, and the same for a
+poll that finds nothing changed (answered 204 from the grid's version).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import sys
 import time
@@ -122,10 +124,10 @@ def seed():
     return location, day, user
 
 
-def measure(client, url: str, headers: dict | None = None):
+def measure(client, url: str, headers: dict | None = None, status: int = 200):
     headers = headers or {}
     for _ in range(WARMUP):
-        assert client.get(url, headers=headers, secure=True).status_code == 200
+        assert client.get(url, headers=headers, secure=True).status_code == status
     queries = []  # counted with an execute wrapper: the debug query log may be full already
 
     def count(execute, sql, params, many, context):
@@ -197,6 +199,11 @@ def main() -> None:
                 *measure(client, day_url, {"HX-Request": "true", "HX-Target": "grid"}),
             )
             report("week view (full page)", *measure(client, week_url))
+            # A poll that finds nothing changed: the grid's version still current, 204.
+            page = client.get(day_url, secure=True).content.decode()
+            version = re.search(r'"X-Grid-Version": "([0-9a-f]+)"', page).group(1)
+            poll = {"HX-Request": "true", "HX-Target": "grid", "X-Grid-Version": version}
+            report("htmx poll, nothing changed", *measure(client, day_url, poll, status=204))
     finally:
         teardown_databases(old, verbosity=0)
 

@@ -833,10 +833,14 @@ def booking_request_submit(
             code="unknown_booking",
         )
     try:
-        with transaction.atomic():
-            return _request_new(actor=actor, data=data, payload=payload, now=now)
-    except IntegrityError:
-        # The same request_id raced in from a parallel call: answer with that booking.
+        return _request_new(actor=actor, data=data, payload=payload, now=now)
+    except IntegrityError as error:
+        # The same request_id raced in from a parallel call: answer with that booking. Both
+        # booking inserts run in savepoints, so the transaction is still usable here.
+        if getattr(error.__cause__, "diag", None) is None or (
+            error.__cause__.diag.constraint_name != "booking_unique_request_id_per_party"
+        ):
+            raise
         existing = Booking.objects.filter(
             emsp_country_code=actor.country_code,
             emsp_party_id=actor.party_id,
@@ -938,14 +942,15 @@ def _request_new(
             power_required_kw=data.power_required_kw,
             terms=policy_terms(policy) if policy else {},
         )
-        _insert_new(
-            booking,
-            tokens=data.tokens,
-            actor=actor,
-            now=now,
-            code=refusal.code,
-            reason=refusal.message,
-        )
+        with transaction.atomic():  # a savepoint, as booking_create has one (see below)
+            _insert_new(
+                booking,
+                tokens=data.tokens,
+                actor=actor,
+                now=now,
+                code=refusal.code,
+                reason=refusal.message,
+            )
         status, error = RequestStatus.DECLINED, refusal
     request = BookingRequest(booking=booking, payload=payload, received_at=now)
     _decide(booking, request, status, now, error)

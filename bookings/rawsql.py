@@ -71,53 +71,37 @@ def insert_row(obj: models.Model) -> None:
 
 
 @cache
-def _booking_sql() -> tuple[list[models.Field], list[models.Field], list[models.Field], str]:
+def _tokens_sql() -> tuple[list[models.Field], str]:
     q = connection.ops.quote_name
-    booking_fields = _fields(Booking)
-    token_fields = _fields(BookingToken, "booking")
-    audit_fields = _fields(BookingTransition, "booking")
-    token_arrays = ", ".join(f"%s::{f.db_type(connection).split('(')[0]}[]" for f in token_fields)
-    token_names = ", ".join(f"x.{q(f.column)}" for f in token_fields)
-    sql = f"""
-        WITH b AS (
-            INSERT INTO {q(Booking._meta.db_table)} ({_columns(booking_fields)})
-            VALUES ({", ".join(_placeholder(f) for f in booking_fields)})
-            RETURNING id
-        ), t AS (
-            INSERT INTO {q(BookingToken._meta.db_table)} (booking_id, {_columns(token_fields)})
-            SELECT b.id, {token_names}
-            FROM b, unnest({token_arrays}) WITH ORDINALITY AS x({_columns(token_fields)}, n)
-            ORDER BY x.n
-            RETURNING id
-        ), a AS (
-            INSERT INTO {q(BookingTransition._meta.db_table)} (booking_id, {_columns(audit_fields)})
-            SELECT b.id, {", ".join(_placeholder(f) for f in audit_fields)} FROM b
-            RETURNING id
-        )
-        SELECT b.id, ARRAY(SELECT id FROM t ORDER BY id), (SELECT id FROM a) FROM b
-    """
-    return booking_fields, token_fields, audit_fields, sql
+    fields = _fields(BookingToken, "booking")
+    arrays = ", ".join(f"%s::{f.db_type(connection).split('(')[0]}[]" for f in fields)
+    return fields, (
+        f"INSERT INTO {q(BookingToken._meta.db_table)} (booking_id, {_columns(fields)})"
+        f" SELECT %s, {_columns(fields)}"
+        f" FROM unnest({arrays}) WITH ORDINALITY AS x({_columns(fields)}, n) ORDER BY x.n"
+        " RETURNING id"
+    )
 
 
 def insert_booking(
     booking: Booking, *, tokens: Sequence[BookingToken], audit: BookingTransition
 ) -> None:
-    """INSERT a new booking, its tokens and its first audit row in one statement (all or
-    nothing) and set their pks. Raises IntegrityError as booking.save() would (the exclusion
-    constraint, the unique request_id)."""
-    booking_fields, token_fields, audit_fields, sql = _booking_sql()
-    params = _values(booking, booking_fields)
-    params += [[getattr(t, f.attname) for t in tokens] for f in token_fields]
-    params += _values(audit, audit_fields)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        booking_id, token_ids, audit_id = cursor.fetchone()
-    _saved(booking, booking_id)
-    for token, pk in zip(tokens, token_ids, strict=True):
-        token.booking = booking
-        _saved(token, pk)
+    """INSERT a new booking, its tokens and its first audit row and set their pks. Raises
+    IntegrityError as booking.save() would (the exclusion constraint, the unique request_id);
+    the caller's atomic block keeps it all or nothing."""
+    insert_row(booking)
+    if tokens:
+        fields, sql = _tokens_sql()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql, [booking.pk, *([getattr(t, f.attname) for t in tokens] for f in fields)]
+            )
+            ids = sorted(row[0] for row in cursor.fetchall())
+        for token, pk in zip(tokens, ids, strict=True):
+            token.booking = booking
+            _saved(token, pk)
     audit.booking = booking
-    _saved(audit, audit_id)
+    insert_row(audit)
 
 
 _TOKEN_CLASH_SQL = f"""

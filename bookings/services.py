@@ -350,7 +350,7 @@ def _insert_new(
     reason: str = "",
     details: Mapping[str, Any] | None = None,
 ) -> Booking:
-    """Insert a new booking with its tokens and its CREATED audit row, in one statement.
+    """Insert a new booking with its tokens and its CREATED audit row (constant SQL).
     The booking comes back with its tokens loaded (no query to show them).
     Raises SlotUnavailable (`taken`) when the exclusion constraint refuses it."""
     rows = [BookingToken(**t.as_dict()) for t in tokens]

@@ -338,8 +338,8 @@ def test_booking_post_new_request_runs_a_fixed_number_of_queries(
 ):
     post(client, emsp, request_body(tomorrow_10, request_id="WARM"))  # first-use SQL building
     # Auth, published location, request_id lock, location+EVSE (one round trip), token check,
-    # the booking insert, the request insert, and the savepoints of the nested atomics.
-    with django_assert_max_num_queries(11):
+    # the booking, token, audit and request inserts, and the savepoints of the nested atomics.
+    with django_assert_max_num_queries(13):
         response = post(client, emsp, request_body(tomorrow_10 + timedelta(hours=2)))
     assert response.status_code == 201
 

@@ -48,6 +48,30 @@ def _values(obj: models.Model, fields: Sequence[models.Field]) -> list[Any]:
     return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
 
 
+@cache
+def _loader(model: type[models.Model]) -> tuple[list[str], list[tuple[int, Any, list[Any]]]]:
+    attnames, converters = [], []
+    for i, field in enumerate(model._meta.concrete_fields):
+        attnames.append(field.attname)
+        col = field.cached_col
+        found = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+        if found:
+            converters.append((i, col, found))
+    return attnames, converters
+
+
+def instance_from_row(model: type[models.Model], values: Sequence[Any]) -> models.Model:
+    """A model instance from its concrete columns in field order, through the same converters
+    as the ORM's SELECT (a JSONField's text becomes its value)."""
+    attnames, converters = _loader(model)
+    if converters:
+        values = list(values)
+        for i, col, functions in converters:
+            for convert in functions:
+                values[i] = convert(values[i], col, connection)
+    return model.from_db(connection.alias, attnames, values)
+
+
 def _saved(obj: models.Model, pk: int) -> None:
     obj.pk = pk
     obj._state.adding = False
@@ -180,11 +204,7 @@ def _split(row: Sequence[Any], *models_: type[models.Model]) -> list[models.Mode
         fields = model._meta.concrete_fields
         values = row[at : at + len(fields)]
         at += len(fields)
-        out.append(
-            None
-            if values[0] is None
-            else model.from_db(connection.alias, [f.attname for f in fields], values)
-        )
+        out.append(None if values[0] is None else instance_from_row(model, values))
     return out
 
 

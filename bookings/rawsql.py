@@ -195,11 +195,10 @@ def _targets_sql() -> str:
         SELECT {cols(EVSE, "e")}, {cols(ChargePoint, "cp")}, {cols(BookingPolicy, "p")}
         FROM locations_evse e JOIN locations_chargepoint cp ON cp.id = e.charge_point_id
         LEFT JOIN locations_bookingpolicy p ON p.evse_id = e.id
-        WHERE e.uid = %s AND cp.location_id IN {located};
+        WHERE e.uid = %s;
         SELECT {cols(Connector, "c")} FROM locations_connector c
-        JOIN locations_evse e ON e.id = c.evse_id
-        JOIN locations_chargepoint cp ON cp.id = e.charge_point_id
-        WHERE e.uid = %s AND cp.location_id IN {located} ORDER BY {order(Connector, "c")}
+        WHERE c.evse_id = (SELECT id FROM locations_evse WHERE uid = %s)
+        ORDER BY {order(Connector, "c")}
     """
 
 
@@ -230,7 +229,7 @@ def request_targets(*, location_id: str, evse_uid: str) -> tuple[Location | None
     Location.objects.with_rules() and select_related would load them, in one round trip.
     Raises Location.MultipleObjectsReturned as .get() would."""
     with connection.cursor() as cursor:
-        cursor.execute(_targets_sql(), [location_id] * 3 + [evse_uid, location_id] * 2)
+        cursor.execute(_targets_sql(), [location_id] * 3 + [evse_uid] * 2)
         locations = cursor.fetchall()
         cursor.nextset()
         hours = cursor.fetchall()
@@ -251,6 +250,8 @@ def request_targets(*, location_id: str, evse_uid: str) -> tuple[Location | None
     if not evses:
         return location, None
     evse, charge_point, evse_policy = _split(evses[0], EVSE, ChargePoint, BookingPolicy)
+    if charge_point.location_id != location.pk:  # EVSE uids are unique: it is elsewhere
+        return location, None
     EVSE.booking_policy.related.set_cached_value(evse, evse_policy)
     charge_point.location = location
     evse.charge_point = charge_point

@@ -8,7 +8,8 @@ database's exclusion constraint, whose violation becomes SlotUnavailable.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -16,7 +17,6 @@ from typing import Any
 
 import psycopg.errors
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from chargers.tasks import cancel_reservation_task, reserve_now_task
@@ -24,6 +24,7 @@ from locations.models import EVSE, BookingPolicy, Connector, Location
 from locations.selectors import evses_of_location, policy_for, policy_terms
 
 from . import exceptions as exc
+from . import rawsql
 from .availability import Interval, grid_ceil, on_grid, opening_intervals
 from .models import (
     BLOCKING_STATUSES,
@@ -47,6 +48,7 @@ from .selectors import (
     opening_hours_of,
     rules_for,
 )
+from .signals import booking_audited
 
 ActorType = BookingTransition.ActorType
 
@@ -150,6 +152,7 @@ def _audit_row(
 def _audit(booking: Booking, **row: Any) -> BookingTransition:
     audit = _audit_row(booking, **row)
     audit.save()
+    booking_audited.send(sender=Booking, booking_ids=[booking.pk])
     return audit
 
 
@@ -270,13 +273,11 @@ def check_slot(
         if clash.exists():
             raise _slot_taken(evse, start, location, policy)
     if tokens and not policy.overlapping_bookings_allowed:
-        token_q = Q()
-        for t in tokens:
-            token_q |= Q(tokens__uid=t.uid, tokens__country_code=t.country_code)
-        same_token = Booking.objects.blocking().filter(token_q, period__overlap=(start, end))
-        if exclude_booking_id is not None:
-            same_token = same_token.exclude(pk=exclude_booking_id)
-        if same_token.exists():
+        clash = rawsql.token_clash(
+            uids=[t.uid for t in tokens], country_codes=[t.country_code for t in tokens],
+            start=start, end=end, exclude_booking_id=exclude_booking_id,
+        )  # fmt: skip
+        if clash:
             raise exc.SlotUnavailable(
                 "This driver's token already holds a booking at that time.", code="token_overlap"
             )
@@ -293,22 +294,15 @@ def _slot_taken(
     return exc.SlotUnavailable(f"{evse} is already booked around {_fmt(start, location)}{buffer}")
 
 
-def _save_guarding_overlap(
-    booking: Booking,
-    *,
-    update_fields: Iterable[str] | None = None,
-    taken: exc.SlotUnavailable | None = None,
-) -> None:
-    """Save, turning the exclusion constraint's violation into SlotUnavailable.
+@contextmanager
+def _guarding_overlap(taken: exc.SlotUnavailable | None = None) -> Iterator[None]:
+    """Turn the exclusion constraint's violation inside the block into SlotUnavailable.
 
     No savepoint of its own: every caller is an atomic service, whose block (or savepoint, when
     nested) rolls back as the error leaves it. That saves two round trips per booking.
     """
     try:
-        if update_fields is None:
-            booking.save()
-        else:
-            booking.save(update_fields=[*update_fields, "last_updated"])
+        yield
     except (IntegrityError, OperationalError) as error:
         # Concurrent inserts into one range can also deadlock inside the exclusion check;
         # PostgreSQL then aborts one of them: for its caller the slot went to someone else.
@@ -319,6 +313,17 @@ def _save_guarding_overlap(
                 "Someone else booked that time a moment ago. Pick another slot."
             ) from error
         raise
+
+
+def _save_guarding_overlap(
+    booking: Booking,
+    *,
+    update_fields: Iterable[str],
+    taken: exc.SlotUnavailable | None = None,
+) -> None:
+    """Save changed fields, turning an exclusion constraint violation into SlotUnavailable."""
+    with _guarding_overlap(taken):
+        booking.save(update_fields=[*update_fields, "last_updated"])
 
 
 def _connector_for(evse: EVSE, connector_id: str | None) -> Connector | None:
@@ -345,14 +350,18 @@ def _insert_new(
     reason: str = "",
     details: Mapping[str, Any] | None = None,
 ) -> Booking:
-    """Insert a new booking with its tokens and its CREATED audit row.
+    """Insert a new booking with its tokens and its CREATED audit row (constant SQL).
+    The booking comes back with its tokens loaded (no query to show them).
     Raises SlotUnavailable (`taken`) when the exclusion constraint refuses it."""
-    _save_guarding_overlap(booking, taken=taken)
-    BookingToken.objects.bulk_create(BookingToken(booking=booking, **t.as_dict()) for t in tokens)
-    _audit(
+    rows = [BookingToken(**t.as_dict()) for t in tokens]
+    audit = _audit_row(
         booking, event=BookingTransition.Event.CREATED, from_status="", actor=actor, now=now,
         code=code, reason=reason, details=details,
     )  # fmt: skip
+    with _guarding_overlap(taken):
+        rawsql.insert_booking(booking, tokens=rows, audit=audit)
+    rawsql.remember(booking, "tokens", rows)
+    booking_audited.send(sender=Booking, booking_ids=[booking.pk])
     return booking
 
 
@@ -752,6 +761,8 @@ def booking_record_charger_states(
             charger_reservation_updated_at=now, needs_attention=attention, last_updated=now,
         )  # fmt: skip
     BookingTransition.objects.bulk_create(audits)
+    if audits:
+        booking_audited.send(sender=Booking, booking_ids=[a.booking_id for a in audits])
     return len(bookings)
 
 
@@ -784,7 +795,7 @@ def _decide(
         request.reason_code = error.code
         request.reason = error.message[:255]
     if request.pk is None:
-        request.save()  # decided on arrival: one INSERT
+        rawsql.insert_row(request)  # decided on arrival: one INSERT
     else:
         request.save(update_fields=["request_status", "decided_at", "reason_code", "reason"])
 
@@ -807,16 +818,11 @@ def booking_request_submit(
     """
     now = _now(now)
     payload = dict(payload)
-    existing = (
-        Booking.objects.select_for_update(of=("self",))
-        .filter(
-            emsp_country_code=actor.country_code,
-            emsp_party_id=actor.party_id,
-            request_id=data.request_id,
-        )
-        .first()
+    existing_id = rawsql.locked_booking_id(
+        country_code=actor.country_code, party_id=actor.party_id, request_id=data.request_id
     )
-    if existing is not None:
+    if existing_id is not None:
+        existing = Booking.objects.get(pk=existing_id)
         last = existing.requests.order_by("-received_at", "-id").first()
         if last is not None and last.payload == payload:
             return existing
@@ -827,10 +833,14 @@ def booking_request_submit(
             code="unknown_booking",
         )
     try:
-        with transaction.atomic():
-            return _request_new(actor=actor, data=data, payload=payload, now=now)
-    except IntegrityError:
-        # The same request_id raced in from a parallel call: answer with that booking.
+        return _request_new(actor=actor, data=data, payload=payload, now=now)
+    except IntegrityError as error:
+        # The same request_id raced in from a parallel call: answer with that booking. Both
+        # booking inserts run in savepoints, so the transaction is still usable here.
+        if getattr(error.__cause__, "diag", None) is None or (
+            error.__cause__.diag.constraint_name != "booking_unique_request_id_per_party"
+        ):
+            raise
         existing = Booking.objects.filter(
             emsp_country_code=actor.country_code,
             emsp_party_id=actor.party_id,
@@ -888,21 +898,13 @@ def _request_new(
 ) -> Booking:
     _check_times(data.start, data.end)
     # An OCPI location_id is the location's OCPI id, never its primary key ("12" is an id).
-    location = _resolve_ocpi_location(data.location_id)
-    evse = None
-    if data.evse_uid:
-        evse = (
-            EVSE.objects.of_location(location)
-            .select_related("charge_point__location", "booking_policy")
-            .filter(uid=data.evse_uid)
-            .first()
-        )
-        if evse is None:
-            raise exc.UnknownEVSE(
-                f"There is no EVSE {data.evse_uid!r} at location {location.ocpi_id}."
-            )
-        # Reuse the location already loaded with its hours and policy (saves three queries).
-        evse.charge_point.location = location
+    location, evse = rawsql.request_targets(
+        location_id=data.location_id, evse_uid=data.evse_uid or ""
+    )
+    if location is None:
+        raise exc.UnknownLocation(f"There is no location {data.location_id!r}.")
+    if data.evse_uid and evse is None:
+        raise exc.UnknownEVSE(f"There is no EVSE {data.evse_uid!r} at location {location.ocpi_id}.")
     try:
         if evse is None:
             evse = _evse_or_refusal(
@@ -940,17 +942,19 @@ def _request_new(
             power_required_kw=data.power_required_kw,
             terms=policy_terms(policy) if policy else {},
         )
-        _insert_new(
-            booking,
-            tokens=data.tokens,
-            actor=actor,
-            now=now,
-            code=refusal.code,
-            reason=refusal.message,
-        )
+        with transaction.atomic():  # a savepoint, as booking_create has one (see below)
+            _insert_new(
+                booking,
+                tokens=data.tokens,
+                actor=actor,
+                now=now,
+                code=refusal.code,
+                reason=refusal.message,
+            )
         status, error = RequestStatus.DECLINED, refusal
     request = BookingRequest(booking=booking, payload=payload, received_at=now)
     _decide(booking, request, status, now, error)
+    rawsql.remember(booking, "requests", [request])  # a new booking's only request
     return booking
 
 

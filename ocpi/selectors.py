@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.db import connection
 from django.db.models import DateTimeField, F, Max, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -52,7 +53,15 @@ def published_location_get(*, location_id: str) -> Location:
 
 
 def published_location_exists(*, location_id: str) -> bool:
-    return Location.objects.published().filter(ocpi_id__iexact=location_id).exists()
+    """Whether a published location has this OCPI id (case-insensitive CiString)."""
+    # Runs on every BookingRequest POST: constant SQL, as compiling the ORM's EXISTS cost ~1 ms.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM locations_location WHERE publish AND UPPER(ocpi_id::text) = UPPER(%s)"
+            " LIMIT 1",
+            [location_id],
+        )
+        return cursor.fetchone() is not None
 
 
 def bookable_evses() -> QuerySet[EVSE]:

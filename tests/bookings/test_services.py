@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 
 from bookings import exceptions as exc
+from bookings import rawsql
 from bookings.models import (
     Booking,
     BookingRequest,
@@ -632,3 +633,13 @@ def test_booking_cancel_by_the_cpo_system_is_not_bound_by_the_emsp_deadline(evse
     canceled = booking_cancel(booking=booking, actor=Actor.charger("CP-1"), now=ams(9, 55),
                               reason=CanceledReason.BROKEN_CHARGER)  # fmt: skip
     assert canceled.status == Status.CANCELED and canceled.canceled_by_role == Role.CPO
+
+
+def test_booking_create_runs_only_its_inserts(evse, django_assert_num_queries):
+    _, loaded = rawsql.request_targets(location_id="LOC1", evse_uid="EVSE1")
+    with django_assert_num_queries(4):  # savepoint, booking, audit row, release
+        booking = create(loaded, ams(10), ams(11))
+    tokens = (TokenData("DE", "EMS", "TOK1", "RFID", "DE-EMS-1"),)
+    with django_assert_num_queries(6):  # and the token check, the tokens
+        create(loaded, ams(12), ams(13), actor=EMSP, tokens=tokens, request_id="R-1")
+    assert booking.transitions.get().event == BookingTransition.Event.CREATED

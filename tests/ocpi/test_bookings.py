@@ -331,3 +331,23 @@ def test_booking_1_0_party_gets_1_0_shapes_and_1_1_request_is_still_read(
                       "end_date_time": z(tomorrow_10 + timedelta(hours=1))}  # fmt: skip
     data = post(client, emsp, body).json()["data"]
     assert data["evse_uid"] == "EVSE-1" and data["period"]["start_from"] == z(tomorrow_10)
+
+
+def test_booking_post_new_request_runs_a_fixed_number_of_queries(
+    client, emsp, site, tomorrow_10, django_assert_max_num_queries
+):
+    post(client, emsp, request_body(tomorrow_10, request_id="WARM"))  # first-use SQL building
+    # Auth, published location, request_id lock, location+EVSE (one round trip), token check,
+    # the booking, token, audit and request inserts, and the savepoints of the nested atomics.
+    with django_assert_max_num_queries(13):
+        response = post(client, emsp, request_body(tomorrow_10 + timedelta(hours=2)))
+    assert response.status_code == 201
+
+
+def test_booking_post_response_equals_the_booking_read_back(client, emsp, site, tomorrow_10):
+    # The new booking's answer is built from the rows just written, not read back.
+    for body in (request_body(tomorrow_10), request_body(tomorrow_10, request_id="REQ-2")):
+        posted = post(client, emsp, body).json()["data"]
+        read = client.get(f"{BOOKINGS}/{posted['id']}", HTTP_AUTHORIZATION=emsp.auth)
+        assert posted == read.json()["data"]
+    assert posted["reservation_status"] == "REJECTED"  # the second one: the slot was taken

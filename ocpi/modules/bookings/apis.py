@@ -45,9 +45,10 @@ BOOKING_PREFETCH = (
 
 
 def _booking_out(booking: Booking) -> dict:
-    if booking.evse_id is not None and "evse" in booking._state.fields_cache:
-        # The engine returns the booking with its location and EVSE loaded: fetch only the
-        # token and request rows the OCPI object shows.
+    cached = booking._state.fields_cache
+    if "location" in cached and (booking.evse_id is None or "evse" in cached):
+        # A new booking comes back from the engine with its location, EVSE, tokens and request
+        # loaded; otherwise fetch only the token and request rows the OCPI object shows.
         prefetch_related_objects([booking], *BOOKING_PREFETCH)
         return booking_object(booking)
     return booking_object(booking_detail_queryset().get(pk=booking.pk))

@@ -1,0 +1,259 @@
+"""Constant SQL for the statements every new booking and every OCPI BookingRequest runs.
+
+Compiling an ORM SELECT costs about 1 ms of CPU on the 2-core machine (an INSERT less), a round
+trip 0.1-0.2 ms, so on the per-booking paths the compile cost dominated. The SQL here is built
+once per process from the models' own fields (a field added to a model is written and read here
+too) and then only executed. Values go through each field's `pre_save` and `get_db_prep_save`,
+as in the ORM's INSERT, and rows read back through the fields' converters, so what is written
+and loaded is the same as through the ORM (tests/bookings/test_rawsql.py).
+
+request_targets sends several statements in one round trip, which needs Django's default
+client-side parameter binding (no `server_side_binding` in the database OPTIONS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from django.db import connection, models
+
+from locations.models import (
+    EVSE,
+    BookingPolicy,
+    ChargePoint,
+    Connector,
+    ExceptionalPeriod,
+    Location,
+    RegularHours,
+)
+
+from .models import BLOCKING_STATUSES, Booking, BookingToken, BookingTransition
+
+
+def _fields(model: type[models.Model], *skip: str) -> list[models.Field]:
+    return [f for f in model._meta.concrete_fields if not f.primary_key and f.name not in skip]
+
+
+def _placeholder(field: models.Field) -> str:
+    # The ORM's INSERT asks the field too (range fields cast: `%s::tstzrange`).
+    if hasattr(field, "get_placeholder"):
+        return field.get_placeholder(None, None, connection)
+    return "%s"
+
+
+def _columns(fields: Sequence[models.Field]) -> str:
+    return ", ".join(connection.ops.quote_name(f.column) for f in fields)
+
+
+def _values(obj: models.Model, fields: Sequence[models.Field]) -> list[Any]:
+    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+
+
+@cache
+def _loader(model: type[models.Model]) -> tuple[list[str], list[tuple[int, Any, list[Any]]]]:
+    attnames, converters = [], []
+    for i, field in enumerate(model._meta.concrete_fields):
+        attnames.append(field.attname)
+        col = field.cached_col
+        found = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+        if found:
+            converters.append((i, col, found))
+    return attnames, converters
+
+
+def instance_from_row(model: type[models.Model], values: Sequence[Any]) -> models.Model:
+    """A model instance from its concrete columns in field order, through the same converters
+    as the ORM's SELECT (a JSONField's text becomes its value)."""
+    attnames, converters = _loader(model)
+    if converters:
+        values = list(values)
+        for i, col, functions in converters:
+            for convert in functions:
+                values[i] = convert(values[i], col, connection)
+    return model.from_db(connection.alias, attnames, values)
+
+
+def _saved(obj: models.Model, pk: int) -> None:
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = connection.alias
+
+
+@cache
+def _insert_sql(model: type[models.Model]) -> tuple[list[models.Field], str]:
+    fields = _fields(model)
+    table = connection.ops.quote_name(model._meta.db_table)
+    values = ", ".join(_placeholder(f) for f in fields)
+    return fields, f"INSERT INTO {table} ({_columns(fields)}) VALUES ({values}) RETURNING id"
+
+
+def insert_row(obj: models.Model) -> None:
+    """INSERT one new model instance (no signals, like bulk_create) and set its pk."""
+    fields, sql = _insert_sql(type(obj))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _values(obj, fields))
+        _saved(obj, cursor.fetchone()[0])
+
+
+@cache
+def _tokens_sql() -> tuple[list[models.Field], str]:
+    q = connection.ops.quote_name
+    fields = _fields(BookingToken, "booking")
+    arrays = ", ".join(f"%s::{f.db_type(connection).split('(')[0]}[]" for f in fields)
+    return fields, (
+        f"INSERT INTO {q(BookingToken._meta.db_table)} (booking_id, {_columns(fields)})"
+        f" SELECT %s, {_columns(fields)}"
+        f" FROM unnest({arrays}) WITH ORDINALITY AS x({_columns(fields)}, n) ORDER BY x.n"
+        " RETURNING id"
+    )
+
+
+def insert_booking(
+    booking: Booking, *, tokens: Sequence[BookingToken], audit: BookingTransition
+) -> None:
+    """INSERT a new booking, its tokens and its first audit row and set their pks. Raises
+    IntegrityError as booking.save() would (the exclusion constraint, the unique request_id);
+    the caller's atomic block keeps it all or nothing."""
+    insert_row(booking)
+    if tokens:
+        fields, sql = _tokens_sql()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql, [booking.pk, *([getattr(t, f.attname) for t in tokens] for f in fields)]
+            )
+            # The sequence numbers the rows in unnest's order; RETURNING's order is not promised.
+            ids = sorted(row[0] for row in cursor.fetchall())
+        for token, pk in zip(tokens, ids, strict=True):
+            token.booking = booking
+            _saved(token, pk)
+    audit.booking = booking
+    insert_row(audit)
+
+
+_TOKEN_CLASH_SQL = f"""
+    SELECT 1 FROM bookings_booking b
+    JOIN bookings_bookingtoken t ON t.booking_id = b.id
+    WHERE b.status IN ({", ".join(f"'{s}'" for s in BLOCKING_STATUSES)})
+      AND b.period && tstzrange(%s, %s, '[)')
+      AND (t.uid, t.country_code) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+      AND b.id <> %s
+    LIMIT 1
+"""
+
+
+def token_clash(
+    *, uids: Sequence[str], country_codes: Sequence[str], start: datetime, end: datetime,
+    exclude_booking_id: int | None,
+) -> bool:  # fmt: skip
+    """Whether a blocking booking other than exclude_booking_id overlapping [start, end) holds
+    one of the tokens (uid and country code pairwise)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # Ids start at 1: excluding 0 excludes nothing.
+            _TOKEN_CLASH_SQL,
+            [start, end, list(uids), list(country_codes), exclude_booking_id or 0],
+        )
+        return cursor.fetchone() is not None
+
+
+def locked_booking_id(*, country_code: str, party_id: str, request_id: str) -> int | None:
+    """The id of the party's booking for request_id, locked FOR UPDATE; None when there is none."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM bookings_booking WHERE emsp_country_code = %s AND emsp_party_id = %s"
+            " AND request_id = %s FOR UPDATE",
+            [country_code, party_id, request_id],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+@cache
+def _targets_sql() -> str:
+    q = connection.ops.quote_name
+
+    def cols(model: type[models.Model], alias: str) -> str:
+        return ", ".join(f"{alias}.{q(f.column)}" for f in model._meta.concrete_fields)
+
+    def order(model: type[models.Model], alias: str) -> str:
+        return ", ".join(
+            f"{alias}.{q(model._meta.get_field(n).column)}" for n in model._meta.ordering
+        )
+
+    located = "(SELECT id FROM locations_location WHERE UPPER(ocpi_id::text) = UPPER(%s))"
+    return f"""
+        SELECT {cols(Location, "l")}, {cols(BookingPolicy, "p")}
+        FROM locations_location l LEFT JOIN locations_bookingpolicy p ON p.location_id = l.id
+        WHERE UPPER(l.ocpi_id::text) = UPPER(%s);
+        SELECT {cols(RegularHours, "h")} FROM locations_regularhours h
+        WHERE h.location_id IN {located} ORDER BY {order(RegularHours, "h")};
+        SELECT {cols(ExceptionalPeriod, "x")} FROM locations_exceptionalperiod x
+        WHERE x.location_id IN {located} ORDER BY {order(ExceptionalPeriod, "x")};
+        SELECT {cols(EVSE, "e")}, {cols(ChargePoint, "cp")}, {cols(BookingPolicy, "p")}
+        FROM locations_evse e JOIN locations_chargepoint cp ON cp.id = e.charge_point_id
+        LEFT JOIN locations_bookingpolicy p ON p.evse_id = e.id
+        WHERE e.uid = %s;
+        SELECT {cols(Connector, "c")} FROM locations_connector c
+        WHERE c.evse_id = (SELECT id FROM locations_evse WHERE uid = %s)
+        ORDER BY {order(Connector, "c")}
+    """
+
+
+def _split(row: Sequence[Any], *models_: type[models.Model]) -> list[models.Model | None]:
+    """Instances of each model from consecutive column groups of a row (None for a LEFT JOIN
+    that found nothing)."""
+    out, at = [], 0
+    for model in models_:
+        fields = model._meta.concrete_fields
+        values = row[at : at + len(fields)]
+        at += len(fields)
+        out.append(None if values[0] is None else instance_from_row(model, values))
+    return out
+
+
+def remember(instance: models.Model, relation: str, rows: Sequence[Any]) -> None:
+    """Record rows as instance.<relation>.all(), as prefetch_related would (no query to read
+    them). Should Django's prefetch cache ever change, .all() only queries again."""
+    queryset = getattr(instance, relation).all()
+    queryset._result_cache = list(rows)
+    queryset._prefetch_done = True
+    instance.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = queryset
+
+
+def request_targets(*, location_id: str, evse_uid: str) -> tuple[Location | None, EVSE | None]:
+    """The location by OCPI id (case-insensitive) with its policy, regular hours and exceptional
+    periods, and its EVSE evse_uid with charge point, policy and connectors, as
+    Location.objects.with_rules() and select_related would load them, in one round trip.
+    Raises Location.MultipleObjectsReturned as .get() would."""
+    with connection.cursor() as cursor:
+        cursor.execute(_targets_sql(), [location_id] * 3 + [evse_uid] * 2)
+        locations = cursor.fetchall()
+        cursor.nextset()
+        hours = cursor.fetchall()
+        cursor.nextset()
+        periods = cursor.fetchall()
+        cursor.nextset()
+        evses = cursor.fetchall()
+        cursor.nextset()
+        connectors = cursor.fetchall()
+    if len(locations) > 1:
+        raise Location.MultipleObjectsReturned(f"{len(locations)} locations {location_id!r}.")
+    if not locations:
+        return None, None
+    location, policy = _split(locations[0], Location, BookingPolicy)
+    Location.booking_policy.related.set_cached_value(location, policy)
+    remember(location, "regular_hours", [_split(r, RegularHours)[0] for r in hours])
+    remember(location, "exceptional_periods", [_split(r, ExceptionalPeriod)[0] for r in periods])
+    if not evses:
+        return location, None
+    evse, charge_point, evse_policy = _split(evses[0], EVSE, ChargePoint, BookingPolicy)
+    if charge_point.location_id != location.pk:  # EVSE uids are unique: it is elsewhere
+        return location, None
+    EVSE.booking_policy.related.set_cached_value(evse, evse_policy)
+    charge_point.location = location
+    evse.charge_point = charge_point
+    remember(evse, "connectors", [_split(r, Connector)[0] for r in connectors])
+    return location, evse

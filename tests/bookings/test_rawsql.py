@@ -1,0 +1,171 @@
+"""The constant-SQL statements of the booking write path write and load exactly what the ORM
+would: every field of a new booking, its tokens and audit row; a location and EVSE with the
+relations the rules read, so checking a slot afterwards runs no query."""
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from bookings import rawsql
+from bookings.models import (
+    Booking,
+    BookingRequest,
+    BookingToken,
+    BookingTransition,
+    RequestStatus,
+    Status,
+    tstzrange,
+)
+from bookings.selectors import opening_hours_of
+from bookings.services import Actor, check_slot
+from locations.models import EVSE, ExceptionalPeriod, Location
+from locations.selectors import policy_for
+from tests.bookings.factories import BookingFactory
+from tests.locations.factories import (
+    BookingPolicyFactory,
+    ConnectorFactory,
+    EVSEFactory,
+    ExceptionalPeriodFactory,
+    LocationFactory,
+    RegularHoursFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+START = datetime(2026, 6, 2, 8, tzinfo=UTC)
+NOW = datetime(2026, 6, 1, 6, tzinfo=UTC)
+
+
+@pytest.fixture
+def site():
+    location = LocationFactory(ocpi_id="LOC-Raw", twentyfourseven=False)
+    BookingPolicyFactory(location=location, buffer_minutes=10)
+    for weekday in range(1, 8):
+        RegularHoursFactory(location=location, weekday=weekday, period_begin=time(6),
+                            period_end=time(22))  # fmt: skip
+    ExceptionalPeriodFactory(location=location, period_begin=START + timedelta(days=3),
+                             period_end=START + timedelta(days=4))  # fmt: skip
+    evse = EVSEFactory(charge_point__location=location, uid="EVSE-RAW")
+    ConnectorFactory(evse=evse, connector_id="2", dc=True)
+    BookingPolicyFactory(location=None, evse=evse, max_duration_minutes=60)
+    return location
+
+
+def _new_booking(location: Location, evse: EVSE, request_id: str = "R-1") -> Booking:
+    return Booking(
+        location=location, evse=evse, connector=evse.connectors.order_by("id").first(),
+        period=tstzrange(START, START + timedelta(hours=1)),
+        blocked_period=tstzrange(START, START + timedelta(hours=1, minutes=10)),
+        status=Status.RESERVED, channel=Booking.Channel.OCPI, emsp_country_code="DE",
+        emsp_party_id="EMS", request_id=request_id, authorization_reference="AUTH",
+        power_required_kw=11, terms={"cancel_until_minutes": 15, "x": [1, "two"]},
+        access_methods=[{"location_access": "OPEN"}], notes="note",
+    )  # fmt: skip
+
+
+def test_insert_booking_writes_every_field_tokens_and_audit(site):
+    evse = EVSE.objects.get(uid="EVSE-RAW")
+    booking = _new_booking(site, evse)
+    tokens = [BookingToken(country_code="DE", party_id="EMS", uid=f"T{n}", type="RFID",
+                           contract_id=f"C{n}") for n in range(3)]  # fmt: skip
+    audit = BookingTransition(
+        booking=booking, event=BookingTransition.Event.CREATED, to_status=Status.RESERVED,
+        at=NOW, actor_type=Actor.system().type, actor_label="test", details={"a": 1},
+    )  # fmt: skip
+    rawsql.insert_booking(booking, tokens=tokens, audit=audit)
+    stored = Booking.objects.get(pk=booking.pk)
+    for field in Booking._meta.concrete_fields:
+        assert getattr(stored, field.attname) == getattr(booking, field.attname), field.name
+    assert stored.created_at is not None and stored.last_updated is not None
+    assert list(stored.tokens.values_list("pk", "uid")) == [(t.pk, t.uid) for t in tokens]
+    assert [t.booking_id for t in tokens] == [booking.pk] * 3
+    (row,) = stored.transitions.all()
+    assert (row.pk, row.event, row.details, row.actor_label) == (
+        audit.pk,
+        "CREATED",
+        {"a": 1},
+        "test",
+    )
+
+
+def test_insert_booking_is_all_or_nothing_under_the_exclusion_constraint(site):
+    evse = EVSE.objects.get(uid="EVSE-RAW")
+    BookingFactory(evse=evse, location=site, period=tstzrange(START, START + timedelta(hours=2)))
+    before = (Booking.objects.count(), BookingToken.objects.count(),
+              BookingTransition.objects.count())  # fmt: skip
+    booking = _new_booking(site, evse, request_id="R-2")
+    audit = BookingTransition(booking=booking, event="CREATED", to_status="RESERVED", at=NOW,
+                              actor_type="SYSTEM")  # fmt: skip
+    token = BookingToken(country_code="DE", party_id="EMS", uid="T", type="RFID", contract_id="C")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rawsql.insert_booking(booking, tokens=[token], audit=audit)
+    after = (Booking.objects.count(), BookingToken.objects.count(),
+             BookingTransition.objects.count())  # fmt: skip
+    assert after == before
+
+
+def test_insert_row_sets_the_pk_and_every_field(site):
+    booking = BookingFactory(location=site)
+    request = BookingRequest(booking=booking, request_status=RequestStatus.ACCEPTED,
+                             payload={"k": ["v"]}, received_at=NOW, decided_at=NOW)  # fmt: skip
+    rawsql.insert_row(request)
+    stored = BookingRequest.objects.get(pk=request.pk)
+    for field in BookingRequest._meta.concrete_fields:
+        assert getattr(stored, field.attname) == getattr(request, field.attname), field.name
+
+
+def test_request_targets_loads_what_the_orm_loads_then_no_query(site, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        location, evse = rawsql.request_targets(location_id="loc-raw", evse_uid="EVSE-RAW")
+    expected = Location.objects.with_rules().get(pk=site.pk)
+    expected_evse = EVSE.objects.select_related("charge_point", "booking_policy").get(
+        uid="EVSE-RAW"
+    )
+    with django_assert_num_queries(0):
+        for field in Location._meta.concrete_fields:
+            assert getattr(location, field.attname) == getattr(expected, field.attname)
+        for field in EVSE._meta.concrete_fields:
+            assert getattr(evse, field.attname) == getattr(expected_evse, field.attname)
+        assert evse.charge_point.pk == expected_evse.charge_point.pk
+        assert evse.charge_point.location is location
+        assert location.booking_policy.pk == expected.booking_policy.pk
+        assert policy_for(evse, location).pk == expected_evse.booking_policy.pk
+        assert [c.connector_id for c in evse.connectors.all()] == ["1", "2"]
+        assert opening_hours_of(location) == opening_hours_of(expected)
+        assert len(opening_hours_of(location).regular) == 7
+        check_slot(evse=evse, start=START, end=START + timedelta(hours=1), now=NOW,
+                   location=location, check_overlap=False)  # fmt: skip
+    assert ExceptionalPeriod.objects.filter(location=site).count() == 1
+
+
+def test_request_targets_without_policies_falls_back_to_defaults(django_assert_num_queries):
+    location = LocationFactory(ocpi_id="BARE")
+    EVSEFactory(charge_point__location=location, uid="E-BARE")
+    found, evse = rawsql.request_targets(location_id="BARE", evse_uid="E-BARE")
+    with django_assert_num_queries(0):
+        assert policy_for(evse, found).pk is None  # the defaults, not a query
+
+
+def test_request_targets_unknown_location_or_evse_elsewhere(site):
+    other = LocationFactory(ocpi_id="OTHER")
+    EVSEFactory(charge_point__location=other, uid="E-OTHER")
+    assert rawsql.request_targets(location_id="NOPE", evse_uid="EVSE-RAW") == (None, None)
+    location, evse = rawsql.request_targets(location_id="LOC-RAW", evse_uid="E-OTHER")
+    assert location.pk == site.pk and evse is None
+
+
+def test_token_clash_pairs_uid_with_country_and_skips_the_excluded_booking(site):
+    booking = BookingFactory(location=site, period=tstzrange(START, START + timedelta(hours=1)))
+    BookingToken.objects.create(booking=booking, country_code="DE", party_id="EMS", uid="T1",
+                                type="RFID", contract_id="C1")  # fmt: skip
+    window = {"start": START + timedelta(minutes=30), "end": START + timedelta(hours=2)}
+    assert rawsql.token_clash(uids=["T1"], country_codes=["DE"], exclude_booking_id=None,
+                              **window)  # fmt: skip
+    assert not rawsql.token_clash(uids=["T1"], country_codes=["FR"], exclude_booking_id=None,
+                                  **window)  # fmt: skip
+    assert not rawsql.token_clash(uids=["T1"], country_codes=["DE"],
+                                  exclude_booking_id=booking.pk, **window)  # fmt: skip
+    later = {"start": START + timedelta(hours=1), "end": START + timedelta(hours=2)}
+    assert not rawsql.token_clash(uids=["T1"], country_codes=["DE"], exclude_booking_id=None,
+                                  **later)  # fmt: skip

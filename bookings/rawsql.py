@@ -20,6 +20,7 @@ from typing import Any
 
 from django.db import connection, models
 
+from config import loading
 from locations.models import (
     EVSE,
     BookingPolicy,
@@ -50,30 +51,6 @@ def _columns(fields: Sequence[models.Field]) -> str:
 
 def _values(obj: models.Model, fields: Sequence[models.Field]) -> list[Any]:
     return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-
-
-@cache
-def _loader(model: type[models.Model]) -> tuple[list[str], list[tuple[int, Any, list[Any]]]]:
-    attnames, converters = [], []
-    for i, field in enumerate(model._meta.concrete_fields):
-        attnames.append(field.attname)
-        col = field.cached_col
-        found = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
-        if found:
-            converters.append((i, col, found))
-    return attnames, converters
-
-
-def instance_from_row(model: type[models.Model], values: Sequence[Any]) -> models.Model:
-    """A model instance from its concrete columns in field order, through the same converters
-    as the ORM's SELECT (a JSONField's text becomes its value)."""
-    attnames, converters = _loader(model)
-    if converters:
-        values = list(values)
-        for i, col, functions in converters:
-            for convert in functions:
-                values[i] = convert(values[i], col, connection)
-    return model.from_db(connection.alias, attnames, values)
 
 
 def _saved(obj: models.Model, pk: int) -> None:
@@ -174,9 +151,7 @@ def locked_booking_id(*, country_code: str, party_id: str, request_id: str) -> i
 @cache
 def _targets_sql() -> str:
     q = connection.ops.quote_name
-
-    def cols(model: type[models.Model], alias: str) -> str:
-        return ", ".join(f"{alias}.{q(f.column)}" for f in model._meta.concrete_fields)
+    cols = loading.columns
 
     def order(model: type[models.Model], alias: str) -> str:
         return ", ".join(
@@ -202,27 +177,6 @@ def _targets_sql() -> str:
     """
 
 
-def _split(row: Sequence[Any], *models_: type[models.Model]) -> list[models.Model | None]:
-    """Instances of each model from consecutive column groups of a row (None for a LEFT JOIN
-    that found nothing)."""
-    out, at = [], 0
-    for model in models_:
-        fields = model._meta.concrete_fields
-        values = row[at : at + len(fields)]
-        at += len(fields)
-        out.append(None if values[0] is None else instance_from_row(model, values))
-    return out
-
-
-def remember(instance: models.Model, relation: str, rows: Sequence[Any]) -> None:
-    """Record rows as instance.<relation>.all(), as prefetch_related would (no query to read
-    them). Should Django's prefetch cache ever change, .all() only queries again."""
-    queryset = getattr(instance, relation).all()
-    queryset._result_cache = list(rows)
-    queryset._prefetch_done = True
-    instance.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = queryset
-
-
 def request_targets(*, location_id: str, evse_uid: str) -> tuple[Location | None, EVSE | None]:
     """The location by OCPI id (case-insensitive) with its policy, regular hours and exceptional
     periods, and its EVSE evse_uid with charge point, policy and connectors, as
@@ -243,17 +197,24 @@ def request_targets(*, location_id: str, evse_uid: str) -> tuple[Location | None
         raise Location.MultipleObjectsReturned(f"{len(locations)} locations {location_id!r}.")
     if not locations:
         return None, None
-    location, policy = _split(locations[0], Location, BookingPolicy)
-    Location.booking_policy.related.set_cached_value(location, policy)
-    remember(location, "regular_hours", [_split(r, RegularHours)[0] for r in hours])
-    remember(location, "exceptional_periods", [_split(r, ExceptionalPeriod)[0] for r in periods])
+    row = locations[0]
+    location = loading.build_at(Location, row, 0)
+    policy = loading.build_at(BookingPolicy, row, loading.width(Location))
+    loading.set_related(location, Location.booking_policy, policy)
+    hours = [loading.build(RegularHours, r) for r in hours]
+    periods = [loading.build(ExceptionalPeriod, r) for r in periods]
+    loading.set_prefetched(location, "regular_hours", hours)
+    loading.set_prefetched(location, "exceptional_periods", periods)
     if not evses:
         return location, None
-    evse, charge_point, evse_policy = _split(evses[0], EVSE, ChargePoint, BookingPolicy)
+    row, at = evses[0], loading.width(EVSE)
+    evse = loading.build_at(EVSE, row, 0)
+    charge_point = loading.build_at(ChargePoint, row, at)
     if charge_point.location_id != location.pk:  # EVSE uids are unique: it is elsewhere
         return location, None
-    EVSE.booking_policy.related.set_cached_value(evse, evse_policy)
-    charge_point.location = location
-    evse.charge_point = charge_point
-    remember(evse, "connectors", [_split(r, Connector)[0] for r in connectors])
+    evse_policy = loading.build_at(BookingPolicy, row, at + loading.width(ChargePoint))
+    loading.set_related(evse, EVSE.booking_policy, evse_policy)
+    loading.set_related(charge_point, ChargePoint.location, location)
+    loading.set_related(evse, EVSE.charge_point, charge_point)
+    loading.set_prefetched(evse, "connectors", [loading.build(Connector, r) for r in connectors])
     return location, evse

@@ -20,6 +20,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from chargers.tasks import cancel_reservation_task, reserve_now_task
+from config import loading
 from locations.models import EVSE, BookingPolicy, Connector, Location
 from locations.selectors import evses_of_location, policy_for, policy_terms
 
@@ -360,7 +361,7 @@ def _insert_new(
     )  # fmt: skip
     with _guarding_overlap(taken):
         rawsql.insert_booking(booking, tokens=rows, audit=audit)
-    rawsql.remember(booking, "tokens", rows)
+    loading.set_prefetched(booking, "tokens", rows)
     booking_audited.send(sender=Booking, booking_ids=[booking.pk])
     return booking
 
@@ -954,7 +955,7 @@ def _request_new(
         status, error = RequestStatus.DECLINED, refusal
     request = BookingRequest(booking=booking, payload=payload, received_at=now)
     _decide(booking, request, status, now, error)
-    rawsql.remember(booking, "requests", [request])  # a new booking's only request
+    loading.set_prefetched(booking, "requests", [request])  # a new booking's only request
     return booking
 
 

@@ -10,7 +10,8 @@ from datetime import datetime, time, timedelta
 from django.db import connection, models
 from django.db.models import Q, QuerySet
 
-from . import loading
+from config import loading
+
 from .models import (
     EVSE,
     BookingPolicy,
@@ -26,7 +27,7 @@ def location_get(*, location_id: int | str) -> Location:
     """The location by primary key or OCPI id, with its rules loaded (policy, regular hours,
     exceptional periods, as `Location.objects.with_rules()`). Raises Location.DoesNotExist.
 
-    One query of constant SQL (see loading.py): this runs on every availability call.
+    One query of constant SQL (see config/loading.py): this runs on every availability call.
     """
     if isinstance(location_id, int) or (isinstance(location_id, str) and location_id.isdigit()):
         found = _locations_with_rules("l.id = %s", [int(location_id)])
@@ -99,7 +100,7 @@ def evses_of_location(*, location: Location) -> list[EVSE]:
     """All EVSEs of a location in display order, with their charge point (its location set to
     the one given), their own policy override and their connectors loaded.
 
-    Two queries of constant SQL (see loading.py), whatever the EVSE count.
+    Two queries of constant SQL (see config/loading.py), whatever the EVSE count.
     """
     n_evse, n_cp = loading.width(EVSE), loading.width(ChargePoint)
     connectors: dict[int, list[Connector]] = {}

@@ -16,7 +16,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
-from bookings.rawsql import instance_from_row
+from config import loading
 
 from .models import Party, token_digest
 
@@ -52,7 +52,7 @@ def _party_with_digest(digest: str) -> Party | None:
     with connection.cursor() as cursor:
         cursor.execute(_party_sql(), [digest, digest, Party.State.UNREGISTERED.value])
         row = cursor.fetchone()
-    return None if row is None else instance_from_row(Party, row)
+    return None if row is None else loading.build(Party, row)
 
 
 def _lookup(token: str) -> tuple[Party, str] | None:

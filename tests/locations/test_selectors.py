@@ -1,5 +1,5 @@
 """The read paths every availability call runs: a location with its rules and the EVSEs of a
-location, loaded with constant SQL into ordinary model instances (locations/loading.py)."""
+location, loaded with constant SQL into ordinary model instances (config/loading.py)."""
 
 from datetime import UTC, datetime, time
 

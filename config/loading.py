@@ -1,12 +1,13 @@
-"""Model instances from hand-written SQL, for the read paths every screen and API call runs.
+"""Model instances from hand-written SQL, for the paths every screen, API call and booking runs.
 
-On this project's hardware the ORM spends ~1.5 ms compiling each query and more running
-`prefetch_related` per parent, while PostgreSQL answers in ~0.2 ms. The availability path
-(EVSEs of a location with charge point, policy and connectors; a location with its rules) runs
-on every timeline poll and OCPI calendar request, so it loads rows with constant SQL and builds
-ordinary model instances with `Model.from_db`, the same constructor the ORM uses. Related
-objects are put where `select_related` and `prefetch_related` would put them, so callers cannot
-tell the difference: `evse.charge_point`, `evse.booking_policy`, `evse.connectors.all()`.
+On this project's hardware the ORM spends ~1-1.5 ms compiling each query and more running
+`prefetch_related` per parent, while PostgreSQL answers in ~0.2 ms. So the availability path
+(a location with its rules; its EVSEs with charge point, policy and connectors), the booking
+write path (bookings/rawsql.py) and the OCPI token lookup load rows with constant SQL and build
+ordinary model instances with `Model.from_db`, the constructor the ORM uses, through the same
+field converters. Related objects are put where `select_related` and `prefetch_related` would
+put them, so callers cannot tell the difference: `evse.charge_point`, `evse.booking_policy`,
+`evse.connectors.all()`.
 """
 
 from __future__ import annotations

@@ -91,6 +91,28 @@ def clip(intervals: Iterable[Interval], window: Interval) -> list[Interval]:
     return result
 
 
+def split(intervals: Sequence[Interval], parts: Sequence[Interval]) -> list[list[Interval]]:
+    """`clip(intervals, part)` for each part, in one pass: both sorted and disjoint (merged free
+    time, consecutive days), so a week of calendars costs the intervals plus the days, not
+    their product."""
+    result: list[list[Interval]] = []
+    i = 0
+    for part in parts:
+        while i < len(intervals) and intervals[i].end <= part.start:
+            i += 1
+        pieces = []
+        j = i
+        while j < len(intervals) and intervals[j].start < part.end:
+            iv = intervals[j]
+            if part.start <= iv.start and iv.end <= part.end:
+                pieces.append(iv)  # most lie inside one day: no new object
+            else:
+                pieces.append(Interval(max(iv.start, part.start), min(iv.end, part.end)))
+            j += 1
+        result.append(pieces)
+    return result
+
+
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     """The UTC instant where `day` begins in tz."""
     return datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)

@@ -162,6 +162,7 @@ class Booking(models.Model):
         blank=True,
         related_name="bookings",
         help_text="Empty only on a request refused before an EVSE was assigned.",
+        db_index=False,  # booking_evse_updated_idx leads with it
     )
     connector = models.ForeignKey(
         Connector, on_delete=models.PROTECT, null=True, blank=True, related_name="bookings"
@@ -222,6 +223,9 @@ class Booking(models.Model):
         indexes = [
             models.Index(fields=["status", "last_updated"], name="booking_status_updated_idx"),
             models.Index(fields=["last_updated", "id"], name="booking_last_updated_idx"),
+            # An EVSE's newest booking change (OCPI BookingLocation last_updated) is one index
+            # probe; it also serves the foreign key.
+            models.Index(fields=["evse", "-last_updated"], name="booking_evse_updated_idx"),
             # Availability of a whole location over a window: one GiST scan, whatever the
             # table size (issue 3). Filter with a bigint location id so btree_gist can use it.
             GistIndex(

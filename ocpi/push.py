@@ -167,9 +167,9 @@ def _same_target(push: Push) -> Q:
 def _location_body(evse_id: int, now: datetime) -> tuple[str, dict, object]:
     from .modules.bookings.serializers import booking_location_object
 
-    evse = bookable_evses().filter(pk=evse_id).first()
+    keys = bookable_evses(pk=evse_id)
     window = calendar_window(None, None, now)
-    found = booking_locations(evses=[evse], window=window, now=now) if evse is not None else []
+    found = booking_locations(evses=keys, window=window, now=now) if keys else []
     if found:
         bl = found[0]
     else:
@@ -181,7 +181,7 @@ def _location_body(evse_id: int, now: datetime) -> tuple[str, dict, object]:
             evse=evse, location=evse.charge_point.location,
             policy=policy_for(evse), calendars=[], last_updated=now,
         )  # fmt: skip
-    return evse.uid, booking_location_object(bl), bl.policy
+    return bl.evse.uid, booking_location_object(bl), bl.policy
 
 
 def _send(party: Party, push: Push, base: str, now: datetime) -> None:

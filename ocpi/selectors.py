@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
-from django.db.models import DateTimeField, F, Max, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Max, Prefetch, QuerySet
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from bookings.availability import MAX_WINDOW, Interval, clip, local_day_window
-from bookings.models import Booking
+from bookings.availability import MAX_WINDOW, Interval, local_day_window, split
 from bookings.selectors import location_availability
 from locations.models import EVSE, UNBOOKABLE_EVSE_STATUSES, Connector, Location
 from locations.selectors import evses_of_location, location_get, policy_for
@@ -64,35 +63,60 @@ def published_location_exists(*, location_id: str) -> bool:
         return cursor.fetchone() is not None
 
 
-def bookable_evses() -> QuerySet[EVSE]:
-    """EVSEs offered as BookingLocations: bookable, at published locations, in a stable order,
-    with `bl_location_id` and the time of the last change to anything their calendar depends on
-    (`bl_last_updated`: EVSE, location, policy, bookings).
+@dataclass(frozen=True)
+class BookableEVSE:
+    """An EVSE offered as a BookingLocation, as keys: booking_locations() loads the EVSE itself
+    (charge point, policy, connectors) with the availability computation of its location."""
 
-    Only keys are loaded: booking_locations() takes the EVSEs themselves, with their charge
-    point, policy and connectors, from the availability computation of their location.
+    pk: int
+    uid: str
+    bl_location_id: int
+    bl_last_updated: datetime  # last change to anything its calendar depends on
+
+
+_BOOKABLE_SQL = f"""
+    SELECT * FROM (
+        SELECT e.id, e.uid, cp.location_id, cp.identity, e.ocpp_evse_id, greatest(
+            e.last_updated, l.last_updated,
+            coalesce(ep.last_updated, e.last_updated), coalesce(lp.last_updated, e.last_updated),
+            coalesce((SELECT b.last_updated FROM bookings_booking b WHERE b.evse_id = e.id
+                      ORDER BY b.last_updated DESC LIMIT 1), e.last_updated)
+        ) AS bl_last_updated
+        FROM locations_evse e
+        JOIN locations_chargepoint cp ON cp.id = e.charge_point_id
+        JOIN locations_location l ON l.id = cp.location_id
+        LEFT JOIN locations_bookingpolicy ep ON ep.evse_id = e.id
+        LEFT JOIN locations_bookingpolicy lp ON lp.location_id = l.id
+        WHERE l.publish AND e.booking_enabled
+          AND e.status NOT IN ({", ".join(f"'{s}'" for s in UNBOOKABLE_EVSE_STATUSES)})
+          AND (%(pk)s::bigint IS NULL OR e.id = %(pk)s::bigint)
+          AND (%(uid)s::text IS NULL OR upper(e.uid) = upper(%(uid)s::text))
+    ) k
+    WHERE (%(date_from)s::timestamptz IS NULL OR bl_last_updated >= %(date_from)s::timestamptz)
+      AND (%(date_to)s::timestamptz IS NULL OR bl_last_updated < %(date_to)s::timestamptz)
+    ORDER BY location_id, identity, ocpp_evse_id, id
+"""
+
+
+def bookable_evses(
+    *,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+    pk: int | None = None,
+    uid: str | None = None,
+) -> list[BookableEVSE]:
+    """EVSEs offered as BookingLocations: bookable, at published locations, in a stable order;
+    optionally changed in [date_from, date_to), or the one with this pk or uid (CiString).
+
+    Constant SQL: the ORM spent ~5 ms compiling this query on every booking_locations call.
     """
-    last_booking = (
-        Booking.objects.filter(evse=OuterRef("pk"))
-        .order_by("-last_updated")
-        .values("last_updated")[:1]
-    )
-    return (
-        EVSE.objects.filter(charge_point__location__publish=True, booking_enabled=True)
-        .exclude(status__in=UNBOOKABLE_EVSE_STATUSES)
-        .only("id", "uid", "charge_point_id")
-        .annotate(
-            bl_location_id=F("charge_point__location_id"),
-            bl_last_updated=Greatest(
-                "last_updated",
-                "charge_point__location__last_updated",
-                Coalesce("booking_policy__last_updated", "last_updated"),
-                Coalesce("charge_point__location__booking_policy__last_updated", "last_updated"),
-                Coalesce(Subquery(last_booking, output_field=DateTimeField()), "last_updated"),
-            ),
-        )
-        .order_by("charge_point__location_id", "charge_point__identity", "ocpp_evse_id", "id")
-    )
+    params = {"date_from": date_from, "date_to": date_to, "pk": pk, "uid": uid}
+    with connection.cursor() as cursor:
+        cursor.execute(_BOOKABLE_SQL, params)
+        return [
+            BookableEVSE(pk=pk, uid=uid, bl_location_id=location_id, bl_last_updated=updated)
+            for pk, uid, location_id, _, _, updated in cursor.fetchall()
+        ]
 
 
 @dataclass
@@ -126,7 +150,7 @@ def calendar_window(
 
 
 def booking_locations(
-    *, evses: list[EVSE], window: Interval, now: datetime | None = None
+    *, evses: list[BookableEVSE], window: Interval, now: datetime | None = None
 ) -> list[BookingLocationData]:
     """BookingLocations (one per EVSE of `bookable_evses()`) with one Calendar per local day of
     the window.
@@ -135,7 +159,7 @@ def booking_locations(
     EVSEs with everything a BookingLocation shows. An EVSE gone meanwhile is left out.
     """
     now = now or timezone.now()
-    by_location: dict[int, list[EVSE]] = defaultdict(list)
+    by_location: dict[int, list[BookableEVSE]] = defaultdict(list)
     for evse in evses:
         by_location[evse.bl_location_id].append(evse)
     result: dict[int, BookingLocationData] = {}
@@ -170,9 +194,8 @@ def booking_locations(
             policy = policy_for(evse, location)
             powers = [c.power_watts for c in evse.connectors.all()]
             calendars = []
-            evse_free = free.get(evse.pk, [])
-            for day_id, part in days:
-                slots = clip(evse_free, part)
+            by_day = split(free.get(evse.pk, []), [part for _, part in days])
+            for (day_id, part), slots in zip(days, by_day, strict=True):
                 if slots:
                     calendars.append(
                         CalendarData(
@@ -195,9 +218,12 @@ def booking_locations(
     return [result[e.pk] for e in evses if e.pk in result]
 
 
-def booking_location_get(*, booking_location_id: str) -> EVSE:
+def booking_location_get(*, booking_location_id: str) -> BookableEVSE:
     """The bookable EVSE behind a BookingLocation id. Raises EVSE.DoesNotExist."""
-    return bookable_evses().get(uid__iexact=booking_location_id)
+    found = bookable_evses(uid=booking_location_id)
+    if not found:
+        raise EVSE.DoesNotExist(f"No bookable EVSE {booking_location_id!r}.")
+    return found[0]
 
 
 def parties_to_push() -> QuerySet[Party]:

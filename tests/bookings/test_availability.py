@@ -1,7 +1,7 @@
 """Pure slot arithmetic: no database. Times are built in the location's zone and compared in UTC;
 the DST days are Europe/Amsterdam's of 2026 (29 March: 23 h, 25 October: 25 h)."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bookings.availability import (
@@ -10,6 +10,7 @@ from bookings.availability import (
     OpeningHours,
     Rules,
     WeeklyPeriod,
+    clip,
     fragmentation_cost,
     free_intervals,
     grid_ceil,
@@ -18,6 +19,7 @@ from bookings.availability import (
     merge,
     on_grid,
     opening_intervals,
+    split,
     subtract,
 )
 
@@ -50,6 +52,19 @@ def iv(tz, a: tuple, b: tuple) -> Interval:
 
 
 # --- interval helpers ------------------------------------------------------------------------
+
+
+def test_split_cuts_sorted_free_time_into_days_like_clip():
+    days = [local_day_window(date(2026, 3, 28) + timedelta(days=n), AMS) for n in range(3)]
+    free = [
+        iv(AMS, (2026, 3, 27, 20), (2026, 3, 28, 2)),  # starts before the first day
+        iv(AMS, (2026, 3, 28, 9), (2026, 3, 28, 10)),
+        iv(AMS, (2026, 3, 28, 22), (2026, 3, 30, 1)),  # across the 23-hour DST day
+        iv(AMS, (2026, 3, 31, 9), (2026, 3, 31, 10)),  # after the last day
+    ]
+    assert split(free, days) == [clip(free, day) for day in days]
+    assert split(free, days)[1] == [days[1]]  # the whole DST day is free
+    assert split([], days) == [[], [], []]
 
 
 def test_merge_joins_overlapping_and_touching_and_sorts():

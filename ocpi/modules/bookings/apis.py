@@ -84,11 +84,7 @@ class BookingLocationListApi(OcpiApi):
         f = filters.validated_data
         now = timezone.now()
         window = calendar_window(f.get("timeslot_from"), f.get("timeslot_to"), now)
-        evses = bookable_evses()
-        if f.get("date_from"):
-            evses = evses.filter(bl_last_updated__gte=f["date_from"])
-        if f.get("date_to"):
-            evses = evses.filter(bl_last_updated__lt=f["date_to"])
+        evses = bookable_evses(date_from=f.get("date_from"), date_to=f.get("date_to"))
 
         def render(page):
             return [

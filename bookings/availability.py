@@ -7,7 +7,7 @@ hours and a slot across the change keeps its real length.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -231,36 +231,10 @@ def free_intervals(
 
 def free_time(
     *, window: Interval, open_time: Sequence[Interval], rules: Rules, tz: ZoneInfo, now: datetime
-) -> Callable[[Sequence[Interval]], list[Interval]]:
+) -> FreeTime:
     """free_intervals with everything but the busy periods fixed, for the EVSEs of a location
-    that share their rules: the bounds, the clipped opening hours and the grid are worked out
-    once, and an EVSE with nothing booked gets the answer computed for the first such one."""
-    now = now.astimezone(UTC)  # same-zone arithmetic would go by the wall clock
-    earliest = max(window.start, now + rules.min_notice)
-    latest = min(window.end, now + rules.horizon)
-    if earliest >= latest:
-        return lambda busy: []
-    bounds = Interval(earliest, latest)
-    opened = clip(open_time, bounds)
-    ceil, floor = _grid_functions(bounds, rules.step, tz)
-    buffer, min_duration = rules.buffer, rules.min_duration
-    unbooked: list[Interval] = []
-
-    def compute(busy: Sequence[Interval]) -> list[Interval]:
-        if not busy and unbooked:
-            return list(unbooked)
-        holes = [Interval(b.start - buffer, b.end) for b in busy]
-        result = []
-        for iv in subtract(opened, holes):
-            start = ceil(iv.start)
-            end = floor(iv.end)
-            if end - start >= min_duration:
-                result.append(Interval(start, end))
-        if not busy:
-            unbooked[:] = result
-        return result
-
-    return compute
+    that share their rules (see FreeTime)."""
+    return FreeTime(window=window, open_time=open_time, rules=rules, tz=tz, now=now)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -268,8 +242,103 @@ _US = timedelta(microseconds=1)
 _DAY_US = 86_400_000_000
 
 
+def to_us(moment: datetime) -> int:
+    """An instant as integer microseconds since the epoch (exact)."""
+    return (moment - _EPOCH) // _US
+
+
+def from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+class FreeTime:
+    """Free time of EVSEs sharing one set of rules over one window.
+
+    The bounds, the opening hours clipped to them and the slot grid are worked out once; each
+    EVSE's busy periods are then subtracted in integer microseconds (datetime arithmetic costs
+    several times more, and a busy week has hundreds of bookings per location), and only the
+    resulting free intervals become datetimes. An EVSE with nothing booked gets the answer
+    computed for the first such one.
+    """
+
+    def __init__(
+        self,
+        *,
+        window: Interval,
+        open_time: Sequence[Interval],
+        rules: Rules,
+        tz: ZoneInfo,
+        now: datetime,
+    ):
+        now = now.astimezone(UTC)  # same-zone arithmetic would go by the wall clock
+        earliest = max(window.start, now + rules.min_notice)
+        latest = min(window.end, now + rules.horizon)
+        self.opened: list[tuple[int, int]] = []
+        if earliest < latest:
+            bounds = Interval(earliest, latest)
+            self.opened = [(to_us(iv.start), to_us(iv.end)) for iv in clip(open_time, bounds)]
+            self.ceil, self.floor = _grid_functions(bounds, rules.step, tz)
+        self.buffer = rules.buffer // _US
+        self.min_duration = rules.min_duration // _US
+        self.unbooked: list[Interval] | None = None
+
+    def __call__(self, busy: Sequence[Interval]) -> list[Interval]:
+        return self.of_us([(to_us(b.start), to_us(b.end)) for b in busy])
+
+    def of_us(self, busy: Sequence[tuple[int, int]]) -> list[Interval]:
+        """The free intervals around busy periods given as (start, end) microseconds."""
+        if not self.opened:
+            return []
+        if not busy and self.unbooked is not None:
+            return list(self.unbooked)
+        ceil, floor, min_duration = self.ceil, self.floor, self.min_duration
+        result = []
+        for a, b in _subtract_us(self.opened, _merge_us(busy, self.buffer)):
+            start, end = ceil(a), floor(b)
+            if end - start >= min_duration:
+                result.append(Interval(from_us(start), from_us(end)))
+        if not busy:
+            self.unbooked = result
+            return list(result)
+        return result
+
+
+def _merge_us(busy: Sequence[tuple[int, int]], buffer: int) -> list[tuple[int, int]]:
+    """Busy periods widened by the buffer before them, sorted and merged (touching ones too)."""
+    merged: list[list[int]] = []
+    for start, end in sorted((s - buffer, e) for s, e in busy):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    return merged
+
+
+def _subtract_us(opened: Sequence[tuple[int, int]], holes: Sequence) -> list[tuple[int, int]]:
+    """`subtract` for sorted disjoint opened spans and sorted merged holes, in one sweep."""
+    result = []
+    first = 0
+    for a, b in opened:
+        while first < len(holes) and holes[first][1] <= a:
+            first += 1
+        start = a
+        for hole_start, hole_end in holes[first:]:
+            if hole_start >= b:
+                break
+            if hole_start > start:
+                result.append((start, hole_start))
+            if hole_end > start:
+                start = hole_end
+            if start >= b:
+                break
+        if start < b:
+            result.append((start, b))
+    return result
+
+
 def _grid_functions(bounds: Interval, step: timedelta, tz: ZoneInfo):
-    """Grid ceil/floor for moments inside bounds.
+    """Grid ceil/floor for instants inside bounds, in integer microseconds.
 
     When the zone keeps one UTC offset over the bounds (every window without a DST change)
     and the step divides a day, the wall-clock grid is plain modular arithmetic on the
@@ -279,16 +348,18 @@ def _grid_functions(bounds: Interval, step: timedelta, tz: ZoneInfo):
     offset = bounds.start.astimezone(tz).utcoffset()
     step_us = step // _US
     if offset != bounds.end.astimezone(tz).utcoffset() or _DAY_US % step_us:
-        return (lambda m: grid_ceil(m, step, tz)), (lambda m: grid_floor(m, step, tz))
+        return (
+            lambda m: to_us(grid_ceil(from_us(m), step, tz)),
+            lambda m: to_us(grid_floor(from_us(m), step, tz)),
+        )
     offset_us = offset // _US
 
-    def ceil(moment: datetime) -> datetime:
-        rem = ((moment - _EPOCH) // _US + offset_us) % step_us
-        return moment + (step_us - rem) * _US if rem else moment
+    def ceil(moment: int) -> int:
+        rem = (moment + offset_us) % step_us
+        return moment + (step_us - rem) if rem else moment
 
-    def floor(moment: datetime) -> datetime:
-        rem = ((moment - _EPOCH) // _US + offset_us) % step_us
-        return moment - rem * _US if rem else moment
+    def floor(moment: int) -> int:
+        return moment - (moment + offset_us) % step_us
 
     return ceil, floor
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -39,6 +39,7 @@ from locations.selectors import (
 from .availability import (
     MAX_WINDOW,
     UNFIT,
+    FreeTime,
     Interval,
     OpeningHours,
     Rules,
@@ -51,6 +52,7 @@ from .availability import (
     local_midnight,
     opening_intervals,
     subtract,
+    to_us,
 )
 from .exceptions import InvalidWindow, UnknownEVSE, UnknownLocation
 from .models import (
@@ -178,9 +180,11 @@ def blocking_bookings(*, evse_ids: list[int], window: Interval) -> QuerySet[Book
 
 _BLOCKING_IN = ", ".join(f"'{status}'" for status in BLOCKING_STATUSES)  # the indexes' predicate
 
+# Blocked time as integer epoch microseconds (exact), what FreeTime.of_us works in: no
+# timestamps to parse or build.
 _BLOCKED_SQL = (
-    "SELECT evse_id, extract(epoch FROM lower(blocked_period))::float8, "
-    "extract(epoch FROM upper(blocked_period))::float8 FROM bookings_booking "
+    "SELECT evse_id, (extract(epoch FROM lower(blocked_period)) * 1000000)::bigint, "
+    "(extract(epoch FROM upper(blocked_period)) * 1000000)::bigint FROM bookings_booking "
     f"WHERE status IN ({_BLOCKING_IN}) "
     # bigint: an int4 parameter stops the GiST index serving the equality (see models.bigint).
     "AND {key} = %s::bigint AND blocked_period && tstzrange(%s, %s, '[)')"
@@ -248,28 +252,25 @@ def location_availability(
     # Busy periods that start up to one buffer after the window still cut its end.
     query_window = Interval(window.start, window.end + timedelta(minutes=max_buffer))
     busy: dict[int, list[Booking]] = defaultdict(list)
-    blocked: dict[int, list[Interval]] = defaultdict(list)
+    blocked: dict[int, list[tuple[int, int]]] = defaultdict(list)
     if evses and with_bookings:
         for b in blocking_bookings(evse_ids=[e.pk for e in evses], window=query_window):
             busy[b.evse_id].append(b)
-            blocked[b.evse_id].append(Interval(b.blocked_period.lower, b.blocked_period.upper))
+            blocked[b.evse_id].append(
+                (to_us(b.blocked_period.lower), to_us(b.blocked_period.upper))
+            )
     elif evses:
-        # Plain timestamps, not model instances: this is the hot path of every availability
-        # call. A whole location is one scan of booking_location_blocking_gist.
-        # Plain timestamps, not model instances, from constant SQL: this is the hot path of
+        # Plain numbers, not model instances, from constant SQL: this is the hot path of
         # every availability call, and the ORM would spend longer compiling the query than
         # PostgreSQL spends answering it. A whole location is one scan of
         # booking_location_blocking_gist (the status list matches its predicate).
         key, pk = ("location_id", location.pk) if evse is None else ("evse_id", evses[0].pk)
         with connection.cursor() as cursor:
             cursor.execute(_BLOCKED_SQL.format(key=key), [pk, query_window.start, query_window.end])
-            # Epoch seconds as float8 load in C; Django's timestamptz loader parses in Python.
             for evse_id, lower, upper in cursor.fetchall():
-                blocked[evse_id].append(
-                    Interval(datetime.fromtimestamp(lower, UTC), datetime.fromtimestamp(upper, UTC))
-                )
+                blocked[evse_id].append((lower, upper))
     result = []
-    free_time_of: dict[Rules, Callable[[list[Interval]], list[Interval]]] = {}
+    free_time_of: dict[Rules, FreeTime] = {}
     for e in evses:
         rules = rules_for(policies[e.pk])
         reason = evse_unbookable_reason(e)
@@ -283,7 +284,7 @@ def location_availability(
                 free_time_of[rules] = free_time(
                     window=window, open_time=open_time, rules=rules, tz=tz, now=now
                 )
-            free = free_time_of[rules](blocked[e.pk])
+            free = free_time_of[rules].of_us(blocked[e.pk])
         result.append(
             EVSEAvailability(
                 evse=e,

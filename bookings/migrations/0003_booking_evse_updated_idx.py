@@ -6,21 +6,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('bookings', '0002_booking_location_blocking_gist'),
-        ('locations', '0002_charge_point_station_down_at'),
+        ("bookings", "0002_booking_location_blocking_gist"),
+        ("locations", "0002_charge_point_station_down_at"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='booking',
-            name='evse',
-            field=models.ForeignKey(blank=True, db_index=False, help_text='Empty only on a request refused before an EVSE was assigned.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='bookings', to='locations.evse'),
+            model_name="booking",
+            name="evse",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                help_text="Empty only on a request refused before an EVSE was assigned.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="bookings",
+                to="locations.evse",
+            ),
         ),
         migrations.AddIndex(
-            model_name='booking',
-            index=models.Index(fields=['evse', '-last_updated'], name='booking_evse_updated_idx'),
+            model_name="booking",
+            index=models.Index(fields=["evse", "-last_updated"], name="booking_evse_updated_idx"),
         ),
     ]

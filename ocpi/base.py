@@ -12,9 +12,11 @@ from . import responses as r
 from .authentication import PartyPermission, TokenAuthentication
 from .exceptions import OcpiError, ocpi_exception_handler
 from .models import Party
+from .renderers import OcpiJSONRenderer
 
 
 class OcpiApi(APIView):
+    renderer_classes = [OcpiJSONRenderer]
     authentication_classes = [TokenAuthentication]
     permission_classes = [PartyPermission]
     token_a_allowed = False

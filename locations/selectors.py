@@ -100,13 +100,15 @@ def evses_of_location(*, location: Location) -> list[EVSE]:
     """All EVSEs of a location in display order, with their charge point (its location set to
     the one given), their own policy override and their connectors loaded.
 
-    Two queries of constant SQL (see config/loading.py), whatever the EVSE count.
+    Two statements of constant SQL in one round trip (see config/loading.py), whatever the
+    EVSE count.
     """
     n_evse, n_cp = loading.width(EVSE), loading.width(ChargePoint)
     connectors: dict[int, list[Connector]] = {}
     evses: list[EVSE] = []
     with connection.cursor() as cursor:
-        cursor.execute(_evses_sql(), [location.pk])
+        # Both statements in one round trip (client-side binding sends them as one string).
+        cursor.execute(_evses_sql(), [location.pk, location.pk])
         for row in cursor.fetchall():
             evse = loading.build(EVSE, row[:n_evse])
             charge_point = loading.build_at(ChargePoint, row, n_evse)
@@ -118,15 +120,10 @@ def evses_of_location(*, location: Location) -> list[EVSE]:
                 loading.set_related(policy, BookingPolicy.evse, evse)
             evses.append(evse)
             connectors[evse.pk] = []
-        if evses:
-            cursor.execute(
-                f"SELECT {loading.columns(Connector, 'c')} FROM locations_connector c "
-                "WHERE c.evse_id = ANY(%s) ORDER BY c.id",
-                [list(connectors)],
-            )
-            for row in cursor.fetchall():
-                connector = loading.build(Connector, row)
-                connectors[connector.evse_id].append(connector)
+        cursor.nextset()
+        for row in cursor.fetchall():
+            connector = loading.build(Connector, row)
+            connectors[connector.evse_id].append(connector)
     for evse in evses:
         for connector in connectors[evse.pk]:
             loading.set_related(connector, Connector.evse, evse)
@@ -136,12 +133,18 @@ def evses_of_location(*, location: Location) -> list[EVSE]:
 
 @functools.cache
 def _evses_sql() -> str:
+    at_location = (
+        "FROM locations_evse e JOIN locations_chargepoint cp ON cp.id = e.charge_point_id "
+        "WHERE cp.location_id = %s"
+    )
     return (
         f"SELECT {loading.columns(EVSE, 'e')}, {loading.columns(ChargePoint, 'cp')}, "
         f"{loading.columns(BookingPolicy, 'p')} "
         "FROM locations_evse e JOIN locations_chargepoint cp ON cp.id = e.charge_point_id "
         "LEFT JOIN locations_bookingpolicy p ON p.evse_id = e.id "
-        "WHERE cp.location_id = %s ORDER BY cp.identity, e.ocpp_evse_id, e.id"
+        "WHERE cp.location_id = %s ORDER BY cp.identity, e.ocpp_evse_id, e.id; "
+        f"SELECT {loading.columns(Connector, 'c')} FROM locations_connector c "
+        f"WHERE c.evse_id IN (SELECT e.id {at_location}) ORDER BY c.id"
     )
 
 

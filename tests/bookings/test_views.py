@@ -262,10 +262,10 @@ def test_week_view_shows_seven_days_with_links_to_each_day(staff_client, site):
     assert f"date={(start + timedelta(days=6)).date().isoformat()}" in html
 
 
-# session, user, location (with its regular hours and exceptional periods), EVSEs, their
+# session, user, location (with its regular hours and exceptional periods), EVSEs with their
 # connectors, the day's blocked time (for free time), its bookings (for blocks) and the grid's
 # version (for polls): nothing per EVSE or per booking.
-DAY_VIEW_QUERIES = 8
+DAY_VIEW_QUERIES = 7
 
 
 def test_day_view_runs_a_fixed_number_of_queries_whatever_the_evse_count(

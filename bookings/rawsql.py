@@ -20,15 +20,15 @@ from typing import Any
 
 from django.db import connection, models
 
-from config import loading
 from locations.models import (
     EVSE,
-    BookingPolicy,
-    ChargePoint,
-    Connector,
-    ExceptionalPeriod,
     Location,
-    RegularHours,
+)
+from locations.selectors import (
+    evses_from_rows,
+    evses_sql,
+    location_from_row,
+    location_with_rules_sql,
 )
 
 from .models import BLOCKING_STATUSES, Booking, BookingToken, BookingTransition
@@ -150,31 +150,9 @@ def locked_booking_id(*, country_code: str, party_id: str, request_id: str) -> i
 
 @cache
 def _targets_sql() -> str:
-    q = connection.ops.quote_name
-    cols = loading.columns
-
-    def order(model: type[models.Model], alias: str) -> str:
-        return ", ".join(
-            f"{alias}.{q(model._meta.get_field(n).column)}" for n in model._meta.ordering
-        )
-
-    located = "(SELECT id FROM locations_location WHERE UPPER(ocpi_id::text) = UPPER(%s))"
-    return f"""
-        SELECT {cols(Location, "l")}, {cols(BookingPolicy, "p")}
-        FROM locations_location l LEFT JOIN locations_bookingpolicy p ON p.location_id = l.id
-        WHERE UPPER(l.ocpi_id::text) = UPPER(%s);
-        SELECT {cols(RegularHours, "h")} FROM locations_regularhours h
-        WHERE h.location_id IN {located} ORDER BY {order(RegularHours, "h")};
-        SELECT {cols(ExceptionalPeriod, "x")} FROM locations_exceptionalperiod x
-        WHERE x.location_id IN {located} ORDER BY {order(ExceptionalPeriod, "x")};
-        SELECT {cols(EVSE, "e")}, {cols(ChargePoint, "cp")}, {cols(BookingPolicy, "p")}
-        FROM locations_evse e JOIN locations_chargepoint cp ON cp.id = e.charge_point_id
-        LEFT JOIN locations_bookingpolicy p ON p.evse_id = e.id
-        WHERE e.uid = %s;
-        SELECT {cols(Connector, "c")} FROM locations_connector c
-        WHERE c.evse_id = (SELECT id FROM locations_evse WHERE uid = %s)
-        ORDER BY {order(Connector, "c")}
-    """
+    # The location statement and the EVSE statements of locations.selectors, sent together.
+    location = location_with_rules_sql("upper(l.ocpi_id::text) = upper(%s)")
+    return f"{location}; {evses_sql('e.uid = %s')}"
 
 
 def request_targets(*, location_id: str, evse_uid: str) -> tuple[Location | None, EVSE | None]:
@@ -183,12 +161,8 @@ def request_targets(*, location_id: str, evse_uid: str) -> tuple[Location | None
     Location.objects.with_rules() and select_related would load them, in one round trip.
     Raises Location.MultipleObjectsReturned as .get() would."""
     with connection.cursor() as cursor:
-        cursor.execute(_targets_sql(), [location_id] * 3 + [evse_uid] * 2)
+        cursor.execute(_targets_sql(), [location_id, evse_uid, evse_uid])
         locations = cursor.fetchall()
-        cursor.nextset()
-        hours = cursor.fetchall()
-        cursor.nextset()
-        periods = cursor.fetchall()
         cursor.nextset()
         evses = cursor.fetchall()
         cursor.nextset()
@@ -197,24 +171,9 @@ def request_targets(*, location_id: str, evse_uid: str) -> tuple[Location | None
         raise Location.MultipleObjectsReturned(f"{len(locations)} locations {location_id!r}.")
     if not locations:
         return None, None
-    row = locations[0]
-    location = loading.build_at(Location, row, 0)
-    policy = loading.build_at(BookingPolicy, row, loading.width(Location))
-    loading.set_related(location, Location.booking_policy, policy)
-    hours = [loading.build(RegularHours, r) for r in hours]
-    periods = [loading.build(ExceptionalPeriod, r) for r in periods]
-    loading.set_prefetched(location, "regular_hours", hours)
-    loading.set_prefetched(location, "exceptional_periods", periods)
-    if not evses:
+    location = location_from_row(locations[0])
+    found = evses_from_rows(evses, connectors, location)
+    # EVSE uids are unique: one found at another location is not this location's.
+    if not found or found[0].charge_point.location_id != location.pk:
         return location, None
-    row, at = evses[0], loading.width(EVSE)
-    evse = loading.build_at(EVSE, row, 0)
-    charge_point = loading.build_at(ChargePoint, row, at)
-    if charge_point.location_id != location.pk:  # EVSE uids are unique: it is elsewhere
-        return location, None
-    evse_policy = loading.build_at(BookingPolicy, row, at + loading.width(ChargePoint))
-    loading.set_related(evse, EVSE.booking_policy, evse_policy)
-    loading.set_related(charge_point, ChargePoint.location, location)
-    loading.set_related(evse, EVSE.charge_point, charge_point)
-    loading.set_prefetched(evse, "connectors", [loading.build(Connector, r) for r in connectors])
-    return location, evse
+    return location, found[0]

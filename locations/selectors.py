@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, time, timedelta
 
 from django.db import connection, models
@@ -48,11 +48,16 @@ def location_get_ci(*, ocpi_id: str) -> Location:
     return found[0]
 
 
+# Shared with bookings.rawsql.request_targets, which sends these statements in its own round trip.
+
+
 @functools.cache
-def _location_sql() -> str:
+def location_with_rules_sql(where: str) -> str:
+    """SELECT of locations matching `where` (alias l) with their policy, and their regular hours
+    and exceptional periods as JSON arrays: one statement for a whole location. Rows go to
+    location_from_row."""
     return (
         f"SELECT {loading.columns(Location, 'l')}, {loading.columns(BookingPolicy, 'p')}, "
-        # Hours and exceptional periods as JSON arrays: one round trip for the whole location.
         "(SELECT json_agg(json_build_array("
         f"{loading.columns(RegularHours, 'h')}) ORDER BY h.weekday, h.period_begin, h.id)::text "
         "FROM locations_regularhours h WHERE h.location_id = l.id), "
@@ -60,30 +65,31 @@ def _location_sql() -> str:
         f"{loading.columns(ExceptionalPeriod, 'x')}) ORDER BY x.period_begin, x.id)::text "
         "FROM locations_exceptionalperiod x WHERE x.location_id = l.id) "
         "FROM locations_location l LEFT JOIN locations_bookingpolicy p ON p.location_id = l.id "
-        "WHERE {where} ORDER BY l.id"
+        f"WHERE {where} ORDER BY l.id"
     )
 
 
-def _locations_with_rules(where: str, params: list) -> list[Location]:
+def location_from_row(row: Sequence) -> Location:
+    """A Location with its rules loaded, from a row of location_with_rules_sql."""
     n_location = loading.width(Location)
+    location = loading.build(Location, row[:n_location])
+    policy = loading.build_at(BookingPolicy, row, n_location)
+    loading.set_related(location, Location.booking_policy, policy)
+    if policy is not None:
+        loading.set_related(policy, BookingPolicy.location, location)
+    hours = [_from_json(RegularHours, v) for v in json.loads(row[-2] or "[]")]
+    periods = [_from_json(ExceptionalPeriod, v) for v in json.loads(row[-1] or "[]")]
+    for child in (*hours, *periods):
+        loading.set_related(child, type(child).location, location)
+    loading.set_prefetched(location, "regular_hours", hours)
+    loading.set_prefetched(location, "exceptional_periods", periods)
+    return location
+
+
+def _locations_with_rules(where: str, params: list) -> list[Location]:
     with connection.cursor() as cursor:
-        cursor.execute(_location_sql().replace("{where}", where), params)
-        rows = cursor.fetchall()
-    result = []
-    for row in rows:
-        location = loading.build(Location, row[:n_location])
-        policy = loading.build_at(BookingPolicy, row, n_location)
-        loading.set_related(location, Location.booking_policy, policy)
-        if policy is not None:
-            loading.set_related(policy, BookingPolicy.location, location)
-        hours = [_from_json(RegularHours, v) for v in json.loads(row[-2] or "[]")]
-        periods = [_from_json(ExceptionalPeriod, v) for v in json.loads(row[-1] or "[]")]
-        for child in (*hours, *periods):
-            loading.set_related(child, type(child).location, location)
-        loading.set_prefetched(location, "regular_hours", hours)
-        loading.set_prefetched(location, "exceptional_periods", periods)
-        result.append(location)
-    return result
+        cursor.execute(location_with_rules_sql(where), params)
+        return [location_from_row(row) for row in cursor.fetchall()]
 
 
 def _from_json(model: type[models.Model], values: list) -> models.Model:
@@ -96,34 +102,46 @@ def _from_json(model: type[models.Model], values: list) -> models.Model:
     return loading.build(model, values)
 
 
-def evses_of_location(*, location: Location) -> list[EVSE]:
-    """All EVSEs of a location in display order, with their charge point (its location set to
-    the one given), their own policy override and their connectors loaded.
+@functools.cache
+def evses_sql(where: str) -> str:
+    """Two statements: the EVSEs matching `where` (aliases e for the EVSE, cp for its charge
+    point) with charge point and policy override, in display order, then their connectors. Both
+    take the parameters of `where`. Rows go to evses_from_rows."""
+    matching = (
+        "FROM locations_evse e JOIN locations_chargepoint cp ON cp.id = e.charge_point_id "
+        f"WHERE {where}"
+    )
+    return (
+        f"SELECT {loading.columns(EVSE, 'e')}, {loading.columns(ChargePoint, 'cp')}, "
+        f"{loading.columns(BookingPolicy, 'p')} "
+        "FROM locations_evse e JOIN locations_chargepoint cp ON cp.id = e.charge_point_id "
+        "LEFT JOIN locations_bookingpolicy p ON p.evse_id = e.id "
+        f"WHERE {where} ORDER BY cp.identity, e.ocpp_evse_id, e.id; "
+        f"SELECT {loading.columns(Connector, 'c')} FROM locations_connector c "
+        f"WHERE c.evse_id IN (SELECT e.id {matching}) ORDER BY c.id"
+    )
 
-    Two statements of constant SQL in one round trip (see config/loading.py), whatever the
-    EVSE count.
-    """
+
+def evses_from_rows(rows: Sequence, connector_rows: Sequence, location: Location) -> list[EVSE]:
+    """EVSEs with charge point (at `location`), policy override and connectors loaded, from
+    the rows of the two statements of evses_sql."""
     n_evse, n_cp = loading.width(EVSE), loading.width(ChargePoint)
-    connectors: dict[int, list[Connector]] = {}
     evses: list[EVSE] = []
-    with connection.cursor() as cursor:
-        # Both statements in one round trip (client-side binding sends them as one string).
-        cursor.execute(_evses_sql(), [location.pk, location.pk])
-        for row in cursor.fetchall():
-            evse = loading.build(EVSE, row[:n_evse])
-            charge_point = loading.build_at(ChargePoint, row, n_evse)
-            loading.set_related(charge_point, ChargePoint.location, location)
-            loading.set_related(evse, EVSE.charge_point, charge_point)
-            policy = loading.build_at(BookingPolicy, row, n_evse + n_cp)
-            loading.set_related(evse, EVSE.booking_policy, policy)
-            if policy is not None:
-                loading.set_related(policy, BookingPolicy.evse, evse)
-            evses.append(evse)
-            connectors[evse.pk] = []
-        cursor.nextset()
-        for row in cursor.fetchall():
-            connector = loading.build(Connector, row)
-            connectors[connector.evse_id].append(connector)
+    connectors: dict[int, list[Connector]] = {}
+    for row in rows:
+        evse = loading.build(EVSE, row[:n_evse])
+        charge_point = loading.build_at(ChargePoint, row, n_evse)
+        loading.set_related(charge_point, ChargePoint.location, location)
+        loading.set_related(evse, EVSE.charge_point, charge_point)
+        policy = loading.build_at(BookingPolicy, row, n_evse + n_cp)
+        loading.set_related(evse, EVSE.booking_policy, policy)
+        if policy is not None:
+            loading.set_related(policy, BookingPolicy.evse, evse)
+        evses.append(evse)
+        connectors[evse.pk] = []
+    for row in connector_rows:
+        connector = loading.build(Connector, row)
+        connectors[connector.evse_id].append(connector)
     for evse in evses:
         for connector in connectors[evse.pk]:
             loading.set_related(connector, Connector.evse, evse)
@@ -131,21 +149,19 @@ def evses_of_location(*, location: Location) -> list[EVSE]:
     return evses
 
 
-@functools.cache
-def _evses_sql() -> str:
-    at_location = (
-        "FROM locations_evse e JOIN locations_chargepoint cp ON cp.id = e.charge_point_id "
-        "WHERE cp.location_id = %s"
-    )
-    return (
-        f"SELECT {loading.columns(EVSE, 'e')}, {loading.columns(ChargePoint, 'cp')}, "
-        f"{loading.columns(BookingPolicy, 'p')} "
-        "FROM locations_evse e JOIN locations_chargepoint cp ON cp.id = e.charge_point_id "
-        "LEFT JOIN locations_bookingpolicy p ON p.evse_id = e.id "
-        "WHERE cp.location_id = %s ORDER BY cp.identity, e.ocpp_evse_id, e.id; "
-        f"SELECT {loading.columns(Connector, 'c')} FROM locations_connector c "
-        f"WHERE c.evse_id IN (SELECT e.id {at_location}) ORDER BY c.id"
-    )
+def evses_of_location(*, location: Location) -> list[EVSE]:
+    """All EVSEs of a location in display order, with their charge point (its location set to
+    the one given), their own policy override and their connectors loaded.
+
+    Two statements of constant SQL in one round trip (see config/loading.py), whatever the
+    EVSE count.
+    """
+    with connection.cursor() as cursor:
+        # Both statements in one round trip (client-side binding sends them as one string).
+        cursor.execute(evses_sql("cp.location_id = %s"), [location.pk, location.pk])
+        rows = cursor.fetchall()
+        cursor.nextset()
+        return evses_from_rows(rows, cursor.fetchall(), location)
 
 
 def location_list(*, published_only: bool = False, search: str = "") -> QuerySet[Location]:

@@ -7,6 +7,7 @@ database's exclusion constraint, whose violation becomes SlotUnavailable.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -61,6 +62,8 @@ ALLOWED: dict[str | None, frozenset[str]] = {
 }
 
 PAST_GRACE = timedelta(minutes=1)  # a form submitted a moment after its slot began still counts
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -928,34 +931,64 @@ def _request_new(
     except (exc.UnknownEVSE, exc.InvalidRequest):
         raise
     except exc.BookingError as refusal:
-        policy = policy_for(evse, location) if evse is not None else None
-        booking = Booking(
-            location=location,
-            evse=evse,
-            period=tstzrange(data.start, data.end),
-            blocked_period=tstzrange(data.start, data.end),
-            status=Status.REJECTED,
-            channel=Booking.Channel.OCPI,
-            emsp_country_code=actor.country_code,
-            emsp_party_id=actor.party_id,
-            request_id=data.request_id,
-            authorization_reference=data.authorization_reference,
-            power_required_kw=data.power_required_kw,
-            terms=policy_terms(policy) if policy else {},
+        booking = _unaccepted(
+            Status.REJECTED, refusal, actor=actor, data=data, location=location, evse=evse, now=now
         )
-        with transaction.atomic():  # a savepoint, as booking_create has one (see below)
-            _insert_new(
-                booking,
-                tokens=data.tokens,
-                actor=actor,
-                now=now,
-                code=refusal.code,
-                reason=refusal.message,
-            )
         status, error = RequestStatus.DECLINED, refusal
+    except Exception:
+        # Anything else that broke while deciding: the eMSP gets a FAILED booking with a FAILED
+        # request (digest 4.3.3) instead of an error and nothing to show, and the operator a
+        # traceback. A database error has aborted the transaction, so nothing can be recorded.
+        if transaction.get_connection().needs_rollback:
+            raise
+        logger.exception(
+            "BookingRequest %s of %s*%s failed", data.request_id, actor.country_code,
+            actor.party_id,
+        )  # fmt: skip
+        error = exc.BookingError(
+            "Processing this request failed on our side; send it again with a new request_id.",
+            code="processing_failed",
+        )
+        booking = _unaccepted(
+            Status.FAILED, error, actor=actor, data=data, location=location, evse=evse, now=now
+        )
+        status = RequestStatus.FAILED
     request = BookingRequest(booking=booking, payload=payload, received_at=now)
     _decide(booking, request, status, now, error)
     loading.set_prefetched(booking, "requests", [request])  # a new booking's only request
+    return booking
+
+
+def _unaccepted(
+    status: str,
+    error: exc.BookingError,
+    *,
+    actor: Actor,
+    data: RequestData,
+    location: Location,
+    evse: EVSE | None,
+    now: datetime,
+) -> Booking:
+    """Record a new request's booking that was not made: REJECTED (refused) or FAILED."""
+    policy = policy_for(evse, location) if evse is not None else None
+    booking = Booking(
+        location=location,
+        evse=evse,
+        period=tstzrange(data.start, data.end),
+        blocked_period=tstzrange(data.start, data.end),
+        status=status,
+        channel=Booking.Channel.OCPI,
+        emsp_country_code=actor.country_code,
+        emsp_party_id=actor.party_id,
+        request_id=data.request_id,
+        authorization_reference=data.authorization_reference,
+        power_required_kw=data.power_required_kw,
+        terms=policy_terms(policy) if policy else {},
+    )
+    with transaction.atomic():  # a savepoint, as booking_create has one
+        _insert_new(
+            booking, tokens=data.tokens, actor=actor, now=now, code=error.code, reason=error.message
+        )
     return booking
 
 

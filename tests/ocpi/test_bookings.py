@@ -72,6 +72,29 @@ def test_booking_post_taken_slot_is_rejected_not_an_error(client, emsp, site, to
     assert body["data"]["booking_requests"][0]["request_status"] == "DECLINED"
 
 
+def test_booking_post_that_breaks_on_our_side_is_failed_not_lost(
+    client, emsp, site, tomorrow_10, monkeypatch, caplog
+):
+    def broken(**kwargs):  # fault injection: a bug while deciding
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("bookings.services.booking_create", broken)
+    response = post(client, emsp, request_body(tomorrow_10))
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status_code"] == 1000
+    assert body["data"]["reservation_status"] == "FAILED"
+    assert [r["request_status"] for r in body["data"]["booking_requests"]] == ["FAILED"]
+    booking = Booking.objects.get()
+    assert booking.status == Status.FAILED and booking.request_id == "REQ-1"
+    audit = booking.transitions.get()
+    assert audit.code == "processing_failed" and audit.to_status == Status.FAILED
+    assert "BookingRequest REQ-1 of DE*XMS failed" in caplog.text and "boom" in caplog.text
+    # The same request sent again gets that booking back, not a second one.
+    again = post(client, emsp, request_body(tomorrow_10)).json()["data"]
+    assert again["id"] == body["data"]["id"] and Booking.objects.count() == 1
+
+
 def test_booking_post_without_evse_picks_a_free_one(client, emsp, site, tomorrow_10):
     BookingFactory(evse=site.charge_points.first().evses.get(uid="EVSE-1"), start=tomorrow_10)
     data = post(client, emsp, request_body(tomorrow_10, evse_uid=None)).json()["data"]

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 import psycopg.errors
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from chargers.tasks import cancel_reservation_task, reserve_now_task
@@ -935,11 +935,11 @@ def _request_new(
             Status.REJECTED, refusal, actor=actor, data=data, location=location, evse=evse, now=now
         )
         status, error = RequestStatus.DECLINED, refusal
-    except Exception:
+    except Exception as failure:
         # Anything else that broke while deciding: the eMSP gets a FAILED booking with a FAILED
         # request (digest 4.3.3) instead of an error and nothing to show, and the operator a
         # traceback. A database error has aborted the transaction, so nothing can be recorded.
-        if transaction.get_connection().needs_rollback:
+        if isinstance(failure, DatabaseError) or transaction.get_connection().needs_rollback:
             raise
         logger.exception(
             "BookingRequest %s of %s*%s failed", data.request_id, actor.country_code,

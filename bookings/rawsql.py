@@ -110,10 +110,13 @@ def insert_booking(
     insert_row(audit)
 
 
+# The blocking statuses as an SQL list, spelled as the partial GiST indexes' predicate is.
+BLOCKING_IN = ", ".join(f"'{status}'" for status in BLOCKING_STATUSES)
+
 _TOKEN_CLASH_SQL = f"""
     SELECT 1 FROM bookings_booking b
     JOIN bookings_bookingtoken t ON t.booking_id = b.id
-    WHERE b.status IN ({", ".join(f"'{s}'" for s in BLOCKING_STATUSES)})
+    WHERE b.status IN ({BLOCKING_IN})
       AND b.period && tstzrange(%s, %s, '[)')
       AND (t.uid, t.country_code) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
       AND b.id <> %s

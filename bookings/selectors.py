@@ -56,7 +56,6 @@ from .availability import (
 )
 from .exceptions import InvalidWindow, UnknownEVSE, UnknownLocation
 from .models import (
-    BLOCKING_STATUSES,
     Booking,
     BookingRequest,
     BookingToken,
@@ -64,6 +63,7 @@ from .models import (
     Driver,
     DriverToken,
 )
+from .rawsql import BLOCKING_IN
 
 
 @dataclass(frozen=True)
@@ -178,14 +178,12 @@ def blocking_bookings(*, evse_ids: list[int], window: Interval) -> QuerySet[Book
     )
 
 
-_BLOCKING_IN = ", ".join(f"'{status}'" for status in BLOCKING_STATUSES)  # the indexes' predicate
-
 # Blocked time as integer epoch microseconds (exact), what FreeTime.of_us works in: no
 # timestamps to parse or build.
 _BLOCKED_SQL = (
     "SELECT evse_id, (extract(epoch FROM lower(blocked_period)) * 1000000)::bigint, "
     "(extract(epoch FROM upper(blocked_period)) * 1000000)::bigint FROM bookings_booking "
-    f"WHERE status IN ({_BLOCKING_IN}) "
+    f"WHERE status IN ({BLOCKING_IN}) "
     # bigint: an int4 parameter stops the GiST index serving the equality (see models.bigint).
     "AND {key} = %s::bigint AND blocked_period && tstzrange(%s, %s, '[)')"
 )
@@ -196,7 +194,7 @@ _BLOCKS_SQL = (
     "extract(epoch FROM upper(b.period))::float8, b.status, b.charger_reservation, "
     "b.needs_attention, d.name, b.emsp_country_code, b.emsp_party_id "
     "FROM bookings_booking b LEFT JOIN bookings_driver d ON d.id = b.driver_id "
-    f"WHERE b.status IN ({_BLOCKING_IN}) AND b.location_id = %s::bigint "
+    f"WHERE b.status IN ({BLOCKING_IN}) AND b.location_id = %s::bigint "
     "AND b.blocked_period && tstzrange(%s, %s, '[)') AND b.period && tstzrange(%s, %s, '[)') "
     "ORDER BY b.evse_id, b.period"
 )
@@ -466,7 +464,7 @@ _VERSION_SQL = (
     "SELECT concat_ws('|', "
     # Any booking entering, leaving or changing in the window moves its count or newest stamp.
     "(SELECT count(*) || '/' || coalesce(max(last_updated)::text, '') FROM bookings_booking "
-    f"WHERE status IN ({_BLOCKING_IN}) AND location_id = %(location)s::bigint "
+    f"WHERE status IN ({BLOCKING_IN}) AND location_id = %(location)s::bigint "
     "AND blocked_period && tstzrange(%(start)s, %(end)s, '[)')), "
     "(SELECT count(*) || '/' || coalesce(max(greatest(e.last_updated, cp.last_updated, "
     "p.last_updated))::text, '') FROM locations_evse e "

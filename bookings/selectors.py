@@ -48,6 +48,7 @@ from .availability import (
     fragmentation_cost,
     free_intervals,
     free_time,
+    from_us,
     local_day_window,
     local_midnight,
     opening_intervals,
@@ -188,10 +189,10 @@ _BLOCKED_SQL = (
     "AND {key} = %s::bigint AND blocked_period && tstzrange(%s, %s, '[)')"
 )
 
-# Epoch seconds as float8 load in C, cheaper than parsing timestamps.
+# The slots as epoch microseconds too, like _BLOCKED_SQL: cheaper than parsing timestamps.
 _BLOCKS_SQL = (
-    "SELECT b.uid, b.evse_id, extract(epoch FROM lower(b.period))::float8, "
-    "extract(epoch FROM upper(b.period))::float8, b.status, b.charger_reservation, "
+    "SELECT b.uid, b.evse_id, (extract(epoch FROM lower(b.period)) * 1000000)::bigint, "
+    "(extract(epoch FROM upper(b.period)) * 1000000)::bigint, b.status, b.charger_reservation, "
     "b.needs_attention, d.name, b.emsp_country_code, b.emsp_party_id "
     "FROM bookings_booking b LEFT JOIN bookings_driver d ON d.id = b.driver_id "
     f"WHERE b.status IN ({BLOCKING_IN}) AND b.location_id = %s::bigint "
@@ -454,9 +455,8 @@ def timeline_blocks(*, location: Location, window: Interval) -> dict[int, list[B
     for uid, evse_id, lower, upper, status, charger, attention, name, cc, party in rows:
         who = name or (f"{cc}*{party}" if party else "")
         blocks[evse_id].append(
-            Block(uid, evse_id, datetime.fromtimestamp(lower, UTC),
-                  datetime.fromtimestamp(upper, UTC), status, charger, attention, who)
-        )  # fmt: skip
+            Block(uid, evse_id, from_us(lower), from_us(upper), status, charger, attention, who)
+        )
     return blocks
 
 

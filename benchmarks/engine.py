@@ -312,29 +312,47 @@ def explain_window_query(location_ocpi_id: str, now: datetime) -> str:
     return "\n".join("    " + line for line in plan.splitlines())
 
 
+def _backend_cpu(pid: int) -> float:
+    """CPU seconds a local PostgreSQL backend has used (0 when it is not on this machine)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _raw_worker(url, duration, start_event, results) -> None:
     """The floor: one plain INSERT and COMMIT per loop on a scratch table, no Django."""
     import psycopg
 
     with psycopg.connect(url.replace("postgres://", "postgresql://", 1)) as conn:
+        backend = conn.info.backend_pid
         results.put("ready")
         start_event.wait()
-        began = time.time()
+        began, cpu, db_cpu = time.time(), time.process_time(), _backend_cpu(backend)
         made = 0
         deadline = time.perf_counter() + duration
         while time.perf_counter() < deadline:
             conn.execute("INSERT INTO bench_commit_floor (at) VALUES (now())")
             conn.commit()
             made += 1
-    results.put((made, 0, 0, began, time.time()))
+        cpu, db_cpu = time.process_time() - cpu, _backend_cpu(backend) - db_cpu
+    results.put((made, 0, 0, began, time.time(), cpu, db_cpu))
 
 
 def _create_worker(url, seed, duration, start_event, results, now_iso) -> None:
-    """One database session booking random slots for `duration` seconds."""
+    """One database session booking random free slots for `duration` seconds.
+
+    Free as far as this process knows: before the clock starts it reads the blocked time of
+    every EVSE over the days it books, and it adds its own bookings as it goes. A slot another
+    session took in the meantime is still refused by the database (a real race).
+    """
     setup_django(url)
     from bookings.exceptions import BookingError, SlotUnavailable
+    from bookings.models import Booking
     from bookings.services import Actor, booking_create
     from locations.models import EVSE
+    from locations.selectors import policy_for
 
     rng = random.Random(seed)
     evses = list(
@@ -346,23 +364,39 @@ def _create_worker(url, seed, duration, start_event, results, now_iso) -> None:
             "charge_point__location__exceptional_periods",
         )
     )
+    buffer = {e.pk: timedelta(minutes=policy_for(e).buffer_minutes) for e in evses}
     actor = Actor.system("benchmark")
     now = datetime.fromisoformat(now_iso)
     base = now.replace(minute=0, second=0, microsecond=0) + timedelta(days=8)
+    blocked: dict[int, list[tuple[datetime, datetime]]] = {e.pk: [] for e in evses}
+    for evse_id, period in (
+        Booking.objects.blocking()
+        .overlapping((base - timedelta(days=1), base + timedelta(days=22)))
+        .values_list("evse_id", "blocked_period")
+    ):
+        blocked[evse_id].append((period.lower, period.upper))
+
+    def free_slot():
+        while True:
+            evse = rng.choice(evses)
+            # A random quarter hour 8 to 28 days ahead, 06:00-22:00 local so it fits any site.
+            zone = evse.charge_point.location.zone
+            day = (base + timedelta(days=rng.randrange(20))).astimezone(zone)
+            start = day.replace(hour=6, minute=0) + timedelta(minutes=15 * rng.randrange(0, 56))
+            end = start + timedelta(minutes=15 * rng.randrange(2, 9))
+            until = end + buffer[evse.pk]
+            if not any(lo < until and start < hi for lo, hi in blocked[evse.pk]):
+                return evse, start, end, until
 
     def attempt() -> str:
-        evse = rng.choice(evses)
-        # A random quarter hour 8 to 28 days ahead, 06:00-22:00 local so it fits any site.
-        zone = evse.charge_point.location.zone
-        day = (base + timedelta(days=rng.randrange(20))).astimezone(zone)
-        start = day.replace(hour=6, minute=0) + timedelta(minutes=15 * rng.randrange(0, 56))
-        end = start + timedelta(minutes=15 * rng.randrange(2, 9))
+        evse, start, end, until = free_slot()
         try:
             booking_create(evse=evse, start=start, end=end, actor=actor, notes=BENCH_NOTE, now=now)
         except SlotUnavailable:
             return "refused"
         except BookingError:
             return "other"
+        blocked[evse.pk].append((start, until))
         return "made"
 
     # Steady state, as in a long-running server: a few bookings before the clock starts pay
@@ -371,17 +405,19 @@ def _create_worker(url, seed, duration, start_event, results, now_iso) -> None:
     # all pay inside the measured seconds.
     for _ in range(3):
         attempt()
+    from django.db import connection
+
+    backend = connection.connection.info.backend_pid
     results.put("ready")
     counts = {"made": 0, "refused": 0, "other": 0}
     start_event.wait()
-    began = time.time()
+    began, cpu, db_cpu = time.time(), time.process_time(), _backend_cpu(backend)
     deadline = time.perf_counter() + duration
     while time.perf_counter() < deadline:
         counts[attempt()] += 1
+    cpu, db_cpu = time.process_time() - cpu, _backend_cpu(backend) - db_cpu
     made, refused, other = counts["made"], counts["refused"], counts["other"]
-    results.put((made, refused, other, began, time.time()))
-    from django.db import connection
-
+    results.put((made, refused, other, began, time.time(), cpu, db_cpu))
     connection.close()
 
 
@@ -414,7 +450,13 @@ def measure_creation(
     other = sum(t[2] for t in totals)
     # Over the wall-clock span from the first start to the last finish, not the nominal run.
     span = max(t[4] for t in totals) - min(t[3] for t in totals)
-    return {"made": made, "refused": refused, "other": other, "per_s": made / span}
+    attempts = max(1, made + refused + other)
+    return {
+        "made": made, "refused": refused, "other": other, "per_s": made / span,
+        # CPU per attempt (a refusal costs about as much as a booking), client and server side.
+        "cpu_ms": 1000 * sum(t[5] for t in totals) / attempts,
+        "db_cpu_ms": 1000 * sum(t[6] for t in totals) / attempts,
+    }  # fmt: skip
 
 
 def count_overlaps() -> int:
@@ -511,7 +553,7 @@ def main() -> int:
         log(explain_window_query(target, now))
 
         log("")
-        log(f"booking creation (booking_create, random slots over {LOCATIONS * 50:,} EVSEs, "
+        log(f"booking creation (booking_create, random free slots over {LOCATIONS * 50:,} EVSEs, "
             f"{args.duration:g} s per run, one process per database session):")  # fmt: skip
         with connection.cursor() as cur:
             cur.execute(
@@ -524,14 +566,16 @@ def main() -> int:
                 f"  {sessions:>2} sessions: {m['per_s']:,.0f} bookings/s "
                 f"(load average {os.getloadavg()[0]:.1f}) "
                 f"({m['made']:,} made, {m['refused']:,} refused as taken, "
-                f"{m['other']:,} other refusals)"
+                f"{m['other']:,} other refusals; CPU per attempt: Python {m['cpu_ms']:.2f} ms, "
+                f"PostgreSQL backend {m['db_cpu_ms']:.2f} ms)"
             )
         log("the machine's floor: a bare INSERT + COMMIT per loop (psycopg, no Django, no rules):")
         for sessions in [int(s) for s in args.sessions.split(",")]:
             m = measure_creation(url, sessions, args.duration, now, raw=True)
             log(
                 f"  {sessions:>2} sessions: {m['per_s']:,.0f} commits/s "
-                f"(load average {os.getloadavg()[0]:.1f})"
+                f"(load average {os.getloadavg()[0]:.1f}; CPU per commit: Python "
+                f"{m['cpu_ms']:.2f} ms, PostgreSQL backend {m['db_cpu_ms']:.2f} ms)"
             )
         overlaps = count_overlaps()
         log(f"overlapping active bookings after the runs (SQL self-join): {overlaps}")

@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from bookings import exceptions as exc
 from bookings import rawsql
 from bookings.models import (
     Booking,
+    BookingToken,
     BookingRequest,
     BookingTransition,
     CanceledReason,
@@ -637,9 +638,48 @@ def test_booking_cancel_by_the_cpo_system_is_not_bound_by_the_emsp_deadline(evse
 
 def test_booking_create_runs_only_its_inserts(evse, django_assert_num_queries):
     _, loaded = rawsql.request_targets(location_id="LOC1", evse_uid="EVSE1")
-    with django_assert_num_queries(4):  # savepoint, booking, audit row, release
+    # Inside the test's transaction: savepoint, booking with its audit row (one statement
+    # string), release.
+    with django_assert_num_queries(3):
         booking = create(loaded, ams(10), ams(11))
     tokens = (TokenData("DE", "EMS", "TOK1", "RFID", "DE-EMS-1"),)
-    with django_assert_num_queries(6):  # and the token check, the tokens
+    with django_assert_num_queries(4):  # and the token check; the tokens ride with the booking
         create(loaded, ams(12), ams(13), actor=EMSP, tokens=tokens, request_id="R-1")
     assert booking.transitions.get().event == BookingTransition.Event.CREATED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_booking_create_outside_a_transaction_is_one_statement_all_or_nothing(
+    evse, django_assert_num_queries
+):
+    _, loaded = rawsql.request_targets(location_id="LOC1", evse_uid="EVSE1")
+    tokens = (TokenData("DE", "EMS", "TOK1", "RFID", "DE-EMS-1"),)
+    # The token check, then the write; no BEGIN or COMMIT (not counted here) either.
+    with django_assert_num_queries(2):
+        booking = create(loaded, ams(10), ams(11), tokens=tokens)
+    assert booking.transitions.get().event == BookingTransition.Event.CREATED
+    assert [t.uid for t in Booking.objects.get(pk=booking.pk).tokens.all()] == ["TOK1"]
+    # The audit row is the last statement of the string: when it fails, the booking and its
+    # tokens inserted before it in the same string are gone too.
+    before = (Booking.objects.count(), BookingToken.objects.count())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'audit refused by the test'; END $$;"
+            " CREATE TRIGGER test_refuse_audit BEFORE INSERT ON bookings_bookingtransition"
+            " FOR EACH ROW EXECUTE FUNCTION test_refuse_audit()"
+        )
+    try:
+        with pytest.raises(DatabaseError, match="audit refused by the test"):
+            create(loaded, ams(12), ams(13), tokens=tokens)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DROP TRIGGER test_refuse_audit ON bookings_bookingtransition;"
+                " DROP FUNCTION test_refuse_audit()"
+            )
+    assert (Booking.objects.count(), BookingToken.objects.count()) == before
+    # A refusal by the exclusion constraint leaves the connection usable for the next booking.
+    with pytest.raises(exc.SlotUnavailable):
+        create(loaded, ams(10, 30), ams(11, 30))
+    assert create(loaded, ams(14), ams(15)).pk

@@ -14,8 +14,8 @@ from bookings import exceptions as exc
 from bookings import rawsql
 from bookings.models import (
     Booking,
-    BookingToken,
     BookingRequest,
+    BookingToken,
     BookingTransition,
     CanceledReason,
     ChargerReservation,

@@ -165,7 +165,12 @@ class Booking(models.Model):
         db_index=False,  # booking_evse_updated_idx leads with it
     )
     connector = models.ForeignKey(
-        Connector, on_delete=models.PROTECT, null=True, blank=True, related_name="bookings"
+        Connector,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="bookings",
+        db_index=False,  # partial index in Meta, like the other mostly-empty references
     )
     period = DateTimeRangeField(help_text="The booked slot, [start, end).")
     blocked_period = DateTimeRangeField(
@@ -180,9 +185,15 @@ class Booking(models.Model):
         null=True,
         blank=True,
         related_name="bookings_created",
+        db_index=False,
     )
     driver = models.ForeignKey(
-        Driver, on_delete=models.SET_NULL, null=True, blank=True, related_name="bookings"
+        Driver,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="bookings",
+        db_index=False,
     )
     emsp_country_code = models.CharField(max_length=2, blank=True)
     emsp_party_id = models.CharField(max_length=3, blank=True)
@@ -201,6 +212,7 @@ class Booking(models.Model):
         null=True,
         blank=True,
         related_name="bookings_canceled",
+        db_index=False,
     )
     canceled_at = models.DateTimeField(null=True, blank=True)
     # Charger side (OCPP reservation bookkeeping, written by chargers through bookings.services).
@@ -226,6 +238,17 @@ class Booking(models.Model):
             # An EVSE's newest booking change (OCPI BookingLocation last_updated) is one index
             # probe; it also serves the foreign key.
             models.Index(fields=["evse", "-last_updated"], name="booking_evse_updated_idx"),
+            # References that most bookings leave empty are indexed where set only: a new
+            # booking writes no entry for them, and a lookup by one (a deleted user, driver or
+            # connector, a driver's bookings) implies NOT NULL, so these serve it.
+            *(
+                models.Index(
+                    fields=[name],
+                    name=f"booking_{name}_set_idx",
+                    condition=Q(**{f"{name}__isnull": False}),
+                )
+                for name in ("connector", "created_by", "driver", "canceled_by")
+            ),
             # Availability of a whole location over a window: one GiST scan, whatever the
             # table size (issue 3). Filter with a bigint location id so btree_gist can use it.
             GistIndex(
@@ -376,14 +399,23 @@ class BookingTransition(models.Model):
         CHARGER = "CHARGER", "Charger"
         SYSTEM = "SYSTEM", "System"
 
-    booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="transitions")
+    booking = models.ForeignKey(
+        Booking,
+        on_delete=models.PROTECT,
+        related_name="transitions",
+        db_index=False,  # transition_booking_at_idx leads with it
+    )
     event = models.CharField(max_length=8, choices=Event.choices)
     from_status = models.CharField(max_length=16, choices=Status.choices, blank=True)
     to_status = models.CharField(max_length=16, choices=Status.choices)
     at = models.DateTimeField()
     actor_type = models.CharField(max_length=8, choices=ActorType.choices)
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        db_index=False,  # indexed where set (Meta): most audit rows have no user
     )
     actor_label = models.CharField(max_length=120, blank=True)
     code = models.CharField(max_length=40, blank=True)
@@ -392,7 +424,14 @@ class BookingTransition(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
-        indexes = [models.Index(fields=["booking", "at"], name="transition_booking_at_idx")]
+        indexes = [
+            models.Index(fields=["booking", "at"], name="transition_booking_at_idx"),
+            models.Index(
+                fields=["actor_user"],
+                name="transition_actor_user_set_idx",
+                condition=Q(actor_user__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.from_status or '∅'} → {self.to_status} ({self.get_event_display()})"

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
@@ -108,13 +109,28 @@ class LocationAvailability:
 
 
 def rules_for(policy) -> Rules:
+    return _rules(
+        policy.slot_step_minutes,
+        policy.min_duration_minutes,
+        policy.max_duration_minutes,
+        policy.buffer_minutes,
+        policy.min_notice_minutes,
+        policy.horizon_days,
+    )
+
+
+@lru_cache(maxsize=1024)
+def _rules(
+    step: int, min_duration: int, max_duration: int, buffer: int, min_notice: int, horizon: int
+) -> Rules:
+    # Rules is immutable, and a site has a handful of distinct policies: one instance each.
     return Rules(
-        step=timedelta(minutes=policy.slot_step_minutes),
-        min_duration=timedelta(minutes=policy.min_duration_minutes),
-        max_duration=timedelta(minutes=policy.max_duration_minutes),
-        buffer=timedelta(minutes=policy.buffer_minutes),
-        min_notice=timedelta(minutes=policy.min_notice_minutes),
-        horizon=timedelta(days=policy.horizon_days),
+        step=timedelta(minutes=step),
+        min_duration=timedelta(minutes=min_duration),
+        max_duration=timedelta(minutes=max_duration),
+        buffer=timedelta(minutes=buffer),
+        min_notice=timedelta(minutes=min_notice),
+        horizon=timedelta(days=horizon),
     )
 
 

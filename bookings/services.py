@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -298,12 +298,18 @@ def _slot_taken(
     return exc.SlotUnavailable(f"{evse} is already booked around {_fmt(start, location)}{buffer}")
 
 
+# The error for a write the exclusion constraint refused, or a function that makes it (its
+# message formats times: built only when needed).
+Taken = exc.SlotUnavailable | Callable[[], exc.SlotUnavailable] | None
+
+
 @contextmanager
-def _guarding_overlap(taken: exc.SlotUnavailable | None = None) -> Iterator[None]:
+def _guarding_overlap(taken: Taken = None) -> Iterator[None]:
     """Turn the exclusion constraint's violation inside the block into SlotUnavailable.
 
     No savepoint of its own: every caller is an atomic service, whose block (or savepoint, when
-    nested) rolls back as the error leaves it. That saves two round trips per booking.
+    nested) rolls back as the error leaves it, or writes with one statement (booking_create
+    outside a transaction). That saves two round trips per booking.
     """
     try:
         yield
@@ -313,6 +319,8 @@ def _guarding_overlap(taken: exc.SlotUnavailable | None = None) -> Iterator[None
         if isinstance(
             error.__cause__, psycopg.errors.ExclusionViolation | psycopg.errors.DeadlockDetected
         ):
+            if callable(taken):
+                taken = taken()
             raise taken or exc.SlotUnavailable(
                 "Someone else booked that time a moment ago. Pick another slot."
             ) from error
@@ -323,7 +331,7 @@ def _save_guarding_overlap(
     booking: Booking,
     *,
     update_fields: Iterable[str],
-    taken: exc.SlotUnavailable | None = None,
+    taken: Taken = None,
 ) -> None:
     """Save changed fields, turning an exclusion constraint violation into SlotUnavailable."""
     with _guarding_overlap(taken):
@@ -349,7 +357,7 @@ def _insert_new(
     tokens: Sequence[TokenData],
     actor: Actor,
     now: datetime,
-    taken: exc.SlotUnavailable | None = None,
+    taken: Taken = None,
     code: str = "",
     reason: str = "",
     details: Mapping[str, Any] | None = None,
@@ -456,7 +464,7 @@ def _create(
     )
     return _insert_new(
         booking, tokens=tokens, actor=actor, now=now,
-        taken=_slot_taken(evse, start, location, policy),
+        taken=partial(_slot_taken, evse, start, location, policy),
         details={"start": start.isoformat(), "end": end.isoformat(), "evse": evse.uid},
     )  # fmt: skip
 

@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
@@ -60,6 +60,7 @@ ROUTE_REFRESH_SECONDS = 10
 LAST_SEEN_FLUSH_SECONDS = 15  # last_seen is written in batches, not on every frame
 REPLY_TTL_SECONDS = 60
 REDIS_POOL_SIZE = 32
+STOP_TIMEOUT_SECONDS = 10.0
 
 # Deletes the route only if it still names this node (a reconnect elsewhere may own it now).
 _DELETE_IF_OURS = (
@@ -443,19 +444,38 @@ class Csms:
         ]
         logger.info("csms %s listening on ws://%s:%s/ocpp", self.node, self.host, self.port)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Close the chargers' connections, write what is pending, release Redis and the
+        database threads' connections, in at most `timeout` seconds in all: a connection or
+        a database call that hangs is logged and left behind instead of holding the shutdown
+        (a SIGTERM must end the process)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+
+        async def within(step: Awaitable[Any], what: str) -> None:
+            try:
+                await asyncio.wait_for(step, max(deadline - loop.time(), 0.01))
+            except TimeoutError:
+                logger.warning("csms %s: %s took over %s s; stopping without it", self.node,
+                               what, timeout)  # fmt: skip
+
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # A cancel can be swallowed inside redis-py's blocking read (seen in the tests: the bus
+        # loop then never ends, and an unbounded wait here hung the shutdown); on timeout,
+        # wait_for cancels them again.
+        await within(
+            asyncio.gather(*self._tasks, return_exceptions=True), "stopping the background loops"
+        )
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
-        await self._flush_last_seen()
+            await within(self._server.wait_closed(), "closing the charger connections")
+        await within(self._flush_last_seen(), "writing last-seen times")
         if self.redis is not None:
-            await self.redis.aclose(close_connection_pool=True)
-        await asyncio.get_running_loop().run_in_executor(None, self._close_db_threads)
+            await within(self.redis.aclose(close_connection_pool=True), "closing Redis")
+        await within(
+            loop.run_in_executor(None, self._close_db_threads), "closing database connections"
+        )
 
     def _close_db_threads(self) -> None:
         """Close each pool thread's database connection (a test database can then be dropped)."""

@@ -1,8 +1,11 @@
 """The central system over real WebSockets: handshake rules, what chargers report, malformed
 frames, sessions that fulfil bookings."""
 
+import asyncio
 import base64
 import json
+import logging
+import threading
 from datetime import timedelta
 
 import pytest
@@ -11,10 +14,11 @@ from django.utils import timezone
 from websockets.exceptions import InvalidStatus
 
 from bookings.models import ChargerReservation, Status
+from chargers.csms import Csms
 from chargers.models import ChargingSession, Reservation, ReservationStatus
 from locations.models import ChargePoint, EVSEStatus
 from tests.bookings.factories import BookingFactory, BookingTokenFactory
-from tests.chargers.conftest import wait_for
+from tests.chargers.conftest import LoopThread, wait_for
 from tests.locations.factories import ChargePointFactory, EVSEFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -222,3 +226,27 @@ def test_csms_basic_auth_username_must_be_charge_point_id(stack):
     with pytest.raises(InvalidStatus) as refused:
         stack.run(connect())
     assert refused.value.response.status_code == 401
+
+
+def test_csms_stop_is_bounded_when_a_database_call_hangs(transactional_db, bus_prefix, caplog):
+    # A shutdown (SIGTERM) must end the process even when a database call never returns: the
+    # csms logs what it left behind instead of waiting for it.
+    loop = LoopThread()
+    release = threading.Event()
+
+    async def start() -> Csms:
+        csms = Csms(port=0, bus_prefix=bus_prefix, db_threads=2)
+        await csms.start()
+        return csms
+
+    try:
+        csms = loop.run(start())
+        stuck = asyncio.run_coroutine_threadsafe(csms.db(release.wait, 30), loop.loop)
+        with caplog.at_level(logging.WARNING, logger="chargers.csms"):
+            loop.run(csms.stop(timeout=0.5), timeout=10)
+        assert "closing database connections took over 0.5 s" in caplog.text
+        assert not stuck.done()  # still inside the hanging call when stop returned
+    finally:
+        release.set()
+        stuck.result(10)
+        loop.close()

@@ -335,6 +335,12 @@ class BookingToken(models.Model):
     uid = models.CharField(max_length=36, db_index=True)
     type = models.CharField(max_length=16, choices=TokenType.choices)
     contract_id = models.CharField(max_length=36)
+    # Copies of the booking's period and of whether it blocks time, kept by database triggers
+    # (bookings_token_booking_*; migration 0005) whatever writes the booking. They let the
+    # "this token already holds a booking then" check probe one GiST index on (uid, period)
+    # instead of reading every booking the token ever had.
+    period = DateTimeRangeField(null=True, editable=False)
+    blocking = models.BooleanField(db_default=False, default=False, editable=False)
 
     class Meta:
         ordering = ["id"]
@@ -342,6 +348,13 @@ class BookingToken(models.Model):
             models.UniqueConstraint(
                 fields=["booking", "country_code", "party_id", "uid", "type"],
                 name="bookingtoken_unique_per_booking",
+            )
+        ]
+        indexes = [
+            GistIndex(
+                fields=["uid", "period"],
+                name="bookingtoken_blocking_gist",
+                condition=Q(blocking=True),
             )
         ]
 

@@ -136,7 +136,8 @@ def _booking_sql(with_tokens: bool) -> tuple[Plan, list[models.Field], Plan, str
         f"INSERT INTO {q(BookingTransition._meta.db_table)} (booking_id, {_columns(audit_fields)})"
         f" VALUES ({booking_id}, {', '.join(_placeholder(f) for f in audit_fields)}) RETURNING id"
     )
-    token_fields = _fields(BookingToken, "booking")
+    # period and blocking are the booking's, copied by a trigger (models.BookingToken).
+    token_fields = _fields(BookingToken, "booking", "period", "blocking")
     statements = [booking_sql, audit_sql]
     if with_tokens:
         arrays = ", ".join(f"%s::{f.db_type(connection).split('(')[0]}[]" for f in token_fields)
@@ -183,13 +184,14 @@ def insert_booking(
 # The blocking statuses as an SQL list, spelled as the partial GiST indexes' predicate is.
 BLOCKING_IN = ", ".join(f"'{status}'" for status in BLOCKING_STATUSES)
 
-_TOKEN_CLASH_SQL = f"""
-    SELECT 1 FROM bookings_booking b
-    JOIN bookings_bookingtoken t ON t.booking_id = b.id
-    WHERE b.status IN ({BLOCKING_IN})
-      AND b.period && tstzrange(%s, %s, '[)')
+# One probe of bookingtoken_blocking_gist per token: the tokens carry their booking's period and
+# blocking flag, so the cost does not grow with the bookings a token had before.
+_TOKEN_CLASH_SQL = """
+    SELECT 1 FROM bookings_bookingtoken t
+    WHERE t.blocking
+      AND t.period && tstzrange(%s, %s, '[)')
       AND (t.uid, t.country_code) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
-      AND b.id <> %s
+      AND t.booking_id <> %s
     LIMIT 1
 """
 

@@ -212,6 +212,30 @@ def test_booking_create_same_token_cannot_hold_two_overlapping_bookings(evse):
     assert "token already holds a booking" in info.value.message
 
 
+def test_token_check_follows_a_moved_and_a_canceled_booking(evse):
+    # The check reads copies of the booking's period and status on its token rows, which the
+    # database keeps: whatever changes the booking, the check sees the change.
+    other = EVSEFactory(charge_point=evse.charge_point)
+    token = TokenData("DE", "EMS", "TOK1", "RFID", "DE-EMS-1")
+    first = create(evse, ams(10), ams(11), tokens=[token])
+    booking_change(booking=first, actor=SYSTEM, start=ams(14), end=ams(15), now=NOW)
+    create(other, ams(10), ams(11), tokens=[token])  # free again for this token
+    with pytest.raises(exc.SlotUnavailable):
+        create(other, ams(14, 30), ams(15, 30), tokens=[token])
+    booking_cancel(booking=first, actor=SYSTEM, now=NOW)
+    second = create(other, ams(14, 30), ams(15, 30), tokens=[token])  # canceled: no longer blocks
+    assert list(BookingToken.objects.filter(booking=first).values_list("blocking", flat=True)) == [
+        False
+    ]
+    # An update that bypasses the services is followed too.
+    Booking.objects.filter(pk=second.pk).update(
+        period=(ams(18), ams(19)), blocked_period=(ams(18), ams(19, 10))
+    )
+    create(evse, ams(14, 30), ams(15, 30), tokens=[token])
+    with pytest.raises(exc.SlotUnavailable):
+        create(evse, ams(18), ams(19), tokens=[token])
+
+
 def test_booking_create_unknown_connector(evse):
     with pytest.raises(exc.UnknownEVSE, match="no connector"):
         create(evse, ams(10), ams(11), connector_id="9")

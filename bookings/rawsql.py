@@ -7,8 +7,9 @@ too) and then only executed. Values go through each field's `pre_save` and `get_
 as in the ORM's INSERT, and rows read back through the fields' converters, so what is written
 and loaded is the same as through the ORM (tests/bookings/test_rawsql.py).
 
-request_targets sends several statements in one round trip, which needs Django's default
-client-side parameter binding (no `server_side_binding` in the database OPTIONS).
+insert_booking and request_targets send several statements in one round trip, which needs
+Django's default client-side parameter binding (no `server_side_binding` in the database
+OPTIONS): PostgreSQL's simple query protocol then takes them as one string.
 """
 
 from __future__ import annotations

@@ -377,6 +377,16 @@ def _insert_new(
     return booking
 
 
+@contextmanager
+def _savepoint_if_in_transaction() -> Iterator[None]:
+    """A savepoint inside a caller's transaction; nothing outside one."""
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            yield
+    else:
+        yield
+
+
 def booking_create(
     *,
     evse: EVSE,
@@ -404,69 +414,47 @@ def booking_create(
     one round trip instead of four (BEGIN, two INSERTs, COMMIT). Inside one it is a savepoint,
     so a refusal leaves the caller's transaction usable.
     """
-    if connection.in_atomic_block:
-        with transaction.atomic():
-            return _create(**locals())
-    return _create(**locals())
-
-
-def _create(
-    *,
-    evse: EVSE,
-    start: datetime,
-    end: datetime,
-    actor: Actor,
-    driver: Driver | None,
-    tokens: Sequence[TokenData],
-    connector_id: str | None,
-    request_id: str,
-    authorization_reference: str,
-    power_required_kw: int | None,
-    access_methods: Sequence[Mapping[str, str]],
-    notes: str,
-    channel: str | None,
-    now: datetime | None,
-) -> Booking:
-    now = _now(now)
-    location = evse.charge_point.location
-    if driver is not None and not tokens:
-        tokens = [
-            TokenData(t.country_code, t.party_id, t.uid, t.type, t.contract_id)
-            for t in driver.tokens.all()
-        ]
-    check_slot(
-        evse=evse, start=start, end=end, now=now, location=location, tokens=tokens,
-        check_overlap=False,
-    )  # fmt: skip
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    policy = policy_for(evse, location)
-    booking = Booking(
-        location=location,
-        evse=evse,
-        connector=_connector_for(evse, connector_id),
-        period=tstzrange(start, end),
-        blocked_period=tstzrange(start, end + timedelta(minutes=policy.buffer_minutes)),
-        status=Status.RESERVED,
-        channel=channel or (Booking.Channel.OCPI if actor.is_emsp else Booking.Channel.STAFF),
-        created_by=actor.user,
-        driver=driver,
-        emsp_country_code=actor.country_code,
-        emsp_party_id=actor.party_id,
-        request_id=request_id,
-        authorization_reference=authorization_reference or _new_authorization_reference(),
-        power_required_kw=power_required_kw,
-        terms=policy_terms(policy),
-        access_methods=list(access_methods),
-        notes=notes,
-        charger_reservation=(
-            ChargerReservation.NOT_SENT if evse.reservable else ChargerReservation.NOT_SUPPORTED
-        ),
-    )
-    return _insert_new(
-        booking, tokens=tokens, actor=actor, now=now,
-        taken=partial(_slot_taken, evse, start, location, policy),
-        details={"start": start.isoformat(), "end": end.isoformat(), "evse": evse.uid},
-    )  # fmt: skip
+    with _savepoint_if_in_transaction():
+        now = _now(now)
+        location = evse.charge_point.location
+        if driver is not None and not tokens:
+            tokens = [
+                TokenData(t.country_code, t.party_id, t.uid, t.type, t.contract_id)
+                for t in driver.tokens.all()
+            ]
+        check_slot(
+            evse=evse, start=start, end=end, now=now, location=location, tokens=tokens,
+            check_overlap=False,
+        )  # fmt: skip
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        policy = policy_for(evse, location)
+        booking = Booking(
+            location=location,
+            evse=evse,
+            connector=_connector_for(evse, connector_id),
+            period=tstzrange(start, end),
+            blocked_period=tstzrange(start, end + timedelta(minutes=policy.buffer_minutes)),
+            status=Status.RESERVED,
+            channel=channel or (Booking.Channel.OCPI if actor.is_emsp else Booking.Channel.STAFF),
+            created_by=actor.user,
+            driver=driver,
+            emsp_country_code=actor.country_code,
+            emsp_party_id=actor.party_id,
+            request_id=request_id,
+            authorization_reference=authorization_reference or _new_authorization_reference(),
+            power_required_kw=power_required_kw,
+            terms=policy_terms(policy),
+            access_methods=list(access_methods),
+            notes=notes,
+            charger_reservation=(
+                ChargerReservation.NOT_SENT if evse.reservable else ChargerReservation.NOT_SUPPORTED
+            ),
+        )
+        return _insert_new(
+            booking, tokens=tokens, actor=actor, now=now,
+            taken=partial(_slot_taken, evse, start, location, policy),
+            details={"start": start.isoformat(), "end": end.isoformat(), "evse": evse.uid},
+        )  # fmt: skip
 
 
 def _deadline_check(

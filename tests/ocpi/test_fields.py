@@ -1,0 +1,32 @@
+"""OCPI input serializers: each instance's fields are its own (they are shallow copies of the
+declared ones, ocpi.fields.InputSerializer)."""
+
+from ocpi.modules.bookings.serializers import BookingRequestSerializer
+
+REQUEST = {
+    "country_code": "DE", "party_id": "EMS", "request_id": "R-1", "location_id": "LOC1",
+    "period": {"start_from": "2026-06-02T08:00:00Z", "end_before": "2026-06-02T09:00:00Z"},
+    "authorization_reference": "AUTH-1",
+}  # fmt: skip
+
+
+def test_a_cancellation_relaxing_its_fields_leaves_the_next_request_strict():
+    cancel = {"country_code": "DE", "party_id": "EMS", "request_id": "R-1",
+              "canceled": {"cancellation_reason": "UNKNOWN", "who_canceled": "EMSP"}}  # fmt: skip
+    first = BookingRequestSerializer(data=cancel)
+    assert first.is_valid(), first.errors
+    second = BookingRequestSerializer(data={k: v for k, v in REQUEST.items() if k != "period"})
+    assert not second.is_valid()
+    assert set(second.errors) == {"period"}
+
+
+def test_errors_and_values_do_not_leak_between_instances():
+    bad = BookingRequestSerializer(data={**REQUEST, "period": {"start_from": "x", "end_before": 1}})
+    good = BookingRequestSerializer(data=REQUEST)
+    assert not bad.is_valid()
+    assert good.is_valid(), good.errors
+    assert set(bad.errors["period"]) == {"start_from", "end_before"}
+    assert good.validated_data["period"]["end_before"].hour == 9
+    assert bad.fields["period"] is not good.fields["period"]
+    assert bad.fields["request_id"] is not good.fields["request_id"]
+    assert bad.fields["request_id"].parent is bad

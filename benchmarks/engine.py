@@ -315,11 +315,13 @@ def explain_window_query(location_ocpi_id: str, now: datetime) -> str:
 
 def _backend_cpu(pid: int) -> float:
     """CPU seconds a local PostgreSQL backend has used (0 when it is not on this machine)."""
+    import psutil
+
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return times.user + times.system
 
 
 def _raw_worker(url, duration, start_event, results) -> None:

@@ -310,8 +310,18 @@ def main() -> None:
         )
         load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
         cpu_before = cpu_seconds(server.pid)
+        import psutil
+
+        sys_before, own_before = psutil.cpu_times(), time.process_time()
         result = asyncio.run(post_load(args.port, args.seconds, args.connections))
         cpu_after = cpu_seconds(server.pid)
+        sys_after, own_after = psutil.cpu_times(), time.process_time()
+        busy = sum(sys_after) - sum(sys_before) - (sys_after.idle - sys_before.idle)
+        print(
+            f"machine: {busy / result['elapsed']:.2f} cores busy of {os.cpu_count()}; "
+            f"load generator {(own_after - own_before) / result['requests'] * 1000:.2f} ms CPU"
+            " per request"
+        )
         lat = result["latencies"]
         print(
             f"load average before/after: {load_before} / "

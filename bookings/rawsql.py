@@ -32,7 +32,7 @@ from locations.selectors import (
     location_with_rules_sql,
 )
 
-from .models import BLOCKING_STATUSES, Booking, BookingToken, BookingTransition
+from .models import BLOCKING_STATUSES, Booking, BookingRequest, BookingToken, BookingTransition
 
 
 def _fields(model: type[models.Model], *skip: str) -> list[models.Field]:
@@ -126,49 +126,85 @@ def _booking_id_sql() -> str:
     return f"currval('{sequence}'::regclass)"
 
 
+# The token rule as a guard statement of the booking's own write (migration 0006): it raises
+# an exclusion violation naming this constraint when a token already holds a blocking booking.
+TOKEN_GUARD = "booking_token_no_overlap"
+
+
 @cache
-def _booking_sql(with_tokens: bool) -> tuple[Plan, list[models.Field], Plan, str]:
-    """One statement string: the booking, its tokens (if any) and its audit row."""
+def _booking_sql(
+    with_tokens: bool, token_guard: bool, with_request: bool
+) -> tuple[Plan, list[models.Field], Plan, Plan, str]:
+    """One statement string: the token guard (if asked), the booking, its tokens (if any), its
+    audit row and the BookingRequest that asked for it (if any)."""
     q = connection.ops.quote_name
     booking_plan, booking_sql = _insert_sql(Booking)
     booking_id = _booking_id_sql()
-    audit_fields = _fields(BookingTransition, "booking")
-    audit_sql = (
-        f"INSERT INTO {q(BookingTransition._meta.db_table)} (booking_id, {_columns(audit_fields)})"
-        f" VALUES ({booking_id}, {', '.join(_placeholder(f) for f in audit_fields)}) RETURNING id"
-    )
+
+    def child(model: type[models.Model]) -> tuple[Plan, str]:
+        fields = _fields(model, "booking")
+        sql = (
+            f"INSERT INTO {q(model._meta.db_table)} (booking_id, {_columns(fields)})"
+            f" VALUES ({booking_id}, {', '.join(_placeholder(f) for f in fields)}) RETURNING id"
+        )
+        return _plan(fields), sql
+
+    audit_plan, audit_sql = child(BookingTransition)
+    request_plan, request_sql = child(BookingRequest)
+    statements = [booking_sql]
+    if token_guard:
+        statements.insert(0, "SELECT bookings_token_guard(%s, %s, %s::text[], %s::text[])")
     # period and blocking are the booking's, copied by a trigger (models.BookingToken).
     token_fields = _fields(BookingToken, "booking", "period", "blocking")
-    statements = [booking_sql, audit_sql]
     if with_tokens:
         arrays = ", ".join(f"%s::{f.db_type(connection).split('(')[0]}[]" for f in token_fields)
-        statements.insert(
-            1,
+        statements.append(
             f"INSERT INTO {q(BookingToken._meta.db_table)} (booking_id, {_columns(token_fields)})"
             f" SELECT {booking_id}, {_columns(token_fields)}"
             f" FROM unnest({arrays}) WITH ORDINALITY AS x({_columns(token_fields)}, n)"
             " ORDER BY x.n RETURNING id",
         )
-    return booking_plan, token_fields, _plan(audit_fields), "; ".join(statements)
+    statements.append(audit_sql)
+    if with_request:
+        statements.append(request_sql)
+    return booking_plan, token_fields, audit_plan, request_plan, "; ".join(statements)
 
 
 def insert_booking(
-    booking: Booking, *, tokens: Sequence[BookingToken], audit: BookingTransition
+    booking: Booking,
+    *,
+    tokens: Sequence[BookingToken],
+    audit: BookingTransition,
+    request: BookingRequest | None = None,
+    token_guard: bool = False,
 ) -> None:
-    """INSERT a new booking, its tokens and its first audit row and set their pks.
+    """INSERT a new booking, its tokens, its first audit row and the BookingRequest that asked
+    for it (if any), and set their pks.
 
-    The three INSERTs travel as one statement string in one round trip (the later ones take the
+    The INSERTs travel as one statement string in one round trip (the later ones take the
     booking's id from currval). PostgreSQL runs such a string as one transaction when none is
     open, so outside an atomic block this is the whole write of a booking, commit included,
     and still all or nothing; inside one, the caller's block decides. Raises IntegrityError as
-    booking.save() would (the exclusion constraint, the unique request_id)."""
-    booking_plan, token_fields, audit_plan, sql = _booking_sql(bool(tokens))
-    params = _values(booking, booking_plan)
+    booking.save() would (the exclusion constraint, the unique request_id), and, with
+    token_guard, an exclusion violation naming TOKEN_GUARD when one of the tokens already holds
+    a blocking booking overlapping the booking's period."""
+    booking_plan, token_fields, audit_plan, request_plan, sql = _booking_sql(
+        bool(tokens), token_guard and bool(tokens), request is not None
+    )
+    params: list[Any] = []
+    if token_guard and tokens:
+        params += [booking.period.lower, booking.period.upper]
+        params += [[t.uid for t in tokens], [t.country_code for t in tokens]]
+    params += _values(booking, booking_plan)
     if tokens:
         params += [[getattr(t, f.attname) for t in tokens] for f in token_fields]
     params += _values(audit, audit_plan)
+    if request is not None:
+        params += _values(request, request_plan)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        if token_guard and tokens:
+            cursor.nextset()
         _saved(booking, cursor.fetchone()[0])
         if tokens:
             cursor.nextset()
@@ -180,6 +216,10 @@ def insert_booking(
         cursor.nextset()
         audit.booking = booking
         _saved(audit, cursor.fetchone()[0])
+        if request is not None:
+            cursor.nextset()
+            request.booking = booking
+            _saved(request, cursor.fetchone()[0])
 
 
 # The blocking statuses as an SQL list, spelled as the partial GiST indexes' predicate is.
@@ -225,24 +265,26 @@ def locked_booking_id(*, country_code: str, party_id: str, request_id: str) -> i
 
 
 @cache
-def _targets_sql() -> str:
-    # The location statement and the EVSE statements of locations.selectors, sent together.
+def _targets_sql(with_request: bool = False) -> str:
+    # The location statement and the EVSE statements of locations.selectors, sent together,
+    # after the party's booking for a request_id when asked.
     location = location_with_rules_sql("upper(l.ocpi_id::text) = upper(%s)")
-    return f"{location}; {evses_sql('e.uid = %s')}"
+    statements = [location, evses_sql("e.uid = %s")]
+    if with_request:
+        statements.insert(
+            0,
+            "SELECT id FROM bookings_booking"
+            " WHERE emsp_country_code = %s AND emsp_party_id = %s AND request_id = %s",
+        )
+    return "; ".join(statements)
 
 
-def request_targets(*, location_id: str, evse_uid: str) -> tuple[Location | None, EVSE | None]:
-    """The location by OCPI id (case-insensitive) with its policy, regular hours and exceptional
-    periods, and its EVSE evse_uid with charge point, policy and connectors, as
-    Location.objects.with_rules() and select_related would load them, in one round trip.
-    Raises Location.MultipleObjectsReturned as .get() would."""
-    with connection.cursor() as cursor:
-        cursor.execute(_targets_sql(), [location_id, evse_uid, evse_uid])
-        locations = cursor.fetchall()
-        cursor.nextset()
-        evses = cursor.fetchall()
-        cursor.nextset()
-        connectors = cursor.fetchall()
+def _targets_from(cursor: Any, location_id: str) -> tuple[Location | None, EVSE | None]:
+    locations = cursor.fetchall()
+    cursor.nextset()
+    evses = cursor.fetchall()
+    cursor.nextset()
+    connectors = cursor.fetchall()
     if len(locations) > 1:
         raise Location.MultipleObjectsReturned(f"{len(locations)} locations {location_id!r}.")
     if not locations:
@@ -253,3 +295,29 @@ def request_targets(*, location_id: str, evse_uid: str) -> tuple[Location | None
     if not found or found[0].charge_point.location_id != location.pk:
         return location, None
     return location, found[0]
+
+
+def request_targets(*, location_id: str, evse_uid: str) -> tuple[Location | None, EVSE | None]:
+    """The location by OCPI id (case-insensitive) with its policy, regular hours and exceptional
+    periods, and its EVSE evse_uid with charge point, policy and connectors, as
+    Location.objects.with_rules() and select_related would load them, in one round trip.
+    Raises Location.MultipleObjectsReturned as .get() would."""
+    with connection.cursor() as cursor:
+        cursor.execute(_targets_sql(), [location_id, evse_uid, evse_uid])
+        return _targets_from(cursor, location_id)
+
+
+def request_lookup(
+    *, country_code: str, party_id: str, request_id: str, location_id: str, evse_uid: str
+) -> tuple[int | None, Location | None, EVSE | None]:
+    """The id of the party's booking for request_id (None when there is none, not locked) and
+    request_targets' location and EVSE, in one round trip."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _targets_sql(with_request=True),
+            [country_code, party_id, request_id, location_id, evse_uid, evse_uid],
+        )
+        row = cursor.fetchone()
+        cursor.nextset()
+        location, evse = _targets_from(cursor, location_id)
+    return (row[0] if row else None), location, evse

@@ -23,7 +23,12 @@ from django.utils import timezone
 from chargers.tasks import cancel_reservation_task, reserve_now_task
 from config import loading
 from locations.models import EVSE, BookingPolicy, Connector, Location
-from locations.selectors import evses_of_location, policy_for, policy_terms
+from locations.selectors import (
+    evses_of_location,
+    policy_for,
+    policy_terms,
+    published_location_exists,
+)
 
 from . import exceptions as exc
 from . import rawsql
@@ -282,9 +287,13 @@ def check_slot(
             start=start, end=end, exclude_booking_id=exclude_booking_id,
         )  # fmt: skip
         if clash:
-            raise exc.SlotUnavailable(
-                "This driver's token already holds a booking at that time.", code="token_overlap"
-            )
+            raise _token_taken()
+
+
+def _token_taken() -> exc.SlotUnavailable:
+    return exc.SlotUnavailable(
+        "This driver's token already holds a booking at that time.", code="token_overlap"
+    )
 
 
 def _slot_taken(
@@ -316,9 +325,12 @@ def _guarding_overlap(taken: Taken = None) -> Iterator[None]:
     except (IntegrityError, OperationalError) as error:
         # Concurrent inserts into one range can also deadlock inside the exclusion check;
         # PostgreSQL then aborts one of them: for its caller the slot went to someone else.
-        if isinstance(
-            error.__cause__, psycopg.errors.ExclusionViolation | psycopg.errors.DeadlockDetected
+        cause = error.__cause__
+        if isinstance(cause, psycopg.errors.ExclusionViolation) and (
+            cause.diag.constraint_name == rawsql.TOKEN_GUARD
         ):
+            raise _token_taken() from error
+        if isinstance(cause, psycopg.errors.ExclusionViolation | psycopg.errors.DeadlockDetected):
             if callable(taken):
                 taken = taken()
             raise taken or exc.SlotUnavailable(
@@ -361,17 +373,22 @@ def _insert_new(
     code: str = "",
     reason: str = "",
     details: Mapping[str, Any] | None = None,
+    request: BookingRequest | None = None,
+    token_guard: bool = False,
 ) -> Booking:
-    """Insert a new booking with its tokens and its CREATED audit row (constant SQL).
-    The booking comes back with its tokens loaded (no query to show them).
-    Raises SlotUnavailable (`taken`) when the exclusion constraint refuses it."""
+    """Insert a new booking with its tokens, its CREATED audit row and the BookingRequest that
+    asked for it (constant SQL, one round trip). The booking comes back with its tokens loaded
+    (no query to show them). Raises SlotUnavailable (`taken`) when the exclusion constraint
+    refuses it, and with token_guard when one of its tokens already holds a booking then."""
     rows = [BookingToken(**t.as_dict()) for t in tokens]
     audit = _audit_row(
         booking, event=BookingTransition.Event.CREATED, from_status="", actor=actor, now=now,
         code=code, reason=reason, details=details,
     )  # fmt: skip
     with _guarding_overlap(taken):
-        rawsql.insert_booking(booking, tokens=rows, audit=audit)
+        rawsql.insert_booking(
+            booking, tokens=rows, audit=audit, request=request, token_guard=token_guard
+        )
     loading.set_prefetched(booking, "tokens", rows)
     booking_audited.send(sender=Booking, booking_ids=[booking.pk])
     return booking
@@ -403,11 +420,14 @@ def booking_create(
     notes: str = "",
     channel: str | None = None,
     now: datetime | None = None,
+    request: BookingRequest | None = None,
 ) -> Booking:
     """Book [start, end) on evse, decided at once: the booking is RESERVED or an error is raised.
 
-    A driver's tokens become the booking's tokens when no tokens are given.
+    A driver's tokens become the booking's tokens when no tokens are given. `request`, the
+    eMSP's BookingRequest that asked for it (already decided), is written with the booking.
     Raises the errors of check_slot, and SlotUnavailable when a concurrent booking won.
+    The token rule (one blocking booking per token at a time) is checked by the write itself.
 
     Outside a transaction it opens none: the checks only read, and the write is one statement
     string (rawsql.insert_booking) that PostgreSQL runs as one transaction, so a booking costs
@@ -422,10 +442,7 @@ def booking_create(
                 TokenData(t.country_code, t.party_id, t.uid, t.type, t.contract_id)
                 for t in driver.tokens.all()
             ]
-        check_slot(
-            evse=evse, start=start, end=end, now=now, location=location, tokens=tokens,
-            check_overlap=False,
-        )  # fmt: skip
+        check_slot(evse=evse, start=start, end=end, now=now, location=location, check_overlap=False)
         start, end = start.astimezone(UTC), end.astimezone(UTC)
         policy = policy_for(evse, location)
         booking = Booking(
@@ -454,6 +471,7 @@ def booking_create(
             booking, tokens=tokens, actor=actor, now=now,
             taken=partial(_slot_taken, evse, start, location, policy),
             details={"start": start.isoformat(), "end": end.isoformat(), "evse": evse.uid},
+            request=request, token_guard=not policy.overlapping_bookings_allowed,
         )  # fmt: skip
 
 
@@ -811,23 +829,27 @@ class RequestData:
     power_required_kw: int | None = None
     canceled_reason: str | None = None
     criteria: Criteria = field(default_factory=Criteria)
+    published_only: bool = False  # eMSPs see published locations only; others are unknown
 
 
-def _decide(
-    booking: Booking, request: BookingRequest, status: str, now: datetime, error=None
-) -> None:
+def _decision(request: BookingRequest, status: str, now: datetime, error=None) -> None:
     request.request_status = status
     request.decided_at = now
     if error is not None:
         request.reason_code = error.code
         request.reason = error.message[:255]
+
+
+def _decide(
+    booking: Booking, request: BookingRequest, status: str, now: datetime, error=None
+) -> None:
+    _decision(request, status, now, error)
     if request.pk is None:
         rawsql.insert_row(request)  # decided on arrival: one INSERT
     else:
         request.save(update_fields=["request_status", "decided_at", "reason_code", "reason"])
 
 
-@transaction.atomic
 def booking_request_submit(
     *,
     actor: Actor,
@@ -842,9 +864,39 @@ def booking_request_submit(
     booking as it was with the request DECLINED. Resending the latest request unchanged
     returns the booking as it is (idempotent). Raises UnknownLocation, UnknownEVSE,
     InvalidRequest (malformed, or a cancel for an unknown request_id).
+
+    A new request_id, the common case, opens no transaction: one round trip reads whether the
+    request_id is new, the location and the EVSE; then one statement string writes the
+    booking, its tokens, its audit row and the request, which PostgreSQL runs as one
+    transaction. A request_id that comes in twice at once is caught there by its unique
+    constraint. Changes and cancels lock the booking of their request_id in a transaction.
     """
     now = _now(now)
     payload = dict(payload)
+    if not data.canceled_reason:
+        existing_id, location, evse = rawsql.request_lookup(
+            country_code=actor.country_code, party_id=actor.party_id,
+            request_id=data.request_id, location_id=data.location_id,
+            evse_uid=data.evse_uid or "",
+        )  # fmt: skip
+        if existing_id is None:
+            return _request_new_once(
+                actor=actor, data=data, payload=payload, now=now, targets=(location, evse)
+            )
+    return _request_locked(actor=actor, data=data, payload=payload, now=now)
+
+
+@transaction.atomic
+def _request_locked(
+    *, actor: Actor, data: RequestData, payload: dict[str, Any], now: datetime
+) -> Booking:
+    """A request for a request_id that has (or, for a cancel, may have) a booking."""
+    if (
+        data.published_only
+        and not data.canceled_reason
+        and not published_location_exists(location_id=data.location_id)
+    ):
+        raise exc.UnknownLocation(f"There is no location {data.location_id!r}.")
     existing_id = rawsql.locked_booking_id(
         country_code=actor.country_code, party_id=actor.party_id, request_id=data.request_id
     )
@@ -859,11 +911,23 @@ def booking_request_submit(
             f"There is no booking with request_id {data.request_id!r} to cancel.",
             code="unknown_booking",
         )
+    return _request_new_once(actor=actor, data=data, payload=payload, now=now)
+
+
+def _request_new_once(
+    *,
+    actor: Actor,
+    data: RequestData,
+    payload: dict[str, Any],
+    now: datetime,
+    targets: tuple[Location | None, EVSE | None] | None = None,
+) -> Booking:
     try:
-        return _request_new(actor=actor, data=data, payload=payload, now=now)
+        return _request_new(actor=actor, data=data, payload=payload, now=now, targets=targets)
     except IntegrityError as error:
-        # The same request_id raced in from a parallel call: answer with that booking. Both
-        # booking inserts run in savepoints, so the transaction is still usable here.
+        # The same request_id raced in from a parallel call: answer with that booking. Booking
+        # inserts run in one statement string, or in a savepoint inside a transaction, so the
+        # connection (or the transaction) is still usable here.
         if getattr(error.__cause__, "diag", None) is None or (
             error.__cause__.diag.constraint_name != "booking_unique_request_id_per_party"
         ):
@@ -921,17 +985,26 @@ def _evse_or_refusal(
 
 
 def _request_new(
-    *, actor: Actor, data: RequestData, payload: dict[str, Any], now: datetime
+    *,
+    actor: Actor,
+    data: RequestData,
+    payload: dict[str, Any],
+    now: datetime,
+    targets: tuple[Location | None, EVSE | None] | None = None,
 ) -> Booking:
     _check_times(data.start, data.end)
     # An OCPI location_id is the location's OCPI id, never its primary key ("12" is an id).
-    location, evse = rawsql.request_targets(
+    location, evse = targets or rawsql.request_targets(
         location_id=data.location_id, evse_uid=data.evse_uid or ""
     )
-    if location is None:
+    if location is None or (data.published_only and not location.publish):
         raise exc.UnknownLocation(f"There is no location {data.location_id!r}.")
     if data.evse_uid and evse is None:
         raise exc.UnknownEVSE(f"There is no EVSE {data.evse_uid!r} at location {location.ocpi_id}.")
+    # Written with the booking, in its statement string: accepted if the booking is written,
+    # decided again (declined, failed) if not.
+    request = BookingRequest(payload=payload, received_at=now)
+    _decision(request, RequestStatus.ACCEPTED, now)
     try:
         if evse is None:
             evse = _evse_or_refusal(
@@ -948,16 +1021,16 @@ def _request_new(
             authorization_reference=data.authorization_reference,
             power_required_kw=data.power_required_kw,
             now=now,
+            request=request,
         )
-        status = RequestStatus.ACCEPTED
-        error = None
     except (exc.UnknownEVSE, exc.InvalidRequest):
         raise
     except exc.BookingError as refusal:
+        _decision(request, RequestStatus.DECLINED, now, refusal)
         booking = _unaccepted(
-            Status.REJECTED, refusal, actor=actor, data=data, location=location, evse=evse, now=now
-        )
-        status, error = RequestStatus.DECLINED, refusal
+            Status.REJECTED, refusal, actor=actor, data=data, location=location, evse=evse,
+            now=now, request=request,
+        )  # fmt: skip
     except Exception as failure:
         # Anything else that broke while deciding: the eMSP gets a FAILED booking with a FAILED
         # request (digest 4.3.3) instead of an error and nothing to show, and the operator a
@@ -972,12 +1045,11 @@ def _request_new(
             "Processing this request failed on our side; send it again with a new request_id.",
             code="processing_failed",
         )
+        _decision(request, RequestStatus.FAILED, now, error)
         booking = _unaccepted(
-            Status.FAILED, error, actor=actor, data=data, location=location, evse=evse, now=now
-        )
-        status = RequestStatus.FAILED
-    request = BookingRequest(booking=booking, payload=payload, received_at=now)
-    _decide(booking, request, status, now, error)
+            Status.FAILED, error, actor=actor, data=data, location=location, evse=evse, now=now,
+            request=request,
+        )  # fmt: skip
     loading.set_prefetched(booking, "requests", [request])  # a new booking's only request
     return booking
 
@@ -991,8 +1063,10 @@ def _unaccepted(
     location: Location,
     evse: EVSE | None,
     now: datetime,
+    request: BookingRequest,
 ) -> Booking:
-    """Record a new request's booking that was not made: REJECTED (refused) or FAILED."""
+    """Record a new request's booking that was not made, REJECTED (refused) or FAILED, with the
+    request."""
     policy = policy_for(evse, location) if evse is not None else None
     booking = Booking(
         location=location,
@@ -1008,10 +1082,11 @@ def _unaccepted(
         power_required_kw=data.power_required_kw,
         terms=policy_terms(policy) if policy else {},
     )
-    with transaction.atomic():  # a savepoint, as booking_create has one
+    with _savepoint_if_in_transaction():  # as in booking_create
         _insert_new(
-            booking, tokens=data.tokens, actor=actor, now=now, code=error.code, reason=error.message
-        )
+            booking, tokens=data.tokens, actor=actor, now=now, code=error.code,
+            reason=error.message, request=request,
+        )  # fmt: skip
     return booking
 
 

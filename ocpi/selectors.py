@@ -51,18 +51,6 @@ def published_location_get(*, location_id: str) -> Location:
     return published_locations().get(ocpi_id__iexact=location_id)
 
 
-def published_location_exists(*, location_id: str) -> bool:
-    """Whether a published location has this OCPI id (case-insensitive CiString)."""
-    # Runs on every BookingRequest POST: constant SQL, as compiling the ORM's EXISTS cost ~1 ms.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 1 FROM locations_location WHERE publish AND UPPER(ocpi_id::text) = UPPER(%s)"
-            " LIMIT 1",
-            [location_id],
-        )
-        return cursor.fetchone() is not None
-
-
 @dataclass(frozen=True)
 class BookableEVSE:
     """An EVSE offered as a BookingLocation, as keys: booking_locations() loads the EVSE itself

@@ -212,6 +212,34 @@ def test_booking_create_same_token_cannot_hold_two_overlapping_bookings(evse):
     assert "token already holds a booking" in info.value.message
 
 
+def test_booking_create_token_overlap_where_the_policy_allows_it(evse):
+    policy = evse.charge_point.location.booking_policy
+    policy.overlapping_bookings_allowed = True
+    policy.save()
+    other = EVSEFactory(charge_point=evse.charge_point)
+    token = TokenData("DE", "EMS", "TOK1", "RFID", "DE-EMS-1")
+    create(evse, ams(10), ams(11), tokens=[token])
+    assert create(other, ams(10, 30), ams(11, 30), tokens=[token]).status == Status.RESERVED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_booking_create_token_overlap_outside_a_transaction_writes_nothing(evse):
+    # The token check is a guard statement in the booking's own statement string.
+    other = EVSEFactory(charge_point=evse.charge_point)
+    token = TokenData("DE", "EMS", "TOK1", "RFID", "DE-EMS-1")
+    create(evse, ams(10), ams(11), tokens=[token])
+    before = (Booking.objects.count(), BookingToken.objects.count(),
+              BookingTransition.objects.count())  # fmt: skip
+    with pytest.raises(exc.SlotUnavailable) as info:
+        create(other, ams(10, 30), ams(11, 30), tokens=[token])
+    assert info.value.code == "token_overlap"
+    assert (Booking.objects.count(), BookingToken.objects.count(),
+            BookingTransition.objects.count()) == before  # fmt: skip
+    # Another token, or the same one later, books as usual on the same connection.
+    later = create(other, ams(12), ams(13), tokens=[token])
+    assert [t.uid for t in later.tokens.all()] == ["TOK1"]
+
+
 def test_token_check_follows_a_moved_and_a_canceled_booking(evse):
     # The check reads copies of the booking's period and status on its token rows, which the
     # database keeps: whatever changes the booking, the check sees the change.
@@ -667,7 +695,8 @@ def test_booking_create_runs_only_its_inserts(evse, django_assert_num_queries):
     with django_assert_num_queries(3):
         booking = create(loaded, ams(10), ams(11))
     tokens = (TokenData("DE", "EMS", "TOK1", "RFID", "DE-EMS-1"),)
-    with django_assert_num_queries(4):  # and the token check; the tokens ride with the booking
+    # The tokens and their check (a guard statement) ride with the booking.
+    with django_assert_num_queries(3):
         create(loaded, ams(12), ams(13), actor=EMSP, tokens=tokens, request_id="R-1")
     assert booking.transitions.get().event == BookingTransition.Event.CREATED
 
@@ -678,8 +707,8 @@ def test_booking_create_outside_a_transaction_is_one_statement_all_or_nothing(
 ):
     _, loaded = rawsql.request_targets(location_id="LOC1", evse_uid="EVSE1")
     tokens = (TokenData("DE", "EMS", "TOK1", "RFID", "DE-EMS-1"),)
-    # The token check, then the write; no BEGIN or COMMIT (not counted here) either.
-    with django_assert_num_queries(2):
+    # The write with its token check; no BEGIN or COMMIT (not counted here) either.
+    with django_assert_num_queries(1):
         booking = create(loaded, ams(10), ams(11), tokens=tokens)
     assert booking.transitions.get().event == BookingTransition.Event.CREATED
     assert [t.uid for t in Booking.objects.get(pk=booking.pk).tokens.all()] == ["TOK1"]

@@ -24,7 +24,6 @@ from ocpi.selectors import (
     booking_location_get,
     booking_locations,
     calendar_window,
-    published_location_exists,
 )
 
 from .serializers import (
@@ -200,8 +199,6 @@ class BookingListCreateApi(OcpiApi):
                 f"country_code/party_id: must be your own ({party.country_code}/{party.party_id}).",
             )
         canceled = v.get("canceled")
-        if not canceled and not published_location_exists(location_id=v["location_id"]):
-            raise OcpiError(r.UNKNOWN_LOCATION, f"location_id: unknown {v['location_id']!r}.")
         period = v.get("period") or {}
         placeholder = datetime(1970, 1, 1, tzinfo=UTC)  # a cancel ignores the period (A11)
         power = v.get("power_required")
@@ -220,6 +217,7 @@ class BookingListCreateApi(OcpiApi):
             power_required_kw=power,
             canceled_reason=canceled["cancellation_reason"] if canceled else None,
             criteria=Criteria(min_power_kw=power) if power else Criteria(),
+            published_only=True,  # an unpublished location is unknown to eMSPs (2003)
         )
         booking = booking_request_submit(
             actor=Actor.emsp(party.country_code, party.party_id), data=data, payload=request.data

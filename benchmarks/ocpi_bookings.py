@@ -7,11 +7,13 @@
 It drops and creates the database named by DATABASE_URL (it must be named cb_*_bench), migrates
 and seeds it (a 50-EVSE location, one registered eMSP), starts gunicorn with as many workers as
 cores on 127.0.0.1:--port, and drives it from this process with an asyncio HTTP/1.1 keep-alive
-client (one socket per connection). Each POST asks for a one-hour slot drawn at random from the
-free slots of the next 30 days, so parallel requests sometimes race for the same slot: the
-losers get REJECTED bookings, and afterwards the script counts overlapping blocking bookings
-straight from PostgreSQL (must be 0). It prints requests/s, p50/p99 latency, then the p50/p99
-of GET booking_locations (50 EVSEs, 7 days of calendars).
+client (one socket per connection). Each POST asks, for a driver of its own (a token uid of its
+own), for a one-hour slot drawn at random from the slots of the next 30 days that no POST has
+booked yet, as an eMSP picks from the calendars it was shown. Slots stay in the pool until a
+POST books them, so parallel requests sometimes race for the same slot: the losers get REJECTED
+bookings, and afterwards the script counts overlapping blocking bookings straight from
+PostgreSQL (must be 0). It prints requests/s, p50/p99 latency, then the p50/p99 of GET
+booking_locations (50 EVSEs, 7 days of calendars).
 """
 
 from __future__ import annotations
@@ -165,8 +167,27 @@ def z(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def post_load(port: int, seconds: float, connections: int) -> dict:
-    slots = free_slots()
+class SlotPool:
+    """The slots no POST has booked yet: draw at random, remove once booked (O(1) each)."""
+
+    def __init__(self, slots: list[tuple[str, datetime]]):
+        self.slots = list(slots)
+        self.index = {slot: n for n, slot in enumerate(self.slots)}
+
+    def draw(self, rng: random.Random) -> tuple[str, datetime]:
+        return self.slots[rng.randrange(len(self.slots))]
+
+    def booked(self, slot: tuple[str, datetime]) -> None:
+        n = self.index.pop(slot, None)
+        if n is None:
+            return
+        last = self.slots.pop()
+        if n < len(self.slots):
+            self.slots[n] = last
+            self.index[last] = n
+
+
+async def post_load(port: int, seconds: float, connections: int, pool: SlotPool) -> dict:
     latencies: list[float] = []
     outcomes: dict[str, int] = {}
     deadline = time.perf_counter() + seconds
@@ -177,15 +198,15 @@ async def post_load(port: int, seconds: float, connections: int) -> dict:
         conn = Connection("127.0.0.1", port)
         rng = random.Random(n)
         while time.perf_counter() < deadline:
-            evse, start = rng.choice(slots)
+            evse, start = slot = pool.draw(rng)
             counter += 1
             body = json.dumps({
                 "country_code": "DE", "party_id": "BEN", "request_id": f"B-{n}-{counter}",
                 "location_id": LOCATION_ID, "evse_uid": evse,
                 "period": {"start_from": z(start), "end_before": z(start + timedelta(hours=1))},
                 "authorization_reference": f"A{counter}",
-                "tokens": [{"country_code": "DE", "party_id": "BEN", "uid": f"T{n}",
-                            "type": "RFID", "contract_id": f"DE-BEN-C{n:08d}"}],
+                "tokens": [{"country_code": "DE", "party_id": "BEN", "uid": f"T{counter}",
+                            "type": "RFID", "contract_id": f"DE-BEN-C{counter:08d}"}],
             }).encode()  # fmt: skip
             began = time.perf_counter()
             status, data = await conn.request("POST", "/ocpi/cpo/2.3.0/bookings", body)
@@ -197,6 +218,8 @@ async def post_load(port: int, seconds: float, connections: int) -> dict:
                 )
             except ValueError:
                 key = f"HTTP {status}"
+            if key == "RESERVED":
+                pool.booked(slot)
             outcomes[key] = outcomes.get(key, 0) + 1
 
     began = time.perf_counter()
@@ -299,7 +322,8 @@ def main() -> None:
     try:
         wait_for(args.port)
         time.sleep(1.5)
-        asyncio.run(post_load(args.port, 2, 4))  # warm up both workers
+        pool = SlotPool(free_slots())
+        asyncio.run(post_load(args.port, 2, 4, pool))  # warm up both workers
         cpu_before = cpu_seconds(server.pid)
         calibration = asyncio.run(calibrate(args.port, 200))
         cpu_after = cpu_seconds(server.pid)
@@ -313,7 +337,7 @@ def main() -> None:
         import psutil
 
         sys_before, own_before = psutil.cpu_times(), time.process_time()
-        result = asyncio.run(post_load(args.port, args.seconds, args.connections))
+        result = asyncio.run(post_load(args.port, args.seconds, args.connections, pool))
         cpu_after = cpu_seconds(server.pid)
         sys_after, own_after = psutil.cpu_times(), time.process_time()
         busy = sum(sys_after) - sum(sys_before) - (sys_after.idle - sys_before.idle)

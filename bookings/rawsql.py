@@ -7,9 +7,11 @@ too) and then only executed. Values go through each field's `pre_save` and `get_
 as in the ORM's INSERT, and rows read back through the fields' converters, so what is written
 and loaded is the same as through the ORM (tests/bookings/test_rawsql.py).
 
-insert_booking and request_targets send several statements in one round trip, which needs
-Django's default client-side parameter binding (no `server_side_binding` in the database
-OPTIONS): PostgreSQL's simple query protocol then takes them as one string.
+insert_booking, request_targets and request_lookup send several statements in one round trip,
+which needs Django's default client-side parameter binding (no `server_side_binding` in the
+database OPTIONS): PostgreSQL's simple query protocol then takes them as one string. Their
+statements are prepared once per connection (config.db.Prepared), which saves PostgreSQL the
+parsing and planning of each call.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
+from config.db import Prepared, execute_prepared
 from locations.models import (
     EVSE,
     Location,
@@ -131,43 +134,49 @@ def _booking_id_sql() -> str:
 TOKEN_GUARD = "booking_token_no_overlap"
 
 
+class _BookingWrite:
+    """The prepared statements of a new booking's write and what binds their parameters."""
+
+    def __init__(self) -> None:
+        q = connection.ops.quote_name
+        booking_plan, booking_sql = _insert_sql(Booking)
+        booking_id = _booking_id_sql()
+
+        def child(model: type[models.Model]) -> tuple[Plan, str]:
+            fields = _fields(model, "booking")
+            sql = (
+                f"INSERT INTO {q(model._meta.db_table)} (booking_id, {_columns(fields)})"
+                f" VALUES ({booking_id}, {', '.join(_placeholder(f) for f in fields)})"
+                " RETURNING id"
+            )
+            return _plan(fields), sql
+
+        self.booking_plan = booking_plan
+        self.audit_plan, audit_sql = child(BookingTransition)
+        self.request_plan, request_sql = child(BookingRequest)
+        # period and blocking are the booking's, copied by a trigger (models.BookingToken).
+        self.token_fields = _fields(BookingToken, "booking", "period", "blocking")
+        arrays = ", ".join(
+            f"%s::{f.db_type(connection).split('(')[0]}[]" for f in self.token_fields
+        )
+        tokens_sql = (
+            f"INSERT INTO {q(BookingToken._meta.db_table)} (booking_id,"
+            f" {_columns(self.token_fields)}) SELECT {booking_id}, {_columns(self.token_fields)}"
+            f" FROM unnest({arrays}) WITH ORDINALITY AS x({_columns(self.token_fields)}, n)"
+            " ORDER BY x.n RETURNING id"
+        )
+        self.guard = Prepared(
+            "cb_token_guard", "SELECT bookings_token_guard(%s, %s, %s::text[], %s::text[])"
+        )
+        self.booking = Prepared("cb_booking_insert", booking_sql)
+        self.tokens = Prepared("cb_booking_tokens_insert", tokens_sql)
+        self.audit = Prepared("cb_booking_audit_insert", audit_sql)
+        self.request = Prepared("cb_booking_request_insert", request_sql)
+
+
 @cache
-def _booking_sql(
-    with_tokens: bool, token_guard: bool, with_request: bool
-) -> tuple[Plan, list[models.Field], Plan, Plan, str]:
-    """One statement string: the token guard (if asked), the booking, its tokens (if any), its
-    audit row and the BookingRequest that asked for it (if any)."""
-    q = connection.ops.quote_name
-    booking_plan, booking_sql = _insert_sql(Booking)
-    booking_id = _booking_id_sql()
-
-    def child(model: type[models.Model]) -> tuple[Plan, str]:
-        fields = _fields(model, "booking")
-        sql = (
-            f"INSERT INTO {q(model._meta.db_table)} (booking_id, {_columns(fields)})"
-            f" VALUES ({booking_id}, {', '.join(_placeholder(f) for f in fields)}) RETURNING id"
-        )
-        return _plan(fields), sql
-
-    audit_plan, audit_sql = child(BookingTransition)
-    request_plan, request_sql = child(BookingRequest)
-    statements = [booking_sql]
-    if token_guard:
-        statements.insert(0, "SELECT bookings_token_guard(%s, %s, %s::text[], %s::text[])")
-    # period and blocking are the booking's, copied by a trigger (models.BookingToken).
-    token_fields = _fields(BookingToken, "booking", "period", "blocking")
-    if with_tokens:
-        arrays = ", ".join(f"%s::{f.db_type(connection).split('(')[0]}[]" for f in token_fields)
-        statements.append(
-            f"INSERT INTO {q(BookingToken._meta.db_table)} (booking_id, {_columns(token_fields)})"
-            f" SELECT {booking_id}, {_columns(token_fields)}"
-            f" FROM unnest({arrays}) WITH ORDINALITY AS x({_columns(token_fields)}, n)"
-            " ORDER BY x.n RETURNING id",
-        )
-    statements.append(audit_sql)
-    if with_request:
-        statements.append(request_sql)
-    return booking_plan, token_fields, audit_plan, request_plan, "; ".join(statements)
+def _booking_write() -> _BookingWrite:
+    return _BookingWrite()
 
 
 def insert_booking(
@@ -181,29 +190,28 @@ def insert_booking(
     """INSERT a new booking, its tokens, its first audit row and the BookingRequest that asked
     for it (if any), and set their pks.
 
-    The INSERTs travel as one statement string in one round trip (the later ones take the
-    booking's id from currval). PostgreSQL runs such a string as one transaction when none is
-    open, so outside an atomic block this is the whole write of a booking, commit included,
-    and still all or nothing; inside one, the caller's block decides. Raises IntegrityError as
-    booking.save() would (the exclusion constraint, the unique request_id), and, with
-    token_guard, an exclusion violation naming TOKEN_GUARD when one of the tokens already holds
-    a blocking booking overlapping the booking's period."""
-    booking_plan, token_fields, audit_plan, request_plan, sql = _booking_sql(
-        bool(tokens), token_guard and bool(tokens), request is not None
-    )
-    params: list[Any] = []
-    if token_guard and tokens:
-        params += [booking.period.lower, booking.period.upper]
-        params += [[t.uid for t in tokens], [t.country_code for t in tokens]]
-    params += _values(booking, booking_plan)
+    The statements are prepared (config.db.Prepared) and travel as one statement string in one
+    round trip (the later ones take the booking's id from currval). PostgreSQL runs such a
+    string as one transaction when none is open, so outside an atomic block this is the whole
+    write of a booking, commit included, and still all or nothing; inside one, the caller's
+    block decides. Raises IntegrityError as booking.save() would (the exclusion constraint,
+    the unique request_id), and, with token_guard, an exclusion violation naming TOKEN_GUARD
+    when one of the tokens already holds a blocking booking overlapping the booking's period."""
+    w = _booking_write()
+    calls: list[tuple[Prepared, Sequence[Any]]] = []
+    guard = token_guard and bool(tokens)
+    if guard:
+        uids, countries = [t.uid for t in tokens], [t.country_code for t in tokens]
+        calls.append((w.guard, [booking.period.lower, booking.period.upper, uids, countries]))
+    calls.append((w.booking, _values(booking, w.booking_plan)))
     if tokens:
-        params += [[getattr(t, f.attname) for t in tokens] for f in token_fields]
-    params += _values(audit, audit_plan)
+        calls.append((w.tokens, [[getattr(t, f.attname) for t in tokens] for f in w.token_fields]))
+    calls.append((w.audit, _values(audit, w.audit_plan)))
     if request is not None:
-        params += _values(request, request_plan)
+        calls.append((w.request, _values(request, w.request_plan)))
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        if token_guard and tokens:
+        execute_prepared(cursor, calls)
+        if guard:
             cursor.nextset()
         _saved(booking, cursor.fetchone()[0])
         if tokens:
@@ -264,19 +272,33 @@ def locked_booking_id(*, country_code: str, party_id: str, request_id: str) -> i
     return row[0] if row else None
 
 
-@cache
-def _targets_sql(with_request: bool = False) -> str:
-    # The location statement and the EVSE statements of locations.selectors, sent together,
-    # after the party's booking for a request_id when asked.
-    location = location_with_rules_sql("upper(l.ocpi_id::text) = upper(%s)")
-    statements = [location, evses_sql("e.uid = %s")]
-    if with_request:
-        statements.insert(
-            0,
+class _Targets:
+    """The prepared statements that find a BookingRequest's booking, location and EVSE: the
+    location statement and the EVSE statements of locations.selectors."""
+
+    def __init__(self) -> None:
+        location = location_with_rules_sql("upper(l.ocpi_id::text) = upper(%s::text)")
+        evses, connectors = evses_sql("e.uid = %s::text").split("; ")
+        self.booking = Prepared(
+            "cb_request_booking_id",
             "SELECT id FROM bookings_booking"
             " WHERE emsp_country_code = %s AND emsp_party_id = %s AND request_id = %s",
         )
-    return "; ".join(statements)
+        self.location = Prepared("cb_location_by_ocpi_id", location)
+        self.evse = Prepared("cb_evse_by_uid", evses)
+        self.connectors = Prepared("cb_connectors_by_evse_uid", connectors)
+
+    def calls(self, location_id: str, evse_uid: str) -> list[tuple[Prepared, Sequence[Any]]]:
+        return [
+            (self.location, [location_id]),
+            (self.evse, [evse_uid]),
+            (self.connectors, [evse_uid]),
+        ]
+
+
+@cache
+def _targets() -> _Targets:
+    return _Targets()
 
 
 def _targets_from(cursor: Any, location_id: str) -> tuple[Location | None, EVSE | None]:
@@ -303,7 +325,7 @@ def request_targets(*, location_id: str, evse_uid: str) -> tuple[Location | None
     Location.objects.with_rules() and select_related would load them, in one round trip.
     Raises Location.MultipleObjectsReturned as .get() would."""
     with connection.cursor() as cursor:
-        cursor.execute(_targets_sql(), [location_id, evse_uid, evse_uid])
+        execute_prepared(cursor, _targets().calls(location_id, evse_uid))
         return _targets_from(cursor, location_id)
 
 
@@ -313,10 +335,9 @@ def request_lookup(
     """The id of the party's booking for request_id (None when there is none, not locked) and
     request_targets' location and EVSE, in one round trip."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            _targets_sql(with_request=True),
-            [country_code, party_id, request_id, location_id, evse_uid, evse_uid],
-        )
+        targets = _targets()
+        booking = (targets.booking, [country_code, party_id, request_id])
+        execute_prepared(cursor, [booking, *targets.calls(location_id, evse_uid)])
         row = cursor.fetchone()
         cursor.nextset()
         location, evse = _targets_from(cursor, location_id)

@@ -1,13 +1,15 @@
-"""Timestamps read back exactly as written, in UTC, through the C timestamptz loader."""
+"""Timestamps read back exactly as written, in UTC, through the C timestamptz loader; prepared
+statements (config.db.Prepared)."""
 
+import itertools
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from psycopg import pq
 
 from bookings.models import Booking
-from config.db import UTCTimestamptzLoader
+from config.db import Prepared, UTCTimestamptzLoader, execute_prepared
 from tests.bookings.factories import BookingFactory
 
 pytestmark = pytest.mark.django_db
@@ -25,3 +27,48 @@ def test_timestamps_round_trip_exactly_in_utc():
         assert cursor.fetchone() == (start, None)
         loader = cursor.cursor.adapters.get_loader(1184, pq.Format.TEXT)
     assert loader is UTCTimestamptzLoader
+
+
+_names = itertools.count()
+
+
+def _statements():
+    n = next(_names)  # names of their own: another test's connection may know the same ones
+    return (
+        Prepared(f"test_add_{n}", "SELECT %s::int + %s::int, '100%%'"),
+        Prepared(f"test_now_{n}", "SELECT 'no parameters'"),
+    )
+
+
+def test_prepared_statements_are_prepared_once_per_connection(django_assert_num_queries):
+    add, plain = _statements()
+    assert add.prepare_sql.endswith("SELECT $1::int + $2::int, '100%'")
+    assert add.execute_sql == f"{add.name}(%s, %s)".join(["EXECUTE ", ""])
+    # PREPARE both, then both EXECUTEs in one string.
+    with django_assert_num_queries(2), connection.cursor() as cursor:
+        execute_prepared(cursor, [(add, [2, 3]), (plain, [])])
+        assert cursor.fetchone() == (5, "100%")
+        cursor.nextset()
+        assert cursor.fetchone() == ("no parameters",)
+    with django_assert_num_queries(1), connection.cursor() as cursor:
+        execute_prepared(cursor, [(add, [40, 2]), (add, ["1", "1"])])
+        assert cursor.fetchone() == (42, "100%")
+        cursor.nextset()
+        assert cursor.fetchone() == (2, "100%")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_prepared_statements_lost_by_the_session_are_prepared_again():
+    add, _ = _statements()
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, [(add, [1, 1])])
+        cursor.execute("DEALLOCATE ALL")
+        # Outside a transaction: prepared again and run, the caller sees nothing.
+        execute_prepared(cursor, [(add, [2, 2])])
+        assert cursor.fetchone()[0] == 4
+        cursor.execute("DEALLOCATE ALL")
+        # Inside one, the transaction is aborted: the error goes to the caller, once.
+        with pytest.raises(DatabaseError, match="does not exist"), transaction.atomic():
+            execute_prepared(connection.cursor(), [(add, [3, 3])])
+        execute_prepared(cursor, [(add, [4, 4])])
+        assert cursor.fetchone()[0] == 8

@@ -7,16 +7,23 @@ from django.db import migrations
 GUARD = """
 CREATE FUNCTION bookings_token_guard(lo timestamptz, hi timestamptz, uids text[],
                                      countries text[]) RETURNS void AS $$
+DECLARE
+    wanted tstzrange := tstzrange(lo, hi, '[)');
 BEGIN
-    IF EXISTS (
-        SELECT 1 FROM bookings_bookingtoken t
-         WHERE t.blocking
-           AND t.period && tstzrange(lo, hi, '[)')
-           AND (t.uid, t.country_code) IN (SELECT * FROM unnest(uids, countries))
-    ) THEN
-        RAISE EXCEPTION 'A token of this booking already holds a booking at that time.'
-            USING ERRCODE = 'exclusion_violation', CONSTRAINT = 'booking_token_no_overlap';
-    END IF;
+    -- One probe per token with scalar parameters: PL/pgSQL keeps one generic plan for it,
+    -- where a join with unnest(uids, countries) was planned again on every call.
+    FOR i IN 1 .. coalesce(array_length(uids, 1), 0) LOOP
+        IF EXISTS (
+            SELECT 1 FROM bookings_bookingtoken t
+             WHERE t.blocking
+               AND t.uid = uids[i]
+               AND t.country_code = countries[i]
+               AND t.period && wanted
+        ) THEN
+            RAISE EXCEPTION 'A token of this booking already holds a booking at that time.'
+                USING ERRCODE = 'exclusion_violation', CONSTRAINT = 'booking_token_no_overlap';
+        END IF;
+    END LOOP;
 END;
 $$ LANGUAGE plpgsql;
 """

@@ -116,6 +116,7 @@ def test_insert_row_sets_the_pk_and_every_field(site):
 
 
 def test_request_targets_loads_what_the_orm_loads_then_no_query(site, django_assert_num_queries):
+    rawsql.request_targets(location_id="NOPE", evse_uid="")  # prepares its statements once
     with django_assert_num_queries(1):
         location, evse = rawsql.request_targets(location_id="loc-raw", evse_uid="EVSE-RAW")
     expected = Location.objects.with_rules().get(pk=site.pk)

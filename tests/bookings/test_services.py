@@ -707,6 +707,7 @@ def test_booking_create_outside_a_transaction_is_one_statement_all_or_nothing(
 ):
     _, loaded = rawsql.request_targets(location_id="LOC1", evse_uid="EVSE1")
     tokens = (TokenData("DE", "EMS", "TOK1", "RFID", "DE-EMS-1"),)
+    create(loaded, ams(16), ams(17), tokens=tokens)  # prepares the write on this connection
     # The write with its token check; no BEGIN or COMMIT (not counted here) either.
     with django_assert_num_queries(1):
         booking = create(loaded, ams(10), ams(11), tokens=tokens)

@@ -5,7 +5,7 @@ import itertools
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from psycopg import pq
 
 from bookings.models import Booking
@@ -72,3 +72,34 @@ def test_prepared_statements_lost_by_the_session_are_prepared_again():
             execute_prepared(connection.cursor(), [(add, [3, 3])])
         execute_prepared(cursor, [(add, [4, 4])])
         assert cursor.fetchone()[0] == 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_health_check_sends_no_query_on_a_quiet_connection_and_catches_a_dead_one(monkeypatch):
+    import psycopg
+    from django.core.signals import request_started
+
+    checks = []  # Django's SELECT 1 check, counted (it bypasses the query log)
+    wrapper = type(connections["default"])
+    original = wrapper.is_usable
+    monkeypatch.setattr(wrapper, "is_usable", lambda self: checks.append(1) or original(self))
+    assert connection.health_check_enabled
+
+    def backend_pid():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+    pid = backend_pid()
+    request_started.send(sender=None)  # a new request: its health check is due
+    assert backend_pid() == pid and checks == []  # the same session, and no SELECT 1
+    # The server ends the session between two requests: the next one gets a new connection.
+    settings = connection.settings_dict
+    with psycopg.connect(
+        dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"] or None,
+        port=settings["PORT"] or None, password=settings["PASSWORD"] or None, autocommit=True,
+    ) as other:  # fmt: skip
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        other.execute("SELECT pg_sleep(0.05)")  # the FATAL message reaches the socket
+    request_started.send(sender=None)
+    assert backend_pid() != pid and checks == [1]

@@ -281,8 +281,10 @@ class _Targets:
         evses, connectors = evses_sql("e.uid = %s::text").split("; ")
         self.booking = Prepared(
             "cb_request_booking_id",
-            "SELECT id FROM bookings_booking"
-            " WHERE emsp_country_code = %s AND emsp_party_id = %s AND request_id = %s",
+            # `request_id <> ''` is the unique index's predicate: with it, the generic plan
+            # (no planning per call) can use that partial index.
+            "SELECT id FROM bookings_booking WHERE emsp_country_code = %s AND emsp_party_id = %s"
+            " AND request_id = %s AND request_id <> ''",
         )
         self.location = Prepared("cb_location_by_ocpi_id", location)
         self.evse = Prepared("cb_evse_by_uid", evses)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.views import APIView
 
 from . import responses as r
@@ -15,8 +16,17 @@ from .models import Party
 from .renderers import OcpiJSONRenderer
 
 
+class OcpiNegotiation(DefaultContentNegotiation):
+    """OCPI answers in JSON whatever the Accept header says: the one renderer, without DRF's
+    media type matching on every request."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class OcpiApi(APIView):
     renderer_classes = [OcpiJSONRenderer]
+    content_negotiation_class = OcpiNegotiation
     authentication_classes = [TokenAuthentication]
     permission_classes = [PartyPermission]
     token_a_allowed = False

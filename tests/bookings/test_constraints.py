@@ -10,8 +10,9 @@ from django.utils import timezone
 from bookings.exceptions import SlotUnavailable
 from bookings.models import Booking, BookingTransition, Status, tstzrange
 from bookings.services import Actor, booking_create
+from locations.models import Location
 from tests.bookings.factories import BookingFactory, BookingTransitionFactory
-from tests.locations.factories import BookingPolicyFactory, EVSEFactory
+from tests.locations.factories import BookingPolicyFactory, EVSEFactory, LocationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -121,3 +122,81 @@ def test_booking_create_concurrent_32_sessions_exactly_one_wins():
     assert len(refusals) == sessions - 1, [r for r in results if not isinstance(r, int)]
     assert all(r.code == "slot_unavailable" for r in refusals)
     assert Booking.objects.blocking().filter(evse=evse).count() == 1
+
+
+# --- the booking's location (triggers instead of a foreign key: see Booking.location) ---------
+
+
+def _sql(statement, params):
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.rowcount
+
+
+def test_booking_location_must_be_its_evse_location():
+    booking = BookingFactory()
+    elsewhere = LocationFactory()
+    refused = pytest.raises(IntegrityError, match="is not the location of its EVSE")
+    with refused, transaction.atomic():
+        BookingFactory(location=elsewhere, evse=booking.evse, start=booking.period.upper)
+    with refused:
+        _sql(
+            "UPDATE bookings_booking SET location_id = %s WHERE id = %s", [elsewhere.pk, booking.pk]
+        )
+    other = EVSEFactory(charge_point__location=elsewhere)
+    with refused:
+        _sql("UPDATE bookings_booking SET evse_id = %s WHERE id = %s", [other.pk, booking.pk])
+    # Both together, as a move to another location would write them, are consistent.
+    _sql(
+        "UPDATE bookings_booking SET evse_id = %s, location_id = %s WHERE id = %s",
+        [other.pk, elsewhere.pk, booking.pk],
+    )
+    booking.refresh_from_db()
+    assert booking.location_id == elsewhere.pk
+
+
+def test_booking_without_evse_needs_an_existing_location():
+    refused = BookingFactory(status=Status.REJECTED, evse=None, location=LocationFactory())
+    assert refused.evse_id is None
+    missing = Location(pk=10**9)
+    with pytest.raises(IntegrityError, match="There is no location") as error, transaction.atomic():
+        BookingFactory(status=Status.REJECTED, evse=None, location=missing)
+    assert error.value.__cause__.diag.constraint_name == "booking_location_exists"
+
+
+def test_location_with_bookings_cannot_be_deleted_even_bypassing_the_orm():
+    location = LocationFactory()
+    BookingFactory(status=Status.REJECTED, evse=None, location=location)
+    with pytest.raises(IntegrityError, match="still has bookings"):
+        _sql("DELETE FROM locations_location WHERE id = %s", [location.pk])
+    assert _sql("DELETE FROM locations_location WHERE id = %s", [LocationFactory().pk]) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_location_delete_waits_for_a_concurrent_booking_without_evse_and_then_fails():
+    # The refused booking locks its location row as the foreign key did: a DELETE running at
+    # the same time waits for it, then sees the booking and refuses.
+    from django.db import connections
+
+    location = LocationFactory()
+    inserted, outcome = threading.Event(), {}
+
+    def delete_location():
+        inserted.wait(10)
+        try:
+            outcome["deleted"] = _sql("DELETE FROM locations_location WHERE id = %s", [location.pk])
+        except IntegrityError as error:
+            outcome["error"] = str(error)
+        finally:
+            connections.close_all()
+
+    deleter = threading.Thread(target=delete_location)
+    deleter.start()
+    with transaction.atomic():
+        BookingFactory(status=Status.REJECTED, evse=None, location=location)
+        inserted.set()
+        deleter.join(0.5)
+        assert deleter.is_alive()  # waiting for this transaction's lock on the location
+    deleter.join(10)
+    assert "still has bookings" in outcome.get("error", "")
+    assert Booking.objects.filter(location=location).exists()

@@ -106,7 +106,7 @@ def test_insert_booking_is_all_or_nothing_under_the_exclusion_constraint(site):
 
 
 def test_insert_row_sets_the_pk_and_every_field(site):
-    booking = BookingFactory(location=site)
+    booking = BookingFactory(evse=EVSE.objects.get(uid="EVSE-RAW"))
     request = BookingRequest(booking=booking, request_status=RequestStatus.ACCEPTED,
                              payload={"k": ["v"]}, received_at=NOW, decided_at=NOW)  # fmt: skip
     rawsql.insert_row(request)
@@ -157,7 +157,9 @@ def test_request_targets_unknown_location_or_evse_elsewhere(site):
 
 
 def test_token_clash_pairs_uid_with_country_and_skips_the_excluded_booking(site):
-    booking = BookingFactory(location=site, period=tstzrange(START, START + timedelta(hours=1)))
+    booking = BookingFactory(
+        evse=EVSE.objects.get(uid="EVSE-RAW"), period=tstzrange(START, START + timedelta(hours=1))
+    )
     BookingToken.objects.create(booking=booking, country_code="DE", party_id="EMS", uid="T1",
                                 type="RFID", contract_id="C1")  # fmt: skip
     window = {"start": START + timedelta(minutes=30), "end": START + timedelta(hours=2)}

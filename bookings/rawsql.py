@@ -16,12 +16,17 @@ parsing and planning of each call.
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime, time
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from psycopg.types.json import Jsonb
+from psycopg.types.range import Range
 
 from config.db import Prepared, execute_prepared
 from locations.models import (
@@ -134,44 +139,87 @@ def _booking_id_sql() -> str:
 TOKEN_GUARD = "booking_token_no_overlap"
 
 
+def _json_value(value: Any) -> Any:
+    """A value as get_db_prep_save returns it, as JSON that jsonb_populate_record reads into
+    its column: text in the column type's input format, the JSON itself for json columns."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value  # a choices enum is a str: JSON writes its value
+    if isinstance(value, Jsonb):
+        return (
+            value.obj if value.dumps in (None, json.dumps) else json.loads(value.dumps(value.obj))
+        )
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, Range):
+        if value.isempty:
+            return "empty"
+        lower = "" if value.lower is None else f'"{_json_value(value.lower)}"'
+        upper = "" if value.upper is None else f'"{_json_value(value.upper)}"'
+        return f"{value.bounds[0]}{lower},{upper}{value.bounds[1]}"
+    raise TypeError(f"No JSON form for a {type(value).__name__} column value.")
+
+
+def _json_row(obj: models.Model, plan: Plan) -> str:
+    """The row of obj's fields in plan as one JSON object keyed by column: one parameter for
+    the whole row instead of one per field. Binding each value as an SQL literal cost a sixth
+    of an OCPI BookingRequest's Python time; json.dumps does the row at once."""
+    values = _values(obj, plan)
+    return json.dumps(
+        {field.column: _json_value(v) for (field, _, _), v in zip(plan, values, strict=True)},
+        separators=(",", ":"),
+    )
+
+
 class _BookingWrite:
-    """The prepared statements of a new booking's write and what binds their parameters."""
+    """The prepared statements of a new booking's write and what binds their parameters.
+
+    Each row travels as one JSON parameter that jsonb_populate_record turns into the table's
+    row type (each column through its type's input function, as a literal would be)."""
 
     def __init__(self) -> None:
         q = connection.ops.quote_name
-        booking_plan, booking_sql = _insert_sql(Booking)
         booking_id = _booking_id_sql()
 
-        def child(model: type[models.Model]) -> tuple[Plan, str]:
-            fields = _fields(model, "booking")
-            sql = (
-                f"INSERT INTO {q(model._meta.db_table)} (booking_id, {_columns(fields)})"
-                f" VALUES ({booking_id}, {', '.join(_placeholder(f) for f in fields)})"
-                " RETURNING id"
-            )
-            return _plan(fields), sql
+        def insert(model: type[models.Model], fields: list[models.Field], child: bool) -> str:
+            table = q(model._meta.db_table)
+            columns = _columns(fields)
+            source = f"jsonb_populate_record(NULL::{table}, %s::jsonb) AS x"
+            if child:
+                return (
+                    f"INSERT INTO {table} (booking_id, {columns})"
+                    f" SELECT {booking_id}, {columns} FROM {source} RETURNING id"
+                )
+            return f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {source} RETURNING id"
 
-        self.booking_plan = booking_plan
-        self.audit_plan, audit_sql = child(BookingTransition)
-        self.request_plan, request_sql = child(BookingRequest)
+        booking_fields = _fields(Booking)
+        audit_fields = _fields(BookingTransition, "booking")
+        request_fields = _fields(BookingRequest, "booking")
+        self.booking_plan = _plan(booking_fields)
+        self.audit_plan = _plan(audit_fields)
+        self.request_plan = _plan(request_fields)
         # period and blocking are the booking's, copied by a trigger (models.BookingToken).
-        self.token_fields = _fields(BookingToken, "booking", "period", "blocking")
-        arrays = ", ".join(
-            f"%s::{f.db_type(connection).split('(')[0]}[]" for f in self.token_fields
-        )
+        token_fields = _fields(BookingToken, "booking", "period", "blocking")
+        self.token_plan = _plan(token_fields)
+        token_table = q(BookingToken._meta.db_table)
         tokens_sql = (
-            f"INSERT INTO {q(BookingToken._meta.db_table)} (booking_id,"
-            f" {_columns(self.token_fields)}) SELECT {booking_id}, {_columns(self.token_fields)}"
-            f" FROM unnest({arrays}) WITH ORDINALITY AS x({_columns(self.token_fields)}, n)"
-            " ORDER BY x.n RETURNING id"
+            f"INSERT INTO {token_table} (booking_id, {_columns(token_fields)})"
+            f" SELECT {booking_id}, {_columns(token_fields)}"
+            f" FROM jsonb_populate_recordset(NULL::{token_table}, %s::jsonb)"
+            " WITH ORDINALITY AS x ORDER BY x.ordinality RETURNING id"
         )
         self.guard = Prepared(
             "cb_token_guard", "SELECT bookings_token_guard(%s, %s, %s::text[], %s::text[])"
         )
-        self.booking = Prepared("cb_booking_insert", booking_sql)
+        self.booking = Prepared("cb_booking_insert", insert(Booking, booking_fields, False))
         self.tokens = Prepared("cb_booking_tokens_insert", tokens_sql)
-        self.audit = Prepared("cb_booking_audit_insert", audit_sql)
-        self.request = Prepared("cb_booking_request_insert", request_sql)
+        self.audit = Prepared(
+            "cb_booking_audit_insert", insert(BookingTransition, audit_fields, True)
+        )
+        self.request = Prepared(
+            "cb_booking_request_insert", insert(BookingRequest, request_fields, True)
+        )
 
 
 @cache
@@ -203,12 +251,13 @@ def insert_booking(
     if guard:
         uids, countries = [t.uid for t in tokens], [t.country_code for t in tokens]
         calls.append((w.guard, [booking.period.lower, booking.period.upper, uids, countries]))
-    calls.append((w.booking, _values(booking, w.booking_plan)))
+    calls.append((w.booking, [_json_row(booking, w.booking_plan)]))
     if tokens:
-        calls.append((w.tokens, [[getattr(t, f.attname) for t in tokens] for f in w.token_fields]))
-    calls.append((w.audit, _values(audit, w.audit_plan)))
+        rows = ",".join(_json_row(t, w.token_plan) for t in tokens)
+        calls.append((w.tokens, [f"[{rows}]"]))
+    calls.append((w.audit, [_json_row(audit, w.audit_plan)]))
     if request is not None:
-        calls.append((w.request, _values(request, w.request_plan)))
+        calls.append((w.request, [_json_row(request, w.request_plan)]))
     with connection.cursor() as cursor:
         execute_prepared(cursor, calls)
         if guard:

@@ -89,6 +89,33 @@ def test_insert_booking_writes_every_field_tokens_and_audit(site):
     )
 
 
+def test_insert_booking_writes_awkward_values_and_the_request_exactly(site):
+    # Rows travel as JSON read by jsonb_populate_record: quotes, backslashes, percent signs,
+    # non-ASCII text, microseconds and offsets come back as they went in.
+    evse = EVSE.objects.get(uid="EVSE-RAW")
+    booking = _new_booking(site, evse, request_id="R-'\\%s\"ü")
+    booking.notes = 'It\'s 100% "quoted" \\ back\\slash, naïve ☃ emoji 🚗\nnew line'
+    booking.terms = {"nested": {"deep": ["é", 1.5, None, True]}, "quote": "'\""}
+    booking.period = tstzrange(START + timedelta(microseconds=7), START + timedelta(hours=1))
+    booking.blocked_period = booking.period
+    audit = BookingTransition(
+        booking=booking, event="CREATED", to_status="RESERVED", at=NOW, actor_type="SYSTEM",
+        reason="%(x)s {0} '; DROP TABLE x; --",
+    )  # fmt: skip
+    request = BookingRequest(
+        request_status=RequestStatus.ACCEPTED, payload={"a": "\u00e9\\", "n": [1, {"b": None}]},
+        received_at=NOW, decided_at=NOW + timedelta(microseconds=1), reason="ok",
+    )  # fmt: skip
+    rawsql.insert_booking(booking, tokens=[], audit=audit, request=request)
+    stored = Booking.objects.get(pk=booking.pk)
+    for field in Booking._meta.concrete_fields:
+        assert getattr(stored, field.attname) == getattr(booking, field.attname), field.name
+    stored_request = BookingRequest.objects.get(pk=request.pk)
+    for field in BookingRequest._meta.concrete_fields:
+        assert getattr(stored_request, field.attname) == getattr(request, field.attname)
+    assert BookingTransition.objects.get(pk=audit.pk).reason == audit.reason
+
+
 def test_insert_booking_is_all_or_nothing_under_the_exclusion_constraint(site):
     evse = EVSE.objects.get(uid="EVSE-RAW")
     BookingFactory(evse=evse, location=site, period=tstzrange(START, START + timedelta(hours=2)))

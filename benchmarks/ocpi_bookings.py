@@ -187,46 +187,103 @@ class SlotPool:
             self.index[last] = n
 
 
+class _PostingProtocol(asyncio.Protocol):
+    """One keep-alive connection that POSTs BookingRequests back to back until the deadline.
+
+    A protocol rather than asyncio streams, and responses read by their Content-Length and
+    one substring instead of a JSON parse: the load generator shares the 2 cores with the
+    server, and with streams it took ~0.22 ms of CPU per request, ~5% of the machine."""
+
+    def __init__(self, run: _PostRun, n: int):
+        self.run, self.rng, self.n = run, random.Random(n), n
+        self.buffer = b""
+        self.done = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.send()
+
+    def send(self) -> None:
+        if time.perf_counter() >= self.run.deadline:
+            self.transport.close()
+            return
+        self.slot = self.run.pool.draw(self.rng)
+        self.transport.write(self.run.request(self.n, self.slot))
+        self.began = time.perf_counter()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buffer[:end].lower()
+        at = head.find(b"content-length:") + len(b"content-length:")
+        length = int(head[at : head.find(b"\r\n", at) if b"\r\n" in head[at:] else None])
+        if len(self.buffer) < end + 4 + length:
+            return
+        body = self.buffer[end + 4 : end + 4 + length]
+        self.buffer = self.buffer[end + 4 + length :]
+        self.run.answered(self, int(head[9:12]), body)
+        self.send()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class _PostRun:
+    def __init__(self, seconds: float, pool: SlotPool):
+        self.deadline = time.perf_counter() + seconds
+        self.pool = pool
+        self.latencies: list[float] = []
+        self.outcomes: dict[str, int] = {}
+        self.counter = 0
+        auth = base64.b64encode(TOKEN.encode()).decode()
+        self.head = (
+            "POST /ocpi/cpo/2.3.0/bookings HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Token {auth}\r\nContent-Type: application/json\r\n"
+            "Content-Length: {}\r\n\r\n"
+        )
+
+    def request(self, n: int, slot: tuple[str, datetime]) -> bytes:
+        self.counter += 1
+        c, (evse, start) = self.counter, slot
+        end = start + timedelta(hours=1)
+        body = (
+            f'{{"country_code":"DE","party_id":"BEN","request_id":"B-{n}-{c}",'
+            f'"location_id":"{LOCATION_ID}","evse_uid":"{evse}",'
+            f'"period":{{"start_from":"{z(start)}","end_before":"{z(end)}"}},'
+            f'"authorization_reference":"A{c}","tokens":[{{"country_code":"DE","party_id":"BEN",'
+            f'"uid":"T{c}","type":"RFID","contract_id":"DE-BEN-C{c:08d}"}}]}}'
+        ).encode()
+        return self.head.format(len(body)).encode() + body
+
+    def answered(self, conn: _PostingProtocol, status: int, body: bytes) -> None:
+        self.latencies.append(time.perf_counter() - conn.began)
+        if b'"reservation_status":"RESERVED"' in body:
+            key = "RESERVED"
+            self.pool.booked(conn.slot)
+        elif b'"reservation_status":"REJECTED"' in body:
+            key = "REJECTED"
+        else:
+            key = f"HTTP {status}: {body[:120]!r}"
+        self.outcomes[key] = self.outcomes.get(key, 0) + 1
+
+
 async def post_load(port: int, seconds: float, connections: int, pool: SlotPool) -> dict:
-    latencies: list[float] = []
-    outcomes: dict[str, int] = {}
-    deadline = time.perf_counter() + seconds
-    counter = 0
-
-    async def worker(n: int) -> None:
-        nonlocal counter
-        conn = Connection("127.0.0.1", port)
-        rng = random.Random(n)
-        while time.perf_counter() < deadline:
-            evse, start = slot = pool.draw(rng)
-            counter += 1
-            body = json.dumps({
-                "country_code": "DE", "party_id": "BEN", "request_id": f"B-{n}-{counter}",
-                "location_id": LOCATION_ID, "evse_uid": evse,
-                "period": {"start_from": z(start), "end_before": z(start + timedelta(hours=1))},
-                "authorization_reference": f"A{counter}",
-                "tokens": [{"country_code": "DE", "party_id": "BEN", "uid": f"T{counter}",
-                            "type": "RFID", "contract_id": f"DE-BEN-C{counter:08d}"}],
-            }).encode()  # fmt: skip
-            began = time.perf_counter()
-            status, data = await conn.request("POST", "/ocpi/cpo/2.3.0/bookings", body)
-            latencies.append(time.perf_counter() - began)
-            try:
-                payload = json.loads(data)
-                key = payload.get("data", {}).get("reservation_status") or str(
-                    payload.get("status_code")
-                )
-            except ValueError:
-                key = f"HTTP {status}"
-            if key == "RESERVED":
-                pool.booked(slot)
-            outcomes[key] = outcomes.get(key, 0) + 1
-
+    loop = asyncio.get_running_loop()
+    run = _PostRun(seconds, pool)
     began = time.perf_counter()
-    await asyncio.gather(*(worker(n) for n in range(connections)))
+    protocols = []
+    for n in range(connections):
+        _, protocol = await loop.create_connection(
+            lambda n=n: _PostingProtocol(run, n), "127.0.0.1", port
+        )
+        protocols.append(protocol)
+    await asyncio.gather(*(p.done for p in protocols))
     elapsed = time.perf_counter() - began
-    return {"requests": len(latencies), "elapsed": elapsed, "latencies": latencies,
-            "outcomes": outcomes}  # fmt: skip
+    return {"requests": len(run.latencies), "elapsed": elapsed, "latencies": run.latencies,
+            "outcomes": run.outcomes}  # fmt: skip
 
 
 async def calibrate(port: int, count: int) -> list[float]:

@@ -30,3 +30,35 @@ def test_errors_and_values_do_not_leak_between_instances():
     assert bad.fields["period"] is not good.fields["period"]
     assert bad.fields["request_id"] is not good.fields["request_id"]
     assert bad.fields["request_id"].parent is bad
+
+
+def test_nested_shapes_share_their_inner_fields_and_validate_in_parallel():
+    # A nested serializer is a copy of a per-class template whose fields are built once.
+    import threading
+
+    one, two = BookingRequestSerializer(data=REQUEST), BookingRequestSerializer(data=REQUEST)
+    assert one.fields["period"] is not two.fields["period"]
+    assert one.fields["period"].fields is two.fields["period"].fields
+    assert one.fields["tokens"].child is two.fields["tokens"].child
+    token = {"country_code": "DE", "party_id": "EMS", "uid": "U", "type": "RFID",
+             "contract_id": "C"}  # fmt: skip
+    failures = []
+
+    def validate(n: int) -> None:
+        for i in range(200):
+            bad = i % 2 == n % 2
+            body = {**REQUEST, "tokens": [{**token, "uid": "X" * 37 if bad else f"U{n}-{i}"}]}
+            serializer = BookingRequestSerializer(data=body)
+            if serializer.is_valid() == bad:
+                failures.append((n, i, serializer.errors))
+            elif not bad and serializer.validated_data["tokens"][0]["uid"] != f"U{n}-{i}":
+                failures.append((n, i, serializer.validated_data))
+            elif bad and "uid" not in serializer.errors["tokens"][0]:
+                failures.append((n, i, serializer.errors))
+
+    threads = [threading.Thread(target=validate, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

@@ -48,7 +48,8 @@ def _booking_out(booking: Booking) -> dict:
     if "location" in cached and (booking.evse_id is None or "evse" in cached):
         # A new booking comes back from the engine with its location, EVSE, tokens and request
         # loaded; otherwise fetch only the token and request rows the OCPI object shows.
-        prefetch_related_objects([booking], *BOOKING_PREFETCH)
+        if not {"tokens", "requests"} <= getattr(booking, "_prefetched_objects_cache", {}).keys():
+            prefetch_related_objects([booking], *BOOKING_PREFETCH)
         return booking_object(booking)
     return booking_object(booking_detail_queryset().get(pk=booking.pk))
 

@@ -187,29 +187,52 @@ class SlotPool:
             self.index[last] = n
 
 
-class _PostingProtocol(asyncio.Protocol):
-    """One keep-alive connection that POSTs BookingRequests back to back until the deadline.
+class _Lane:
+    """One client connection's worth of load: it POSTs BookingRequests back to back until the
+    deadline, on one keep-alive connection, or on a new connection per request when the server
+    closes each one (gunicorn's sync workers). Latency counts from the request's send, or from
+    the connect when the request needs a new connection.
 
     A protocol rather than asyncio streams, and responses read by their Content-Length and
     one substring instead of a JSON parse: the load generator shares the 2 cores with the
     server, and with streams it took ~0.22 ms of CPU per request, ~5% of the machine."""
 
-    def __init__(self, run: _PostRun, n: int):
-        self.run, self.rng, self.n = run, random.Random(n), n
-        self.buffer = b""
-        self.done = asyncio.get_running_loop().create_future()
+    def __init__(self, run: _PostRun, n: int, port: int):
+        self.run, self.n, self.port, self.rng = run, n, port, random.Random(n)
+        self.loop = asyncio.get_running_loop()
+        self.done = self.loop.create_future()
+
+    def connect(self) -> None:
+        if time.perf_counter() >= self.run.deadline:
+            self.done.set_result(None)
+            return
+        self.began = time.perf_counter()
+        self.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        try:
+            await self.loop.create_connection(lambda: _LaneProtocol(self), "127.0.0.1", self.port)
+        except OSError as error:
+            self.done.set_exception(error)
+
+    def send(self, transport: asyncio.Transport, *, fresh: bool = False) -> None:
+        if time.perf_counter() >= self.run.deadline:
+            transport.close()
+            self.done.set_result(None)
+            return
+        self.slot = self.run.pool.draw(self.rng)
+        transport.write(self.run.request(self.n, self.slot))
+        if not fresh:
+            self.began = time.perf_counter()
+
+
+class _LaneProtocol(asyncio.Protocol):
+    def __init__(self, lane: _Lane):
+        self.lane, self.buffer = lane, b""
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
-        self.send()
-
-    def send(self) -> None:
-        if time.perf_counter() >= self.run.deadline:
-            self.transport.close()
-            return
-        self.slot = self.run.pool.draw(self.rng)
-        self.transport.write(self.run.request(self.n, self.slot))
-        self.began = time.perf_counter()
+        self.lane.send(transport, fresh=True)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -223,12 +246,12 @@ class _PostingProtocol(asyncio.Protocol):
             return
         body = self.buffer[end + 4 : end + 4 + length]
         self.buffer = self.buffer[end + 4 + length :]
-        self.run.answered(self, int(head[9:12]), body)
-        self.send()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
+        self.lane.run.answered(self.lane, int(head[9:12]), body)
+        if b"connection: close" in head:
+            self.transport.close()
+            self.lane.connect()
+        else:
+            self.lane.send(self.transport)
 
 
 class _PostRun:
@@ -258,7 +281,7 @@ class _PostRun:
         ).encode()
         return self.head.format(len(body)).encode() + body
 
-    def answered(self, conn: _PostingProtocol, status: int, body: bytes) -> None:
+    def answered(self, conn: _Lane, status: int, body: bytes) -> None:
         self.latencies.append(time.perf_counter() - conn.began)
         if b'"reservation_status":"RESERVED"' in body:
             key = "RESERVED"
@@ -271,16 +294,12 @@ class _PostRun:
 
 
 async def post_load(port: int, seconds: float, connections: int, pool: SlotPool) -> dict:
-    loop = asyncio.get_running_loop()
     run = _PostRun(seconds, pool)
     began = time.perf_counter()
-    protocols = []
-    for n in range(connections):
-        _, protocol = await loop.create_connection(
-            lambda n=n: _PostingProtocol(run, n), "127.0.0.1", port
-        )
-        protocols.append(protocol)
-    await asyncio.gather(*(p.done for p in protocols))
+    lanes = [_Lane(run, n, port) for n in range(connections)]
+    for lane in lanes:
+        lane.connect()
+    await asyncio.gather(*(lane.done for lane in lanes))
     elapsed = time.perf_counter() - began
     return {"requests": len(run.latencies), "elapsed": elapsed, "latencies": run.latencies,
             "outcomes": run.outcomes}  # fmt: skip
@@ -364,6 +383,7 @@ def main() -> None:
     # config/gunicorn.py's default, 1 thread per worker, measured best on 2 cores: 418-466
     # req/s against 403-419 with 2 threads and 380 with 4 (GIL hand-offs cost CPU).
     parser.add_argument("--threads", type=int, default=1, help="gthread threads per worker")
+    parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])
     parser.add_argument("--gets", type=int, default=200)
     args = parser.parse_args()
     setup_database()
@@ -373,6 +393,7 @@ def main() -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi",
          "-b", f"127.0.0.1:{args.port}", "-w", str(workers), "--threads", str(args.threads),
+         "-k", args.worker_class,
          "--log-level", "warning"],
         cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip
@@ -408,7 +429,7 @@ def main() -> None:
             f"load average before/after: {load_before} / "
             f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
         )
-        print(f"gunicorn: {workers} workers x {args.threads} threads (gthread); "
+        print(f"gunicorn: {workers} {args.worker_class} workers x {args.threads} threads; "
               f"{args.connections} connections for {args.seconds:.0f} s")  # fmt: skip
         print(f"POST BookingRequest: {result['requests']} requests, "
               f"{result['requests'] / result['elapsed']:.0f} req/s, "

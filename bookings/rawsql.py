@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from functools import cache
@@ -161,15 +161,59 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"No JSON form for a {type(value).__name__} column value.")
 
 
-def _json_row(obj: models.Model, plan: Plan) -> str:
+JsonPlan = list[tuple[str, Callable[[models.Model], Any]]]
+
+# Field classes whose value (when it is None or of these types) JSON carries as it is, which
+# is what get_db_prep_save would make of it, then _json_value: a str subclass (a choices enum)
+# is written as its value, as CharField.to_python leaves it.
+_JSON_AS_IS: dict[type[models.Field], tuple[type, ...]] = {
+    **_AS_IS,
+    models.CharField: (str,),
+    models.TextField: (str,),
+}
+
+
+def _json_plan(fields: Sequence[models.Field]) -> JsonPlan:
+    """Per field, the column and what gives its JSON value, worked out once with the statement.
+
+    Plain values (above) and JSON fields without an encoder are taken as they are; every other
+    field goes through pre_save and get_db_prep_save as in the ORM's INSERT, then _json_value.
+    (tests/bookings/test_rawsql.py compares every field written here with what the ORM reads.)
+    """
+    conn = connections[DEFAULT_DB_ALIAS]
+    plan: JsonPlan = []
+    for field in fields:
+        attname = field.attname
+        as_is = _JSON_AS_IS.get(type(field), ())
+
+        def full(obj: models.Model, field: models.Field = field) -> Any:
+            return _json_value(field.get_db_prep_save(field.pre_save(obj, True), conn))
+
+        if isinstance(field, models.JSONField) and field.encoder is None:
+
+            def convert(obj: models.Model, attname: str = attname, full=full) -> Any:
+                value = getattr(obj, attname)
+                return full(obj) if value is None else value  # None: the field's own rule
+
+        elif as_is:
+
+            def convert(obj: models.Model, attname=attname, as_is=as_is, full=full) -> Any:
+                value = getattr(obj, attname)
+                if value is None or isinstance(value, as_is):
+                    return value
+                return full(obj)
+
+        else:
+            convert = full
+        plan.append((field.column, convert))
+    return plan
+
+
+def _json_row(obj: models.Model, plan: JsonPlan) -> str:
     """The row of obj's fields in plan as one JSON object keyed by column: one parameter for
     the whole row instead of one per field. Binding each value as an SQL literal cost a sixth
     of an OCPI BookingRequest's Python time; json.dumps does the row at once."""
-    values = _values(obj, plan)
-    return json.dumps(
-        {field.column: _json_value(v) for (field, _, _), v in zip(plan, values, strict=True)},
-        separators=(",", ":"),
-    )
+    return json.dumps({column: convert(obj) for column, convert in plan}, separators=(",", ":"))
 
 
 class _BookingWrite:
@@ -196,12 +240,12 @@ class _BookingWrite:
         booking_fields = _fields(Booking)
         audit_fields = _fields(BookingTransition, "booking")
         request_fields = _fields(BookingRequest, "booking")
-        self.booking_plan = _plan(booking_fields)
-        self.audit_plan = _plan(audit_fields)
-        self.request_plan = _plan(request_fields)
+        self.booking_plan = _json_plan(booking_fields)
+        self.audit_plan = _json_plan(audit_fields)
+        self.request_plan = _json_plan(request_fields)
         # period and blocking are the booking's, copied by a trigger (models.BookingToken).
         token_fields = _fields(BookingToken, "booking", "period", "blocking")
-        self.token_plan = _plan(token_fields)
+        self.token_plan = _json_plan(token_fields)
         token_table = q(BookingToken._meta.db_table)
         tokens_sql = (
             f"INSERT INTO {token_table} (booking_id, {_columns(token_fields)})"

@@ -256,6 +256,9 @@ class _BookingWrite:
         self.guard = Prepared(
             "cb_token_guard", "SELECT bookings_token_guard(%s, %s, %s::text[], %s::text[])"
         )
+        self.request_lock = Prepared(
+            "cb_request_id_lock", "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+        )
         self.booking = Prepared("cb_booking_insert", insert(Booking, booking_fields, False))
         self.tokens = Prepared("cb_booking_tokens_insert", tokens_sql)
         self.audit = Prepared(
@@ -288,9 +291,17 @@ def insert_booking(
     write of a booking, commit included, and still all or nothing; inside one, the caller's
     block decides. Raises IntegrityError as booking.save() would (the exclusion constraint,
     the unique request_id), and, with token_guard, an exclusion violation naming TOKEN_GUARD
-    when one of the tokens already holds a blocking booking overlapping the booking's period."""
+    when one of the tokens already holds a blocking booking overlapping the booking's period.
+    Two writes for the same eMSP request_id take turns (a transaction-level advisory lock)."""
     w = _booking_write()
     calls: list[tuple[Prepared, Sequence[Any]]] = []
+    # Writes of one eMSP request_id take turns (an advisory lock held to the end of the write's
+    # transaction): racing copies of one request otherwise deadlocked in the exclusion and
+    # unique checks, and a copy turned REJECTED by the deadlock could win over the booking.
+    lock = bool(booking.request_id)
+    if lock:
+        key = f"booking-request:{booking.emsp_country_code}:{booking.emsp_party_id}:"
+        calls.append((w.request_lock, [key + booking.request_id]))
     guard = token_guard and bool(tokens)
     if guard:
         uids, countries = [t.uid for t in tokens], [t.country_code for t in tokens]
@@ -304,7 +315,7 @@ def insert_booking(
         calls.append((w.request, [_json_row(request, w.request_plan)]))
     with connection.cursor() as cursor:
         execute_prepared(cursor, calls)
-        if guard:
+        for _ in range(lock + guard):  # their result sets, one void row each
             cursor.nextset()
         _saved(booking, cursor.fetchone()[0])
         if tokens:

@@ -163,15 +163,6 @@ def _json_value(value: Any) -> Any:
 
 JsonPlan = list[tuple[str, Callable[[models.Model], Any]]]
 
-# Field classes whose value (when it is None or of these types) JSON carries as it is, which
-# is what get_db_prep_save would make of it, then _json_value: a str subclass (a choices enum)
-# is written as its value, as CharField.to_python leaves it.
-_JSON_AS_IS: dict[type[models.Field], tuple[type, ...]] = {
-    **_AS_IS,
-    models.CharField: (str,),
-    models.TextField: (str,),
-}
-
 
 def _json_plan(fields: Sequence[models.Field]) -> JsonPlan:
     """Per field, the column and what gives its JSON value, worked out once with the statement.
@@ -184,7 +175,11 @@ def _json_plan(fields: Sequence[models.Field]) -> JsonPlan:
     plan: JsonPlan = []
     for field in fields:
         attname = field.attname
-        as_is = _JSON_AS_IS.get(type(field), ())
+        as_is = _AS_IS.get(type(field), ())
+        # As in _values, plus a str subclass (a choices enum) in a text field, which
+        # CharField.to_python leaves as it is and JSON writes as its value. (A bool is not
+        # taken for an integer field: JSON would write true.)
+        text = as_is == (str,)
 
         def full(obj: models.Model, field: models.Field = field) -> Any:
             return _json_value(field.get_db_prep_save(field.pre_save(obj, True), conn))
@@ -197,9 +192,9 @@ def _json_plan(fields: Sequence[models.Field]) -> JsonPlan:
 
         elif as_is:
 
-            def convert(obj: models.Model, attname=attname, as_is=as_is, full=full) -> Any:
+            def convert(obj: models.Model, attname=attname, as_is=as_is, text=text, full=full):
                 value = getattr(obj, attname)
-                if value is None or isinstance(value, as_is):
+                if value is None or type(value) in as_is or (text and isinstance(value, str)):
                     return value
                 return full(obj)
 

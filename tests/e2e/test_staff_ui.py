@@ -82,6 +82,14 @@ def log_in(page: Page, path: str = "/") -> None:
     page.get_by_role("button", name="Log in").click()
 
 
+def htmx_idle(page: Page) -> None:
+    """Wait until htmx has settled what it swapped in: it wires the new elements' triggers in
+    the settle step (20 ms after the swap), so typing right after a swap can go unheard."""
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+    )
+
+
 def row(page: Page, uid: str):
     return page.locator(f'.row[data-evse="{uid}"]')
 
@@ -117,6 +125,7 @@ def test_staff_books_moves_and_cancels_in_the_browser(page: Page, hub, screensho
     page.get_by_label("Current").select_option("DC")
     expect(page.locator(".row")).to_have_count(2)
     expect(page).to_have_url(re.compile(r"current=DC"))
+    htmx_idle(page)
     page.get_by_label("Minimum power (kW)").fill("200")
     expect(page.locator(".row")).to_have_count(0)
     expect(page.get_by_text("No EVSE matches these filters.")).to_be_visible()

@@ -103,3 +103,40 @@ def test_health_check_sends_no_query_on_a_quiet_connection_and_catches_a_dead_on
         other.execute("SELECT pg_sleep(0.05)")  # the FATAL message reaches the socket
     request_started.send(sender=None)
     assert backend_pid() != pid and checks == [1]
+
+
+def test_built_instances_are_loaded_rows_and_init_listeners_still_hear_them():
+    from django.db.models.signals import post_init
+
+    from config import loading
+    from locations.models import Location
+    from tests.locations.factories import LocationFactory
+
+    location = LocationFactory(name="Before")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {loading.columns(Location, 'l')} FROM locations_location l WHERE l.id = %s",
+            [location.pk],
+        )
+        row = cursor.fetchone()
+    built = loading.build(Location, row)
+    stored = Location.objects.get(pk=location.pk)
+    for field in Location._meta.concrete_fields:
+        assert getattr(built, field.attname) == getattr(stored, field.attname), field.name
+    assert (built._state.adding, built._state.db) == (False, "default")
+    built.name = "After"
+    built.save(update_fields=["name"])  # an UPDATE of the loaded row, not an INSERT
+    assert Location.objects.get(pk=location.pk).name == "After"
+    assert Location.objects.count() == 1
+
+    heard = []
+
+    def listener(sender, instance, **kwargs):
+        heard.append(instance)
+
+    post_init.connect(listener, sender=Location)
+    try:
+        again = loading.build(Location, row)
+    finally:
+        post_init.disconnect(listener, sender=Location)
+    assert heard == [again]

@@ -868,8 +868,9 @@ def booking_request_submit(
     A new request_id, the common case, opens no transaction: one round trip reads whether the
     request_id is new, the location and the EVSE; then one statement string writes the
     booking, its tokens, its audit row and the request, which PostgreSQL runs as one
-    transaction. A request_id that comes in twice at once is caught there by its unique
-    constraint. Changes and cancels lock the booking of their request_id in a transaction.
+    transaction. Copies of one request_id that come in at once take turns on that write (an
+    advisory lock in it), and the later ones find the first one's booking through the unique
+    request_id. Changes and cancels lock the booking of their request_id in a transaction.
     """
     now = _now(now)
     payload = dict(payload)

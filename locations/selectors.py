@@ -257,7 +257,8 @@ def connectors_match(
 
 def published_location_exists(*, location_id: str) -> bool:
     """Whether a published location has this OCPI id (case-insensitive CiString)."""
-    # Runs on every BookingRequest POST: constant SQL, as compiling the ORM's EXISTS cost ~1 ms.
+    # Runs on every change or cancel of a BookingRequest (a new request reads the location's
+    # publish flag with its rules): constant SQL, as compiling the ORM's EXISTS cost ~1 ms.
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT 1 FROM locations_location WHERE publish AND UPPER(ocpi_id::text) = UPPER(%s)"

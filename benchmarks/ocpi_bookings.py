@@ -380,10 +380,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--port", type=int, default=9210)
-    # config/gunicorn.py's default, 1 thread per worker, measured best on 2 cores: 418-466
-    # req/s against 403-419 with 2 threads and 380 with 4 (GIL hand-offs cost CPU).
+    # config/gunicorn.py's worker (config/gunicorn_worker.py) unless told otherwise; gthread
+    # and sync are gunicorn's own, for comparison (--threads applies to gthread).
+    parser.add_argument(
+        "--worker-class", default="balanced", choices=["balanced", "gthread", "sync"]
+    )
     parser.add_argument("--threads", type=int, default=1, help="gthread threads per worker")
-    parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])
     parser.add_argument("--gets", type=int, default=200)
     args = parser.parse_args()
     setup_database()
@@ -392,9 +394,9 @@ def main() -> None:
            "SECURE_SSL_REDIRECT": "0"}  # fmt: skip
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi",
-         "-b", f"127.0.0.1:{args.port}", "-w", str(workers), "--threads", str(args.threads),
-         "-k", args.worker_class,
-         "--log-level", "warning"],
+         "-b", f"127.0.0.1:{args.port}", "-w", str(workers), "--log-level", "warning",
+         *([] if args.worker_class == "balanced" else ["-k", args.worker_class]),
+         *(["--threads", str(args.threads)] if args.worker_class == "gthread" else [])],
         cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip
     try:
@@ -429,7 +431,8 @@ def main() -> None:
             f"load average before/after: {load_before} / "
             f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
         )
-        print(f"gunicorn: {workers} {args.worker_class} workers x {args.threads} threads; "
+        threads = f" x {args.threads} threads" if args.worker_class == "gthread" else ""
+        print(f"gunicorn: {workers} {args.worker_class} workers{threads}; "
               f"{args.connections} connections for {args.seconds:.0f} s")  # fmt: skip
         print(f"POST BookingRequest: {result['requests']} requests, "
               f"{result['requests'] / result['elapsed']:.0f} req/s, "

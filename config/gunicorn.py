@@ -8,8 +8,9 @@ import os
 
 bind = os.environ.get("WEB_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
-worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", "1"))
+# gthread's event loop with requests run on its thread, and least-connections balance: see
+# config/gunicorn_worker.py. WEB_CLIENT_TIMEOUT: seconds a client may stall mid-request.
+worker_class = "config.gunicorn_worker.BalancedWorker"
 keepalive = 30  # eMSPs and browsers reuse connections
 accesslog = "-" if os.environ.get("WEB_ACCESS_LOG") else None
 

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 
 def validate_time_zone(value: str) -> None:
@@ -161,6 +162,13 @@ class Location(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(country__regex=r"^[A-Z]{3}$"), name="location_country_alpha3"
+            ),
+            # OCPI ids are case-insensitive (CiString): one location per id in any case, and
+            # the index of every lookup by OCPI id (upper(ocpi_id) = upper(%s)).
+            models.UniqueConstraint(
+                Upper("ocpi_id"),
+                name="location_ocpi_id_ci_unique",
+                violation_error_message="A location with this OCPI id, in any case, exists.",
             ),
         ]
 

@@ -4,6 +4,8 @@ location, loaded with constant SQL into ordinary model instances (config/loading
 from datetime import UTC, datetime, time
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
 
 from locations.models import EVSE, BookingPolicy, ExceptionalPeriod, Location
 from locations.selectors import evses_of_location, location_get, location_get_ci, policy_for
@@ -93,3 +95,31 @@ def test_evses_of_an_empty_location(django_assert_num_queries):
     location = LocationFactory()
     with django_assert_num_queries(1):
         assert evses_of_location(location=location) == []
+
+
+def test_ocpi_ids_are_unique_in_any_case():
+    LocationFactory(ocpi_id="Site-9")
+    with pytest.raises(ValidationError, match="OCPI id, in any case"):
+        LocationFactory.build(ocpi_id="SITE-9").full_clean()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LocationFactory(ocpi_id="site-9")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT id FROM locations_location l WHERE upper(l.ocpi_id::text) = upper(%s::text)",
+        "SELECT id FROM locations_location l WHERE upper(l.ocpi_id) = upper(%s)",
+        str(Location.objects.filter(ocpi_id__iexact="X").values("id").query).replace(
+            "UPPER(X)", "UPPER(%s)"
+        ),
+    ],
+)
+def test_lookups_by_ocpi_id_in_any_case_can_use_an_index(statement):
+    # Every OCPI call finds its location this way: without the index it was a sequential scan
+    # of all locations. (Tiny test tables make a scan cheaper, so scans are switched off.)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {statement}", ["site-9"])
+        plan = " ".join(row[0] for row in cursor.fetchall())
+    assert "location_ocpi_id_ci_unique" in plan, plan

@@ -16,9 +16,11 @@ parsing and planning of each call.
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from functools import cache
@@ -255,6 +257,9 @@ class _BookingWrite:
         self.request_lock = Prepared(
             "cb_request_id_lock", "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
         )
+        self.rules_check = Prepared(
+            "cb_rules_check", "SELECT bookings_rules_check(%s::bigint, %s::bigint, %s::text)"
+        )
         self.booking = Prepared("cb_booking_insert", insert(Booking, booking_fields, False))
         self.tokens = Prepared("cb_booking_tokens_insert", tokens_sql)
         self.audit = Prepared(
@@ -277,6 +282,7 @@ def insert_booking(
     audit: BookingTransition,
     request: BookingRequest | None = None,
     token_guard: bool = False,
+    rules: RulesStamp | None = None,
 ) -> None:
     """INSERT a new booking, its tokens, its first audit row and the BookingRequest that asked
     for it (if any), and set their pks.
@@ -288,7 +294,9 @@ def insert_booking(
     block decides. Raises IntegrityError as booking.save() would (the exclusion constraint,
     the unique request_id), and, with token_guard, an exclusion violation naming TOKEN_GUARD
     when one of the tokens already holds a blocking booking overlapping the booking's period.
-    Two writes for the same eMSP request_id take turns (a transaction-level advisory lock)."""
+    Two writes for the same eMSP request_id take turns (a transaction-level advisory lock).
+    With `rules`, the stamp of the location and EVSE rows the booking was decided on, nothing
+    is written once those rows changed: a serialization failure naming RULES_STAMP."""
     w = _booking_write()
     calls: list[tuple[Prepared, Sequence[Any]]] = []
     # Writes of one eMSP request_id take turns (an advisory lock held to the end of the write's
@@ -298,6 +306,8 @@ def insert_booking(
     if lock:
         key = f"booking-request:{booking.emsp_country_code}:{booking.emsp_party_id}:"
         calls.append((w.request_lock, [key + booking.request_id]))
+    if rules is not None:
+        calls.append((w.rules_check, [rules.location_id, rules.evse_id, rules.value]))
     guard = token_guard and bool(tokens)
     if guard:
         uids, countries = [t.uid for t in tokens], [t.country_code for t in tokens]
@@ -311,7 +321,7 @@ def insert_booking(
         calls.append((w.request, [_json_row(request, w.request_plan)]))
     with connection.cursor() as cursor:
         execute_prepared(cursor, calls)
-        for _ in range(lock + guard):  # their result sets, one void row each
+        for _ in range(lock + (rules is not None) + guard):  # one void row each
             cursor.nextset()
         _saved(booking, cursor.fetchone()[0])
         if tokens:
@@ -372,9 +382,24 @@ def locked_booking_id(*, country_code: str, party_id: str, request_id: str) -> i
     return row[0] if row else None
 
 
+# The constraint name of bookings_rules_check's refusal (migration bookings 0009).
+RULES_STAMP = "bookings_rules_stamp"
+
+
+@dataclass(frozen=True)
+class RulesStamp:
+    """The version of a location's and one of its EVSEs' rows (policy, hours, periods, charge
+    point, connectors) as they were read: bookings_rules_stamp, which any write to one of those
+    rows changes. insert_booking(rules=...) writes nothing once it changed."""
+
+    location_id: int
+    evse_id: int | None
+    value: str
+
+
 class _Targets:
     """The prepared statements that find a BookingRequest's booking, location and EVSE: the
-    location statement and the EVSE statements of locations.selectors."""
+    location statement and the EVSE statements of locations.selectors, and their rules stamp."""
 
     def __init__(self) -> None:
         location = location_with_rules_sql("upper(l.ocpi_id::text) = upper(%s::text)")
@@ -385,6 +410,14 @@ class _Targets:
             # (no planning per call) can use that partial index.
             "SELECT id FROM bookings_booking WHERE emsp_country_code = %s AND emsp_party_id = %s"
             " AND request_id = %s AND request_id <> ''",
+        )
+        # Read before the rows: a change that lands in between leaves an older stamp with
+        # newer rows, which the next write refuses, never the other way round.
+        self.stamp = Prepared(
+            "cb_rules_stamp",
+            "SELECT l.id, e.id, bookings_rules_stamp(l.id, e.id) FROM locations_location l"
+            " LEFT JOIN locations_evse e ON e.uid = %s::text"
+            " WHERE upper(l.ocpi_id::text) = upper(%s::text)",
         )
         self.location = Prepared("cb_location_by_ocpi_id", location)
         self.evse = Prepared("cb_evse_by_uid", evses)
@@ -403,12 +436,19 @@ def _targets() -> _Targets:
     return _Targets()
 
 
-def _targets_from(cursor: Any, location_id: str) -> tuple[Location | None, EVSE | None]:
+Rows = tuple[list[tuple], list[tuple], list[tuple]]  # locations, EVSEs, connectors
+
+
+def _read_rows(cursor: Any) -> Rows:
     locations = cursor.fetchall()
     cursor.nextset()
     evses = cursor.fetchall()
     cursor.nextset()
-    connectors = cursor.fetchall()
+    return locations, evses, cursor.fetchall()
+
+
+def _targets_from(rows: Rows, location_id: str) -> tuple[Location | None, EVSE | None]:
+    locations, evses, connectors = rows
     if len(locations) > 1:
         raise Location.MultipleObjectsReturned(f"{len(locations)} locations {location_id!r}.")
     if not locations:
@@ -428,19 +468,70 @@ def request_targets(*, location_id: str, evse_uid: str) -> tuple[Location | None
     Raises Location.MultipleObjectsReturned as .get() would."""
     with connection.cursor() as cursor:
         execute_prepared(cursor, _targets().calls(location_id, evse_uid))
-        return _targets_from(cursor, location_id)
+        return _targets_from(_read_rows(cursor), location_id)
+
+
+# The rows request_lookup read for a (location, EVSE) pair with their stamp, per process, for
+# cached_targets. Rows, not model instances: each request builds its own instances, so no
+# request sees another's changes to them. Oldest out first beyond _KEPT pairs.
+_kept: dict[tuple[str, str], tuple[RulesStamp, Rows]] = {}
+_KEPT = 1024
+
+
+def _keep(location_id: str, evse_uid: str, stamps: list[tuple], rows: Rows, found: tuple) -> None:
+    key = (location_id.upper(), evse_uid)
+    if len(stamps) != 1 or found[0] is None or (evse_uid and found[1] is None):
+        _kept.pop(key, None)  # unknown location or EVSE: those answers are not kept
+        return
+    location_pk, evse_pk, value = stamps[0]
+    if len(_kept) >= _KEPT and key not in _kept:
+        _kept.pop(next(iter(_kept)), None)
+    _kept[key] = (RulesStamp(location_pk, evse_pk, value), rows)
+
+
+def cached_targets(
+    *, location_id: str, evse_uid: str
+) -> tuple[Location, EVSE | None, RulesStamp] | None:
+    """request_targets' location and EVSE built from the rows this process read last time for
+    them (no round trip), with the stamp of those rows; None when none are kept. A booking
+    decided on them must be written with `rules=` that stamp, which refuses the write once the
+    rows changed."""
+    kept = _kept.get((location_id.upper(), evse_uid))
+    if kept is None:
+        return None
+    stamp, (locations, evses, connectors) = kept
+    # JSON columns come back as lists and dicts: each request gets copies of those.
+    rows = tuple(
+        [tuple(copy.deepcopy(v) if type(v) in (list, dict) else v for v in row) for row in part]
+        for part in (locations, evses, connectors)
+    )
+    location, evse = _targets_from(rows, location_id)
+    if location is None or (evse_uid and evse is None):
+        return None
+    return location, evse, stamp
+
+
+def forget_targets(*, location_id: str, evse_uid: str) -> None:
+    """Drop the kept rows of a location and EVSE (their stamp no longer matches)."""
+    _kept.pop((location_id.upper(), evse_uid), None)
 
 
 def request_lookup(
     *, country_code: str, party_id: str, request_id: str, location_id: str, evse_uid: str
 ) -> tuple[int | None, Location | None, EVSE | None]:
     """The id of the party's booking for request_id (None when there is none, not locked) and
-    request_targets' location and EVSE, in one round trip."""
+    request_targets' location and EVSE, in one round trip; their rows are kept for
+    cached_targets."""
     with connection.cursor() as cursor:
         targets = _targets()
         booking = (targets.booking, [country_code, party_id, request_id])
-        execute_prepared(cursor, [booking, *targets.calls(location_id, evse_uid)])
+        stamp = (targets.stamp, [evse_uid, location_id])
+        execute_prepared(cursor, [stamp, booking, *targets.calls(location_id, evse_uid)])
+        stamps = cursor.fetchall()
+        cursor.nextset()
         row = cursor.fetchone()
         cursor.nextset()
-        location, evse = _targets_from(cursor, location_id)
-    return (row[0] if row else None), location, evse
+        rows = _read_rows(cursor)
+    found = _targets_from(rows, location_id)
+    _keep(location_id, evse_uid, stamps, rows, found)
+    return (row[0] if row else None), *found

@@ -199,3 +199,133 @@ def test_token_clash_pairs_uid_with_country_and_skips_the_excluded_booking(site)
     later = {"start": START + timedelta(hours=1), "end": START + timedelta(hours=2)}
     assert not rawsql.token_clash(uids=["T1"], country_codes=["DE"], exclude_booking_id=None,
                                   **later)  # fmt: skip
+
+
+# The rules stamp (migration 0009): what lets a process decide a BookingRequest on the location
+# and EVSE rows it read for an earlier one (rawsql.cached_targets).
+
+
+def _stamp(location: Location, evse: EVSE | None) -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT bookings_rules_stamp(%s, %s)", [location.pk, evse.pk if evse else None]
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def rules_site():
+    location = LocationFactory(twentyfourseven=False)
+    RegularHoursFactory(location=location, weekday=1, period_begin="08:00", period_end="20:00")
+    BookingPolicyFactory(location=location)
+    evse = EVSEFactory(charge_point__location=location)
+    ConnectorFactory(evse=evse)
+    other = EVSEFactory(charge_point=evse.charge_point, ocpp_evse_id=2)
+    return location, evse, other
+
+
+def _update(obj, **values):
+    type(obj).objects.filter(pk=obj.pk).update(**values)
+
+
+CHANGES = {
+    "location": lambda loc, evse: _update(loc, publish=False),
+    "location saved unchanged": lambda loc, evse: Location.objects.get(pk=loc.pk).save(),
+    "location policy": lambda loc, evse: _update(loc.booking_policy, max_duration_minutes=60),
+    "location policy removed": lambda loc, evse: loc.booking_policy.delete(),
+    "regular hours added": lambda loc, evse: RegularHoursFactory(
+        location=loc, weekday=2, period_begin="08:00", period_end="20:00"
+    ),
+    "regular hours changed": lambda loc, evse: loc.regular_hours.update(period_end="18:00"),
+    "regular hours removed": lambda loc, evse: loc.regular_hours.all().delete(),
+    "exceptional closing": lambda loc, evse: ExceptionalPeriodFactory(
+        location=loc,
+        kind=ExceptionalPeriod.Kind.CLOSING,
+        period_begin=START,
+        period_end=START + timedelta(hours=2),
+    ),
+    "evse": lambda loc, evse: _update(evse, booking_enabled=False),
+    "evse status": lambda loc, evse: _update(evse, status="OUTOFORDER"),
+    "charge point": lambda loc, evse: _update(evse.charge_point, is_connected=False),
+    "evse policy": lambda loc, evse: BookingPolicyFactory(location=None, evse=evse),
+    "connector changed": lambda loc, evse: evse.connectors.update(max_electric_power=7400),
+    "connector added": lambda loc, evse: ConnectorFactory(evse=evse, connector_id="2"),
+    "connector removed": lambda loc, evse: evse.connectors.all().delete(),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_rules_stamp_changes_with_every_row_a_decision_reads(rules_site, change):
+    # In the test's one transaction, as a row updated by the transaction that read it: xmin
+    # alone would not change then, the row version's place (ctid) does.
+    location, evse, _ = rules_site
+    before = _stamp(location, evse)
+    CHANGES[change](location, evse)
+    assert _stamp(location, evse) != before
+
+
+def test_rules_stamp_ignores_what_the_decision_does_not_read(rules_site):
+    location, evse, other = rules_site
+    before = _stamp(location, evse)
+    _update(other, booking_enabled=False)  # another EVSE of the location
+    BookingPolicyFactory(location=None, evse=other)
+    LocationFactory()
+    # A booking on the EVSE: its foreign key check locks the EVSE row, which is no change.
+    rawsql_booking = BookingFactory.build(evse=evse, location=location)
+    rawsql.insert_booking(rawsql_booking, tokens=[], audit=_audit_for(rawsql_booking))
+    assert _stamp(location, evse) == before
+
+
+def _audit_for(booking: Booking) -> BookingTransition:
+    return BookingTransition(
+        event=BookingTransition.Event.CREATED, from_status="", to_status=booking.status, at=NOW,
+        actor_type=BookingTransition.ActorType.SYSTEM, actor_label="test",
+    )  # fmt: skip
+
+
+def test_a_write_with_an_outdated_rules_stamp_writes_nothing(rules_site):
+    location, evse, _ = rules_site
+    stamp = rawsql.RulesStamp(location.pk, evse.pk, _stamp(location, evse))
+    _update(location.booking_policy, max_duration_minutes=60)
+    booking = BookingFactory.build(evse=evse, location=location)
+    with pytest.raises(Exception) as refused, transaction.atomic():
+        rawsql.insert_booking(booking, tokens=[], audit=_audit_for(booking), rules=stamp)
+    assert refused.value.__cause__.diag.constraint_name == rawsql.RULES_STAMP
+    assert not Booking.objects.filter(evse=evse).exists()
+    fresh = rawsql.RulesStamp(location.pk, evse.pk, _stamp(location, evse))
+    rawsql.insert_booking(booking, tokens=[], audit=_audit_for(booking), rules=fresh)
+    assert Booking.objects.filter(evse=evse).count() == 1
+
+
+def test_kept_targets_are_fresh_instances_of_the_rows_read(rules_site):
+    location, evse, _ = rules_site
+    rawsql.forget_targets(location_id=location.ocpi_id, evse_uid=evse.uid)
+    assert rawsql.cached_targets(location_id=location.ocpi_id, evse_uid=evse.uid) is None
+    _, read_location, read_evse = rawsql.request_lookup(
+        country_code="DE", party_id="XMS", request_id="R", location_id=location.ocpi_id.lower(),
+        evse_uid=evse.uid,
+    )  # fmt: skip
+    first = rawsql.cached_targets(location_id=location.ocpi_id, evse_uid=evse.uid)
+    second = rawsql.cached_targets(location_id=location.ocpi_id, evse_uid=evse.uid)
+    assert first is not None and second is not None
+    (loc1, evse1, stamp), (loc2, evse2, _) = first, second
+    assert stamp == rawsql.RulesStamp(location.pk, evse.pk, _stamp(location, evse))
+    assert (loc1, evse1) == (read_location, read_evse) and loc1 is not loc2 and evse1 is not evse2
+    # Nothing one request does to its instances reaches the next one's.
+    evse1.capabilities.append("CHANGED")
+    loc1.booking_policy.max_duration_minutes = 1
+    assert "CHANGED" not in evse2.capabilities
+    assert loc2.booking_policy.max_duration_minutes == location.booking_policy.max_duration_minutes
+    assert [c.pk for c in evse2.connectors.all()] == [c.pk for c in evse.connectors.all()]
+
+
+def test_unknown_locations_and_evses_are_not_kept(rules_site):
+    location = rules_site[0]
+    for location_id, evse_uid in [("NOPE", ""), (location.ocpi_id, "NO-SUCH-EVSE")]:
+        rawsql.request_lookup(
+            country_code="DE", party_id="XMS", request_id="R", location_id=location_id,
+            evse_uid=evse_uid,
+        )  # fmt: skip
+        assert rawsql.cached_targets(location_id=location_id, evse_uid=evse_uid) is None

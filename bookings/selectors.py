@@ -196,10 +196,10 @@ def blocking_bookings(*, evse_ids: list[int], window: Interval) -> QuerySet[Book
 
 
 # Blocked time as integer epoch microseconds (exact), what FreeTime.of_us works in: no
-# timestamps to parse or build.
+# timestamps to parse or build. blocked_from_us/blocked_until_us are the bounds, stored by
+# PostgreSQL (migration 0010): computing them here was two thirds of this query's time.
 _BLOCKED_SQL = (
-    "SELECT evse_id, (extract(epoch FROM lower(blocked_period)) * 1000000)::bigint, "
-    "(extract(epoch FROM upper(blocked_period)) * 1000000)::bigint FROM bookings_booking "
+    "SELECT evse_id, blocked_from_us, blocked_until_us FROM bookings_booking "
     f"WHERE status IN ({BLOCKING_IN}) "
     # bigint: an int4 parameter stops the GiST index serving the equality (see models.bigint).
     "AND {key} = %s::bigint AND blocked_period && tstzrange(%s, %s, '[)')"

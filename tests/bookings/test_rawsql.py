@@ -329,3 +329,23 @@ def test_unknown_locations_and_evses_are_not_kept(rules_site):
             evse_uid=evse_uid,
         )  # fmt: skip
         assert rawsql.cached_targets(location_id=location_id, evse_uid=evse_uid) is None
+
+
+def test_blocked_period_microseconds_follow_the_period_exactly():
+    # What the availability read takes instead of the range (migration 0010): the bounds in
+    # epoch microseconds, exact to the microsecond, also after the booking moves.
+    from django.db import connection
+
+    from bookings.availability import to_us
+
+    lo = datetime(2026, 10, 25, 0, 59, 59, 999_999, tzinfo=UTC)  # the night the clocks go back
+    booking = BookingFactory(start=lo, duration=timedelta(hours=2))
+    moved = tstzrange(lo + timedelta(days=400, microseconds=1), lo + timedelta(days=401))
+    for period in (booking.blocked_period, moved):
+        Booking.objects.filter(pk=booking.pk).update(period=period, blocked_period=period)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT blocked_from_us, blocked_until_us FROM bookings_booking WHERE id = %s",
+                [booking.pk],
+            )
+            assert cursor.fetchone() == (to_us(period.lower), to_us(period.upper))

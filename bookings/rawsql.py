@@ -16,6 +16,7 @@ parsing and planning of each call.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import uuid
@@ -485,7 +486,9 @@ def _keep(location_id: str, evse_uid: str, stamps: list[tuple], rows: Rows, foun
         return
     location_pk, evse_pk, value = stamps[0]
     if len(_kept) >= _KEPT and key not in _kept:
-        _kept.pop(next(iter(_kept)), None)
+        # Another thread may change the dict meanwhile: then someone else made room.
+        with contextlib.suppress(RuntimeError, StopIteration):
+            _kept.pop(next(iter(_kept)), None)
     _kept[key] = (RulesStamp(location_pk, evse_pk, value), rows)
 
 

@@ -17,7 +17,9 @@ Why not plain gthread (measured with benchmarks/ocpi_bookings.py, 2 workers, 32 
 
 A client that stalls mid-request would hold the worker's one thread, so the client sockets
 wait at most `WEB_CLIENT_TIMEOUT` seconds (default 10) for the client; gthread with one thread
-waited forever. HTTP/2 is not served (gthread serves it only when `http_protocols` says so).
+waited forever. (With TLS terminated by gunicorn itself, the wrapped socket waits as gthread's
+did: terminate TLS in the reverse proxy.) HTTP/2 is not served (gthread serves it only when
+`http_protocols` says so).
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ Every value can be overridden on the command line or with GUNICORN_CMD_ARGS.
 import gc
 import os
 
-bind = os.environ.get("WEB_BIND", "0.0.0.0:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
+bind = os.environ.get("WEB_BIND") or "0.0.0.0:8000"
+workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 2)
 # gthread's event loop with requests run on its thread, and least-connections balance: see
 # config/gunicorn_worker.py. WEB_CLIENT_TIMEOUT: seconds a client may stall mid-request.
 worker_class = "config.gunicorn_worker.BalancedWorker"

@@ -38,7 +38,7 @@ from functools import partial
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-CLIENT_TIMEOUT = float(os.environ.get("WEB_CLIENT_TIMEOUT", "10"))
+CLIENT_TIMEOUT = float(os.environ.get("WEB_CLIENT_TIMEOUT") or 10)
 TAKEOVER_SECONDS = 0.05  # a waiting connection no least-loaded worker took
 DECLINED_POLL_SECONDS = 0.01  # how often a worker that declines checks for such connections
 LIVE_SECONDS = 2.0  # a worker whose loop has not turned for this long is busy or gone

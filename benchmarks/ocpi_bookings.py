@@ -28,6 +28,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -359,6 +360,17 @@ def cpu_seconds(server_pid: int) -> dict[str, float]:
     return totals
 
 
+def connections_per_worker(server_pid: int, port: int) -> list[int]:
+    """How many of the load generator's connections each gunicorn worker holds."""
+    import psutil
+
+    return [
+        sum(1 for c in worker.net_connections("tcp") if c.laddr and c.laddr.port == port
+            and c.status == psutil.CONN_ESTABLISHED)
+        for worker in psutil.Process(server_pid).children()
+    ]  # fmt: skip
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
 
@@ -417,7 +429,14 @@ def main() -> None:
         import psutil
 
         sys_before, own_before = psutil.cpu_times(), time.process_time()
+        spread: list[int] = []
+        sampler = threading.Timer(
+            min(5.0, args.seconds / 2),
+            lambda: spread.extend(connections_per_worker(server.pid, args.port)),
+        )
+        sampler.start()
         result = asyncio.run(post_load(args.port, args.seconds, args.connections, pool))
+        sampler.cancel()
         cpu_after = cpu_seconds(server.pid)
         sys_after, own_after = psutil.cpu_times(), time.process_time()
         busy = sum(sys_after) - sum(sys_before) - (sys_after.idle - sys_before.idle)
@@ -439,6 +458,7 @@ def main() -> None:
               f"p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms "
               f"(p90 {percentile(lat, 90):.1f}, max {max(lat) * 1000:.1f})")  # fmt: skip
         print(f"outcomes: {result['outcomes']}")
+        print(f"connections per worker (sampled during the run): {sorted(spread)}")
         n = result["requests"]
         web_ms = (cpu_after["web"] - cpu_before["web"]) / n * 1000
         pg_ms = (cpu_after["postgres"] - cpu_before["postgres"]) / n * 1000

@@ -7,8 +7,10 @@ Why not plain gthread (measured with benchmarks/ocpi_bookings.py, 2 workers, 32 
   pipe: two thread switches and GIL hand-offs per request. With one thread per worker (more
   measured slower on 2 cores) that bought nothing but ~0.25 ms of CPU per request.
 - **Balance.** A keep-alive connection stays with the worker that accepted it, and gunicorn's
-  workers race to accept. The race once split 32 connections 5 to 27 and 0 to 32: one worker's
-  clients waited two to five times as long as the other's, and with 0 to 32 one core idled.
+  workers race to accept. The race split 32 connections 1 to 31, 3 to 29 and 8 to 24 in
+  benchmark runs (0 to 32 with a first version of this worker that had no balance): one
+  worker's clients waited two to five times as long as the other's, and at 0 to 32 one core
+  idled.
   Here each worker publishes how many connections it holds in memory shared by all workers
   (created when the arbiter imports this module, before it forks), and accepts only while it
   holds no more than any other live worker: HAProxy's `leastconn`, done by the workers. A

@@ -5,7 +5,7 @@ relations the rules read, so checking a slot afterwards runs no query."""
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from bookings import rawsql
 from bookings.models import (
@@ -18,7 +18,7 @@ from bookings.models import (
     tstzrange,
 )
 from bookings.selectors import opening_hours_of
-from bookings.services import Actor, check_slot
+from bookings.services import Actor, _audit_row, check_slot
 from locations.models import EVSE, ExceptionalPeriod, Location
 from locations.selectors import policy_for
 from tests.bookings.factories import BookingFactory
@@ -206,8 +206,6 @@ def test_token_clash_pairs_uid_with_country_and_skips_the_excluded_booking(site)
 
 
 def _stamp(location: Location, evse: EVSE | None) -> str:
-    from django.db import connection
-
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT bookings_rules_stamp(%s, %s)", [location.pk, evse.pk if evse else None]
@@ -279,9 +277,9 @@ def test_rules_stamp_ignores_what_the_decision_does_not_read(rules_site):
 
 
 def _audit_for(booking: Booking) -> BookingTransition:
-    return BookingTransition(
-        event=BookingTransition.Event.CREATED, from_status="", to_status=booking.status, at=NOW,
-        actor_type=BookingTransition.ActorType.SYSTEM, actor_label="test",
+    return _audit_row(
+        booking, event=BookingTransition.Event.CREATED, from_status="", actor=Actor.system("test"),
+        now=NOW,
     )  # fmt: skip
 
 
@@ -334,8 +332,6 @@ def test_unknown_locations_and_evses_are_not_kept(rules_site):
 def test_blocked_period_microseconds_follow_the_period_exactly():
     # What the availability read takes instead of the range (migration 0010): the bounds in
     # epoch microseconds, exact to the microsecond, also after the booking moves.
-    from django.db import connection
-
     from bookings.availability import to_us
 
     lo = datetime(2026, 10, 25, 0, 59, 59, 999_999, tzinfo=UTC)  # the night the clocks go back

@@ -26,6 +26,7 @@ did: terminate TLS in the reverse proxy.) HTTP/2 is not served (gthread serves i
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import multiprocessing
@@ -53,10 +54,63 @@ _TABLE_LOCK = multiprocessing.Lock()
 
 
 class _ClientSocket(socket.socket):
-    """A client socket on which "blocking" means waiting at most CLIENT_TIMEOUT seconds."""
+    """A client socket on which "blocking" means waiting at most CLIENT_TIMEOUT seconds, and
+    which sends a response's head together with its body.
+
+    gunicorn writes the status line and headers with one sendall and each body chunk with
+    another: two sends, two TCP segments and two wake-ups of the client per response. Between
+    hold() and flush() the first sendall (the head) waits for the next one (the body's first
+    chunk) and goes with it; whatever else writes to the socket, and closing it, sends what is
+    held first.
+    """
+
+    _holding = False
+    _held = b""
 
     def setblocking(self, flag: bool) -> None:
         self.settimeout(CLIENT_TIMEOUT if flag else 0.0)
+
+    def settimeout(self, value: float | None) -> None:
+        # gunicorn sets the mode five times per request, mostly to what it already is; each
+        # change is a syscall.
+        if value != self.gettimeout():
+            super().settimeout(value)
+
+    def hold(self) -> None:
+        self._holding = True
+
+    def flush(self) -> None:
+        self._holding = False
+        if self._held:
+            data, self._held = self._held, b""
+            super().sendall(data)
+
+    def sendall(self, data, flags: int = 0) -> None:
+        if self._holding:
+            self._holding = False
+            self._held = bytes(data)
+            return
+        if self._held:
+            data, self._held = self._held + data, b""
+        super().sendall(data, flags)
+
+    def send(self, data, flags: int = 0) -> int:
+        self.flush()
+        return super().send(data, flags)
+
+    def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
+        self.flush()
+        return super().sendfile(file, offset, count)
+
+    def shutdown(self, how: int) -> None:
+        with contextlib.suppress(OSError):
+            self.flush()
+        super().shutdown(how)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.flush()
+        super().close()
 
 
 class BalancedWorker(ThreadWorker):
@@ -146,7 +200,8 @@ class BalancedWorker(ThreadWorker):
         burst of new connections each worker would otherwise take one per loop turn, which
         can mean serving every ready request in between."""
         if self.alive and self._held < self._limit and self._fair_to_accept():
-            for listener in self.sockets:
+            # Only a listener with a connection waiting: a refused accept() costs an exception.
+            for listener in select.select(self.sockets, [], [], 0)[0]:
                 self.accept(listener)
 
     def accept(self, listener: socket.socket) -> None:
@@ -177,7 +232,15 @@ class BalancedWorker(ThreadWorker):
             while self._ready:
                 conn = self._ready.popleft()
                 done: Future = Future()
-                done.set_result(self.handle(conn))
+                held = isinstance(conn.sock, _ClientSocket)
+                if held:
+                    conn.sock.hold()
+                try:
+                    done.set_result(self.handle(conn))
+                finally:
+                    if held:
+                        with contextlib.suppress(OSError):
+                            conn.sock.flush()
                 self.finish_request(conn, done)
                 self._accept_waiting()
         finally:

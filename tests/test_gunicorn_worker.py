@@ -5,6 +5,7 @@ workers, a busy worker's share taken by another, and a stalled client cut off.""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -177,3 +178,61 @@ def test_stopping_answers_the_request_in_flight():
     assert client.response()[1] == "/last"
     assert client.closed_by_server()
     assert srv.proc.wait(timeout=30) == 0
+
+
+def _raw_response(client: Client, request: bytes, done: bytes) -> bytes:
+    """Send a raw request and read until `done` ends what arrived."""
+    client.sock.sendall(request)
+    while not client.buffer.endswith(done):
+        client._read()
+    raw, client.buffer = client.buffer, b""
+    return raw
+
+
+def test_responses_without_body_streamed_and_from_files_arrive_whole(server):
+    """The worker holds each response's head back for its body's first chunk (one send): a
+    response with no body, a streamed one and a sendfile one still arrive whole, in order,
+    and the connection serves the next request."""
+    client = server.connect()
+    empty = _raw_response(client, b"GET /?body=empty HTTP/1.1\r\nHost: t\r\n\r\n", b"\r\n\r\n")
+    assert empty.startswith(b"HTTP/1.1 204 No Content\r\n") and b"X-Pid: " in empty
+    streamed = _raw_response(client, b"GET /?body=chunks HTTP/1.1\r\nHost: t\r\n\r\n", b"0\r\n\r\n")
+    head, _, body = streamed.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in head
+    assert body == b"4\r\none\n\r\n4\r\ntwo\n\r\n6\r\nthree\n\r\n0\r\n\r\n"
+    source = (BASE_DIR / "tests" / "web_app.py").read_bytes()
+    from_file = _raw_response(client, b"GET /?body=file HTTP/1.1\r\nHost: t\r\n\r\n", source)
+    head, _, body = from_file.partition(b"\r\n\r\n")
+    assert f"Content-Length: {len(source)}".encode() in head and body == source
+    head_only = _raw_response(client, b"HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n", b"\r\n\r\n")
+    assert head_only.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert client.get("/after")  # still keep-alive
+    client.close()
+
+
+def test_held_head_goes_out_with_the_first_body_chunk():
+    from config.gunicorn_worker import _ClientSocket
+
+    ours, peer = socket.socketpair()
+    sock = _ClientSocket(fileno=ours.detach())
+    peer.settimeout(5)
+    try:
+        sock.hold()
+        sock.sendall(b"HEAD\r\n\r\n")
+        assert not select.select([peer], [], [], 0.2)[0]  # nothing on the wire yet
+        sock.sendall(b"body")
+        time.sleep(0.05)
+        assert peer.recv(100) == b"HEAD\r\n\r\nbody"  # one send
+        sock.sendall(b"more")  # after the first chunk, writes go straight out
+        assert peer.recv(100) == b"more"
+        sock.hold()
+        sock.sendall(b"HEAD2\r\n\r\n")
+        sock.flush()  # the end of a response with no body
+        assert peer.recv(100) == b"HEAD2\r\n\r\n"
+        sock.hold()
+        sock.sendall(b"HEAD3\r\n\r\n")
+        sock.close()  # closing sends what is held first
+        assert peer.recv(100) == b"HEAD3\r\n\r\n"
+    finally:
+        sock.close()
+        peer.close()

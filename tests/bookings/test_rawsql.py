@@ -116,6 +116,23 @@ def test_insert_booking_writes_awkward_values_and_the_request_exactly(site):
     assert BookingTransition.objects.get(pk=audit.pk).reason == audit.reason
 
 
+def test_insert_booking_writes_json_that_orjson_leaves_to_the_standard_encoder(site):
+    # An integer beyond 64 bits and a key that is not a string: written as json.dumps (and so
+    # the ORM) writes them.
+    evse = EVSE.objects.get(uid="EVSE-RAW")
+    booking = _new_booking(site, evse, request_id="R-BIG")
+    booking.terms = {"big": 2**70, 7: "seven"}
+    audit = BookingTransition(
+        booking=booking, event="CREATED", to_status="RESERVED", at=NOW, actor_type="SYSTEM"
+    )
+    request = BookingRequest(
+        request_status=RequestStatus.ACCEPTED, payload={"n": -(2**80)}, received_at=NOW
+    )
+    rawsql.insert_booking(booking, tokens=[], audit=audit, request=request)
+    assert Booking.objects.get(pk=booking.pk).terms == {"big": 2**70, "7": "seven"}
+    assert BookingRequest.objects.get(pk=request.pk).payload == {"n": -(2**80)}
+
+
 def test_insert_booking_is_all_or_nothing_under_the_exclusion_constraint(site):
     evse = EVSE.objects.get(uid="EVSE-RAW")
     BookingFactory(evse=evse, location=site, period=tstzrange(START, START + timedelta(hours=2)))

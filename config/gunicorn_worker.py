@@ -71,8 +71,8 @@ class _ClientSocket(socket.socket):
         self.settimeout(CLIENT_TIMEOUT if flag else 0.0)
 
     def settimeout(self, value: float | None) -> None:
-        # gunicorn sets the mode five times per request, mostly to what it already is; each
-        # change is a syscall.
+        # gunicorn sets the timeout five times per request, once to the value it already
+        # has: a syscall saved.
         if value != self.gettimeout():
             super().settimeout(value)
 

@@ -387,6 +387,17 @@ def wait_for(port: int, timeout: float = 30) -> None:
     raise SystemExit("gunicorn did not start")
 
 
+def machine_yardstick() -> float:
+    """Seconds of `sum(range(10**7))` on one core, best of three: how fast this machine is now,
+    whatever our code does (the same code gave 340 and 740 POST/s on one day, an hour apart)."""
+    best = float("inf")
+    for _ in range(3):
+        began = time.perf_counter()
+        sum(range(10**7))
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=30)
@@ -416,6 +427,7 @@ def main() -> None:
         time.sleep(1.5)
         pool = SlotPool(free_slots())
         asyncio.run(post_load(args.port, 2, 4, pool))  # warm up both workers
+        machine_before = machine_yardstick()
         cpu_before = cpu_seconds(server.pid)
         calibration = asyncio.run(calibrate(args.port, 200))
         cpu_after = cpu_seconds(server.pid)
@@ -444,6 +456,10 @@ def main() -> None:
             f"machine: {busy / result['elapsed']:.2f} cores busy of {os.cpu_count()}; "
             f"load generator {(own_after - own_before) / result['requests'] * 1000:.2f} ms CPU"
             " per request"
+        )
+        print(
+            f"machine speed: sum(range(10**7)) {machine_before:.3f} s before the run, "
+            f"{machine_yardstick():.3f} s after (lower is faster)"
         )
         lat = result["latencies"]
         print(

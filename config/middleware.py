@@ -12,9 +12,9 @@ class LazyMessageMiddleware(MessageMiddleware):
     """Django's MessageMiddleware with the message storage built when a request first uses it.
 
     Only admin pages use messages, yet Django builds the cookie and session storages for
-    every request, OCPI calls included (~2 % of a BookingRequest's CPU). A request that
-    neither reads nor adds a message has nothing for the storage to save, which is what
-    Django's own update() concludes too.
+    every request, OCPI calls included (1.4 % of a BookingRequest's instructions, callgrind).
+    A request that neither reads nor adds a message has nothing for the storage to save,
+    which is what Django's own update() concludes too.
     """
 
     def process_request(self, request: HttpRequest) -> None:

@@ -199,9 +199,16 @@ class BalancedWorker(ThreadWorker):
         """Between two requests, accept a connection that is waiting for this worker: in a
         burst of new connections each worker would otherwise take one per loop turn, which
         can mean serving every ready request in between."""
-        if self.alive and self._held < self._limit and self._fair_to_accept():
-            # Only a listener with a connection waiting: a refused accept() costs an exception.
-            for listener in select.select(self.sockets, [], [], 0)[0]:
+        if not self.alive or self._held >= self._limit:
+            return
+        # Whether a connection waits first (one syscall; a refused accept() costs an
+        # exception), and the fairness scan of the shared table only when one does.
+        waiting = select.select(self.sockets, [], [], 0)[0]
+        if not waiting:
+            self._waiting_since = None  # as _fair_to_accept() would have concluded
+            return
+        if self._fair_to_accept():
+            for listener in waiting:
                 self.accept(listener)
 
     def accept(self, listener: socket.socket) -> None:

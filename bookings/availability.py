@@ -373,6 +373,17 @@ def _grid_functions(bounds: Interval, step: timedelta, tz: ZoneInfo):
     return ceil, floor
 
 
+def session_busy(started: datetime, *, now: datetime, rules: Rules, tz: ZoneInfo) -> Interval:
+    """The time a charging session that is still running keeps its EVSE from being booked.
+
+    When it will end is unknown, so it holds the EVSE from its start to the end of the slot step
+    that contains now, plus the buffer, as a booking would: at no moment while it runs can
+    the EVSE be booked for that moment, and later steps stay bookable. A booking the session
+    fulfils keeps its own slot until its end (FULFILLED blocks).
+    """
+    return Interval(started, grid_ceil(now + _US, rules.step, tz) + rules.buffer)
+
+
 def fits(slot: Interval, free: Sequence[Interval]) -> bool:
     return any(iv.contains(slot) for iv in free)
 

@@ -113,3 +113,9 @@ class InvalidTransition(BookingError):
 class RequestConflict(BookingError):
     code = "request_conflict"
     default_message = "This request id is already used for another booking request."
+
+
+class Busy(BookingError):
+    """Another write held what this one needs for too long; sending it again is safe."""
+
+    code = "busy"

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import uuid
 
+import pgtrigger
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
 from django.contrib.postgres.indexes import GistIndex
 from django.db import models
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
-from django.db.models import F, Q, Value
+from django.db.models import F, Func, Q, Value
 from django.db.models.functions import Cast
 
 from locations.models import EVSE, Connector, Location
@@ -44,9 +45,20 @@ class Status(models.TextChoices):
     REJECTED = "REJECTED", "Rejected"
 
 
-# Bookings in these states hold their slot; module level because Meta cannot see the class body.
-BLOCKING_STATUSES = [Status.PENDING, Status.RESERVED]
+# Bookings in these states hold their slot (a fulfilled one until its end: the driver is
+# charging); module level because Meta cannot see the class body.
+BLOCKING_STATUSES = [Status.PENDING, Status.RESERVED, Status.FULFILLED]
+BLOCKING_STATUSES_SQL = ", ".join(f"'{status}'" for status in BLOCKING_STATUSES)
+# Bookings in these states have not started yet: they may still change or be cancelled.
+OPEN_STATUSES = [Status.PENDING, Status.RESERVED]
 FINAL_STATUSES = [Status.CANCELED, Status.FAILED, Status.NO_SHOW, Status.FULFILLED, Status.REJECTED]
+
+
+# A range bound as epoch microseconds; `AT TIME ZONE 'UTC'` makes it immutable, as a generated
+# column must be, with the same value.
+_EPOCH_US = (
+    "((extract(epoch FROM ({bound}(%(expressions)s) AT TIME ZONE 'UTC')) * 1000000)::bigint)"
+)
 
 
 class CanceledReason(models.TextChoices):
@@ -154,15 +166,10 @@ class Booking(models.Model):
         COMMAND = "COMMAND", "eMSP (OCPI ReserveNow command)"
 
     uid = models.UUIDField("booking id", default=uuid.uuid4, unique=True, editable=False)
-    # No foreign key constraint: every booking at a location would take a FOR KEY SHARE lock
-    # on that one location row at commit, and concurrent bookings contended for it (0.8 ms of
-    # PostgreSQL CPU per booking at 32 concurrent requests). Triggers (migration 0007) keep
-    # the integrity: a booking's location is its EVSE's (whose own key holds the chain EVSE,
-    # charge point, location in place), one without an EVSE locks its location row itself,
-    # and a location with bookings cannot be deleted.
-    location = models.ForeignKey(
-        Location, on_delete=models.PROTECT, related_name="bookings", db_constraint=False
-    )
+    # The EVSE's location, kept on the booking so that a location's bookings over a window are
+    # one scan of booking_location_blocking_gist; the trigger booking_location_is_evse_location
+    # keeps it equal to the EVSE's.
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="bookings")
     evse = models.ForeignKey(
         EVSE,
         on_delete=models.PROTECT,
@@ -183,6 +190,26 @@ class Booking(models.Model):
     period = DateTimeRangeField(help_text="The booked slot, [start, end).")
     blocked_period = DateTimeRangeField(
         help_text="The slot plus the policy's buffer after it; what the no-overlap rule guards."
+    )
+    # The blocked period's bounds as exact epoch microseconds, for the availability read, which
+    # subtracts integers (docs/adr/0002-blocked-time-as-microseconds.md).
+    blocked_from_us = models.GeneratedField(
+        expression=Func(
+            F("blocked_period"),
+            template=_EPOCH_US.format(bound="lower"),
+            output_field=models.BigIntegerField(),
+        ),
+        output_field=models.BigIntegerField(),
+        db_persist=True,
+    )
+    blocked_until_us = models.GeneratedField(
+        expression=Func(
+            F("blocked_period"),
+            template=_EPOCH_US.format(bound="upper"),
+            output_field=models.BigIntegerField(),
+        ),
+        output_field=models.BigIntegerField(),
+        db_persist=True,
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     channel = models.CharField(max_length=8, choices=Channel.choices)
@@ -317,6 +344,45 @@ class Booking(models.Model):
                 name="booking_unique_request_id_per_party",
             ),
         ]
+        triggers = [
+            # A booking's location is its EVSE's (the location column serves the per-location
+            # GiST index); a cross-table rule, so a trigger rather than a constraint.
+            pgtrigger.Trigger(
+                name="booking_location_is_evse_location",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert | pgtrigger.UpdateOf("location_id", "evse_id"),
+                func=(
+                    """
+                    IF NEW.evse_id IS NOT NULL AND NOT EXISTS (
+                        SELECT 1 FROM locations_evse e
+                          JOIN locations_chargepoint cp ON cp.id = e.charge_point_id
+                         WHERE e.id = NEW.evse_id AND cp.location_id = NEW.location_id
+                    ) THEN
+                        RAISE EXCEPTION 'Booking location % is not the location of its EVSE %.',
+                            NEW.location_id, NEW.evse_id
+                            USING ERRCODE = 'check_violation',
+                                  CONSTRAINT = 'booking_location_is_evse_location';
+                    END IF;
+                    RETURN NEW;
+                    """
+                ),
+            ),
+            # The token rule's copies (BookingToken.period and .blocking) follow the booking:
+            # touching the period makes bookingtoken_copy_booking read the booking again.
+            pgtrigger.Trigger(
+                name="booking_to_tokens",
+                when=pgtrigger.After,
+                operation=pgtrigger.UpdateOf("period", "status", "terms"),
+                condition=pgtrigger.AnyChange("period", "status", "terms"),
+                func=(
+                    """
+                    UPDATE bookings_bookingtoken SET period = NEW.period
+                     WHERE booking_id = NEW.id;
+                    RETURN NULL;
+                    """
+                ),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Booking {str(self.uid)[:8]} on {self.evse_id} ({self.status})"
@@ -345,15 +411,13 @@ class BookingToken(models.Model):
     )
     country_code = models.CharField(max_length=2)
     party_id = models.CharField(max_length=3)
-    # Indexed in Meta: db_index=True would add a second (LIKE pattern) index nothing uses, one
-    # more index every booking's token rows are written into.
     uid = models.CharField(max_length=36)
     type = models.CharField(max_length=16, choices=TokenType.choices)
     contract_id = models.CharField(max_length=36)
-    # Copies of the booking's period and of whether it blocks time, kept by database triggers
-    # (bookings_token_booking_*; migration 0005) whatever writes the booking. They let the
-    # "this token already holds a booking then" check probe one GiST index on (uid, period)
-    # instead of reading every booking the token ever had.
+    # Copies of the booking's period and of whether it holds the token (a blocking booking
+    # whose terms do not allow overlapping bookings), kept by the trigger
+    # bookingtoken_copy_booking whatever writes the booking or the token: the token rule
+    # (bookingtoken_no_overlap) is an exclusion constraint, which sees one table only.
     period = DateTimeRangeField(null=True, editable=False)
     blocking = models.BooleanField(db_default=False, default=False, editable=False)
 
@@ -363,14 +427,40 @@ class BookingToken(models.Model):
             models.UniqueConstraint(
                 fields=["booking", "country_code", "party_id", "uid", "type"],
                 name="bookingtoken_unique_per_booking",
-            )
-        ]
-        indexes = [
-            models.Index(fields=["uid"], name="bookingtoken_uid_idx"),
-            GistIndex(
-                fields=["uid", "period"],
-                name="bookingtoken_blocking_gist",
+            ),
+            # A token (its owner's country code and party id, and its uid) holds one blocking
+            # booking at a time, unless that booking's terms allow overlapping bookings.
+            ExclusionConstraint(
+                name="bookingtoken_no_overlap",
+                expressions=[
+                    ("country_code", RangeOperators.EQUAL),
+                    ("party_id", RangeOperators.EQUAL),
+                    ("uid", RangeOperators.EQUAL),
+                    ("booking", RangeOperators.NOT_EQUAL),
+                    ("period", RangeOperators.OVERLAPS),
+                ],
                 condition=Q(blocking=True),
+                violation_error_code="token_overlap",
+                violation_error_message="This token already holds a booking at that time.",
+            ),
+        ]
+        indexes = [models.Index(fields=["uid"], name="bookingtoken_uid_idx")]
+        triggers = [
+            pgtrigger.Trigger(
+                name="bookingtoken_copy_booking",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert | pgtrigger.UpdateOf("booking_id", "period", "blocking"),
+                func=(
+                    f"""
+                    SELECT b.period,
+                           b.status IN ({BLOCKING_STATUSES_SQL})
+                           AND NOT coalesce((b.terms->>'overlapping_bookings_allowed')::boolean,
+                                            false)
+                      INTO NEW.period, NEW.blocking
+                      FROM bookings_booking b WHERE b.id = NEW.booking_id;
+                    RETURN NEW;
+                    """
+                ),
             ),
         ]
 

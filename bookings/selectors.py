@@ -20,6 +20,7 @@ from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from chargers.models import ChargingSession
 from locations.models import (
     EVSE,
     UNBOOKABLE_EVSE_STATUSES,
@@ -53,11 +54,13 @@ from .availability import (
     local_day_window,
     local_midnight,
     opening_intervals,
+    session_busy,
     subtract,
     to_us,
 )
 from .exceptions import InvalidWindow, UnknownEVSE, UnknownLocation
 from .models import (
+    BLOCKING_STATUSES_SQL,
     Booking,
     BookingRequest,
     BookingToken,
@@ -65,7 +68,6 @@ from .models import (
     Driver,
     DriverToken,
 )
-from .rawsql import BLOCKING_IN
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,16 @@ def _resolve_ocpi_location(ocpi_id: str) -> Location:
         raise UnknownLocation(f"There is no location {ocpi_id!r}.") from None
 
 
+def running_session_starts(*, evse_ids: Sequence[int]) -> dict[int, datetime]:
+    """When the charging session still running on each of these EVSEs began (EVSEs with none
+    are left out): such an EVSE is busy now (availability.session_busy)."""
+    starts: dict[int, datetime] = {}
+    running = ChargingSession.objects.filter(evse_id__in=list(evse_ids), stopped_at__isnull=True)
+    for evse_id, started in running.values_list("evse_id", "started_at"):
+        starts[evse_id] = min(started, starts.get(evse_id, started))
+    return starts
+
+
 def blocking_bookings(*, evse_ids: list[int], window: Interval) -> QuerySet[Booking]:
     """Blocking bookings of these EVSEs whose blocked time meets the window: one indexed query."""
     qs = Booking.objects.blocking()
@@ -200,7 +212,7 @@ def blocking_bookings(*, evse_ids: list[int], window: Interval) -> QuerySet[Book
 # PostgreSQL (migration 0010): computing them here was two thirds of this query's time.
 _BLOCKED_SQL = (
     "SELECT evse_id, blocked_from_us, blocked_until_us FROM bookings_booking "
-    f"WHERE status IN ({BLOCKING_IN}) "
+    f"WHERE status IN ({BLOCKING_STATUSES_SQL}) "
     # bigint: an int4 parameter stops the GiST index serving the equality (see models.bigint).
     "AND {key} = %s::bigint AND blocked_period && tstzrange(%s, %s, '[)')"
 )
@@ -211,7 +223,7 @@ _BLOCKS_SQL = (
     "(extract(epoch FROM upper(b.period)) * 1000000)::bigint, b.status, b.charger_reservation, "
     "b.needs_attention, d.name, b.emsp_country_code, b.emsp_party_id "
     "FROM bookings_booking b LEFT JOIN bookings_driver d ON d.id = b.driver_id "
-    f"WHERE b.status IN ({BLOCKING_IN}) AND b.location_id = %s::bigint "
+    f"WHERE b.status IN ({BLOCKING_STATUSES_SQL}) AND b.location_id = %s::bigint "
     "AND b.blocked_period && tstzrange(%s, %s, '[)') AND b.period && tstzrange(%s, %s, '[)') "
     "ORDER BY b.evse_id, b.period"
 )
@@ -284,6 +296,7 @@ def location_availability(
             cursor.execute(_BLOCKED_SQL.format(key=key), [pk, query_window.start, query_window.end])
             for evse_id, lower, upper in cursor.fetchall():
                 blocked[evse_id].append((lower, upper))
+    charging = running_session_starts(evse_ids=[e.pk for e in evses]) if evses else {}
     result = []
     free_time_of: dict[Rules, FreeTime] = {}
     for e in evses:
@@ -299,7 +312,11 @@ def location_availability(
                 free_time_of[rules] = free_time(
                     window=window, open_time=open_time, rules=rules, tz=tz, now=now
                 )
-            free = free_time_of[rules].of_us(blocked[e.pk])
+            busy_us = blocked[e.pk]
+            if e.pk in charging:
+                session = session_busy(charging[e.pk], now=now, rules=rules, tz=tz)
+                busy_us = [*busy_us, (to_us(session.start), to_us(session.end))]
+            free = free_time_of[rules].of_us(busy_us)
         result.append(
             EVSEAvailability(
                 evse=e,
@@ -480,7 +497,7 @@ _VERSION_SQL = (
     "SELECT concat_ws('|', "
     # Any booking entering, leaving or changing in the window moves its count or newest stamp.
     "(SELECT count(*) || '/' || coalesce(max(last_updated)::text, '') FROM bookings_booking "
-    f"WHERE status IN ({BLOCKING_IN}) AND location_id = %(location)s::bigint "
+    f"WHERE status IN ({BLOCKING_STATUSES_SQL}) AND location_id = %(location)s::bigint "
     "AND blocked_period && tstzrange(%(start)s, %(end)s, '[)')), "
     "(SELECT count(*) || '/' || coalesce(max(greatest(e.last_updated, cp.last_updated, "
     "p.last_updated))::text, '') FROM locations_evse e "
@@ -655,6 +672,7 @@ def location_capacities(
         rows = rows.of_evse(ids[0]) if len(ids) == 1 else rows.filter(evse_id__in=ids)
         for evse_id, blocked in rows.values_list("evse_id", "blocked_period"):
             busy[evse_id].append(Interval(blocked.lower, blocked.upper))
+    charging = running_session_starts(evse_ids=[e.pk for e in evses]) if evses else {}
     by_location: dict[int, list[EVSE]] = defaultdict(list)
     for e in evses:
         by_location[e.charge_point.location_id].append(e)
@@ -671,8 +689,14 @@ def location_capacities(
             bookable += 1
             rules = rules_for(policy_for(e, loc))
             open_total += sum((iv.duration for iv in ahead), timedelta(0))
+            evse_busy = busy[e.pk]
+            if e.pk in charging:
+                evse_busy = [
+                    *evse_busy,
+                    session_busy(charging[e.pk], now=now, rules=rules, tz=loc.zone),
+                ]
             pieces = free_intervals(
-                window=window, open_time=open_time, busy=busy[e.pk], rules=rules,
+                window=window, open_time=open_time, busy=evse_busy, rules=rules,
                 tz=loc.zone, now=now,
             )  # fmt: skip
             free += sum((iv.duration for iv in pieces), timedelta(0))

@@ -1,15 +1,16 @@
 """Every write to a booking: one function per transition or change, each writing its audit row
 in the same transaction (`_transition` / `_audit`). Views, OCPI, admin and tasks call these.
 
-Rules that need the clock or relations live here (`check_slot`); the no-overlap guarantee is the
-database's exclusion constraint, whose violation becomes SlotUnavailable.
+Rules that need the clock or relations live here (`check_slot`). The two no-overlap rules are
+the database's exclusion constraints (one EVSE's blocking bookings; one token's blocking
+bookings), whose violations become SlotUnavailable.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,24 +18,24 @@ from functools import partial
 from typing import Any
 
 import psycopg.errors
-from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from chargers.tasks import cancel_reservation_task, reserve_now_task
-from config import loading
 from locations.models import EVSE, BookingPolicy, Connector, Location
 from locations.selectors import (
     evses_of_location,
+    evses_with_details,
+    location_get_ci,
     policy_for,
     policy_terms,
     published_location_exists,
 )
 
 from . import exceptions as exc
-from . import rawsql
-from .availability import Interval, grid_ceil, on_grid, opening_intervals
+from .availability import Interval, grid_ceil, on_grid, opening_intervals, session_busy
 from .models import (
-    BLOCKING_STATUSES,
+    OPEN_STATUSES,
     Booking,
     BookingRequest,
     BookingToken,
@@ -54,6 +55,7 @@ from .selectors import (
     evse_unbookable_reason,
     opening_hours_of,
     rules_for,
+    running_session_starts,
 )
 from .signals import booking_audited
 
@@ -67,6 +69,11 @@ ALLOWED: dict[str | None, frozenset[str]] = {
 }
 
 PAST_GRACE = timedelta(minutes=1)  # a form submitted a moment after its slot began still counts
+LOCK_TIMEOUT_SECONDS = 5  # the longest a write waits for another one's lock before giving up
+
+# The exclusion constraints behind the two no-overlap rules (models.Booking, BookingToken).
+EVSE_NO_OVERLAP = "booking_no_overlap_per_evse"
+TOKEN_NO_OVERLAP = "bookingtoken_no_overlap"
 
 logger = logging.getLogger(__name__)
 
@@ -225,13 +232,13 @@ def check_slot(
     now: datetime,
     location: Location | None = None,
     exclude_booking_id: int | None = None,
-    tokens: Sequence[TokenData] = (),
     check_overlap: bool = True,
 ) -> None:
     """Check every booking rule for [start, end) on evse; return quietly when it may be booked.
 
-    With check_overlap=False the caller leaves the overlap to the exclusion constraint on its
-    write (booking_create, booking_change: one query less per booking, same message).
+    With check_overlap=False the caller leaves the overlap with other bookings to the exclusion
+    constraint its write meets (booking_create, booking_change), which gives the same message.
+    The token rule is always left to its constraint.
 
     Raises InvalidRequest, InThePast, TooLittleNotice, BeyondHorizon, TooShort, TooLong,
     MisalignedSlot, NotBookable, OutsideOpeningHours, SlotUnavailable.
@@ -267,13 +274,22 @@ def check_slot(
     reason = evse_unbookable_reason(evse)
     if reason:
         raise exc.NotBookable(reason)
-    slot = Interval(start.astimezone(UTC), end.astimezone(UTC))
+    slot = Interval(start, end)
     open_time = opening_intervals(opening_hours_of(location), slot, tz)
     if open_time != [slot]:
         raise exc.OutsideOpeningHours(
             f"{location.name} is closed for part of {_fmt(start, location)}–"
             f"{end.astimezone(tz):%H:%M}."
         )
+    started = running_session_starts(evse_ids=[evse.pk]).get(evse.pk)
+    if started is not None:
+        busy = session_busy(started, now=now, rules=rules, tz=tz)
+        if start < busy.end:
+            raise exc.SlotUnavailable(
+                f"{evse} is in use by a charging session; the earliest start is "
+                f"{_fmt(busy.end, location)}.",
+                code="evse_in_use",
+            )
     if check_overlap:
         blocked = (start, end + rules.buffer)
         clash = Booking.objects.blocking().of_evse(evse.pk).filter(blocked_period__overlap=blocked)
@@ -281,13 +297,6 @@ def check_slot(
             clash = clash.exclude(pk=exclude_booking_id)
         if clash.exists():
             raise _slot_taken(evse, start, location, policy)
-    if tokens and not policy.overlapping_bookings_allowed:
-        clash = rawsql.token_clash(
-            uids=[t.uid for t in tokens], country_codes=[t.country_code for t in tokens],
-            start=start, end=end, exclude_booking_id=exclude_booking_id,
-        )  # fmt: skip
-        if clash:
-            raise _token_taken()
 
 
 def _token_taken() -> exc.SlotUnavailable:
@@ -307,47 +316,53 @@ def _slot_taken(
     return exc.SlotUnavailable(f"{evse} is already booked around {_fmt(start, location)}{buffer}")
 
 
-# The error for a write the exclusion constraint refused, or a function that makes it (its
-# message formats times: built only when needed).
-Taken = exc.SlotUnavailable | Callable[[], exc.SlotUnavailable] | None
-
-
 @contextmanager
-def _guarding_overlap(taken: Taken = None) -> Iterator[None]:
-    """Turn the exclusion constraint's violation inside the block into SlotUnavailable.
+def _conflicts_refused(taken: Callable[[], exc.SlotUnavailable]) -> Iterator[None]:
+    """Turn the refusals of the two no-overlap constraints inside the block into SlotUnavailable:
+    `taken()` for the EVSE's, the token's own message for a token's.
 
-    No savepoint of its own: every caller is an atomic service, whose block (or savepoint, when
-    nested) rolls back as the error leaves it, or writes with one statement (booking_create
-    outside a transaction). That saves two round trips per booking.
+    Use it directly inside an atomic block (every service is one): the error leaves that block,
+    which rolls the transaction or its savepoint back.
     """
     try:
         yield
     except (IntegrityError, OperationalError) as error:
-        # Concurrent inserts into one range can also deadlock inside the exclusion check;
-        # PostgreSQL then aborts one of them: for its caller the slot went to someone else.
         cause = error.__cause__
-        if isinstance(cause, psycopg.errors.ExclusionViolation) and (
-            cause.diag.constraint_name == rawsql.TOKEN_GUARD
-        ):
+        constraint = getattr(getattr(cause, "diag", None), "constraint_name", None)
+        if constraint == TOKEN_NO_OVERLAP:
             raise _token_taken() from error
-        if isinstance(cause, psycopg.errors.ExclusionViolation | psycopg.errors.DeadlockDetected):
-            if callable(taken):
-                taken = taken()
-            raise taken or exc.SlotUnavailable(
+        if constraint == EVSE_NO_OVERLAP:
+            raise taken() from error
+        if isinstance(cause, psycopg.errors.DeadlockDetected):
+            # Concurrent inserts into one range can deadlock inside the exclusion check, and
+            # PostgreSQL aborts one of them: for its caller the slot went to someone else.
+            raise exc.SlotUnavailable(
                 "Someone else booked that time a moment ago. Pick another slot."
             ) from error
+        if isinstance(cause, psycopg.errors.LockNotAvailable):
+            raise _busy() from error
         raise
 
 
-def _save_guarding_overlap(
-    booking: Booking,
-    *,
-    update_fields: Iterable[str],
-    taken: Taken = None,
-) -> None:
-    """Save changed fields, turning an exclusion constraint violation into SlotUnavailable."""
-    with _guarding_overlap(taken):
-        booking.save(update_fields=[*update_fields, "last_updated"])
+def _busy() -> exc.Busy:
+    return exc.Busy("Another change to this booking is in progress; send the request again.")
+
+
+def advisory_lock(key: str, *, timeout_seconds: float = LOCK_TIMEOUT_SECONDS) -> None:
+    """Take a transaction-level lock on `key`, waiting at most timeout_seconds; every later lock
+    wait of the same transaction is bounded the same way. Raises Busy on timeout."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("advisory_lock() needs a transaction (an atomic block).")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('lock_timeout', %s, true)", [f"{int(timeout_seconds * 1000)}ms"]
+        )
+        try:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+        except OperationalError as error:
+            if isinstance(error.__cause__, psycopg.errors.LockNotAvailable):
+                raise _busy() from error
+            raise
 
 
 def _connector_for(evse: EVSE, connector_id: str | None) -> Connector | None:
@@ -363,49 +378,33 @@ def _new_authorization_reference() -> str:
     return secrets.token_hex(12).upper()
 
 
-def _insert_new(
+def _insert(
     booking: Booking,
     *,
     tokens: Sequence[TokenData],
     actor: Actor,
     now: datetime,
-    taken: Taken = None,
+    taken: Callable[[], exc.SlotUnavailable],
     code: str = "",
     reason: str = "",
     details: Mapping[str, Any] | None = None,
-    request: BookingRequest | None = None,
-    token_guard: bool = False,
-    rules: rawsql.RulesStamp | None = None,
 ) -> Booking:
-    """Insert a new booking with its tokens, its CREATED audit row and the BookingRequest that
-    asked for it (constant SQL, one round trip). The booking comes back with its tokens loaded
-    (no query to show them). Raises SlotUnavailable (`taken`) when the exclusion constraint
-    refuses it, and with token_guard when one of its tokens already holds a booking then."""
-    rows = [BookingToken(**t.as_dict()) for t in tokens]
-    audit = _audit_row(
+    """Save a new booking with its tokens and its CREATED audit row, inside the caller's atomic
+    block. Raises SlotUnavailable when a no-overlap constraint refuses it (`taken()` for the
+    EVSE's)."""
+    with _conflicts_refused(taken):
+        booking.save()
+        BookingToken.objects.bulk_create(
+            BookingToken(booking=booking, **t.as_dict()) for t in tokens
+        )
+    _audit(
         booking, event=BookingTransition.Event.CREATED, from_status="", actor=actor, now=now,
         code=code, reason=reason, details=details,
     )  # fmt: skip
-    with _guarding_overlap(taken):
-        rawsql.insert_booking(
-            booking, tokens=rows, audit=audit, request=request, token_guard=token_guard,
-            rules=rules,
-        )  # fmt: skip
-    loading.set_prefetched(booking, "tokens", rows)
-    booking_audited.send(sender=Booking, booking_ids=[booking.pk])
     return booking
 
 
-@contextmanager
-def _savepoint_if_in_transaction() -> Iterator[None]:
-    """A savepoint inside a caller's transaction; nothing outside one."""
-    if connection.in_atomic_block:
-        with transaction.atomic():
-            yield
-    else:
-        yield
-
-
+@transaction.atomic
 def booking_create(
     *,
     evse: EVSE,
@@ -422,63 +421,50 @@ def booking_create(
     notes: str = "",
     channel: str | None = None,
     now: datetime | None = None,
-    request: BookingRequest | None = None,
-    rules: rawsql.RulesStamp | None = None,
 ) -> Booking:
     """Book [start, end) on evse, decided at once: the booking is RESERVED or an error is raised.
 
-    A driver's tokens become the booking's tokens when no tokens are given. `request`, the
-    eMSP's BookingRequest that asked for it (already decided), is written with the booking.
-    Raises the errors of check_slot, and SlotUnavailable when a concurrent booking won.
-    The token rule (one blocking booking per token at a time) is checked by the write itself.
-    `rules`: the stamp of the location and EVSE rows the caller read earlier (see
-    rawsql.cached_targets); the write raises a DatabaseError naming rawsql.RULES_STAMP and
-    writes nothing once they changed.
-
-    Outside a transaction it opens none: the checks only read, and the write is one statement
-    string (rawsql.insert_booking) that PostgreSQL runs as one transaction, so a booking costs
-    one round trip instead of four (BEGIN, two INSERTs, COMMIT). Inside one it is a savepoint,
-    so a refusal leaves the caller's transaction usable.
+    A driver's tokens become the booking's tokens when no tokens are given.
+    Raises the errors of check_slot, and SlotUnavailable when the slot or one of the tokens is
+    taken (also by a concurrent booking).
     """
-    with _savepoint_if_in_transaction():
-        now = _now(now)
-        location = evse.charge_point.location
-        if driver is not None and not tokens:
-            tokens = [
-                TokenData(t.country_code, t.party_id, t.uid, t.type, t.contract_id)
-                for t in driver.tokens.all()
-            ]
-        check_slot(evse=evse, start=start, end=end, now=now, location=location, check_overlap=False)
-        start, end = start.astimezone(UTC), end.astimezone(UTC)
-        policy = policy_for(evse, location)
-        booking = Booking(
-            location=location,
-            evse=evse,
-            connector=_connector_for(evse, connector_id),
-            period=tstzrange(start, end),
-            blocked_period=tstzrange(start, end + timedelta(minutes=policy.buffer_minutes)),
-            status=Status.RESERVED,
-            channel=channel or (Booking.Channel.OCPI if actor.is_emsp else Booking.Channel.STAFF),
-            created_by=actor.user,
-            driver=driver,
-            emsp_country_code=actor.country_code,
-            emsp_party_id=actor.party_id,
-            request_id=request_id,
-            authorization_reference=authorization_reference or _new_authorization_reference(),
-            power_required_kw=power_required_kw,
-            terms=policy_terms(policy),
-            access_methods=list(access_methods),
-            notes=notes,
-            charger_reservation=(
-                ChargerReservation.NOT_SENT if evse.reservable else ChargerReservation.NOT_SUPPORTED
-            ),
-        )
-        return _insert_new(
-            booking, tokens=tokens, actor=actor, now=now,
-            taken=partial(_slot_taken, evse, start, location, policy),
-            details={"start": start.isoformat(), "end": end.isoformat(), "evse": evse.uid},
-            request=request, token_guard=not policy.overlapping_bookings_allowed, rules=rules,
-        )  # fmt: skip
+    now = _now(now)
+    location = evse.charge_point.location
+    if driver is not None and not tokens:
+        tokens = [
+            TokenData(t.country_code, t.party_id, t.uid, t.type, t.contract_id)
+            for t in driver.tokens.all()
+        ]
+    check_slot(evse=evse, start=start, end=end, now=now, location=location, check_overlap=False)
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    policy = policy_for(evse, location)
+    booking = Booking(
+        location=location,
+        evse=evse,
+        connector=_connector_for(evse, connector_id),
+        period=tstzrange(start, end),
+        blocked_period=tstzrange(start, end + timedelta(minutes=policy.buffer_minutes)),
+        status=Status.RESERVED,
+        channel=channel or (Booking.Channel.OCPI if actor.is_emsp else Booking.Channel.STAFF),
+        created_by=actor.user,
+        driver=driver,
+        emsp_country_code=actor.country_code,
+        emsp_party_id=actor.party_id,
+        request_id=request_id,
+        authorization_reference=authorization_reference or _new_authorization_reference(),
+        power_required_kw=power_required_kw,
+        terms=policy_terms(policy),
+        access_methods=list(access_methods),
+        notes=notes,
+        charger_reservation=(
+            ChargerReservation.NOT_SENT if evse.reservable else ChargerReservation.NOT_SUPPORTED
+        ),
+    )
+    return _insert(
+        booking, tokens=tokens, actor=actor, now=now,
+        taken=partial(_slot_taken, evse, start, location, policy),
+        details={"start": start.isoformat(), "end": end.isoformat(), "evse": evse.uid},
+    )  # fmt: skip
 
 
 def _deadline_check(
@@ -543,7 +529,7 @@ def booking_change(
     """
     now = _now(now)
     booking = _lock(booking)
-    if booking.status not in BLOCKING_STATUSES:
+    if booking.status not in OPEN_STATUSES:
         raise exc.InvalidTransition(
             f"A {booking.get_status_display().lower()} booking cannot be changed."
         )
@@ -588,11 +574,11 @@ def booking_change(
     booking.blocked_period = tstzrange(
         new_start, new_end + timedelta(minutes=policy.buffer_minutes)
     )
-    _save_guarding_overlap(
-        booking,
-        update_fields=["evse", "connector", "period", "blocked_period"],
-        taken=_slot_taken(new_evse, new_start, booking.location, policy),
-    )
+    taken = partial(_slot_taken, new_evse, new_start, booking.location, policy)
+    with _conflicts_refused(taken):
+        booking.save(
+            update_fields=["evse", "connector", "period", "blocked_period", "last_updated"]
+        )
     _audit(
         booking, event=BookingTransition.Event.CHANGED, from_status=booking.status, actor=actor,
         now=now, reason=override_reason, details={"before": before, "after": after},
@@ -820,6 +806,9 @@ def booking_record_charger_states(
 # --- OCPI booking requests (two-layer model: Booking.status + one BookingRequest per request) ---
 
 
+# --- OCPI booking requests (two-layer model: Booking.status + one BookingRequest per request) ---
+
+
 @dataclass(frozen=True)
 class RequestData:
     """What the engine needs of an OCPI BookingRequest (the OCPI app parses the JSON)."""
@@ -838,7 +827,7 @@ class RequestData:
     published_only: bool = False  # eMSPs see published locations only; others are unknown
 
 
-def _decision(request: BookingRequest, status: str, now: datetime, error=None) -> None:
+def _decide(request: BookingRequest, status: str, now: datetime, error=None) -> None:
     request.request_status = status
     request.decided_at = now
     if error is not None:
@@ -846,16 +835,13 @@ def _decision(request: BookingRequest, status: str, now: datetime, error=None) -
         request.reason = error.message[:255]
 
 
-def _decide(
-    booking: Booking, request: BookingRequest, status: str, now: datetime, error=None
-) -> None:
-    _decision(request, status, now, error)
-    if request.pk is None:
-        rawsql.insert_row(request)  # decided on arrival: one INSERT
-    else:
-        request.save(update_fields=["request_status", "decided_at", "reason_code", "reason"])
+def lock_request_id(*, country_code: str, party_id: str, request_id: str) -> None:
+    """Make requests of one eMSP request_id take turns until the transaction ends. Raises Busy
+    when another one holds it for longer than LOCK_TIMEOUT_SECONDS."""
+    advisory_lock(f"booking-request:{country_code}:{party_id}:{request_id}")
 
 
+@transaction.atomic
 def booking_request_submit(
     *,
     actor: Actor,
@@ -869,125 +855,36 @@ def booking_request_submit(
     A refused new request yields a REJECTED booking; a refused change or cancel leaves the
     booking as it was with the request DECLINED. Resending the latest request unchanged
     returns the booking as it is (idempotent). Raises UnknownLocation, UnknownEVSE,
-    InvalidRequest (malformed, or a cancel for an unknown request_id).
-
-    A new request_id, the common case, opens no transaction: one round trip reads whether the
-    request_id is new, the location and the EVSE; then one statement string writes the
-    booking, its tokens, its audit row and the request, which PostgreSQL runs as one
-    transaction. Copies of one request_id that come in at once take turns on that write (an
-    advisory lock in it), and the later ones find the first one's booking through the unique
-    request_id. Changes and cancels lock the booking of their request_id in a transaction.
-
-    When this process read the location and EVSE for an earlier request, the request is first
-    decided on those rows without that round trip (_request_new_kept).
+    InvalidRequest (malformed, or a cancel for an unknown request_id), Busy.
     """
     now = _now(now)
     payload = dict(payload)
-    if not data.canceled_reason:
-        booking = _request_new_kept(actor=actor, data=data, payload=payload, now=now)
-        if booking is not None:
-            return booking
-        existing_id, location, evse = rawsql.request_lookup(
-            country_code=actor.country_code, party_id=actor.party_id,
-            request_id=data.request_id, location_id=data.location_id,
-            evse_uid=data.evse_uid or "",
-        )  # fmt: skip
-        if existing_id is None:
-            return _request_new_once(
-                actor=actor, data=data, payload=payload, now=now, targets=(location, evse)
+    cc, pid = actor.country_code, actor.party_id
+    lock_request_id(country_code=cc, party_id=pid, request_id=data.request_id)
+    existing_id = (
+        Booking.objects.for_party(cc, pid)
+        .filter(request_id=data.request_id)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if existing_id is None:
+        if data.canceled_reason:
+            raise exc.InvalidRequest(
+                f"There is no booking with request_id {data.request_id!r} to cancel.",
+                code="unknown_booking",
             )
-    return _request_locked(actor=actor, data=data, payload=payload, now=now)
-
-
-def _request_new_kept(
-    *, actor: Actor, data: RequestData, payload: dict[str, Any], now: datetime
-) -> Booking | None:
-    """Decide a request as a new request_id on the location and EVSE rows kept from an earlier
-    request (rawsql.cached_targets), and write it with their stamp. None, with nothing written,
-    when no rows are kept or the answer needs the database's current state: the rows changed
-    since (the write refuses the stamp), the request_id has a booking already (a change or a
-    resend: the unique request_id refuses the write), or it is refused without a booking
-    (unknown location or EVSE, invalid request), an answer not given on kept rows.
-
-    Saves a round trip and the reading of ~100 columns per request: in paired runs of
-    benchmarks/ocpi_bookings.py, CPU per POST fell from 2.7-2.9 to 2.5-2.6 ms in the web
-    workers and from 1.03-1.09 to 0.87-0.94 ms in PostgreSQL."""
-    evse_uid = data.evse_uid or ""
-    kept = rawsql.cached_targets(location_id=data.location_id, evse_uid=evse_uid)
-    if kept is None:
-        return None
-    location, evse, stamp = kept
-    try:
-        return _request_new(
-            actor=actor, data=data, payload=payload, now=now, targets=(location, evse),
-            rules=stamp,
-        )  # fmt: skip
-    except exc.BookingError:
-        return None
-    except DatabaseError as error:
-        constraint = getattr(getattr(error.__cause__, "diag", None), "constraint_name", None)
-        if constraint == rawsql.RULES_STAMP:
-            rawsql.forget_targets(location_id=data.location_id, evse_uid=evse_uid)
-            return None
-        if constraint == "booking_unique_request_id_per_party":
-            return None
-        raise
-
-
-@transaction.atomic
-def _request_locked(
-    *, actor: Actor, data: RequestData, payload: dict[str, Any], now: datetime
-) -> Booking:
-    """A request for a request_id that has (or, for a cancel, may have) a booking."""
+        return _request_new(actor=actor, data=data, payload=payload, now=now)
+    booking = _lock(existing_id)
+    last = booking.requests.order_by("-received_at", "-id").first()
+    if last is not None and last.payload == payload:
+        return booking
     if (
         data.published_only
         and not data.canceled_reason
         and not published_location_exists(location_id=data.location_id)
     ):
         raise exc.UnknownLocation(f"There is no location {data.location_id!r}.")
-    existing_id = rawsql.locked_booking_id(
-        country_code=actor.country_code, party_id=actor.party_id, request_id=data.request_id
-    )
-    if existing_id is not None:
-        existing = Booking.objects.get(pk=existing_id)
-        last = existing.requests.order_by("-received_at", "-id").first()
-        if last is not None and last.payload == payload:
-            return existing
-        return _request_on_existing(existing, actor=actor, data=data, payload=payload, now=now)
-    if data.canceled_reason:
-        raise exc.InvalidRequest(
-            f"There is no booking with request_id {data.request_id!r} to cancel.",
-            code="unknown_booking",
-        )
-    return _request_new_once(actor=actor, data=data, payload=payload, now=now)
-
-
-def _request_new_once(
-    *,
-    actor: Actor,
-    data: RequestData,
-    payload: dict[str, Any],
-    now: datetime,
-    targets: tuple[Location | None, EVSE | None] | None = None,
-) -> Booking:
-    try:
-        return _request_new(actor=actor, data=data, payload=payload, now=now, targets=targets)
-    except IntegrityError as error:
-        # The same request_id raced in from a parallel call: answer with that booking. Booking
-        # inserts run in one statement string, or in a savepoint inside a transaction, so the
-        # connection (or the transaction) is still usable here.
-        if getattr(error.__cause__, "diag", None) is None or (
-            error.__cause__.diag.constraint_name != "booking_unique_request_id_per_party"
-        ):
-            raise
-        existing = Booking.objects.filter(
-            emsp_country_code=actor.country_code,
-            emsp_party_id=actor.party_id,
-            request_id=data.request_id,
-        ).first()
-        if existing is None:
-            raise
-        return existing
+    return _request_on_existing(booking, actor=actor, data=data, payload=payload, now=now)
 
 
 def _check_times(start: datetime | None, end: datetime | None) -> None:
@@ -1032,28 +929,31 @@ def _evse_or_refusal(
     raise refusals[0]
 
 
-def _request_new(
-    *,
-    actor: Actor,
-    data: RequestData,
-    payload: dict[str, Any],
-    now: datetime,
-    targets: tuple[Location | None, EVSE | None] | None = None,
-    rules: rawsql.RulesStamp | None = None,
-) -> Booking:
-    _check_times(data.start, data.end)
+def _request_targets(data: RequestData) -> tuple[Location, EVSE | None]:
+    """The request's location (by OCPI id, a CiString) and EVSE, if it names one. Raises
+    UnknownLocation, UnknownEVSE."""
+    try:
+        location = location_get_ci(ocpi_id=data.location_id)
+    except Location.DoesNotExist:
+        location = None
     # An OCPI location_id is the location's OCPI id, never its primary key ("12" is an id).
-    location, evse = targets or rawsql.request_targets(
-        location_id=data.location_id, evse_uid=data.evse_uid or ""
-    )
     if location is None or (data.published_only and not location.publish):
         raise exc.UnknownLocation(f"There is no location {data.location_id!r}.")
-    if data.evse_uid and evse is None:
+    if not data.evse_uid:
+        return location, None
+    evse = evses_with_details().filter(charge_point__location=location, uid=data.evse_uid).first()
+    if evse is None:
         raise exc.UnknownEVSE(f"There is no EVSE {data.evse_uid!r} at location {location.ocpi_id}.")
-    # Written with the booking, in its statement string: accepted if the booking is written,
-    # decided again (declined, failed) if not.
+    evse.charge_point.location = location
+    return location, evse
+
+
+def _request_new(
+    *, actor: Actor, data: RequestData, payload: dict[str, Any], now: datetime
+) -> Booking:
+    _check_times(data.start, data.end)
+    location, evse = _request_targets(data)
     request = BookingRequest(payload=payload, received_at=now)
-    _decision(request, RequestStatus.ACCEPTED, now)
     try:
         if evse is None:
             evse = _evse_or_refusal(
@@ -1070,23 +970,20 @@ def _request_new(
             authorization_reference=data.authorization_reference,
             power_required_kw=data.power_required_kw,
             now=now,
-            request=request,
-            rules=rules,
         )
-    except (exc.UnknownEVSE, exc.InvalidRequest):
+    except (exc.UnknownEVSE, exc.InvalidRequest, exc.Busy):
         raise
     except exc.BookingError as refusal:
-        _decision(request, RequestStatus.DECLINED, now, refusal)
+        _decide(request, RequestStatus.DECLINED, now, refusal)
         booking = _unaccepted(
             Status.REJECTED, refusal, actor=actor, data=data, location=location, evse=evse,
-            now=now, request=request, rules=rules,
+            now=now,
         )  # fmt: skip
-    except Exception as failure:
+    except Exception:
         # Anything else that broke while deciding: the eMSP gets a FAILED booking with a FAILED
         # request (digest 4.3.3) instead of an error and nothing to show, and the operator a
-        # traceback. A database error has aborted the transaction, so nothing can be recorded.
-        if isinstance(failure, DatabaseError) or transaction.get_connection().needs_rollback:
-            raise
+        # traceback. booking_create's savepoint is rolled back; if the transaction itself is
+        # broken, recording fails too and the whole request fails with nothing written.
         logger.exception(
             "BookingRequest %s of %s*%s failed", data.request_id, actor.country_code,
             actor.party_id,
@@ -1095,12 +992,14 @@ def _request_new(
             "Processing this request failed on our side; send it again with a new request_id.",
             code="processing_failed",
         )
-        _decision(request, RequestStatus.FAILED, now, error)
+        _decide(request, RequestStatus.FAILED, now, error)
         booking = _unaccepted(
-            Status.FAILED, error, actor=actor, data=data, location=location, evse=evse, now=now,
-            request=request, rules=rules,
-        )  # fmt: skip
-    loading.set_prefetched(booking, "requests", [request])  # a new booking's only request
+            Status.FAILED, error, actor=actor, data=data, location=location, evse=evse, now=now
+        )
+    else:
+        _decide(request, RequestStatus.ACCEPTED, now)
+    request.booking = booking
+    request.save()
     return booking
 
 
@@ -1113,11 +1012,8 @@ def _unaccepted(
     location: Location,
     evse: EVSE | None,
     now: datetime,
-    request: BookingRequest,
-    rules: rawsql.RulesStamp | None = None,
 ) -> Booking:
-    """Record a new request's booking that was not made, REJECTED (refused) or FAILED, with the
-    request."""
+    """Record a new request's booking that was not made, REJECTED (refused) or FAILED."""
     policy = policy_for(evse, location) if evse is not None else None
     booking = Booking(
         location=location,
@@ -1133,50 +1029,34 @@ def _unaccepted(
         power_required_kw=data.power_required_kw,
         terms=policy_terms(policy) if policy else {},
     )
-    with _savepoint_if_in_transaction():  # as in booking_create
-        _insert_new(
-            booking, tokens=data.tokens, actor=actor, now=now, code=error.code,
-            reason=error.message, request=request, rules=rules,
-        )  # fmt: skip
-    return booking
+    return _insert(
+        booking, tokens=data.tokens, actor=actor, now=now, taken=lambda: error,
+        code=error.code, reason=error.message,
+    )  # fmt: skip
 
 
 def _request_on_existing(
     booking: Booking, *, actor: Actor, data: RequestData, payload: dict[str, Any], now: datetime
 ) -> Booking:
-    request = BookingRequest.objects.create(
+    request = BookingRequest(
         booking=booking, request_status=RequestStatus.PENDING, payload=payload, received_at=now
     )
     try:
-        if booking.status not in BLOCKING_STATUSES:
+        if booking.status not in OPEN_STATUSES:
             raise exc.InvalidTransition(
                 f"The booking is {booking.get_status_display().lower()}; it can no longer change."
             )
         if data.canceled_reason:
             booking_cancel(booking=booking, actor=actor, reason=data.canceled_reason, now=now)
         else:
-            if data.location_id.upper() != booking.location.ocpi_id.upper():  # CiString
-                raise exc.InvalidRequest("A booking cannot move to another location.")
-            evse = None
-            if data.evse_uid and data.evse_uid != booking.evse.uid:
-                evse = (
-                    EVSE.objects.of_location(booking.location)
-                    .select_related("charge_point__location")
-                    .filter(uid=data.evse_uid)
-                    .first()
-                )
-                if evse is None:
-                    raise exc.UnknownEVSE(f"There is no EVSE {data.evse_uid!r} at this location.")
-            booking_change(
-                booking=booking, actor=actor, start=data.start, end=data.end, evse=evse, now=now
-            )
-            _replace_tokens(booking, data.tokens)
+            _request_change(booking, actor=actor, data=data, now=now)
     except exc.BookingError as refusal:
-        _decide(booking, request, RequestStatus.DECLINED, now, refusal)
+        _decide(request, RequestStatus.DECLINED, now, refusal)
         code, reason = refusal.code, refusal.message
     else:
-        _decide(booking, request, RequestStatus.ACCEPTED, now)
+        _decide(request, RequestStatus.ACCEPTED, now)
         code, reason = RequestStatus.ACCEPTED, ""
+    request.save()
     booking = Booking.objects.get(pk=booking.pk)
     # The request history is part of the OCPI Booking: record it so it is pushed too.
     _audit(
@@ -1188,6 +1068,25 @@ def _request_on_existing(
     return booking
 
 
+@transaction.atomic
+def _request_change(booking: Booking, *, actor: Actor, data: RequestData, now: datetime) -> None:
+    """Move the booking and replace its tokens as the request asks: both or neither."""
+    if data.location_id.upper() != booking.location.ocpi_id.upper():  # CiString
+        raise exc.InvalidRequest("A booking cannot move to another location.")
+    evse = None
+    if data.evse_uid and data.evse_uid != booking.evse.uid:
+        evse = (
+            EVSE.objects.of_location(booking.location)
+            .select_related("charge_point__location")
+            .filter(uid=data.evse_uid)
+            .first()
+        )
+        if evse is None:
+            raise exc.UnknownEVSE(f"There is no EVSE {data.evse_uid!r} at this location.")
+    booking_change(booking=booking, actor=actor, start=data.start, end=data.end, evse=evse, now=now)
+    _replace_tokens(booking, data.tokens)
+
+
 def _replace_tokens(booking: Booking, tokens: Sequence[TokenData]) -> None:
     current = {
         (t.country_code, t.party_id, t.uid, t.type, t.contract_id) for t in booking.tokens.all()
@@ -1195,8 +1094,11 @@ def _replace_tokens(booking: Booking, tokens: Sequence[TokenData]) -> None:
     wanted = {(t.country_code, t.party_id, t.uid, t.type, t.contract_id) for t in tokens}
     if current == wanted:
         return
-    booking.tokens.all().delete()
-    BookingToken.objects.bulk_create(BookingToken(booking=booking, **t.as_dict()) for t in tokens)
+    with _conflicts_refused(_token_taken):
+        booking.tokens.all().delete()
+        BookingToken.objects.bulk_create(
+            BookingToken(booking=booking, **t.as_dict()) for t in tokens
+        )
 
 
 @transaction.atomic
@@ -1209,9 +1111,10 @@ def booking_expire_undecided(
     booking = _lock(booking)
     stale = booking.requests.filter(request_status=RequestStatus.PENDING, received_at__lt=cutoff)
     for request in stale:
-        _decide(booking, request, RequestStatus.FAILED, now, exc.BookingError(
+        _decide(request, RequestStatus.FAILED, now, exc.BookingError(
             "The request was not decided in time.", code="expired"
         ))  # fmt: skip
+        request.save(update_fields=["request_status", "decided_at", "reason_code", "reason"])
     if booking.status == Status.PENDING and booking.created_at < cutoff:
         return _transition(
             booking, to=Status.FAILED, actor=Actor.system("pending sweep"), now=now,
@@ -1258,12 +1161,15 @@ def booking_reserve_now(
         evses = [e for e in evses if e.uid.lower() == evse_uid.lower()]
         if not evses:
             raise exc.UnknownEVSE(f"There is no EVSE {evse_uid!r} at location {location.ocpi_id}.")
+    charging = running_session_starts(evse_ids=[e.pk for e in evses])
     for evse in evses:
         policy = policy_for(evse, location)
         try:
             reason = evse_unbookable_reason(evse)
             if reason:
                 raise exc.NotBookable(reason)
+            if evse.pk in charging:
+                raise exc.SlotUnavailable(f"{evse} is in use by a charging session.")
             if until - now > timedelta(minutes=policy.max_duration_minutes):
                 raise exc.TooLong(
                     f"A reservation here lasts at most {policy.max_duration_minutes} minutes."
@@ -1290,10 +1196,12 @@ def booking_reserve_now(
             )
             # A savepoint per attempt: a lost race (the exclusion constraint refusing the
             # insert) aborts only this EVSE's insert, and the loop goes on to the next EVSE.
-            taken = exc.SlotUnavailable(f"{evse} is booked before the reservation would end.")
             with transaction.atomic():
-                _insert_new(
-                    booking, tokens=tokens, actor=actor, now=now, taken=taken,
+                _insert(
+                    booking, tokens=tokens, actor=actor, now=now,
+                    taken=lambda evse=evse: exc.SlotUnavailable(
+                        f"{evse} is booked before the reservation would end."
+                    ),
                     details={"start": now.isoformat(), "end": until.isoformat(),
                              "evse": evse.uid, "reserve_now": True},
                 )  # fmt: skip

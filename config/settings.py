@@ -75,7 +75,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "template_partials",
-    "config.apps.ProjectConfig",
+    "pgtrigger",
     "locations",
     "chargers",
     "bookings",
@@ -129,8 +129,6 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(
         "Only PostgreSQL is supported (DATABASE_URL must be postgres://...)."
     )
-# Django's backend with a health check that needs no round trip on a quiet connection.
-DATABASES["default"]["ENGINE"] = "config.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: Celery broker and the worker-to-csms command bus.

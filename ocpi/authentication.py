@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from functools import cache
 
-from django.db import connection
+from django.db.models import Q
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
-
-from config import loading
-from config.db import Prepared, execute_prepared
 
 from .models import Party, token_digest
 
@@ -36,26 +32,12 @@ def _decode(credential: str) -> str | None:
     return text
 
 
-@cache
-def _party_sql() -> Prepared:
-    fields = Party._meta.concrete_fields
-    q = connection.ops.quote_name
-    return Prepared(
-        "cb_party_by_token",
-        f"SELECT {', '.join(q(f.column) for f in fields)} FROM {q(Party._meta.db_table)}"
-        " WHERE (token_a_digest = %s OR token_c_digest = %s) AND state <> %s"
-        f" ORDER BY {', '.join(q(Party._meta.get_field(n).column) for n in Party._meta.ordering)}"
-        " LIMIT 1",
-    )
-
-
 def _party_with_digest(digest: str) -> Party | None:
-    # Runs on every OCPI request: constant SQL, as the ORM's compile alone cost ~1 ms of CPU,
-    # prepared once per connection.
-    with connection.cursor() as cursor:
-        execute_prepared(cursor, [(_party_sql(), [digest, digest, Party.State.UNREGISTERED.value])])
-        row = cursor.fetchone()
-    return None if row is None else loading.build(Party, row)
+    return (
+        Party.objects.filter(Q(token_a_digest=digest) | Q(token_c_digest=digest))
+        .exclude(state=Party.State.UNREGISTERED)
+        .first()
+    )
 
 
 def _lookup(token: str) -> tuple[Party, str] | None:

@@ -297,7 +297,7 @@ def command_reserve_now(
     CommandResponse (result, message). A reservation_id already used at that location replaces
     the earlier reservation. Raises OcpiError 2003 for an unknown location."""
     from bookings import exceptions as booking_exc
-    from bookings.models import BLOCKING_STATUSES, CanceledReason
+    from bookings.models import OPEN_STATUSES, CanceledReason
     from bookings.services import Actor, TokenData, booking_cancel, booking_reserve_now
     from locations.models import Location
 
@@ -327,7 +327,7 @@ def command_reserve_now(
                 .order_by("-id")
                 .first()
             )
-            if previous and previous.booking and previous.booking.status in BLOCKING_STATUSES:
+            if previous and previous.booking and previous.booking.status in OPEN_STATUSES:
                 booking_cancel(booking=previous.booking, actor=actor, reason=CanceledReason.UNKNOWN,
                                note="Replaced by a new RESERVE_NOW with the same id.")  # fmt: skip
             if previous and previous.booking:
@@ -363,7 +363,7 @@ def command_cancel_reservation(
 ) -> tuple[str, str]:
     """Cancel the booking a RESERVE_NOW made; the CommandResult says what came of it."""
     from bookings import exceptions as booking_exc
-    from bookings.models import BLOCKING_STATUSES, CanceledReason
+    from bookings.models import OPEN_STATUSES, CanceledReason
     from bookings.services import Actor, booking_cancel
 
     from .models import Command
@@ -383,7 +383,7 @@ def command_cancel_reservation(
             payload=dict(payload),
         )  # fmt: skip
         booking = reserve.booking if reserve else None
-        if booking is None or booking.status not in BLOCKING_STATUSES:
+        if booking is None or booking.status not in OPEN_STATUSES:
             command.result = Command.Result.UNKNOWN_RESERVATION
         else:
             try:

@@ -11,9 +11,17 @@ from django.db import connection
 
 from bookings.availability import Interval, clip, local_day_window, merge
 from bookings.exceptions import BookingError
-from bookings.models import Booking, BookingTransition, Status
+from bookings.models import BLOCKING_STATUSES_SQL, Booking, BookingTransition, Status
 from bookings.selectors import location_availability
-from bookings.services import Actor, booking_cancel, booking_change, booking_create
+from bookings.services import (
+    Actor,
+    RequestData,
+    TokenData,
+    booking_cancel,
+    booking_change,
+    booking_create,
+    booking_request_submit,
+)
 from tests.locations.factories import (
     BookingPolicyFactory,
     ChargePointFactory,
@@ -33,10 +41,10 @@ OPERATIONS = 25
 def overlapping_pairs() -> int:
     with connection.cursor() as cur:
         cur.execute(
-            """
+            f"""
             SELECT count(*) FROM bookings_booking a JOIN bookings_booking b
               ON a.evse_id = b.evse_id AND a.id < b.id AND a.blocked_period && b.blocked_period
-            WHERE a.status IN ('PENDING', 'RESERVED') AND b.status IN ('PENDING', 'RESERVED')
+            WHERE a.status IN ({BLOCKING_STATUSES_SQL}) AND b.status IN ({BLOCKING_STATUSES_SQL})
             """
         )
         return cur.fetchone()[0]
@@ -130,3 +138,44 @@ def _gaps(covered: list[Interval], window: Interval) -> list[Interval]:
     if cursor < window.end:
         gaps.append(Interval(cursor, window.end))
     return gaps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_with_one_token_on_many_evses_reserve_one():
+    # 16 eMSP BookingRequests at once, one token uid, 16 EVSEs, the same hour: one RESERVED,
+    # the others REJECTED for the token (they once all came back RESERVED).
+    location = LocationFactory(ocpi_id="LOC-T")
+    BookingPolicyFactory(location=location)
+    cp = ChargePointFactory(location=location)
+    evses = [EVSEFactory(charge_point=cp, ocpp_evse_id=i, uid=f"E{i}") for i in range(1, 17)]
+    token = TokenData("DE", "EMS", "04AABBCC", "RFID", "DE-EMS-C1")
+    actor = Actor.emsp("DE", "EMS")
+    barrier = threading.Barrier(len(evses))
+    outcomes: list[str] = []
+    unexpected: list[BaseException] = []
+
+    def request(n: int) -> None:
+        data = RequestData(
+            request_id=f"R-{n}", location_id="LOC-T", evse_uid=f"E{n}", start=FIRST,
+            end=FIRST + timedelta(hours=1), authorization_reference=f"A-{n}", tokens=(token,),
+        )  # fmt: skip
+        try:
+            barrier.wait()
+            booking = booking_request_submit(actor=actor, data=data, payload={"n": n}, now=NOW)
+            outcomes.append(booking.status)
+        except BaseException as error:
+            unexpected.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(1, 17)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert unexpected == []
+    assert sorted(outcomes) == [Status.REJECTED] * 15 + [Status.RESERVED]
+    assert Booking.objects.blocking().count() == 1
+    refused = Booking.objects.filter(status=Status.REJECTED)
+    assert {b.transitions.get().code for b in refused} == {"token_overlap"}

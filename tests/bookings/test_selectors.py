@@ -64,13 +64,15 @@ def test_location_availability_counts_only_active_bookings(site):
     location, (first, second) = site
     BookingFactory(evse=first, start=ams(10), status=Status.RESERVED)
     BookingFactory(evse=first, start=ams(14), status=Status.PENDING)
-    for status in (Status.FULFILLED, Status.NO_SHOW, Status.REJECTED, Status.FAILED):
+    BookingFactory(evse=first, start=ams(17), status=Status.FULFILLED)  # keeps its slot
+    for status in (Status.CANCELED, Status.NO_SHOW, Status.REJECTED, Status.FAILED):
         BookingFactory(evse=second, start=ams(10), status=status)
     result = location_availability(location=location, start=DAY_START, end=DAY_END, now=NOW)
     assert free_of(result, first) == [
         Interval(DAY_START.astimezone(UTC), ams(10).astimezone(UTC)),
         Interval(ams(11).astimezone(UTC), ams(14).astimezone(UTC)),
-        Interval(ams(15).astimezone(UTC), DAY_END.astimezone(UTC)),
+        Interval(ams(15).astimezone(UTC), ams(17).astimezone(UTC)),
+        Interval(ams(18).astimezone(UTC), DAY_END.astimezone(UTC)),
     ]
     assert free_of(result, second) == [Interval(DAY_START.astimezone(UTC), DAY_END.astimezone(UTC))]
 
@@ -204,12 +206,14 @@ def test_location_availability_fixed_number_of_queries(django_assert_num_queries
     cp = ChargePointFactory(location=location)
     few = [EVSEFactory(charge_point=cp, ocpp_evse_id=i) for i in (1, 2)]
     BookingFactory(evse=few[0], start=ams(10))
-    with django_assert_num_queries(3):
+    # The location with its policy, hours and periods; its EVSEs with charge point and policy;
+    # their connectors; the blocked time; the running sessions.
+    with django_assert_num_queries(7):
         location_availability(location=location.pk, start=DAY_START, end=DAY_END, now=NOW)
     for i in range(3, 13):
         evse = EVSEFactory(charge_point=cp, ocpp_evse_id=i)
         BookingFactory(evse=evse, start=ams(9 + i % 5))
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(7):
         result = location_availability(location=location.pk, start=DAY_START, end=DAY_END, now=NOW)
     assert len(result.evses) == 12
 

@@ -102,8 +102,9 @@ def test_day_timeline_query_count_does_not_grow_with_evses(location, django_asse
     for _ in range(10):
         evse = EVSEFactory(charge_point=ChargePointFactory(location=location))
         BookingFactory(evse=evse, start=local(date(2027, 3, 2), 10), driver=DriverFactory())
-    # location (with hours and periods), EVSEs with connectors, blocked time, bookings
-    with django_assert_num_queries(4):
+    # location (policy, hours, periods), EVSEs, connectors, blocked time, running sessions,
+    # bookings
+    with django_assert_num_queries(8):
         tl = day_timeline(location=location.pk, day=date(2027, 3, 2), now=NOW)
         assert sum(len(r.blocks) for r in tl.rows) == 10
         assert all(b.who for r in tl.rows for b, _ in r.blocks)  # drivers named, no lookups
@@ -119,7 +120,7 @@ def test_location_capacities_sum_free_time_ahead_per_location(django_assert_num_
     now = datetime(2027, 3, 2, 0, 0, tzinfo=AMS)
     BookingFactory(evse=first, start=local(date(2027, 3, 2), 10), duration=timedelta(hours=12))
     locations = list(location_list_for_staff())
-    with django_assert_num_queries(2):  # EVSEs (with policies), bookings
+    with django_assert_num_queries(3):  # EVSEs (with policies), bookings, running sessions
         caps = location_capacities(locations=locations, now=now)
     assert caps[busy.pk].evses_bookable == 2 and caps[busy.pk].evses_total == 3
     assert caps[busy.pk].open == timedelta(hours=48)

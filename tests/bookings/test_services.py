@@ -11,7 +11,6 @@ import pytest
 from django.db import DatabaseError, connection
 
 from bookings import exceptions as exc
-from bookings import rawsql
 from bookings.models import (
     Booking,
     BookingRequest,
@@ -23,7 +22,7 @@ from bookings.models import (
     Role,
     Status,
 )
-from bookings.selectors import Criteria
+from bookings.selectors import Criteria, location_availability
 from bookings.services import (
     Actor,
     RequestData,
@@ -40,6 +39,7 @@ from bookings.services import (
     booking_reject,
     booking_request_submit,
 )
+from chargers.models import ChargingSession
 from locations.models import EVSEStatus
 from tests.bookings.factories import BookingFactory, DriverTokenFactory
 from tests.locations.factories import (
@@ -78,8 +78,8 @@ def staff(staff_user):
     return Actor.staff(staff_user)
 
 
-def create(evse, start, end, actor=SYSTEM, **kwargs):
-    return booking_create(evse=evse, start=start, end=end, actor=actor, now=NOW, **kwargs)
+def create(evse, start, end, actor=SYSTEM, now=NOW, **kwargs):
+    return booking_create(evse=evse, start=start, end=end, actor=actor, now=now, **kwargs)
 
 
 # --- create: success --------------------------------------------------------------------------
@@ -224,7 +224,6 @@ def test_booking_create_token_overlap_where_the_policy_allows_it(evse):
 
 @pytest.mark.django_db(transaction=True)
 def test_booking_create_token_overlap_outside_a_transaction_writes_nothing(evse):
-    # The token check is a guard statement in the booking's own statement string.
     other = EVSEFactory(charge_point=evse.charge_point)
     token = TokenData("DE", "EMS", "TOK1", "RFID", "DE-EMS-1")
     create(evse, ams(10), ams(11), tokens=[token])
@@ -240,9 +239,71 @@ def test_booking_create_token_overlap_outside_a_transaction_writes_nothing(evse)
     assert [t.uid for t in later.tokens.all()] == ["TOK1"]
 
 
+def test_booking_change_refuses_a_time_its_token_already_holds(evse):
+    # A change is held to the token rule as a new booking is (it once was not).
+    other = EVSEFactory(charge_point=evse.charge_point)
+    token = TokenData("DE", "EMS", "TOK1", "RFID", "DE-EMS-1")
+    create(evse, ams(10), ams(11), tokens=[token])
+    second = create(other, ams(12), ams(13), tokens=[token])
+    with pytest.raises(exc.SlotUnavailable) as info:
+        booking_change(booking=second, actor=EMSP, start=ams(10, 30), end=ams(11, 30), now=NOW)
+    assert info.value.code == "token_overlap"
+    second.refresh_from_db()
+    assert (second.period.lower, second.period.upper) == (ams(12), ams(13))
+    assert second.transitions.count() == 1  # no CHANGED audit row for the refused change
+
+
+def test_booking_request_change_onto_a_time_its_token_holds_is_declined(evse):
+    other = EVSEFactory(charge_point=evse.charge_point, uid="EVSE2")
+    token = TokenData("DE", "EMS", "TOK1", "RFID", "DE-EMS-1")
+    create(evse, ams(10), ams(11), tokens=[token], actor=EMSP, request_id="R-1")
+    data = RequestData(request_id="R-2", location_id="LOC1", evse_uid="EVSE2", start=ams(12),
+                       end=ams(13), authorization_reference="A2", tokens=(token,))  # fmt: skip
+    booking_request_submit(actor=EMSP, data=data, payload={"n": 1}, now=NOW)
+    moved = RequestData(**{**data.__dict__, "start": ams(10, 30), "end": ams(11, 30)})
+    booking = booking_request_submit(actor=EMSP, data=moved, payload={"n": 2}, now=NOW)
+    assert (booking.period.lower, booking.period.upper, booking.evse_id) == (
+        ams(12), ams(13), other.pk,
+    )  # fmt: skip
+    last = booking.requests.order_by("received_at", "id").last()
+    assert (last.request_status, last.reason_code) == (RequestStatus.DECLINED, "token_overlap")
+
+
+def test_booking_change_with_new_tokens_is_all_or_nothing(evse):
+    # The request moves the booking and names a token that is busy then: neither happens.
+    other = EVSEFactory(charge_point=evse.charge_point, uid="EVSE2")
+    busy = TokenData("DE", "EMS", "BUSY", "RFID", "DE-EMS-2")
+    mine = TokenData("DE", "EMS", "MINE", "RFID", "DE-EMS-1")
+    create(evse, ams(14), ams(15), tokens=[busy], actor=EMSP, request_id="R-1")
+    data = RequestData(request_id="R-2", location_id="LOC1", evse_uid="EVSE2", start=ams(10),
+                       end=ams(11), authorization_reference="A2", tokens=(mine,))  # fmt: skip
+    booking_request_submit(actor=EMSP, data=data, payload={"n": 1}, now=NOW)
+    change = RequestData(**{**data.__dict__, "start": ams(14), "end": ams(15), "tokens": (busy,)})
+    booking = booking_request_submit(actor=EMSP, data=change, payload={"n": 2}, now=NOW)
+    assert (booking.period.lower, booking.evse_id) == (ams(10), other.pk)
+    assert [t.uid for t in booking.tokens.all()] == ["MINE"]
+    assert booking.requests.order_by("id").last().reason_code == "token_overlap"
+
+
+@pytest.mark.parametrize(
+    ("owner", "allowed"),
+    [(("DE", "EMS"), False), (("DE", "XYZ"), True), (("NL", "EMS"), True)],
+)
+def test_token_rule_is_per_token_owner(evse, owner, allowed):
+    # One eMSP's RFID uid does not block another's that happens to carry the same uid.
+    other = EVSEFactory(charge_point=evse.charge_point)
+    create(evse, ams(10), ams(11), tokens=[TokenData("DE", "EMS", "04AB", "RFID", "C1")])
+    second = [TokenData(*owner, "04AB", "RFID", "C2")]
+    if allowed:
+        assert create(other, ams(10), ams(11), tokens=second).status == Status.RESERVED
+    else:
+        with pytest.raises(exc.SlotUnavailable):
+            create(other, ams(10), ams(11), tokens=second)
+
+
 def test_token_check_follows_a_moved_and_a_canceled_booking(evse):
-    # The check reads copies of the booking's period and status on its token rows, which the
-    # database keeps: whatever changes the booking, the check sees the change.
+    # The rule reads copies of the booking's period and status on its token rows, which the
+    # database keeps: whatever changes the booking, the rule sees the change.
     other = EVSEFactory(charge_point=evse.charge_point)
     token = TokenData("DE", "EMS", "TOK1", "RFID", "DE-EMS-1")
     first = create(evse, ams(10), ams(11), tokens=[token])
@@ -458,6 +519,62 @@ def test_booking_fulfil_outside_the_window_is_refused(evse, at):
         booking_fulfil(booking=booking, actor=SYSTEM, at=at, now=NOW)
     booking.refresh_from_db()
     assert booking.status == Status.RESERVED
+
+
+def _no_notice(evse):
+    policy = evse.charge_point.location.booking_policy
+    policy.min_notice_minutes = 0
+    policy.save()
+
+
+def test_fulfilled_booking_keeps_its_slot_until_its_end(evse):
+    # The driver is charging: the rest of the booked hour is not for someone else.
+    _no_notice(evse)
+    first = create(evse, ams(10), ams(11), tokens=[TokenData("DE", "EMS", "T1", "RFID", "C1")])
+    booking_fulfil(booking=first, actor=Actor.charger("CP"), at=ams(10, 5), now=ams(10, 5))
+    for start, end in ((ams(10, 30), ams(11, 30)), (ams(10, 30), ams(11))):
+        with pytest.raises(exc.SlotUnavailable):
+            create(evse, start, end, now=ams(10, 20))
+    # Its buffer too: the next booking starts after 11:00 + 10 minutes.
+    assert create(evse, ams(11, 15), ams(12), now=ams(10, 20)).status == Status.RESERVED
+    first.refresh_from_db()
+    assert first.status == Status.FULFILLED
+    # A fulfilled booking is over for changes, as far as the eMSP or staff are concerned.
+    with pytest.raises(exc.InvalidTransition):
+        booking_change(booking=first, actor=SYSTEM, start=ams(13), end=ams(14), now=ams(10, 20))
+
+
+def test_fulfilled_booking_still_holds_its_token(evse):
+    _no_notice(evse)
+    other = EVSEFactory(charge_point=evse.charge_point)
+    token = TokenData("DE", "EMS", "T1", "RFID", "C1")
+    first = create(evse, ams(10), ams(11), tokens=[token])
+    booking_fulfil(booking=first, actor=Actor.charger("CP"), at=ams(10, 5), now=ams(10, 5))
+    with pytest.raises(exc.SlotUnavailable) as info:
+        create(other, ams(10, 30), ams(11, 30), tokens=[token], now=ams(10, 20))
+    assert info.value.code == "token_overlap"
+
+
+def test_running_session_keeps_its_evse_busy_now(evse):
+    # A walk-in driver is charging (no booking): the EVSE cannot be booked for now, and the
+    # slots after the current one stay bookable (the session's end is unknown).
+    _no_notice(evse)
+    session = ChargingSession.objects.create(
+        charge_point=evse.charge_point, evse=evse, transaction_id="T1", id_tag="WALK-IN",
+        started_at=ams(9, 50),
+    )  # fmt: skip
+    now = ams(10, 5)
+    with pytest.raises(exc.SlotUnavailable) as info:
+        create(evse, ams(10, 15), ams(11), now=now)
+    assert info.value.code == "evse_in_use" and "charging session" in info.value.message
+    window = {"location": evse.charge_point.location, "start": ams(0), "end": ams(0, day=3)}
+    free = location_availability(**window, now=now).evses[0].free
+    # Busy to the end of the current 15-minute step (10:15) plus the 10-minute buffer.
+    assert free[0].start == ams(10, 30)
+    session.stopped_at = ams(10, 6)
+    session.save()
+    assert location_availability(**window, now=now).evses[0].free[0].start == ams(10, 15)
+    assert create(evse, ams(10, 15), ams(11), now=now).status == Status.RESERVED
 
 
 def test_booking_for_session_finds_the_booking_of_the_token(evse):
@@ -688,33 +805,13 @@ def test_booking_cancel_by_the_cpo_system_is_not_bound_by_the_emsp_deadline(evse
     assert canceled.status == Status.CANCELED and canceled.canceled_by_role == Role.CPO
 
 
-def test_booking_create_runs_only_its_inserts(evse, django_assert_num_queries):
-    _, loaded = rawsql.request_targets(location_id="LOC1", evse_uid="EVSE1")
-    # Inside the test's transaction: savepoint, booking with its audit row (one statement
-    # string), release.
-    with django_assert_num_queries(3):
-        booking = create(loaded, ams(10), ams(11))
-    tokens = (TokenData("DE", "EMS", "TOK1", "RFID", "DE-EMS-1"),)
-    # The tokens and their check (a guard statement) ride with the booking.
-    with django_assert_num_queries(3):
-        create(loaded, ams(12), ams(13), actor=EMSP, tokens=tokens, request_id="R-1")
-    assert booking.transitions.get().event == BookingTransition.Event.CREATED
-
-
 @pytest.mark.django_db(transaction=True)
-def test_booking_create_outside_a_transaction_is_one_statement_all_or_nothing(
-    evse, django_assert_num_queries
-):
-    _, loaded = rawsql.request_targets(location_id="LOC1", evse_uid="EVSE1")
+def test_booking_create_is_all_or_nothing(evse):
     tokens = (TokenData("DE", "EMS", "TOK1", "RFID", "DE-EMS-1"),)
-    create(loaded, ams(16), ams(17), tokens=tokens)  # prepares the write on this connection
-    # The write with its token check; no BEGIN or COMMIT (not counted here) either.
-    with django_assert_num_queries(1):
-        booking = create(loaded, ams(10), ams(11), tokens=tokens)
+    booking = create(evse, ams(10), ams(11), tokens=tokens)
     assert booking.transitions.get().event == BookingTransition.Event.CREATED
     assert [t.uid for t in Booking.objects.get(pk=booking.pk).tokens.all()] == ["TOK1"]
-    # The audit row is the last statement of the string: when it fails, the booking and its
-    # tokens inserted before it in the same string are gone too.
+    # When the audit row, the last write, fails, the booking and its tokens are gone too.
     before = (Booking.objects.count(), BookingToken.objects.count())
     with connection.cursor() as cursor:
         cursor.execute(
@@ -725,7 +822,7 @@ def test_booking_create_outside_a_transaction_is_one_statement_all_or_nothing(
         )
     try:
         with pytest.raises(DatabaseError, match="audit refused by the test"):
-            create(loaded, ams(12), ams(13), tokens=tokens)
+            create(evse, ams(12), ams(13), tokens=tokens)
     finally:
         with connection.cursor() as cursor:
             cursor.execute(
@@ -735,5 +832,5 @@ def test_booking_create_outside_a_transaction_is_one_statement_all_or_nothing(
     assert (Booking.objects.count(), BookingToken.objects.count()) == before
     # A refusal by the exclusion constraint leaves the connection usable for the next booking.
     with pytest.raises(exc.SlotUnavailable):
-        create(loaded, ams(10, 30), ams(11, 30))
-    assert create(loaded, ams(14), ams(15)).pk
+        create(evse, ams(10, 30), ams(11, 30))
+    assert create(evse, ams(14), ams(15)).pk

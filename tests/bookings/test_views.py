@@ -262,10 +262,10 @@ def test_week_view_shows_seven_days_with_links_to_each_day(staff_client, site):
     assert f"date={(start + timedelta(days=6)).date().isoformat()}" in html
 
 
-# session, user, location (with its regular hours and exceptional periods), EVSEs with their
-# connectors, the day's blocked time (for free time), its bookings (for blocks) and the grid's
-# version (for polls): nothing per EVSE or per booking.
-DAY_VIEW_QUERIES = 7
+# session, user, location (with its policy, regular hours and exceptional periods), EVSEs, their
+# connectors, the day's blocked time and running sessions (for free time), its bookings (for
+# blocks) and the grid's version (for polls): nothing per EVSE or per booking.
+DAY_VIEW_QUERIES = 11
 
 
 def test_day_view_runs_a_fixed_number_of_queries_whatever_the_evse_count(
@@ -299,7 +299,8 @@ def test_grid_poll_answers_no_content_until_something_shown_changes(
     url = reverse("bookings:location_day", args=[location.pk])
     version = _grid_version(staff_client.get(url).content.decode())
     poll = {**HX, "HX-Target": "grid", "HX-Trigger": "grid", "X-Grid-Version": version}
-    with django_assert_max_num_queries(4):  # session, user, location, version
+    # session, user, location (policy, hours, periods), version
+    with django_assert_max_num_queries(6):
         response = staff_client.get(url, headers=poll)
     assert response.status_code == 204 and response.content == b""
     # A booking made elsewhere (an eMSP, another desk) changes the version: the grid comes back.

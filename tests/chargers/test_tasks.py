@@ -296,7 +296,7 @@ def test_two_csms_processes_each_reach_their_own_chargers(stack):
     cp_a, cp_b = _cp("1.6"), _cp("2.0.1")
     sim_a = stack.charger(cp_a)
     sim_b = stack.charger(cp_b, csms=second)
-    a, b = _booking(cp_a), _booking(cp_b)
+    a, b = _booking(cp_a), _booking(cp_b, token="DRIVER-2")
     sweep_reservations(enqueue=False)
     assert len(_received(sim_a, "ReserveNow")) == 1
     assert len(_received(sim_b, "ReserveNow")) == 1

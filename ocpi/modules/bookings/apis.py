@@ -10,7 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 
 from bookings.models import Booking, BookingRequest, BookingToken
-from bookings.selectors import Criteria, booking_detail_queryset, booking_get, booking_list
+from bookings.selectors import Criteria, booking_get, booking_list
 from bookings.services import Actor, RequestData, TokenData, booking_request_submit
 from locations.models import EVSE
 from ocpi import responses as r
@@ -44,14 +44,10 @@ BOOKING_PREFETCH = (
 
 
 def _booking_out(booking: Booking) -> dict:
-    cached = booking._state.fields_cache
-    if "location" in cached and (booking.evse_id is None or "evse" in cached):
-        # A new booking comes back from the engine with its location, EVSE, tokens and request
-        # loaded; otherwise fetch only the token and request rows the OCPI object shows.
-        if not {"tokens", "requests"} <= getattr(booking, "_prefetched_objects_cache", {}).keys():
-            prefetch_related_objects([booking], *BOOKING_PREFETCH)
-        return booking_object(booking)
-    return booking_object(booking_detail_queryset().get(pk=booking.pk))
+    """The OCPI Booking of a booking the engine returned: relations it has loaded already (a new
+    booking's location and EVSE) are not fetched again."""
+    prefetch_related_objects([booking], "location", "evse", "connector", *BOOKING_PREFETCH)
+    return booking_object(booking)
 
 
 class BookingLocationListApi(OcpiApi):

@@ -137,6 +137,14 @@ class ChargingSession(models.Model):
                 fields=["charge_point", "transaction_id"], name="chargingsession_unique_per_cp"
             )
         ]
+        indexes = [
+            # Availability asks which EVSEs have a session running now (bookings.selectors).
+            models.Index(
+                fields=["evse"],
+                condition=Q(stopped_at__isnull=True),
+                name="chargingsession_running_idx",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Session {self.transaction_id} on {self.charge_point_id}"

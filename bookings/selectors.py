@@ -137,14 +137,16 @@ def _rules(
 
 
 def opening_hours_of(location: Location) -> OpeningHours:
-    """The location's opening hours as plain values (uses prefetched rows)."""
+    """The location's opening hours as plain values (uses prefetched rows where loaded)."""
     openings, closings = [], []
     for p in location.exceptional_periods.all():
         iv = Interval(p.period_begin.astimezone(UTC), p.period_end.astimezone(UTC))
         (openings if p.kind == ExceptionalPeriod.Kind.OPENING else closings).append(iv)
     return OpeningHours(
         twentyfourseven=location.twentyfourseven,
-        regular=tuple(
+        regular=()
+        if location.twentyfourseven  # open around the clock: the weekly hours do not apply
+        else tuple(
             WeeklyPeriod(h.weekday, h.period_begin, h.period_end)
             for h in location.regular_hours.all()
         ),

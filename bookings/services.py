@@ -25,7 +25,6 @@ from chargers.tasks import cancel_reservation_task, reserve_now_task
 from locations.models import EVSE, BookingPolicy, Connector, Location
 from locations.selectors import (
     evses_of_location,
-    evses_with_details,
     location_get_ci,
     policy_for,
     policy_terms,
@@ -930,21 +929,28 @@ def _evse_or_refusal(
 
 
 def _request_targets(data: RequestData) -> tuple[Location, EVSE | None]:
-    """The request's location (by OCPI id, a CiString) and EVSE, if it names one. Raises
-    UnknownLocation, UnknownEVSE."""
-    try:
-        location = location_get_ci(ocpi_id=data.location_id)
-    except Location.DoesNotExist:
-        location = None
-    # An OCPI location_id is the location's OCPI id, never its primary key ("12" is an id).
+    """The request's location (by OCPI id, a CiString) and EVSE, if it names one; the EVSE with
+    its charge point, location and both policies in one query. Raises UnknownLocation,
+    UnknownEVSE."""
+    evse = None
+    if data.evse_uid:
+        evse = (
+            EVSE.objects.select_related("charge_point__location__booking_policy", "booking_policy")
+            .filter(uid=data.evse_uid, charge_point__location__ocpi_id__iexact=data.location_id)
+            .first()
+        )
+    if evse is not None:
+        location = evse.charge_point.location
+    else:
+        # An OCPI location_id is the location's OCPI id, never its primary key ("12" is an id).
+        try:
+            location = location_get_ci(ocpi_id=data.location_id)
+        except Location.DoesNotExist:
+            location = None
     if location is None or (data.published_only and not location.publish):
         raise exc.UnknownLocation(f"There is no location {data.location_id!r}.")
-    if not data.evse_uid:
-        return location, None
-    evse = evses_with_details().filter(charge_point__location=location, uid=data.evse_uid).first()
-    if evse is None:
+    if data.evse_uid and evse is None:
         raise exc.UnknownEVSE(f"There is no EVSE {data.evse_uid!r} at location {location.ocpi_id}.")
-    evse.charge_point.location = location
     return location, evse
 
 

@@ -103,6 +103,7 @@ class _CentralMixin:
     _ocpp_version: str
     csms: Csms
     row: ChargePoint
+    websocket: ServerConnection
 
     async def route_message(self, raw_msg):
         self.csms.seen.add(self.id)
@@ -556,10 +557,11 @@ class Csms:
         handler = cls(identity, connection, response_timeout=self.command_timeout)
         handler.csms = self
         handler.row = row
+        handler.websocket = connection
         previous = self.connections.get(identity)
         self.connections[identity] = handler
         if previous is not None:  # the charger reconnected: the newer connection wins
-            await previous._connection.close(code=1000, reason="Replaced by a new connection")
+            await previous.websocket.close(code=1000, reason="Replaced by a new connection")
         await self.redis.set(gateway.route_key(identity, self.prefix), self.node,
                              ex=ROUTE_TTL_SECONDS)  # fmt: skip
         await self.db(

@@ -51,11 +51,11 @@ class LocationAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         from django.db.models import Count
 
-        return super().get_queryset(request).annotate(_evses=Count("charge_points__evses"))
+        return super().get_queryset(request).annotate(evse_total=Count("charge_points__evses"))
 
-    @admin.display(description="EVSEs", ordering="_evses")
+    @admin.display(description="EVSEs", ordering="evse_total")
     def evse_count(self, obj: Location) -> int:
-        return obj._evses
+        return obj.evse_total
 
 
 class EVSEInline(admin.StackedInline):

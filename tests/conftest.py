@@ -4,6 +4,9 @@ DATABASE_URL / REDIS_URL."""
 import pytest
 from django.contrib.auth import get_user_model
 
+# The csms stack (a real csms, Redis bus, simulated chargers) for every app's tests.
+pytest_plugins = ["tests.chargers.fixtures"]
+
 
 @pytest.fixture
 def staff_user(db):

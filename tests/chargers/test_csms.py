@@ -18,7 +18,7 @@ from chargers.csms import Csms
 from chargers.models import ChargingSession, Reservation, ReservationStatus
 from locations.models import ChargePoint, EVSEStatus
 from tests.bookings.factories import BookingFactory, BookingTokenFactory
-from tests.chargers.conftest import LoopThread, wait_for
+from tests.chargers.fixtures import LoopThread, wait_for
 from tests.locations.factories import ChargePointFactory, EVSEFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from chargers import gateway
-from tests.chargers.conftest import wait_for
+from tests.chargers.fixtures import wait_for
 from tests.locations.factories import ChargePointFactory, EVSEFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

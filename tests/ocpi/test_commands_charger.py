@@ -12,13 +12,7 @@ from bookings.models import ChargerReservation, Status
 from chargers.models import Reservation
 from ocpi.models import Command
 from ocpi.tasks import push_sweep_task
-from tests.chargers.conftest import (  # noqa: F401  (the real csms + charger fixtures)
-    _fast_password_hashing,
-    bus_prefix,
-    eager_celery,
-    stack,
-    wait_for,
-)
+from tests.chargers.fixtures import wait_for
 from tests.locations.factories import ChargePointFactory, EVSEFactory
 from tests.ocpi.emsp import FakeEmsp
 from tests.ocpi.factories import PartyFactory
@@ -32,7 +26,7 @@ def _post(client, party, name, body):
 
 
 def test_command_reserve_now_holds_the_charger_then_cancel_releases_it(
-    stack,  # noqa: F811  (the fixture imported above)
+    stack,
     client,
     httpserver,
 ):

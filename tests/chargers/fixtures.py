@@ -1,5 +1,7 @@
 """A real csms on an ephemeral port, in an event loop on a background thread, with real Redis
-(a command bus prefix per test) and simulated chargers built on the ocpp library."""
+(a command bus prefix per test) and simulated chargers built on the ocpp library. Registered
+for every test module in tests/conftest.py (pytest_plugins): bookings' and OCPI's tests drive
+chargers too."""
 
 from __future__ import annotations
 
@@ -124,9 +126,3 @@ def stack(transactional_db, bus_prefix, eager_celery):
             loop.run(sim.disconnect())
         stack.stop()
         loop.close()
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # PBKDF2 at production strength costs ~1 s per charger handshake; the rules are the same.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -17,6 +17,7 @@ from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.db.models import F, Func, Q, Value
 from django.db.models.functions import Cast
 
+from chargers.models import BOOKING_STATES, ChargerReservation
 from locations.models import EVSE, Connector, Location
 
 
@@ -84,21 +85,6 @@ class TokenType(models.TextChoices):
     OTHER = "OTHER"
     RFID = "RFID"
     LICENSE_PLATE = "LICENSE_PLATE"
-
-
-class ChargerReservation(models.TextChoices):
-    """Where the booking stands at the charger (OCPP ReserveNow/CancelReservation)."""
-
-    NOT_SENT = "NOT_SENT", "Not sent yet"
-    SENDING = "SENDING", "Sending"
-    HELD = "HELD", "Held at charger"
-    OCCUPIED = "OCCUPIED", "Charger occupied"
-    FAULTED = "FAULTED", "Charger faulted"
-    UNAVAILABLE = "UNAVAILABLE", "Charger unavailable"
-    REJECTED = "REJECTED", "Charger rejected"
-    OFFLINE = "OFFLINE", "Charger offline"
-    RELEASED = "RELEASED", "Released"
-    NOT_SUPPORTED = "NOT_SUPPORTED", "Not reservable"
 
 
 class Driver(models.Model):
@@ -250,9 +236,11 @@ class Booking(models.Model):
         db_index=False,
     )
     canceled_at = models.DateTimeField(null=True, blank=True)
-    # Charger side (OCPP reservation bookkeeping, written by chargers through bookings.services).
+    # The booking's hold at its charger (bookings.holds), in the vocabulary of its placements.
     charger_reservation = models.CharField(
-        max_length=16, choices=ChargerReservation.choices, default=ChargerReservation.NOT_SENT
+        max_length=16,
+        choices=[(state.value, state.label) for state in BOOKING_STATES],
+        default=ChargerReservation.NOT_SENT,
     )
     charger_reservation_detail = models.CharField(max_length=255, blank=True)
     charger_reservation_updated_at = models.DateTimeField(null=True, blank=True)

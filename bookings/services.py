@@ -21,6 +21,7 @@ import psycopg.errors
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from chargers.models import BOOKING_STATES
 from chargers.tasks import cancel_reservation_task, reserve_now_task
 from locations.models import EVSE, BookingPolicy, Connector, Location
 from locations.selectors import (
@@ -724,9 +725,10 @@ def booking_record_charger_state(
     needs_attention: bool | None = None,
     now: datetime | None = None,
 ) -> Booking:
-    """Record where the booking stands at the charger (ReserveNow/CancelReservation outcome)."""
+    """Record where the booking's hold at its charger stands (ReserveNow/CancelReservation).
+    Raises InvalidRequest for a state a booking cannot show."""
     now = _now(now)
-    if state not in ChargerReservation.values:
+    if state not in BOOKING_STATES:
         raise exc.InvalidRequest(f"{state!r} is not a charger reservation state.")
     booking = _lock(booking)
     previous = booking.charger_reservation

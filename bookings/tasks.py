@@ -17,12 +17,12 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from chargers import tasks as charger_tasks
-from chargers.models import CLOSED_STATUSES, Reservation, ReservationStatus
+from chargers.models import CLOSED_STATUSES, ChargerReservation, Reservation
 from chargers.services import reservation_retry_due
 from locations.models import BookingPolicy, Capability
 
 from .exceptions import BookingError
-from .models import Booking, BookingRequest, ChargerReservation, RequestStatus, Status
+from .models import Booking, BookingRequest, RequestStatus, Status
 from .services import Actor, booking_expire_undecided, booking_mark_no_show, fulfil_window
 
 SWEEP_BATCH = 250  # bookings per reserve task: one bus round each, spread over the workers
@@ -91,10 +91,10 @@ def release_due_ids(now: datetime) -> list[int]:
     rows = list(
         Reservation.objects.filter(
             Q(is_current=True) & ~Q(status__in=CLOSED_STATUSES)
-            | Q(status=ReservationStatus.CANCEL_DUE)
+            | Q(status=ChargerReservation.CANCEL_DUE)
         ).values_list("booking_id", "status", "is_current", "evse_id", "expires_at")[:SWEEP_LIMIT]
     )
-    due = {row[0] for row in rows if row[1] == ReservationStatus.CANCEL_DUE}
+    due = {row[0] for row in rows if row[1] == ChargerReservation.CANCEL_DUE}
     held = {booking_id: (evse_id, expires_at) for booking_id, _, current, evse_id, expires_at
             in rows if current}  # fmt: skip
     bookings = Booking.objects.filter(pk__in=list(held)).values_list(

@@ -50,6 +50,7 @@ from locations.services import (
 )
 
 from . import gateway, services
+from .models import ChargerReservation
 
 logger = logging.getLogger("chargers.csms")
 T = TypeVar("T")
@@ -312,7 +313,6 @@ def session_started(
 ):
     """Record a session start; one started with a booking's token in its window fulfils it."""
     from bookings.exceptions import BookingError
-    from bookings.models import ChargerReservation
     from bookings.services import (
         Actor,
         booking_for_session,
@@ -347,7 +347,6 @@ def session_started(
 def reservation_dropped_by_charger(
     *, charge_point: ChargePoint, reservation_id: int, update_status: str
 ) -> None:
-    from bookings.models import ChargerReservation
     from bookings.services import Actor, booking_record_charger_state
 
     reservation = services.reservation_status_update(

@@ -12,38 +12,63 @@ from django.db.models import Q
 from locations.models import EVSE, ChargePoint
 
 
-class ReservationStatus(models.TextChoices):
-    """Where one ReserveNow placement stands at the charger."""
+class ChargerReservation(models.TextChoices):
+    """Where a booking's hold at its charger stands (OCPP ReserveNow/CancelReservation).
 
+    One vocabulary for both sides of the hold: each placement the csms makes
+    (Reservation.status, PLACEMENT_STATES) and the booking's own summary for staff
+    (bookings' Booking.charger_reservation, BOOKING_STATES). A booking shows its current
+    placement's state while that placement is being sent or answered. Defined here
+    because bookings depends on chargers, not the other way round.
+    """
+
+    # A booking that has no placement yet, or never will.
+    NOT_SENT = "NOT_SENT", "Not sent yet"
+    NOT_SUPPORTED = "NOT_SUPPORTED", "Not reservable"
+    # A placement being sent, and the charger's answer.
     SENDING = "SENDING", "Sending"
-    HELD = "HELD", "Held"
-    OCCUPIED = "OCCUPIED", "Occupied"
-    FAULTED = "FAULTED", "Faulted"
-    UNAVAILABLE = "UNAVAILABLE", "Unavailable"
-    REJECTED = "REJECTED", "Rejected"
-    OFFLINE = "OFFLINE", "Offline"
+    HELD = "HELD", "Held at charger"
+    OCCUPIED = "OCCUPIED", "Charger occupied"
+    FAULTED = "FAULTED", "Charger faulted"
+    UNAVAILABLE = "UNAVAILABLE", "Charger unavailable"
+    REJECTED = "REJECTED", "Charger rejected"
+    OFFLINE = "OFFLINE", "Charger offline"
+    # A placement no longer wanted, or no longer held at the charger.
     CANCEL_DUE = "CANCEL_DUE", "To cancel"
     CANCELED = "CANCELED", "Canceled"
     EXPIRED = "EXPIRED", "Expired at charger"
     REMOVED = "REMOVED", "Removed at charger"
     USED = "USED", "Used by a session"
     DROPPED = "DROPPED", "No longer wanted"
+    # A booking whose hold ended: cancelled, finished, used by a session or dropped.
+    RELEASED = "RELEASED", "Released"
 
 
 # A charger refused or could not be reached: ReserveNow is tried again after a backoff.
 RETRY_STATUSES = [
-    ReservationStatus.OCCUPIED,
-    ReservationStatus.FAULTED,
-    ReservationStatus.UNAVAILABLE,
-    ReservationStatus.REJECTED,
-    ReservationStatus.OFFLINE,
+    ChargerReservation.OCCUPIED,
+    ChargerReservation.FAULTED,
+    ChargerReservation.UNAVAILABLE,
+    ChargerReservation.REJECTED,
+    ChargerReservation.OFFLINE,
 ]
 CLOSED_STATUSES = [
-    ReservationStatus.CANCELED,
-    ReservationStatus.EXPIRED,
-    ReservationStatus.REMOVED,
-    ReservationStatus.USED,
-    ReservationStatus.DROPPED,
+    ChargerReservation.CANCELED,
+    ChargerReservation.EXPIRED,
+    ChargerReservation.REMOVED,
+    ChargerReservation.USED,
+    ChargerReservation.DROPPED,
+]
+# A placement being sent or answered; a booking shows its current placement's state as its own.
+ATTEMPT_STATES = [ChargerReservation.SENDING, ChargerReservation.HELD, *RETRY_STATUSES]
+# What one placement at a charger can be (Reservation.status).
+PLACEMENT_STATES = [*ATTEMPT_STATES, ChargerReservation.CANCEL_DUE, *CLOSED_STATUSES]
+# What a booking can show staff (Booking.charger_reservation).
+BOOKING_STATES = [
+    ChargerReservation.NOT_SENT,
+    ChargerReservation.NOT_SUPPORTED,
+    *ATTEMPT_STATES,
+    ChargerReservation.RELEASED,
 ]
 
 
@@ -71,7 +96,9 @@ class Reservation(models.Model):
     connector_type = models.CharField(max_length=20, blank=True, help_text="OCPP 2.0.1 code")
     expires_at = models.DateTimeField()
     status = models.CharField(
-        max_length=12, choices=ReservationStatus.choices, default=ReservationStatus.SENDING
+        max_length=16,
+        choices=[(state.value, state.label) for state in PLACEMENT_STATES],
+        default=ChargerReservation.SENDING,
     )
     is_current = models.BooleanField(
         default=True, help_text="The placement the booking wants now (one per booking)."
@@ -102,7 +129,7 @@ class Reservation(models.Model):
                 name="reservation_one_current_per_booking",
             ),
             models.CheckConstraint(
-                condition=Q(status__in=ReservationStatus.values), name="reservation_status_valid"
+                condition=Q(status__in=PLACEMENT_STATES), name="reservation_status_valid"
             ),
         ]
 

@@ -16,14 +16,9 @@ from django.db.models import F
 from locations.models import EVSE, ChargePoint, EVSEStatus
 from locations.services import charge_point_set_status, evse_set_status
 
-from .models import (
-    RETRY_STATUSES,
-    ChargingSession,
-    Reservation,
-    ReservationStatus,
-)
+from .models import RETRY_STATUSES, ChargerReservation, ChargingSession, Reservation
 
-RS = ReservationStatus
+RS = ChargerReservation
 
 RETRY_BACKOFF_SECONDS = (30, 60, 120, 240, 300)  # then every 300 s: a charger back online soon
 SENDING_STALE_SECONDS = 60  # a SENDING row older than this lost its worker (crash): send again

@@ -22,9 +22,9 @@ from locations.models import ConnectorFormat, ConnectorStandard
 from locations.selectors import policy_for
 
 from . import gateway, services
-from .models import Reservation, ReservationStatus
+from .models import ATTEMPT_STATES, ChargerReservation, Reservation
 
-RS = ReservationStatus
+RS = ChargerReservation
 logger = logging.getLogger("chargers.tasks")
 
 # OCPI TokenType -> OCPP 2.0.1 IdTokenEnumType.
@@ -39,17 +39,6 @@ CONNECTOR_TYPES = {
     ConnectorStandard.GBT_DC: "cGBT",
     ConnectorStandard.TESLA_S: "cTesla",
     ConnectorStandard.IEC_62196_T1: "cType1",
-}
-
-# Booking-side summary for each reservation status (bookings.models.ChargerReservation).
-BOOKING_STATE = {
-    RS.SENDING: "SENDING",
-    RS.HELD: "HELD",
-    RS.OCCUPIED: "OCCUPIED",
-    RS.FAULTED: "FAULTED",
-    RS.UNAVAILABLE: "UNAVAILABLE",
-    RS.REJECTED: "REJECTED",
-    RS.OFFLINE: "OFFLINE",
 }
 
 RETRY_ON = (DatabaseError, redis.RedisError)
@@ -189,23 +178,24 @@ def reserve_bookings(booking_ids: Iterable[int], *, now: datetime | None = None)
 
 
 def _summary(booking, reservation: Reservation):
-    """The booking-side state staff see for a reservation outcome (bookings owns that row)."""
+    """The booking's new hold state for its current placement's outcome: the placement's own
+    state, with a detail for staff. None when the placement is no longer being attempted."""
     from bookings.services import Actor, ChargerState
 
-    state = BOOKING_STATE.get(reservation.status)
-    if state is None:
+    state = RS(reservation.status)
+    if state not in ATTEMPT_STATES:
         return None
-    if state == "HELD":
+    if state == RS.HELD:
         detail = f"Held at the charger until {reservation.expires_at:%H:%M} UTC."
     else:
         retry = reservation.next_attempt_at
-        detail = reservation.detail or state.title()
+        detail = reservation.detail or state.label
         if retry is not None and retry < booking.start:
             detail += f" Retrying at {retry:%H:%M:%S} UTC (attempt {reservation.attempts + 1})."
     return ChargerState(
         booking_id=booking.pk, state=state, detail=detail,
         actor=Actor.charger(booking.evse.charge_point.identity),
-        needs_attention=False if state == "HELD" else None,
+        needs_attention=False if state == RS.HELD else None,
     )  # fmt: skip
 
 
@@ -239,7 +229,7 @@ def _cancel(reservations: list[Reservation], *, now: datetime) -> None:
 def release_bookings(booking_ids: Iterable[int], *, now: datetime | None = None) -> None:
     """Cancel at the charger what bookings no longer want (cancelled, no-show, moved) and tell
     staff; moved bookings still in their window are reserved at their new place."""
-    from bookings.models import ChargerReservation, Status
+    from bookings.models import Status
     from bookings.services import Actor, booking_record_charger_state
 
     now = now or timezone.now()
@@ -253,14 +243,12 @@ def release_bookings(booking_ids: Iterable[int], *, now: datetime | None = None)
             still_held = Reservation.objects.current().of_booking(booking.pk).exists()
             if to_cancel and not still_held and not in_reserve_window(booking, now):
                 booking_record_charger_state(
-                    booking=booking.pk, state=ChargerReservation.NOT_SENT,
+                    booking=booking.pk, state=RS.NOT_SENT,
                     detail="Moved: the charger is reserved again shortly before the new start.",
                     actor=Actor.system("charger reservations"), now=now,
                 )  # fmt: skip
             continue
-        open_states = (ChargerReservation.NOT_SENT, ChargerReservation.NOT_SUPPORTED,
-                       ChargerReservation.RELEASED)  # fmt: skip
-        if booking.charger_reservation not in open_states:
+        if booking.charger_reservation not in (RS.NOT_SENT, RS.NOT_SUPPORTED, RS.RELEASED):
             left = Reservation.objects.of_booking(booking.pk).filter(status=RS.CANCEL_DUE)
             detail = (
                 "CancelReservation pending: the charger did not confirm yet."
@@ -268,7 +256,7 @@ def release_bookings(booking_ids: Iterable[int], *, now: datetime | None = None)
                 else "Reservation cancelled at the charger."
             )
             booking_record_charger_state(
-                booking=booking.pk, state=ChargerReservation.RELEASED, detail=detail,
+                booking=booking.pk, state=RS.RELEASED, detail=detail,
                 actor=Actor.system("charger reservations"), now=now,
             )  # fmt: skip
     if moved:
@@ -277,7 +265,7 @@ def release_bookings(booking_ids: Iterable[int], *, now: datetime | None = None)
 
 def flag_unheld(booking_ids: Iterable[int], *, now: datetime | None = None) -> int:
     """Flag for staff the bookings that started without a reservation held at the charger."""
-    from bookings.models import ChargerReservation, Status
+    from bookings.models import Status
     from bookings.services import Actor, booking_record_charger_state
 
     now = now or timezone.now()
@@ -285,8 +273,7 @@ def flag_unheld(booking_ids: Iterable[int], *, now: datetime | None = None) -> i
     for booking in load_bookings(booking_ids):
         if booking.status != Status.RESERVED or booking.needs_attention:
             continue
-        if booking.charger_reservation in (ChargerReservation.HELD,
-                                           ChargerReservation.NOT_SUPPORTED):  # fmt: skip
+        if booking.charger_reservation in (RS.HELD, RS.NOT_SUPPORTED):
             continue
         label = booking.get_charger_reservation_display().lower()
         booking_record_charger_state(

@@ -13,9 +13,9 @@ import websockets
 from django.utils import timezone
 from websockets.exceptions import InvalidStatus
 
-from bookings.models import ChargerReservation, Status
+from bookings.models import Status
 from chargers.csms import Csms
-from chargers.models import ChargingSession, Reservation, ReservationStatus
+from chargers.models import ChargerReservation, ChargingSession, Reservation
 from locations.models import ChargePoint, EVSEStatus
 from tests.bookings.factories import BookingFactory, BookingTokenFactory
 from tests.chargers.fixtures import LoopThread, wait_for
@@ -193,7 +193,7 @@ def test_csms_reservation_status_update_releases_booking(stack):
 
     sweep_reservations(enqueue=False)
     reservation = Reservation.objects.get(booking_id=booking.pk)
-    assert reservation.status == ReservationStatus.HELD
+    assert reservation.status == ChargerReservation.HELD
     from ocpp.v201 import call
 
     stack.run(
@@ -205,7 +205,7 @@ def test_csms_reservation_status_update_releases_booking(stack):
     )
     reservation.refresh_from_db()
     booking.refresh_from_db()
-    assert reservation.status == ReservationStatus.REMOVED
+    assert reservation.status == ChargerReservation.REMOVED
     assert booking.charger_reservation == ChargerReservation.RELEASED
     assert "removed" in booking.charger_reservation_detail
 

@@ -6,11 +6,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from bookings.models import ChargerReservation, Status, TokenType
+from bookings.models import Status, TokenType
 from bookings.services import Actor, booking_cancel, booking_change
 from bookings.tasks import sweep_no_shows, sweep_reservations
 from chargers import tasks
-from chargers.models import Reservation, ReservationStatus
+from chargers.models import ChargerReservation, Reservation
 from locations.models import ConnectorStandard
 from tests.bookings.factories import BookingFactory, BookingTokenFactory
 from tests.locations.factories import (
@@ -108,7 +108,7 @@ def test_cancelled_booking_gets_cancel_reservation(stack, staff_user):
     assert sim.reservations == {}
     reservation.refresh_from_db()
     booking.refresh_from_db()
-    assert reservation.status == ReservationStatus.CANCELED
+    assert reservation.status == ChargerReservation.CANCELED
     assert booking.status == Status.CANCELED
     assert booking.charger_reservation == ChargerReservation.RELEASED
 
@@ -153,7 +153,7 @@ def test_moved_booking_found_by_sweep_when_task_lost(stack):
     assert sweep_reservations(enqueue=False) == {"released": 1, "reserve": 0, "flagged": 0}
     assert _received(sim, "CancelReservation") == [{"reservation_id": old.pk}]
     new = Reservation.objects.get(booking_id=booking.pk, is_current=True)
-    assert new.status == ReservationStatus.HELD
+    assert new.status == ChargerReservation.HELD
     assert list(sim.reservations) == [new.pk]
 
 
@@ -238,7 +238,7 @@ def test_session_with_booking_token_fulfils_held_booking(stack):
     booking.refresh_from_db()
     reservation.refresh_from_db()
     assert booking.status == Status.FULFILLED
-    assert reservation.status == ReservationStatus.USED
+    assert reservation.status == ChargerReservation.USED
     assert sweep_no_shows(now=booking.start + timedelta(minutes=20), enqueue=False) == []
 
 
@@ -256,7 +256,7 @@ def test_nobody_comes_booking_becomes_no_show_and_charger_reservation_cancelled(
     reservation.refresh_from_db()
     assert booking.status == Status.NO_SHOW
     assert _received(sim, "CancelReservation") == [{"reservation_id": reservation.pk}]
-    assert reservation.status == ReservationStatus.CANCELED
+    assert reservation.status == ChargerReservation.CANCELED
     assert booking.charger_reservation == ChargerReservation.RELEASED
 
 
@@ -269,7 +269,7 @@ def test_worker_crash_after_claim_is_resent_by_the_sweep(stack):
     from chargers.services import reservation_claim
 
     claimed = reservation_claim(booking_id=booking.pk, placement=placement, now=now)
-    assert claimed.status == ReservationStatus.SENDING  # ...and the worker dies here
+    assert claimed.status == ChargerReservation.SENDING  # ...and the worker dies here
 
     assert sweep_reservations(now=now + timedelta(seconds=30), enqueue=False)["reserve"] == 0
     assert sweep_reservations(now=now + timedelta(seconds=61), enqueue=False)["reserve"] == 1

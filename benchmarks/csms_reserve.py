@@ -187,7 +187,7 @@ def main() -> int:
         wait(lambda: app.control.ping(timeout=0.5), 60, "the Celery worker")
         ids = make_bookings(location, args.bookings)
 
-        from bookings.tasks import sweep_reservations
+        from bookings.sweeps import sweep_reservations
 
         t0 = time.monotonic()
         result = sweep_reservations()

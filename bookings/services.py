@@ -22,7 +22,6 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from chargers.models import BOOKING_STATES
-from chargers.tasks import cancel_reservation_task, reserve_now_task
 from locations.models import EVSE, BookingPolicy, Connector, Location
 from locations.selectors import (
     evses_of_location,
@@ -58,6 +57,7 @@ from .selectors import (
     running_session_starts,
 )
 from .signals import booking_audited
+from .tasks import cancel_reservation_task, reserve_now_task
 
 ActorType = BookingTransition.ActorType
 
@@ -725,7 +725,7 @@ def booking_record_charger_state(
     needs_attention: bool | None = None,
     now: datetime | None = None,
 ) -> Booking:
-    """Record where the booking's hold at its charger stands (ReserveNow/CancelReservation).
+    """Record where the booking's hold at its charger stands (bookings.holds).
     Raises InvalidRequest for a state a booking cannot show."""
     now = _now(now)
     if state not in BOOKING_STATES:

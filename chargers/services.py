@@ -13,7 +13,14 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from locations.models import EVSE, ChargePoint, EVSEStatus
+from locations.models import (
+    EVSE,
+    ChargePoint,
+    Connector,
+    ConnectorFormat,
+    ConnectorStandard,
+    EVSEStatus,
+)
 from locations.services import charge_point_set_status, evse_set_status
 
 from .models import RETRY_STATUSES, ChargerReservation, ChargingSession, Reservation
@@ -48,6 +55,21 @@ REPLY_STATUS = {
     "Offline": RS.OFFLINE,
     "Timeout": RS.OFFLINE,
     "CallError": RS.REJECTED,
+}
+
+
+# OCPI TokenType -> OCPP 2.0.1 IdTokenEnumType; other token types are held as "Central".
+TOKEN_TYPES = {"RFID": "ISO14443", "EMAID": "eMAID"}
+
+# OCPI connector standard -> OCPP 2.0.1 ConnectorEnumType (cabled "c", socket "s").
+CONNECTOR_TYPES = {
+    ConnectorStandard.IEC_62196_T1_COMBO: "cCCS1",
+    ConnectorStandard.IEC_62196_T2_COMBO: "cCCS2",
+    ConnectorStandard.CHADEMO: "cG105",
+    ConnectorStandard.CHAOJI: "cChaoJi",
+    ConnectorStandard.GBT_DC: "cGBT",
+    ConnectorStandard.TESLA_S: "cTesla",
+    ConnectorStandard.IEC_62196_T1: "cType1",
 }
 
 
@@ -159,6 +181,33 @@ class Placement:
             and reservation.id_tag == self.id_tag
             and reservation.expires_at == self.expires_at
         )
+
+
+def _connector_type(connector: Connector | None) -> str:
+    if connector is None:
+        return ""
+    if connector.standard == ConnectorStandard.IEC_62196_T2:
+        return "cType2" if connector.format == ConnectorFormat.CABLE else "sType2"
+    return CONNECTOR_TYPES.get(connector.standard, "")
+
+
+def placement(
+    *,
+    evse: EVSE,
+    id_tag: str,
+    ocpi_token_type: str | None,
+    expires_at: datetime,
+    connector: Connector | None = None,
+) -> Placement:
+    """A placement for a token (its OCPI type, None for a central id tag) and optionally one
+    connector, with the OCPP 2.0.1 codes a ReserveNow carries."""
+    return Placement(
+        evse=evse,
+        id_tag=id_tag,
+        token_type=TOKEN_TYPES.get(ocpi_token_type or "", "Central"),
+        expires_at=expires_at,
+        connector_type=_connector_type(connector),
+    )
 
 
 def _sending_stale(reservation: Reservation, now: datetime) -> bool:

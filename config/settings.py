@@ -158,7 +158,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-# Sweeps: the database says what is due (bookings/tasks.py); seconds between runs.
+# Sweeps: the database says what is due (bookings/sweeps.py); seconds between runs.
 CELERY_BEAT_SCHEDULE: dict = {
     "sweep-reservations": {"task": "bookings.tasks.sweep_reservations_task", "schedule": 15.0},
     "sweep-no-shows": {"task": "bookings.tasks.sweep_no_shows_task", "schedule": 30.0},

@@ -189,7 +189,7 @@ def test_csms_reservation_status_update_releases_booking(stack):
     cp = _cp("2.0.1")
     booking = _booking_on(cp)
     sim = stack.charger(cp)
-    from bookings.tasks import sweep_reservations
+    from bookings.sweeps import sweep_reservations
 
     sweep_reservations(enqueue=False)
     reservation = Reservation.objects.get(booking_id=booking.pk)

@@ -88,14 +88,3 @@ def test_gateway_send_batch_gets_every_reply(stack):
     replies = gateway.send(commands)
     assert [replies[c.id].status for c in commands] == ["Accepted"] * 6
     assert all(len(sim.reservations) == 1 for sim in sims)
-
-
-def test_chargers_left_connected_by_a_crashed_csms_are_marked_offline(stack):
-    from chargers.tasks import mark_lost_connections
-
-    online, stale = _cp(), _cp()  # the factory says both are connected
-    stack.charger(online)
-    assert mark_lost_connections() == 1
-    online.refresh_from_db()
-    stale.refresh_from_db()
-    assert (online.is_connected, stale.is_connected) == (True, False)

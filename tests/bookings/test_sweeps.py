@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from bookings.models import Booking, ChargerReservation, RequestStatus, Status
-from bookings.tasks import sweep_no_shows, sweep_reservations, sweep_undecided
+from bookings.models import Booking, RequestStatus, Status
+from bookings.sweeps import sweep_no_shows, sweep_reservations, sweep_undecided
+from chargers.models import ChargerReservation
 from tests.bookings.factories import BookingFactory, BookingRequestFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,0 +1,367 @@
+"""Holding bookings at their chargers: reserve (ReserveNow), release (CancelReservation), flag
+the bookings that started unheld.
+
+Booking logic that talks to chargers through chargers.gateway (the command bus) and records the
+charger side through chargers.services. Never a transaction across a round trip (STYLE rule 7):
+read and claim, commit, send, then record what came back; every step re-checks the database,
+so running a step twice sends one ReserveNow per due placement.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import redis
+from django.db import transaction
+from django.db.models import Max, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from chargers import gateway
+from chargers import services as charger_services
+from chargers.models import (
+    ATTEMPT_STATES,
+    CLOSED_STATUSES,
+    ChargerReservation,
+    Reservation,
+)
+from locations.models import BookingPolicy, Capability
+from locations.selectors import policy_for
+
+from .models import Booking, Status
+from .services import (
+    Actor,
+    ChargerState,
+    booking_record_charger_state,
+    booking_record_charger_states,
+    fulfil_window,
+)
+
+CR = ChargerReservation
+logger = logging.getLogger(__name__)
+
+# A placement this long past its expiry has lapsed at the charger even with a skewed clock:
+# no CancelReservation is sent for it any more.
+CANCEL_AFTER_EXPIRY = timedelta(minutes=10)
+DEFAULT_LEAD_MINUTES = BookingPolicy._meta.get_field("reserve_lead_minutes").default
+FLAG_LOOKBACK = timedelta(days=1)  # bookings that started longer ago are not flagged any more
+SYSTEM = "charger reservations"  # the actor label of hold changes the system decides
+
+
+def placement_for(booking: Booking) -> charger_services.Placement | None:
+    """Where the booking should be held: its EVSE, first token, until its no-show deadline.
+    None when its EVSE cannot take reservations."""
+    if booking.evse is None or not booking.evse.reservable:
+        return None
+    tokens = list(booking.tokens.all())
+    if tokens:
+        id_tag, token_type = tokens[0].uid, tokens[0].type
+    else:  # a booking without tokens is held for its authorization reference
+        id_tag, token_type = booking.authorization_reference[:20], None
+    return charger_services.placement(
+        evse=booking.evse,
+        id_tag=id_tag,
+        ocpi_token_type=token_type,
+        expires_at=fulfil_window(booking).end,
+        connector=booking.connector,
+    )
+
+
+def reserve_lead(booking: Booking) -> timedelta:
+    """How long before its start a booking is held at the charger (its policy's lead)."""
+    return timedelta(minutes=policy_for(booking.evse, booking.location).reserve_lead_minutes)
+
+
+def load_bookings(booking_ids: Iterable[int]) -> QuerySet[Booking]:
+    """The bookings with what placing them needs (EVSE, charge point, policies, tokens)."""
+    return (
+        Booking.objects.filter(pk__in=list(booking_ids))
+        .select_related(
+            "evse__charge_point", "evse__booking_policy", "location__booking_policy", "connector"
+        )
+        .prefetch_related("tokens")
+        .order_by("pk")
+    )
+
+
+def in_reserve_window(booking: Booking, now: datetime) -> bool:
+    """Whether the booking should be held at its charger now."""
+    if booking.channel == booking.Channel.COMMAND:
+        # An OCPI RESERVE_NOW starts when it is made: it is due for as long as it lasts.
+        return booking.start - reserve_lead(booking) <= now < booking.end
+    return booking.start - reserve_lead(booking) <= now < booking.start
+
+
+def reserve_bookings(booking_ids: Iterable[int], *, now: datetime | None = None) -> dict[str, int]:
+    """Send ReserveNow for every given booking that is due now (all in one round of the bus),
+    after cancelling placements they no longer want. Returns counts by outcome.
+
+    The batch's claims and its outcomes are written in a few set-based queries each, so a
+    sweep of a thousand bookings costs tens of queries, not thousands."""
+    now = now or timezone.now()
+    started = time.monotonic()
+    with transaction.atomic():
+        bookings = {}
+        placements = {}
+        for booking in load_bookings(booking_ids):
+            if booking.status != Status.RESERVED or not in_reserve_window(booking, now):
+                continue
+            placement = placement_for(booking)
+            if placement is not None:
+                bookings[booking.pk] = booking
+                placements[booking.pk] = placement
+        claimed = charger_services.reservations_claim(placements=placements, now=now)
+    # A claim for a new placement marked the old one CANCEL_DUE: cancel it before reserving,
+    # so a charger never holds two places for one booking.
+    _cancel(
+        list(Reservation.objects.filter(booking_id__in=list(claimed), status=CR.CANCEL_DUE)),
+        now=now,
+    )
+    commands = {
+        reservation.pk: gateway.reserve_now_command(
+            charge_point_id=bookings[booking_id].evse.charge_point.identity,
+            reservation_id=reservation.pk,
+            evse_id=bookings[booking_id].evse.ocpp_evse_id,
+            expires_at=reservation.expires_at,
+            id_tag=reservation.id_tag,
+            token_type=reservation.token_type,
+            connector_type=reservation.connector_type or None,
+        )
+        for booking_id, reservation in claimed.items()
+    }
+    sending = time.monotonic()
+    try:
+        replies = gateway.send(list(commands.values()))
+    except redis.RedisError as error:
+        # Give the claims back so Celery's retry of this task sends them at once (a resent
+        # ReserveNow with the same reservation id only replaces one that got through).
+        charger_services.reservations_unclaim(
+            reservation_ids=list(commands), detail=f"Command bus error: {error}", now=now
+        )
+        raise
+    recording = time.monotonic()
+    counts: dict[str, int] = {}
+    # One transaction for both sides: a booking never shows an answer its placement lacks.
+    with transaction.atomic():
+        recorded = charger_services.reservations_record_replies(
+            replies={
+                pk: (replies[c.id].status, replies[c.id].detail) for pk, c in commands.items()
+            },
+            now=now,
+        )
+        updates = []
+        for reservation in recorded:
+            counts[reservation.status] = counts.get(reservation.status, 0) + 1
+            if reservation.is_current:
+                update = _summary(bookings[reservation.booking_id], reservation)
+                if update is not None:
+                    updates.append(update)
+        booking_record_charger_states(updates=updates, now=now)
+    _cancel([r for r in recorded if not r.is_current and r.status == CR.CANCEL_DUE], now=now)
+    if claimed:
+        logger.info(
+            "ReserveNow x%d: claim %.2f s, charger round trip %.2f s, record %.2f s: %s",
+            len(claimed), sending - started, recording - sending, time.monotonic() - recording,
+            counts,
+        )  # fmt: skip
+    return counts
+
+
+def _summary(booking: Booking, reservation: Reservation) -> ChargerState | None:
+    """The booking's new hold state for its current placement's outcome: the placement's own
+    state, with a detail for staff. None when the placement is no longer being attempted."""
+    state = CR(reservation.status)
+    if state not in ATTEMPT_STATES:
+        return None
+    if state == CR.HELD:
+        detail = f"Held at the charger until {reservation.expires_at:%H:%M} UTC."
+    else:
+        retry = reservation.next_attempt_at
+        detail = reservation.detail or state.label
+        if retry is not None and retry < booking.start:
+            detail += f" Retrying at {retry:%H:%M:%S} UTC (attempt {reservation.attempts + 1})."
+    return ChargerState(
+        booking_id=booking.pk, state=state, detail=detail,
+        actor=Actor.charger(booking.evse.charge_point.identity),
+        needs_attention=False if state == CR.HELD else None,
+    )  # fmt: skip
+
+
+def _cancel(reservations: list[Reservation], *, now: datetime) -> None:
+    """Send CancelReservation for placements the charger may hold; record the answers."""
+    live = []
+    for reservation in {r.pk: r for r in reservations}.values():
+        if reservation.expires_at <= now - CANCEL_AFTER_EXPIRY:
+            charger_services.reservation_record_cancel(
+                reservation_id=reservation.pk, reply_status="Expired", detail="", now=now
+            )
+        else:
+            live.append(reservation)
+    if not live:
+        return
+    rows = Reservation.objects.filter(pk__in=[r.pk for r in live]).select_related("charge_point")
+    commands = {
+        r.pk: gateway.cancel_reservation_command(
+            charge_point_id=r.charge_point.identity, reservation_id=r.pk
+        )
+        for r in rows
+    }
+    replies = gateway.send(list(commands.values()))
+    for pk, command in commands.items():
+        reply = replies[command.id]
+        charger_services.reservation_record_cancel(
+            reservation_id=pk, reply_status=reply.status, detail=reply.detail, now=now
+        )
+
+
+def release_bookings(booking_ids: Iterable[int], *, now: datetime | None = None) -> None:
+    """Cancel at the charger what bookings no longer want (cancelled, no-show, moved) and tell
+    staff; moved bookings still in their window are reserved at their new place."""
+    now = now or timezone.now()
+    moved = []
+    for booking in load_bookings(booking_ids):
+        keep = placement_for(booking) if booking.status == Status.RESERVED else None
+        to_cancel = charger_services.reservation_release(booking_id=booking.pk, keep=keep, now=now)
+        _cancel(to_cancel, now=now)
+        if booking.status == Status.RESERVED:
+            moved.append(booking.pk)
+            still_held = Reservation.objects.current().of_booking(booking.pk).exists()
+            if to_cancel and not still_held and not in_reserve_window(booking, now):
+                booking_record_charger_state(
+                    booking=booking.pk, state=CR.NOT_SENT,
+                    detail="Moved: the charger is reserved again shortly before the new start.",
+                    actor=Actor.system(SYSTEM), now=now,
+                )  # fmt: skip
+            continue
+        if booking.charger_reservation not in (CR.NOT_SENT, CR.NOT_SUPPORTED, CR.RELEASED):
+            left = Reservation.objects.of_booking(booking.pk).filter(status=CR.CANCEL_DUE)
+            detail = (
+                "CancelReservation pending: the charger did not confirm yet."
+                if left.exists()
+                else "Reservation cancelled at the charger."
+            )
+            booking_record_charger_state(
+                booking=booking.pk, state=CR.RELEASED, detail=detail,
+                actor=Actor.system(SYSTEM), now=now,
+            )  # fmt: skip
+    if moved:
+        reserve_bookings(moved, now=now)
+
+
+def flag_unheld(booking_ids: Iterable[int], *, now: datetime | None = None) -> int:
+    """Flag for staff the bookings that started without a reservation held at the charger."""
+    now = now or timezone.now()
+    flagged = 0
+    for booking in load_bookings(booking_ids):
+        if booking.status != Status.RESERVED or booking.needs_attention:
+            continue
+        if booking.charger_reservation in (CR.HELD, CR.NOT_SUPPORTED):
+            continue
+        label = booking.get_charger_reservation_display().lower()
+        booking_record_charger_state(
+            booking=booking.pk, state=booking.charger_reservation,
+            detail=f"Started without a reservation held at the charger ({label}).",
+            actor=Actor.system(SYSTEM), needs_attention=True, now=now,
+        )  # fmt: skip
+        flagged += 1
+    return flagged
+
+
+# --- what is due: read from the database by the beat sweep (bookings.sweeps) ---
+
+
+def _max_lead() -> timedelta:
+    lead = BookingPolicy.objects.aggregate(m=Max("reserve_lead_minutes"))["m"]
+    return timedelta(minutes=max(lead or 0, DEFAULT_LEAD_MINUTES))
+
+
+def _reservable_bookings() -> QuerySet[Booking]:
+    return Booking.objects.filter(
+        status=Status.RESERVED, evse__capabilities__contains=[Capability.RESERVABLE]
+    )
+
+
+def reserve_due_ids(now: datetime, *, limit: int) -> list[int]:
+    """Bookings whose charger should get a ReserveNow now: inside their lead window (their
+    policy's reserve_lead_minutes) and never sent, refused or offline and due a retry, or lost
+    while sending. Moved bookings are found by release_due_ids. Runs on values, not models:
+    a sweep must stay cheap with thousands of bookings in their window."""
+    lead = Coalesce(
+        "evse__booking_policy__reserve_lead_minutes",
+        "location__booking_policy__reserve_lead_minutes",
+        Value(DEFAULT_LEAD_MINUTES),
+    )  # the policy_for rule: the EVSE's override, else the location's, else the default
+    upcoming = Q(period__startswith__gt=now, period__startswith__lte=now + _max_lead())
+    # An OCPI RESERVE_NOW starts when made and is held for as long as it lasts
+    # (in_reserve_window).
+    immediate = Q(
+        channel=Booking.Channel.COMMAND, period__startswith__lte=now, period__endswith__gt=now
+    )
+    rows = (
+        _reservable_bookings()
+        .filter(upcoming | immediate)
+        .annotate(lead=lead)
+        .values_list("pk", "period", "lead", "channel")[:limit]
+    )
+    in_window = [
+        pk
+        for pk, period, minutes, channel in rows
+        if period.lower - timedelta(minutes=minutes) <= now
+        and now < (period.upper if channel == Booking.Channel.COMMAND else period.lower)
+    ]
+    current = {
+        r.booking_id: r
+        for r in Reservation.objects.current()
+        .filter(booking_id__in=in_window)
+        .only("booking_id", "status", "next_attempt_at", "sent_at", "updated_at")
+    }
+    return [
+        pk
+        for pk in in_window
+        if pk not in current or charger_services.reservation_retry_due(current[pk], now)
+    ]
+
+
+def release_due_ids(now: datetime, *, limit: int) -> list[int]:
+    """Bookings with a placement at a charger they no longer want: cancelled or finished, moved
+    (another EVSE or time), or a CancelReservation not yet confirmed."""
+    rows = list(
+        Reservation.objects.filter(
+            Q(is_current=True) & ~Q(status__in=CLOSED_STATUSES) | Q(status=CR.CANCEL_DUE)
+        ).values_list("booking_id", "status", "is_current", "evse_id", "expires_at")[:limit]
+    )
+    due = {row[0] for row in rows if row[1] == CR.CANCEL_DUE}
+    held = {booking_id: (evse_id, expires_at) for booking_id, _, current, evse_id, expires_at
+            in rows if current}  # fmt: skip
+    bookings = Booking.objects.filter(pk__in=list(held)).values_list(
+        "pk", "status", "evse_id", "period", "terms", "evse__capabilities"
+    )
+    for pk, status, evse_id, period, terms, capabilities in bookings:
+        expires_at = fulfil_window(Booking(period=period, terms=terms)).end
+        wanted = (
+            status == Status.RESERVED
+            and Capability.RESERVABLE in (capabilities or [])
+            and held[pk] == (evse_id, expires_at)
+        )
+        if not wanted:
+            due.add(pk)
+    return sorted(due)
+
+
+def unheld_started_ids(now: datetime, *, limit: int) -> list[int]:
+    """Bookings that started without a held reservation and are not flagged yet."""
+    return list(
+        _reservable_bookings()
+        .filter(
+            needs_attention=False,
+            period__startswith__lte=now,
+            period__startswith__gt=now - FLAG_LOOKBACK,
+        )
+        .exclude(charger_reservation__in=[CR.HELD, CR.NOT_SUPPORTED])
+        # An OCPI RESERVE_NOW starts when made; its eMSP learns the outcome from the command.
+        .exclude(channel=Booking.Channel.COMMAND)
+        .values_list("pk", flat=True)[:limit]
+    )

@@ -1,5 +1,5 @@
 """Holding bookings at their chargers: reserve (ReserveNow), release (CancelReservation), flag
-the bookings that started unheld.
+the bookings that started unheld, and what a charger's reports mean for a booking's hold.
 
 Booking logic that talks to chargers through chargers.gateway (the command bus) and records the
 charger side through chargers.services. Never a transaction across a round trip (STYLE rule 7):
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import redis
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -26,15 +27,19 @@ from chargers.models import (
     ATTEMPT_STATES,
     CLOSED_STATUSES,
     ChargerReservation,
+    ChargingSession,
     Reservation,
 )
 from locations.models import BookingPolicy, Capability
 from locations.selectors import policy_for
 
+from .exceptions import BookingError
 from .models import Booking, Status
 from .services import (
     Actor,
     ChargerState,
+    booking_for_session,
+    booking_fulfil,
     booking_record_charger_state,
     booking_record_charger_states,
     fulfil_window,
@@ -46,6 +51,9 @@ logger = logging.getLogger(__name__)
 # A placement this long past its expiry has lapsed at the charger even with a skewed clock:
 # no CancelReservation is sent for it any more.
 CANCEL_AFTER_EXPIRY = timedelta(minutes=10)
+# A session start waits this long for its booking's row, then fails whole: the charger gets a
+# CallError and sends the start again, rather than a csms thread waiting behind a stuck lock.
+SESSION_LOCK_TIMEOUT_MS = 3000
 DEFAULT_LEAD_MINUTES = BookingPolicy._meta.get_field("reserve_lead_minutes").default
 FLAG_LOOKBACK = timedelta(days=1)  # bookings that started longer ago are not flagged any more
 SYSTEM = "charger reservations"  # the actor label of hold changes the system decides
@@ -144,7 +152,8 @@ def reserve_bookings(booking_ids: Iterable[int], *, now: datetime | None = None)
         raise
     recording = time.monotonic()
     counts: dict[str, int] = {}
-    # One transaction for both sides: a booking never shows an answer its placement lacks.
+    # One transaction for both sides, placements locked before bookings (the order a session
+    # start takes too): a booking never shows an answer its placement does not have.
     with transaction.atomic():
         recorded = charger_services.reservations_record_replies(
             replies={
@@ -365,3 +374,69 @@ def unheld_started_ids(now: datetime, *, limit: int) -> list[int]:
         .exclude(channel=Booking.Channel.COMMAND)
         .values_list("pk", flat=True)[:limit]
     )
+
+
+# --- what chargers report (chargers.signals, received in bookings.receivers) ---
+
+
+@contextmanager
+def _lock_timeout(milliseconds: int) -> Iterator[None]:
+    """Wait at most this long for row locks until the block ends (inside a transaction)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
+            [f"{milliseconds}ms"],
+        )
+        previous = cursor.fetchone()[0]
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
+
+
+@transaction.atomic
+def booking_fulfil_from_session(
+    *, session: ChargingSession, now: datetime | None = None
+) -> Booking | None:
+    """Fulfil the booking a started session redeems (one of its tokens, on its EVSE, inside
+    its window) in one transaction: the booking becomes FULFILLED with its audit row, the
+    session is linked to it, its placement is marked used and its hold released. Returns None
+    when the session redeems no booking.
+
+    Raises the database's error when the booking stays locked past SESSION_LOCK_TIMEOUT_MS;
+    inside the transaction that records the session, nothing of the start is then written.
+    """
+    if session.booking_id or session.evse_id is None or not session.id_tag:
+        return None
+    at = session.started_at
+    booking = booking_for_session(evse=session.evse, token_uid=session.id_tag, at=at)
+    if booking is None:
+        return None
+    now = now or timezone.now()
+    actor = Actor.charger(session.charge_point.identity)
+    with _lock_timeout(SESSION_LOCK_TIMEOUT_MS):
+        try:
+            with transaction.atomic():  # savepoint: a booking gone meanwhile leaves no trace
+                # The placement before the booking: recording a ReserveNow reply locks in the
+                # same order, so the two never wait for each other.
+                charger_services.reservation_mark_used(booking_id=booking.pk, now=now)
+                booking = booking_fulfil(booking=booking.pk, actor=actor, at=at, now=now)
+        except BookingError as error:
+            logger.info("Session %s did not fulfil booking %s: %s", session.pk, booking.pk, error)
+            return None
+        charger_services.session_link_booking(session=session, booking_id=booking.pk)
+        return booking_record_charger_state(
+            booking=booking, state=CR.RELEASED, actor=actor, now=now,
+            detail=f"Used by session {session.transaction_id}.",
+        )  # fmt: skip
+
+
+def booking_release_dropped_hold(
+    *, reservation: Reservation, update_status: str, now: datetime | None = None
+) -> Booking:
+    """Record that the charger dropped the booking's current placement (2.0.1
+    ReservationStatusUpdate Expired or Removed): the booking's hold is released."""
+    return booking_record_charger_state(
+        booking=reservation.booking_id, state=CR.RELEASED,
+        actor=Actor.charger(reservation.charge_point.identity), now=now,
+        detail=f"The charger reports the reservation {update_status.lower()}.",
+    )  # fmt: skip

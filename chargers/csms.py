@@ -50,7 +50,6 @@ from locations.services import (
 )
 
 from . import gateway, services
-from .models import ChargerReservation
 
 logger = logging.getLogger("chargers.csms")
 T = TypeVar("T")
@@ -196,9 +195,9 @@ class Central16(_CentralMixin, ChargePoint16):
     @on(Action16.start_transaction)
     async def on_start(self, connector_id, id_tag, meter_start, timestamp, **kw):
         session = await self.csms.db(
-            session_started, charge_point=self.row, ocpp_evse_id=connector_id, id_tag=id_tag,
-            at=_parse_time(timestamp), reservation_id=kw.get("reservation_id"),
-            meter_start_wh=meter_start,
+            services.session_start, charge_point=self.row, ocpp_evse_id=connector_id,
+            id_tag=id_tag, started_at=_parse_time(timestamp),
+            reservation_id=kw.get("reservation_id"), meter_start_wh=meter_start,
         )  # fmt: skip
         return result16.StartTransaction(
             transaction_id=int(session.transaction_id), id_tag_info={"status": "Accepted"}
@@ -273,8 +272,9 @@ class Central201(_CentralMixin, ChargePoint201):
         transaction_id = transaction_info["transaction_id"]
         if event_type in ("Started", "Updated"):
             await self.csms.db(
-                session_started, charge_point=self.row, ocpp_evse_id=evse_id, id_tag=id_token,
-                at=at, transaction_id=transaction_id, reservation_id=kw.get("reservation_id"),
+                services.session_start, charge_point=self.row, ocpp_evse_id=evse_id,
+                id_tag=id_token, started_at=at, transaction_id=transaction_id,
+                reservation_id=kw.get("reservation_id"),
             )  # fmt: skip
         elif event_type == "Ended":
             await self.csms.db(
@@ -288,77 +288,15 @@ class Central201(_CentralMixin, ChargePoint201):
     @on(Action201.reservation_status_update)
     async def on_reservation_status_update(self, reservation_id, reservation_update_status, **kw):
         await self.csms.db(
-            reservation_dropped_by_charger, charge_point=self.row,
+            services.reservation_status_update, charge_point=self.row,
             reservation_id=reservation_id, update_status=reservation_update_status,
+            now=timezone.now(),
         )  # fmt: skip
         return result201.ReservationStatusUpdate()
 
     @on(Action201.meter_values)
     async def on_meter_values(self, **kw):
         return result201.MeterValues()
-
-
-# --- database steps that reach the booking engine (interface code: imports inside) ---
-
-
-def session_started(
-    *,
-    charge_point: ChargePoint,
-    ocpp_evse_id: int | None,
-    id_tag: str,
-    at: datetime,
-    transaction_id: str | None = None,
-    reservation_id: int | None = None,
-    meter_start_wh: int | None = None,
-):
-    """Record a session start; one started with a booking's token in its window fulfils it."""
-    from bookings.exceptions import BookingError
-    from bookings.services import (
-        Actor,
-        booking_for_session,
-        booking_fulfil,
-        booking_record_charger_state,
-    )
-
-    session = services.session_start(
-        charge_point=charge_point, ocpp_evse_id=ocpp_evse_id, id_tag=id_tag, started_at=at,
-        transaction_id=transaction_id, reservation_id=reservation_id,
-        meter_start_wh=meter_start_wh,
-    )  # fmt: skip
-    if session.booking_id or session.evse is None or not session.id_tag:
-        return session
-    booking = booking_for_session(evse=session.evse, token_uid=session.id_tag, at=at)
-    if booking is None:
-        return session
-    actor = Actor.charger(charge_point.identity)
-    try:
-        booking_fulfil(booking=booking, actor=actor, at=at)
-    except BookingError:
-        logger.info("Session %s did not fulfil booking %s", session.pk, booking.pk)
-        return session
-    services.session_link_booking(session=session, booking_id=booking.pk)
-    booking_record_charger_state(
-        booking=booking.pk, state=ChargerReservation.RELEASED, actor=actor,
-        detail=f"Used by session {session.transaction_id}.",
-    )  # fmt: skip
-    return session
-
-
-def reservation_dropped_by_charger(
-    *, charge_point: ChargePoint, reservation_id: int, update_status: str
-) -> None:
-    from bookings.services import Actor, booking_record_charger_state
-
-    reservation = services.reservation_status_update(
-        charge_point=charge_point, reservation_id=reservation_id,
-        update_status=update_status, now=timezone.now(),
-    )  # fmt: skip
-    if reservation is not None and reservation.is_current:
-        booking_record_charger_state(
-            booking=reservation.booking_id, state=ChargerReservation.RELEASED,
-            actor=Actor.charger(charge_point.identity),
-            detail=f"The charger reports the reservation {update_status.lower()}.",
-        )  # fmt: skip
 
 
 def _with_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -1,6 +1,7 @@
 """Charger-side writes: what chargers report (status, boot, sessions) and the bookkeeping of the
 reservations the csms places. Short transactions only: callers never hold one across an OCPP
-round trip (STYLE rule 7)."""
+round trip (STYLE rule 7). Reports other apps act on are announced with chargers.signals, sent
+inside the recording transaction."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from locations.models import (
 )
 from locations.services import charge_point_set_status, evse_set_status
 
+from . import signals
 from .models import RETRY_STATUSES, ChargerReservation, ChargingSession, Reservation
 
 RS = ChargerReservation
@@ -109,8 +111,10 @@ def session_start(
     reservation_id: int | None = None,
     meter_start_wh: int | None = None,
 ) -> ChargingSession:
-    """Record a started session; OCPP 1.6 sessions (no transaction_id) get this row's id.
-    Starting the same 2.0.1 transaction twice returns the first row."""
+    """Record a started session and send signals.session_started in the same transaction, so
+    what receivers write (a booking the session fulfils) commits with it or not at all.
+    OCPP 1.6 sessions (no transaction_id) get this row's id; starting the same 2.0.1
+    transaction twice returns the first row."""
     evse = None
     if ocpp_evse_id:
         evse = EVSE.objects.filter(charge_point=charge_point, ocpp_evse_id=ocpp_evse_id).first()
@@ -124,21 +128,32 @@ def session_start(
         if not created and id_tag and not session.id_tag:
             session.id_tag = id_tag
             session.save(update_fields=["id_tag"])
-        return session
-    session = ChargingSession.objects.create(
-        charge_point=charge_point, evse=evse, transaction_id=uuid.uuid4().hex, id_tag=id_tag,
-        started_at=started_at, reservation_id=reservation_id, meter_start_wh=meter_start_wh,
-    )  # fmt: skip
-    session.transaction_id = str(session.pk)
-    session.save(update_fields=["transaction_id"])
+    else:
+        session = ChargingSession.objects.create(
+            charge_point=charge_point, evse=evse, transaction_id=uuid.uuid4().hex,
+            id_tag=id_tag, started_at=started_at, reservation_id=reservation_id,
+            meter_start_wh=meter_start_wh,
+        )  # fmt: skip
+        session.transaction_id = str(session.pk)
+        session.save(update_fields=["transaction_id"])
+    signals.session_started.send(sender=ChargingSession, session=session)
     return session
 
 
 def session_link_booking(*, session: ChargingSession, booking_id: int) -> None:
-    """Note the booking a session redeemed, and that the booking's hold was used by it."""
+    """Note the booking a session redeemed."""
     ChargingSession.objects.filter(pk=session.pk).update(booking_id=booking_id)
     session.booking_id = booking_id
-    Reservation.objects.current().of_booking(booking_id).update(status=RS.USED)
+
+
+def reservation_mark_used(*, booking_id: int, now: datetime) -> int:
+    """Mark the booking's current placement used by a session: the charger consumed it, so it
+    is neither cancelled nor placed again. Returns the rows changed (0 or 1)."""
+    return (
+        Reservation.objects.current()
+        .of_booking(booking_id)
+        .update(status=RS.USED, answered_at=now, updated_at=now)
+    )
 
 
 def session_stop(
@@ -411,7 +426,9 @@ def reservation_record_cancel(
 def reservation_status_update(
     *, charge_point: ChargePoint, reservation_id: int, update_status: str, now: datetime
 ) -> Reservation | None:
-    """A 2.0.1 ReservationStatusUpdate: the charger dropped the reservation (Expired/Removed)."""
+    """A 2.0.1 ReservationStatusUpdate: the charger dropped the reservation (Expired/Removed).
+    When that placement was the one its booking wants, signals.reservation_dropped is sent in
+    the same transaction."""
     reservation = (
         Reservation.objects.select_for_update()
         .filter(pk=reservation_id, charge_point=charge_point)
@@ -424,4 +441,8 @@ def reservation_status_update(
         reservation.detail = f"ReservationStatusUpdate: {update_status}"
         reservation.answered_at = now
         reservation.save(update_fields=["status", "detail", "answered_at", "updated_at"])
+        if reservation.is_current:
+            signals.reservation_dropped.send(
+                sender=Reservation, reservation=reservation, update_status=update_status
+            )
     return reservation

@@ -1,19 +1,25 @@
 """A booking's hold at its charger, end to end: sweep -> worker task -> Redis bus -> csms ->
-simulated charger over a real WebSocket, and back into the booking staff see."""
+simulated charger over a real WebSocket, and back into the booking staff see; sessions that
+fulfil bookings and charger reports that release their hold."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
+from ocpp.exceptions import InternalError
+from ocpp.v201 import call as call201
 
 from bookings import holds
-from bookings.models import Status, TokenType
+from bookings.models import Booking, Status, TokenType
 from bookings.services import Actor, booking_cancel, booking_change
 from bookings.sweeps import sweep_no_shows, sweep_reservations
 from bookings.tasks import reserve_now_task
-from chargers.models import ChargerReservation, Reservation
+from chargers.models import ChargerReservation, ChargingSession, Reservation
 from locations.models import ConnectorStandard
 from tests.bookings.factories import BookingFactory, BookingTokenFactory
+from tests.chargers.fixtures import wait_for
 from tests.locations.factories import (
     BookingPolicyFactory,
     ChargePointFactory,
@@ -229,18 +235,161 @@ def test_offline_charger_that_comes_back_gets_the_reservation(stack):
     assert booking.charger_reservation == ChargerReservation.HELD
 
 
-def test_session_with_booking_token_fulfils_held_booking(stack):
-    cp = _cp("1.6")
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_session_with_booking_token_fulfils_booking_and_uses_its_hold(stack, version):
+    cp = _cp(version)
     sim = stack.charger(cp)
     booking = _booking(cp, token="DRIVER-9")
     sweep_reservations(enqueue=False)
     reservation = Reservation.objects.get(booking_id=booking.pk)
-    stack.run(sim.start_session("DRIVER-9", evse=2))
+
+    transaction_id = stack.run(sim.start_session("DRIVER-9", evse=2))
+
     booking.refresh_from_db()
     reservation.refresh_from_db()
+    session = ChargingSession.objects.get(charge_point=cp, transaction_id=transaction_id)
     assert booking.status == Status.FULFILLED
+    assert booking.fulfilled_at == session.started_at
+    assert session.booking_id == booking.pk
     assert reservation.status == ChargerReservation.USED
-    assert sweep_no_shows(now=booking.start + timedelta(minutes=20), enqueue=False) == []
+    assert booking.charger_reservation == ChargerReservation.RELEASED
+    assert booking.charger_reservation_detail == f"Used by session {transaction_id}."
+    audits = list(booking.transitions.filter(event__in=["STATUS", "CHARGER"]).order_by("id"))
+    assert [(a.event, a.to_status, a.code, a.actor_type, a.actor_label) for a in audits] == [
+        ("CHARGER", Status.RESERVED, ChargerReservation.HELD, "CHARGER", cp.identity),
+        ("STATUS", Status.FULFILLED, "", "CHARGER", cp.identity),
+        ("CHARGER", Status.FULFILLED, ChargerReservation.RELEASED, "CHARGER", cp.identity),
+    ]
+    # The charger consumed the reservation: nothing is cancelled or placed again for it.
+    later = booking.start + timedelta(minutes=20)
+    assert sweep_reservations(now=later, enqueue=False) == {
+        "released": 0, "reserve": 0, "flagged": 0,
+    }  # fmt: skip
+    assert sweep_no_shows(now=later, enqueue=False) == []
+    assert _received(sim, "CancelReservation") == []
+    assert len(_received(sim, "ReserveNow")) == 1
+
+
+def test_session_with_other_token_or_outside_window_leaves_bookings(stack):
+    cp = _cp("1.6")
+    soon = _booking(cp, evse=1, token="DRIVER-1")
+    later = _booking(cp, evse=1, token="DRIVER-2", starts_in=timedelta(hours=3))
+    sim = stack.charger(cp)
+    stack.run(sim.start_session("SOMEONE-ELSE", evse=1))
+    stack.run(sim.start_session("DRIVER-2", evse=1))
+    soon.refresh_from_db()
+    later.refresh_from_db()
+    assert (soon.status, later.status) == (Status.RESERVED, Status.RESERVED)
+    assert ChargingSession.objects.filter(charge_point=cp, booking_id__isnull=True).count() == 2
+
+
+def _started_201(transaction_id, token, *, evse=2, reservation_id=None):
+    return call201.TransactionEvent(
+        event_type="Started", timestamp=_iso(timezone.now()), trigger_reason="Authorized",
+        seq_no=0, transaction_info={"transaction_id": transaction_id},
+        evse={"id": evse, "connector_id": 1}, id_token={"id_token": token, "type": "ISO14443"},
+        reservation_id=reservation_id,
+    )  # fmt: skip
+
+
+def _waiting_for_a_lock():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_session_start_on_a_booking_locked_too_long_is_refused_whole_then_resent(stack):
+    cp = _cp("2.0.1")
+    sim = stack.charger(cp)
+    booking = _booking(cp, token="DRIVER-9")
+    sweep_reservations(enqueue=False)
+    reservation = Reservation.objects.get(booking_id=booking.pk)
+    audits = booking.transitions.count()
+    started = _started_201("T-LOCKED", "DRIVER-9", reservation_id=reservation.pk)
+
+    with transaction.atomic():
+        Booking.objects.select_for_update().get(pk=booking.pk)  # e.g. a stuck writer
+        with pytest.raises(InternalError):
+            stack.run(sim.cp.call(started, suppress=False))
+        # The charger was told the start failed, and nothing of it was written.
+        assert not ChargingSession.objects.filter(charge_point=cp).exists()
+
+    booking.refresh_from_db()
+    reservation.refresh_from_db()
+    assert booking.status == Status.RESERVED
+    assert booking.charger_reservation == ChargerReservation.HELD
+    assert booking.transitions.count() == audits
+    assert reservation.status == ChargerReservation.HELD
+
+    stack.run(sim.cp.call(started, suppress=False))  # the charger sends the start again
+    booking.refresh_from_db()
+    reservation.refresh_from_db()
+    session = ChargingSession.objects.get(charge_point=cp, transaction_id="T-LOCKED")
+    assert (booking.status, session.booking_id) == (Status.FULFILLED, booking.pk)
+    assert reservation.status == ChargerReservation.USED
+    assert booking.charger_reservation == ChargerReservation.RELEASED
+
+
+def test_session_start_for_a_booking_cancelled_meanwhile_leaves_booking_and_hold(stack, staff_user):
+    cp = _cp("2.0.1")
+    sim = stack.charger(cp)
+    booking = _booking(cp, token="DRIVER-9")
+    sweep_reservations(enqueue=False)
+    reservation = Reservation.objects.get(booking_id=booking.pk)
+    started = _started_201("T-LATE", "DRIVER-9", reservation_id=reservation.pk)
+
+    with transaction.atomic():
+        Booking.objects.select_for_update().get(pk=booking.pk)
+        answer = asyncio.run_coroutine_threadsafe(
+            sim.cp.call(started, suppress=False), stack.loop.loop
+        )
+        wait_for(_waiting_for_a_lock)  # the session start waits for the booking...
+        booking_cancel(booking=booking.pk, actor=Actor.staff(staff_user), override_reason="ill")
+    answer.result(10)  # ...and is accepted once the cancel committed
+
+    booking.refresh_from_db()
+    reservation.refresh_from_db()
+    session = ChargingSession.objects.get(charge_point=cp, transaction_id="T-LATE")
+    assert session.booking_id is None
+    assert booking.status == Status.CANCELED
+    assert not booking.transitions.filter(to_status=Status.FULFILLED).exists()
+    # The placement was not marked used: the cancel released it at the charger.
+    assert reservation.status == ChargerReservation.CANCELED
+    assert _received(sim, "CancelReservation") == [{"reservation_id": reservation.pk}]
+    assert booking.charger_reservation == ChargerReservation.RELEASED
+
+
+@pytest.mark.parametrize(("update", "status"), [("Expired", "EXPIRED"), ("Removed", "REMOVED")])
+def test_charger_dropping_a_held_reservation_releases_the_booking_hold(stack, update, status):
+    cp = _cp("2.0.1")
+    sim = stack.charger(cp)
+    booking = _booking(cp)
+    sweep_reservations(enqueue=False)
+    reservation = Reservation.objects.get(booking_id=booking.pk)
+    assert reservation.status == ChargerReservation.HELD
+
+    stack.run(sim.cp.call(call201.ReservationStatusUpdate(
+        reservation_id=reservation.pk, reservation_update_status=update
+    )))  # fmt: skip
+
+    reservation.refresh_from_db()
+    booking.refresh_from_db()
+    assert reservation.status == status
+    assert booking.status == Status.RESERVED
+    assert booking.charger_reservation == ChargerReservation.RELEASED
+    assert booking.charger_reservation_detail == (
+        f"The charger reports the reservation {update.lower()}."
+    )
+    audit = booking.transitions.filter(event="CHARGER").latest("id")
+    assert (audit.code, audit.actor_type, audit.actor_label) == (
+        ChargerReservation.RELEASED, "CHARGER", cp.identity,
+    )  # fmt: skip
+    # Dropped by the charger: not cancelled there, and not placed again.
+    assert sweep_reservations(enqueue=False) == {"released": 0, "reserve": 0, "flagged": 0}
+    assert _received(sim, "CancelReservation") == []
 
 
 def test_nobody_comes_booking_becomes_no_show_and_charger_reservation_cancelled(stack):

@@ -1,0 +1,17 @@
+"""Signals chargers send about what chargers report, so that apps depending on chargers can act
+on it without chargers knowing them (STYLE.md: signals connect "things that should not know
+about each other"). Both are sent inside the transaction that records the report: a receiver's
+writes commit or roll back with it, and a receiver that raises fails the whole report (the
+charger gets a CallError and sends it again)."""
+
+from django.dispatch import Signal
+
+# A session start was recorded: a 1.6 StartTransaction, or a 2.0.1 TransactionEvent Started or
+# Updated (sent again for the same session when a later event brings its token). Sent with
+# `session` (a ChargingSession; its booking_id is set once a booking claimed it).
+session_started = Signal()
+
+# The charger dropped a placement it held (2.0.1 ReservationStatusUpdate Expired or Removed) and
+# the placement was still the one its booking wants. Sent with `reservation` (its status now
+# EXPIRED or REMOVED) and `update_status` (the charger's word).
+reservation_dropped = Signal()

@@ -395,19 +395,18 @@ def _lock_timeout(milliseconds: int) -> Iterator[None]:
 
 @transaction.atomic
 def booking_fulfil_from_session(
-    *, session: ChargingSession, now: datetime | None = None
+    *, session: ChargingSession, at: datetime, now: datetime | None = None
 ) -> Booking | None:
-    """Fulfil the booking a started session redeems (one of its tokens, on its EVSE, inside
-    its window) in one transaction: the booking becomes FULFILLED with its audit row, the
-    session is linked to it, its placement is marked used and its hold released. Returns None
-    when the session redeems no booking.
+    """Fulfil the booking a session started (or authorised) at `at` redeems: one of its
+    tokens, on its EVSE, inside its window. In one transaction: the booking becomes FULFILLED
+    with its audit row, the session is linked to it, its placement is marked used and its hold
+    released. Returns None when the session redeems no booking.
 
     Raises the database's error when the booking stays locked past SESSION_LOCK_TIMEOUT_MS;
     inside the transaction that records the session, nothing of the start is then written.
     """
     if session.booking_id or session.evse_id is None or not session.id_tag:
         return None
-    at = session.started_at
     booking = booking_for_session(evse=session.evse, token_uid=session.id_tag, at=at)
     if booking is None:
         return None

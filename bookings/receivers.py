@@ -4,6 +4,7 @@ the report and its booking changes are written together or not at all."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.dispatch import receiver
@@ -15,8 +16,10 @@ from .holds import booking_fulfil_from_session, booking_release_dropped_hold
 
 
 @receiver(session_started, dispatch_uid="bookings.fulfil_on_session_start")
-def fulfil_on_session_start(sender: type, *, session: ChargingSession, **kwargs: Any) -> None:
-    booking_fulfil_from_session(session=session)
+def fulfil_on_session_start(
+    sender: type, *, session: ChargingSession, at: datetime, **kwargs: Any
+) -> None:
+    booking_fulfil_from_session(session=session, at=at)
 
 
 @receiver(reservation_dropped, dispatch_uid="bookings.release_on_reservation_dropped")

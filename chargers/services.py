@@ -136,7 +136,7 @@ def session_start(
         )  # fmt: skip
         session.transaction_id = str(session.pk)
         session.save(update_fields=["transaction_id"])
-    signals.session_started.send(sender=ChargingSession, session=session)
+    signals.session_started.send(sender=ChargingSession, session=session, at=started_at)
     return session
 
 

@@ -8,7 +8,8 @@ from django.dispatch import Signal
 
 # A session start was recorded: a 1.6 StartTransaction, or a 2.0.1 TransactionEvent Started or
 # Updated (sent again for the same session when a later event brings its token). Sent with
-# `session` (a ChargingSession; its booking_id is set once a booking claimed it).
+# `session` (a ChargingSession; its booking_id is set once a booking claimed it) and `at`, the
+# time of the report (a 2.0.1 Updated event's may be later than the session's start).
 session_started = Signal()
 
 # The charger dropped a placement it held (2.0.1 ReservationStatusUpdate Expired or Removed) and

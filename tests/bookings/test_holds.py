@@ -292,6 +292,32 @@ def _started_201(transaction_id, token, *, evse=2, reservation_id=None):
     )  # fmt: skip
 
 
+def test_session_authorised_later_fulfils_booking_from_the_event_with_the_token(stack):
+    cp = _cp("2.0.1")
+    sim = stack.charger(cp)
+    booking = _booking(cp, token="DRIVER-9")
+    plugged_in = booking.start - timedelta(minutes=30)  # before the early start window
+    stack.run(sim.cp.call(call201.TransactionEvent(
+        event_type="Started", timestamp=_iso(plugged_in), trigger_reason="CablePluggedIn",
+        seq_no=0, transaction_info={"transaction_id": "T-PLUG"},
+        evse={"id": 2, "connector_id": 1},
+    ), suppress=False))  # fmt: skip
+    booking.refresh_from_db()
+    assert booking.status == Status.RESERVED
+
+    authorised = timezone.now().replace(microsecond=0)
+    stack.run(sim.cp.call(call201.TransactionEvent(
+        event_type="Updated", timestamp=_iso(authorised), trigger_reason="Authorized",
+        seq_no=1, transaction_info={"transaction_id": "T-PLUG"},
+        id_token={"id_token": "DRIVER-9", "type": "ISO14443"},
+    ), suppress=False))  # fmt: skip
+
+    booking.refresh_from_db()
+    session = ChargingSession.objects.get(charge_point=cp, transaction_id="T-PLUG")
+    assert (booking.status, booking.fulfilled_at) == (Status.FULFILLED, authorised)
+    assert (session.started_at, session.booking_id) == (plugged_in, booking.pk)
+
+
 def _waiting_for_a_lock():
     with connection.cursor() as cursor:
         cursor.execute(

@@ -33,9 +33,10 @@ from chargers.models import (
 from locations.models import BookingPolicy, Capability
 from locations.selectors import policy_for
 
-from .exceptions import BookingError
+from .exceptions import BookingError, Busy
 from .models import Booking, Status
 from .services import (
+    LOCK_TIMEOUT_SECONDS,
     Actor,
     ChargerState,
     booking_for_session,
@@ -51,9 +52,6 @@ logger = logging.getLogger(__name__)
 # A placement this long past its expiry has lapsed at the charger even with a skewed clock:
 # no CancelReservation is sent for it any more.
 CANCEL_AFTER_EXPIRY = timedelta(minutes=10)
-# A session start waits this long for its booking's row, then fails whole: the charger gets a
-# CallError and sends the start again, rather than a csms thread waiting behind a stuck lock.
-SESSION_LOCK_TIMEOUT_MS = 3000
 DEFAULT_LEAD_MINUTES = BookingPolicy._meta.get_field("reserve_lead_minutes").default
 FLAG_LOOKBACK = timedelta(days=1)  # bookings that started longer ago are not flagged any more
 SYSTEM = "charger reservations"  # the actor label of hold changes the system decides
@@ -380,12 +378,12 @@ def unheld_started_ids(now: datetime, *, limit: int) -> list[int]:
 
 
 @contextmanager
-def _lock_timeout(milliseconds: int) -> Iterator[None]:
+def _lock_timeout(seconds: float) -> Iterator[None]:
     """Wait at most this long for row locks until the block ends (inside a transaction)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
-            [f"{milliseconds}ms"],
+            [f"{int(seconds * 1000)}ms"],
         )
         previous = cursor.fetchone()[0]
     yield
@@ -402,8 +400,9 @@ def booking_fulfil_from_session(
     with its audit row, the session is linked to it, its placement is marked used and its hold
     released. Returns None when the session redeems no booking.
 
-    Raises the database's error when the booking stays locked past SESSION_LOCK_TIMEOUT_MS;
-    inside the transaction that records the session, nothing of the start is then written.
+    Raises the database's error (or Busy) when the booking stays locked past
+    LOCK_TIMEOUT_SECONDS: inside the transaction that records the session, nothing of the
+    start is then written, and the charger, answered with a CallError, sends it again.
     """
     if session.booking_id or session.evse_id is None or not session.id_tag:
         return None
@@ -412,13 +411,15 @@ def booking_fulfil_from_session(
         return None
     now = now or timezone.now()
     actor = Actor.charger(session.charge_point.identity)
-    with _lock_timeout(SESSION_LOCK_TIMEOUT_MS):
+    with _lock_timeout(LOCK_TIMEOUT_SECONDS):
         try:
             with transaction.atomic():  # savepoint: a booking gone meanwhile leaves no trace
                 # The placement before the booking: recording a ReserveNow reply locks in the
-                # same order, so the two never wait for each other.
+                # same order, so the two cannot deadlock.
                 charger_services.reservation_mark_used(booking_id=booking.pk, now=now)
                 booking = booking_fulfil(booking=booking.pk, actor=actor, at=at, now=now)
+        except Busy:
+            raise  # not a refusal: the start fails whole and comes again
         except BookingError as error:
             logger.info("Session %s did not fulfil booking %s: %s", session.pk, booking.pk, error)
             return None

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import redis
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Max, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -36,13 +35,13 @@ from locations.selectors import policy_for
 from .exceptions import BookingError, Busy
 from .models import Booking, Status
 from .services import (
-    LOCK_TIMEOUT_SECONDS,
     Actor,
     ChargerState,
     booking_for_session,
     booking_fulfil,
     booking_record_charger_state,
     booking_record_charger_states,
+    bound_lock_waits,
     fulfil_window,
 )
 
@@ -377,20 +376,6 @@ def unheld_started_ids(now: datetime, *, limit: int) -> list[int]:
 # --- what chargers report (chargers.signals, received in bookings.receivers) ---
 
 
-@contextmanager
-def _lock_timeout(seconds: float) -> Iterator[None]:
-    """Wait at most this long for row locks until the block ends (inside a transaction)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
-            [f"{int(seconds * 1000)}ms"],
-        )
-        previous = cursor.fetchone()[0]
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
-
-
 @transaction.atomic
 def booking_fulfil_from_session(
     *, session: ChargingSession, at: datetime, now: datetime | None = None
@@ -411,23 +396,23 @@ def booking_fulfil_from_session(
         return None
     now = now or timezone.now()
     actor = Actor.charger(session.charge_point.identity)
-    with _lock_timeout(LOCK_TIMEOUT_SECONDS):
-        try:
-            with transaction.atomic():  # savepoint: a booking gone meanwhile leaves no trace
-                # The placement before the booking: recording a ReserveNow reply locks in the
-                # same order, so the two cannot deadlock.
-                charger_services.reservation_mark_used(booking_id=booking.pk, now=now)
-                booking = booking_fulfil(booking=booking.pk, actor=actor, at=at, now=now)
-        except Busy:
-            raise  # not a refusal: the start fails whole and comes again
-        except BookingError as error:
-            logger.info("Session %s did not fulfil booking %s: %s", session.pk, booking.pk, error)
-            return None
-        charger_services.session_link_booking(session=session, booking_id=booking.pk)
-        return booking_record_charger_state(
-            booking=booking, state=CR.RELEASED, actor=actor, now=now,
-            detail=f"Used by session {session.transaction_id}.",
-        )  # fmt: skip
+    bound_lock_waits()
+    try:
+        with transaction.atomic():  # savepoint: a booking gone meanwhile leaves no trace
+            # The placement before the booking: recording a ReserveNow reply locks in the
+            # same order, so the two cannot deadlock.
+            charger_services.reservation_mark_used(booking_id=booking.pk, now=now)
+            booking = booking_fulfil(booking=booking.pk, actor=actor, at=at, now=now)
+    except Busy:
+        raise  # not a refusal: the start fails whole and comes again
+    except BookingError as error:
+        logger.info("Session %s did not fulfil booking %s: %s", session.pk, booking.pk, error)
+        return None
+    charger_services.session_link_booking(session=session, booking_id=booking.pk)
+    return booking_record_charger_state(
+        booking=booking, state=CR.RELEASED, actor=actor, now=now,
+        detail=f"Used by session {session.transaction_id}.",
+    )  # fmt: skip
 
 
 def booking_release_dropped_hold(

@@ -348,15 +348,21 @@ def _busy() -> exc.Busy:
     return exc.Busy("Another change to this booking is in progress; send the request again.")
 
 
-def advisory_lock(key: str, *, timeout_seconds: float = LOCK_TIMEOUT_SECONDS) -> None:
-    """Take a transaction-level lock on `key`, waiting at most timeout_seconds; every later lock
-    wait of the same transaction is bounded the same way. Raises Busy on timeout."""
+def bound_lock_waits(seconds: float = LOCK_TIMEOUT_SECONDS) -> None:
+    """From here to the end of the transaction, wait at most `seconds` for any lock (a row, an
+    advisory lock, a concurrent insert into an exclusion constraint); a longer wait fails with
+    the database's lock-timeout error instead of hanging the caller."""
     if not connection.in_atomic_block:
-        raise RuntimeError("advisory_lock() needs a transaction (an atomic block).")
+        raise RuntimeError("bound_lock_waits() needs a transaction (an atomic block).")
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('lock_timeout', %s, true)", [f"{int(timeout_seconds * 1000)}ms"]
-        )
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(seconds * 1000)}ms"])
+
+
+def advisory_lock(key: str) -> None:
+    """Take a transaction-level lock on `key` with bounded lock waits (bound_lock_waits).
+    Raises Busy when the lock stays taken for longer than LOCK_TIMEOUT_SECONDS."""
+    bound_lock_waits()
+    with connection.cursor() as cursor:
         try:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
         except OperationalError as error:

@@ -304,6 +304,10 @@ class Booking(models.Model):
                 condition=Q(status__in=Status.values), name="booking_status_valid"
             ),
             models.CheckConstraint(
+                condition=Q(charger_reservation__in=[state.value for state in BOOKING_STATES]),
+                name="booking_charger_reservation_valid",
+            ),
+            models.CheckConstraint(
                 condition=Q(evse__isnull=False) | Q(status__in=[Status.REJECTED, Status.FAILED]),
                 name="booking_evse_assigned_unless_refused",
             ),

@@ -137,8 +137,9 @@ def location_list(request: HttpRequest) -> HttpResponse:
 # prints attributes and autoescapes them: a busy 50-EVSE day places ~700 links with ~10 values
 # each, and any filter, tag or method call in that loop is paid ~7,000 times per page
 # (benchmarks/day_view.py).
-STATE_LABELS = dict(Status.choices)
-STATE_MARKS = {Status.RESERVED: "✓", Status.PENDING: "◷"}
+# A FULFILLED booking keeps its slot until its end (issue 14): the driver is charging on it.
+STATE_LABELS = {**dict(Status.choices), Status.FULFILLED: "Charging / fulfilled"}
+STATE_MARKS = {Status.RESERVED: "✓", Status.PENDING: "◷", Status.FULFILLED: "⚡"}
 CHARGER_LABELS = dict(ChargerReservation.choices)
 STANDARD_LABELS = dict(ConnectorStandard.choices)
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

@@ -2,9 +2,10 @@
 
     DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python benchmarks/day_view.py
 
-Creates (and drops afterwards) its own scratch database `bench_<your db>` on the DATABASE_URL
-server, seeds the location, then times full-page GETs of the day view (and the htmx poll partial
-and the week view) through Django's test client, in-process: server time without the network.
+Creates (and drops afterwards) its own scratch database on the DATABASE_URL server, named
+`bench_<your db>` or BENCH_DATABASE when set (so that runs side by side can use their own),
+seeds the location, then times full-page GETs of the day view (and the htmx poll partial and
+the week view) through Django's test client, in-process: server time without the network.
 Prints p50/p95 in milliseconds and the number of SQL queries per request, and the same for a
 poll that finds nothing changed (answered 204 from the grid's version).
 """
@@ -171,7 +172,8 @@ def main() -> None:
     # No setup_test_environment(): its template instrumentation (for assertTemplateUsed)
     # copies every context and would be most of what gets measured.
     connection.settings_dict.setdefault("TEST", {})
-    connection.settings_dict["TEST"]["NAME"] = f"bench_{connection.settings_dict['NAME']}"
+    scratch = os.environ.get("BENCH_DATABASE") or f"bench_{connection.settings_dict['NAME']}"
+    connection.settings_dict["TEST"]["NAME"] = scratch
     old = setup_databases(verbosity=0, interactive=False, keepdb=False)
     try:
         with override_settings(

@@ -7,12 +7,14 @@ only the swapped region for an htmx one; POSTs from htmx answer with the refresh
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
@@ -26,7 +28,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from locations.models import BookingPolicy, Location
+from locations.models import BookingPolicy, ConnectorStandard, Location
 from locations.selectors import evses_of_location, location_get, location_policy, policy_for
 
 from .availability import local_day_window
@@ -38,8 +40,11 @@ from .forms import (
     LocationSearchForm,
     TimelineFilterForm,
 )
-from .models import Booking, Status
+from .models import Booking, ChargerReservation, Status
 from .selectors import (
+    Segment,
+    Timeline,
+    TimelineRow,
     booking_get,
     booking_transitions,
     day_timeline,
@@ -50,7 +55,6 @@ from .selectors import (
     timeline_version,
 )
 from .services import Actor, booking_cancel, booking_change, booking_create
-from .timeline_html import label_html, track_html
 
 UID_SLOT = uuid.UUID(int=0)  # reversed once, then filled in per booking
 CHANGED_EVENT = "bookings-changed"  # the timeline listens for it and reloads (HX-Trigger)
@@ -129,6 +133,178 @@ def location_list(request: HttpRequest) -> HttpResponse:
 
 # --- Day and week views ---
 
+# The rows of the day and week views are made here as plain strings, so that the template only
+# prints attributes and autoescapes them: a busy 50-EVSE day places ~700 links with ~10 values
+# each, and any filter, tag or method call in that loop is paid ~7,000 times per page
+# (benchmarks/day_view.py).
+# A FULFILLED booking keeps its slot until its end (issue 14): the driver is charging on it.
+STATE_LABELS = {**dict(Status.choices), Status.FULFILLED: "Charging / fulfilled"}
+STATE_MARKS = {Status.RESERVED: "✓", Status.PENDING: "◷", Status.FULFILLED: "⚡"}
+CHARGER_LABELS = dict(ChargerReservation.choices)
+STANDARD_LABELS = dict(ConnectorStandard.choices)
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True, slots=True)
+class Badge:
+    css: str
+    text: str
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FreeLink:
+    """Free time on a track: a link to the booking form prefilled with the EVSE and start."""
+
+    href: str
+    vals: str  # hx-vals JSON
+    start: str  # epoch seconds, for the click-to-time script
+    end: str
+    style: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlockLink:
+    """A booking on a track: a link to its detail panel."""
+
+    css: str
+    href: str
+    uid: str
+    style: str
+    title: str
+    mark: str
+    who: str
+    span: str
+    state: str
+    charger: str
+
+
+@dataclass(frozen=True, slots=True)
+class EVSERow:
+    """One EVSE's heading and track, every value ready to print."""
+
+    css: str
+    uid: str
+    name: str
+    identity: str
+    connectors: list[str]
+    status_css: str
+    status_label: str
+    badges: list[Badge]
+    reason: str
+    step: str  # seconds
+    min_duration: str  # seconds
+    free: list[FreeLink]
+    blocks: list[BlockLink]
+
+
+def _style(seg: Segment) -> str:
+    return f"left:{seg.left:.3f}%;width:{seg.width:.3f}%"
+
+
+def _timeline_rows(
+    timeline: Timeline, *, new_url: str, detail_url: str, week: bool
+) -> list[EVSERow]:
+    """The rows of a day or week view as text; detail_url has `{uid}` where a booking's goes."""
+    tz = timeline.location.zone
+    seen: dict[datetime, tuple[str, str, str]] = {}
+
+    def local(moment: datetime) -> tuple[str, str, str]:
+        # (UTC ISO for links, label, HH:MM). Formatted by hand: strftime and isoformat cost
+        # ~10 µs a call here, and a busy day has ~1,000 distinct moments.
+        if moment not in seen:
+            wall = moment.astimezone(tz)
+            hm = f"{wall.hour:02d}:{wall.minute:02d}"
+            u = moment.astimezone(UTC)
+            seen[moment] = (
+                f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:00Z",
+                f"{DAY_NAMES[wall.weekday()]} {hm}" if week else hm,
+                hm,
+            )
+        return seen[moment]
+
+    return [
+        _evse_row(row, local=local, new_url=new_url, detail_url=detail_url) for row in timeline.rows
+    ]
+
+
+def _evse_row(
+    row: TimelineRow,
+    *,
+    local: Callable[[datetime], tuple[str, str, str]],
+    new_url: str,
+    detail_url: str,
+) -> EVSERow:
+    evse = row.evse
+    name = str(evse)
+    href = f"{new_url}?evse={quote(evse.uid, safe='')}&start="
+    vals = f'{{"evse": {json.dumps(evse.uid)}, "start": "'
+    free = []
+    for seg in row.free:
+        iso, start_label, _ = local(seg.start)
+        free.append(
+            FreeLink(
+                href=href + iso,
+                vals=f'{vals}{iso}"}}',
+                start=str(int(seg.start.timestamp())),
+                end=str(int(seg.end.timestamp())),
+                style=_style(seg),
+                label=f"Book {name}, free {start_label} to {local(seg.end)[1]}",
+            )
+        )
+    blocks = []
+    for block, seg in row.blocks:
+        who = block.who or "No driver"
+        span = f"{local(block.start)[1]}–{local(block.end)[2]}"
+        state = STATE_LABELS.get(block.status, block.status)
+        charger = CHARGER_LABELS.get(block.charger_reservation, block.charger_reservation)
+        uid = str(block.uid)
+        css = f"block block-{block.status.lower()}"
+        blocks.append(
+            BlockLink(
+                css=f"{css} attention" if block.needs_attention else css,
+                href=detail_url.format(uid=uid),
+                uid=uid,
+                style=_style(seg),
+                title=f"{span} · {who} · {state} · charger: {charger}",
+                mark=STATE_MARKS.get(block.status, "◷"),
+                who=who,
+                span=span,
+                state=state,
+                charger=charger,
+            )
+        )
+    badges = []
+    if row.offline:
+        badges.append(Badge("badge badge-offline", "⚠ Charger offline"))
+    if row.reason:
+        badges.append(Badge("badge badge-off", "⊘ Not bookable", row.reason))
+    css = "row"
+    if not row.bookable:
+        css += " unbookable"
+    if row.offline:
+        css += " offline"
+    return EVSERow(
+        css=css,
+        uid=evse.uid,
+        name=name,
+        identity=evse.charge_point.identity,
+        connectors=[
+            f"{STANDARD_LABELS.get(c.standard, c.standard)} · "
+            f"{c.power_kw:g} kW {'DC' if c.is_dc else 'AC'}"
+            for c in evse.connectors.all()
+        ],
+        status_css=f"status status-{evse.status.lower()}",
+        status_label=row.status_label,
+        badges=badges,
+        reason=row.reason,
+        step=str(int(row.rules.step.total_seconds())),
+        min_duration=str(int(row.rules.min_duration.total_seconds())),
+        free=free,
+        blocks=blocks,
+    )
+
 
 def _timeline_context(
     request: HttpRequest, location: Location, *, week: bool, day: date | None = None
@@ -152,18 +328,13 @@ def _timeline_context(
 
     new_url = reverse("bookings:booking_new", args=[location.pk])
     detail_url = reverse("bookings:booking_detail", args=[UID_SLOT]).replace(str(UID_SLOT), "{uid}")
-    rows = [
-        (
-            row,
-            label_html(row),
-            track_html(row, timeline, new_url=new_url, detail_url=detail_url, week=week),
-        )
-        for row in timeline.rows
-    ]
     return {
         "location": location,
         "timeline": timeline,
-        "rows": rows,
+        "rows": _timeline_rows(timeline, new_url=new_url, detail_url=detail_url, week=week),
+        "new_url": new_url,
+        "closed_styles": [_style(seg) for seg in timeline.closed],
+        "now_style": "" if timeline.now_left is None else f"left:{timeline.now_left:.3f}%",
         "filters": filters,
         "week": week,
         "day": day,

@@ -195,7 +195,6 @@ def test_day_view_shows_bookings_in_the_locations_time_zone(staff_client, driver
     assert "Anna de Vries" in html
 
 
-@pytest.mark.xfail(strict=False, reason="FULFILLED becomes blocking in the write-path change")
 def test_day_view_shows_a_fulfilled_booking_as_charging_until_its_end(staff_client, site, driver):
     location, ac, _ = site
     start = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=30)

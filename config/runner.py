@@ -19,6 +19,7 @@ import os
 import pwd
 import secrets
 import shlex
+import signal
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("log", help="the event listener supervisord runs for the processes' output")
     args = parser.parse_args(argv)
     if args.action == "log":
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # supervisord stopping
         log_listener(sys.stdin.buffer, sys.stdout.buffer, sys.stderr.buffer)
         return 0
     processes = read_procfile()

@@ -20,7 +20,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,7 +185,9 @@ def wait_for_ports(ports: list[int], process: subprocess.Popen, timeout: float =
     return True
 
 
-def run_processes(conf: Path, env: dict[str, str], ports: list[int], banner: str) -> int:
+def run_processes(
+    conf: Path, env: dict[str, str], ports: list[int], banner: Callable[[], str]
+) -> int:
     """Run supervisord on `conf` until it exits; print the banner once `ports` answer.
 
     Ctrl-C reaches supervisord from the terminal; SIGTERM or SIGINT sent to this process alone
@@ -208,7 +210,7 @@ def run_processes(conf: Path, env: dict[str, str], ports: list[int], banner: str
     signal.signal(signal.SIGINT, pass_on)
     signal.signal(signal.SIGTERM, pass_on)
     if wait_for_ports(ports, supervisord):
-        print(banner, flush=True)
+        print(banner(), flush=True)
     elif supervisord.poll() is None:
         print(f"stack | not every port of {ports} answers yet; see the output above", flush=True)
     return supervisord.wait()
@@ -243,24 +245,28 @@ def cmd_up(run_dir: Path) -> int:
         conf.touch(mode=0o600)  # it holds the password of supervisord's control socket
         conf.write_text(runner.supervisord_conf(runner.read_procfile(), run_dir, sys.executable))
         where = ", ".join(svc.embedded) or "none"
-        banner = "\n".join(
-            [
-                "",
-                "=" * 72,
-                f"  Chargebook is running (embedded servers: {where}; "
-                f"ready in {time.monotonic() - started:.1f} s)",
-                f"  Staff UI   http://127.0.0.1:{port}/        login staff / staff-demo",
-                f"  Admin      http://127.0.0.1:{port}/admin/  login admin / admin-demo",
-                f"  OCPI       http://127.0.0.1:{port}/ocpi/versions",
-                f"  OCPP csms  ws://127.0.0.1:{csms_port}/ocpp/<charge point id>  "
-                "(demo chargers simulated)",
-                f"  Processes  supervisorctl -c {conf} status",
-                "  Ctrl-C stops everything. Data stays in "
-                f"{run_dir if svc.embedded else 'your servers'}.",
-                "=" * 72,
-                "",
-            ]
-        )
+        supervisorctl = os.path.relpath(Path(sys.executable).parent / "supervisorctl", BASE_DIR)
+
+        def banner() -> str:  # printed once the web and csms ports answer
+            return "\n".join(
+                [
+                    "",
+                    "=" * 72,
+                    f"  Chargebook is running (embedded servers: {where}; "
+                    f"ready in {time.monotonic() - started:.1f} s)",
+                    f"  Staff UI   http://127.0.0.1:{port}/        login staff / staff-demo",
+                    f"  Admin      http://127.0.0.1:{port}/admin/  login admin / admin-demo",
+                    f"  OCPI       http://127.0.0.1:{port}/ocpi/versions",
+                    f"  OCPP csms  ws://127.0.0.1:{csms_port}/ocpp/<charge point id>  "
+                    "(demo chargers simulated)",
+                    f"  Processes  {supervisorctl} -c {conf} status",
+                    "  Ctrl-C stops everything. Data stays in "
+                    f"{run_dir if svc.embedded else 'your servers'}.",
+                    "=" * 72,
+                    "",
+                ]
+            )
+
         return run_processes(conf, env, [port, csms_port], banner)
 
 

@@ -5,8 +5,9 @@
     .venv/bin/python benchmarks/ocpi_bookings.py [--seconds 30] [--connections 32]
 
 It drops and creates the database named by DATABASE_URL (it must be named cb_*_bench), migrates
-and seeds it (a 50-EVSE location, one registered eMSP), starts gunicorn with as many workers as
-cores on 127.0.0.1:--port, and drives it from this process with an asyncio HTTP/1.1 keep-alive
+and seeds it (a 50-EVSE location, one registered eMSP), starts the web server as production does
+(the Procfile's web line; --server picks a candidate instead, see benchmarks/servers.py) on
+127.0.0.1:--port, and drives it from this process with an asyncio HTTP/1.1 keep-alive
 client (one socket per connection). Each POST asks, for a driver of its own (a token uid of its
 own), for a one-hour slot drawn at random from the slots of the next 30 days that no POST has
 booked yet, as an eMSP picks from the calendars it was shown. Slots stay in the pool until a
@@ -26,7 +27,6 @@ import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -36,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from benchmarks import servers  # noqa: E402
 
 TOKEN = "benchmark-emsp-token-c"
 LOCATION_ID = "BENCH-LOC-50"
@@ -117,7 +119,7 @@ def overlapping_bookings() -> tuple[int, dict[str, int]]:
 
 
 class Connection:
-    """A minimal HTTP/1.1 keep-alive client: enough for JSON requests to gunicorn."""
+    """A minimal HTTP/1.1 keep-alive client: enough for JSON requests to the server."""
 
     def __init__(self, host: str, port: int):
         self.host, self.port = host, port
@@ -191,7 +193,7 @@ class SlotPool:
 class _Lane:
     """One client connection's worth of load: it POSTs BookingRequests back to back until the
     deadline, on one keep-alive connection, or on a new connection per request when the server
-    closes each one (gunicorn's sync workers). Latency counts from the request's send, or from
+    closes each one. Latency counts from the request's send, or from
     the connect when the request needs a new connection.
 
     A protocol rather than asyncio streams, and responses read by their Content-Length and
@@ -339,7 +341,7 @@ async def get_load(port: int, count: int) -> list[float]:
 
 
 def cpu_seconds(server_pid: int) -> dict[str, float]:
-    """CPU time (user + system) used so far by the gunicorn workers and by PostgreSQL."""
+    """CPU time (user + system) used so far by the web server's processes and by PostgreSQL."""
     from urllib.parse import urlparse
 
     import psutil
@@ -361,7 +363,7 @@ def cpu_seconds(server_pid: int) -> dict[str, float]:
 
 
 def connections_per_worker(server_pid: int, port: int) -> list[int]:
-    """How many of the load generator's connections each gunicorn worker holds."""
+    """How many of the load generator's connections each web worker process holds."""
     import psutil
 
     return [
@@ -373,18 +375,6 @@ def connections_per_worker(server_pid: int, port: int) -> list[int]:
 
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
-
-
-def wait_for(port: int, timeout: float = 30) -> None:
-    import socket
-
-    end = time.time() + timeout
-    while time.time() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise SystemExit("gunicorn did not start")
 
 
 def machine_yardstick() -> float:
@@ -404,27 +394,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--port", type=int, default=9210)
-    # config/gunicorn.py's worker (config/gunicorn_worker.py) unless told otherwise; gthread
-    # and sync are gunicorn's own, for comparison (--threads applies to gthread).
-    parser.add_argument(
-        "--worker-class", default="balanced", choices=["balanced", "gthread", "sync"]
-    )
-    parser.add_argument("--threads", type=int, default=1, help="gthread threads per worker")
+    # The production command (the Procfile's web line) unless told otherwise: the candidates
+    # docs/adr/0001-web-server.md compared (benchmarks/servers.py); --threads applies to
+    # gthread and granian.
+    parser.add_argument("--server", default="production", choices=servers.SERVERS)
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker")
     parser.add_argument("--gets", type=int, default=200)
     args = parser.parse_args()
     setup_database()
-    workers = os.cpu_count() or 2
-    env = {**os.environ, "DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING",
-           "SECURE_SSL_REDIRECT": "0"}  # fmt: skip
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi",
-         "-b", f"127.0.0.1:{args.port}", "-w", str(workers), "--log-level", "warning",
-         *([] if args.worker_class == "balanced" else ["-k", args.worker_class]),
-         *(["--threads", str(args.threads)] if args.worker_class == "gthread" else [])],
-        cwd=ROOT, env=env, start_new_session=True,
-    )  # fmt: skip
+    server = servers.start(args.server, args.port, args.threads)
     try:
-        wait_for(args.port)
         time.sleep(1.5)
         pool = SlotPool(free_slots())
         asyncio.run(post_load(args.port, 2, 4, pool))  # warm up both workers
@@ -467,9 +446,8 @@ def main() -> None:
             f"load average before/after: {load_before} / "
             f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
         )
-        threads = f" x {args.threads} threads" if args.worker_class == "gthread" else ""
-        print(f"gunicorn: {workers} {args.worker_class} workers{threads}; "
-              f"{args.connections} connections for {args.seconds:.0f} s")  # fmt: skip
+        print(f"server: {args.server}; {args.connections} connections for "
+              f"{args.seconds:.0f} s")  # fmt: skip
         print(f"POST BookingRequest: {result['requests']} requests, "
               f"{result['requests'] / result['elapsed']:.0f} req/s, "
               f"p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms "

@@ -1,7 +1,7 @@
 """The zero-setup stack: embedded PostgreSQL + Redis, then every process of the system.
 
-    python -m config.stack up           # `make run`: services, migrate, seed, web/worker/beat/csms
-    python -m config.stack up           # make run: services, migrate, seed, all processes
+    python -m config.stack up                       # `make run`: the Procfile under supervisord
+    python -m config.stack exec [--run-dir D] -- CMD   # `make test`: CMD with the servers up
 
 When DATABASE_URL / REDIS_URL are set those servers are used instead of the embedded ones. The
 resolved URLs are written to `<run dir>/env` so that `manage.py` in another terminal (settings read
@@ -15,15 +15,18 @@ import fcntl
 import logging
 import os
 import signal
+import socket
+import stat
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
+
+from config import runner
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DB_NAME = "chargebook"
@@ -166,76 +169,51 @@ def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
 
 
-def processes(port: int, csms_port: int = 9000) -> dict[str, list[str]]:
-    """Every long-running process of the system, by name (the simulator stands in for the demo
-    locations' chargers)."""
-    py = sys.executable
-    csms_url = f"ws://127.0.0.1:{csms_port}/ocpp"
-    return {
-        "web": [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        "worker": [py, "-m", "celery", "-A", "config", "worker", "-l", "INFO", "-c", "2"],
-        "beat": [py, "-m", "celery", "-A", "config", "beat", "-l", "INFO"],
-        "csms": [py, "manage.py", "run_csms", "--host", "127.0.0.1", "--port", str(csms_port)],
-        "chargers": [py, "manage.py", "simulate_chargers", "--url", csms_url],
-    }
+def wait_for_ports(ports: list[int], process: subprocess.Popen, timeout: float = 90) -> bool:
+    """True once every port on 127.0.0.1 accepts connections; False if `process` exits first or
+    the timeout passes."""
+    deadline = time.monotonic() + timeout
+    waiting = list(ports)
+    while waiting:
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", waiting[0])) == 0:
+                waiting.pop(0)
+                continue
+        time.sleep(0.2)
+    return True
 
 
-def _pump(name: str, stream, lock: threading.Lock) -> None:
-    for line in iter(stream.readline, ""):
-        with lock:
-            sys.stdout.write(f"{name:>8} | {line}")
-            sys.stdout.flush()
+def run_processes(
+    conf: Path, env: dict[str, str], ports: list[int], banner: Callable[[], str]
+) -> int:
+    """Run supervisord on `conf` until it exits; print the banner once `ports` answer.
 
+    Ctrl-C reaches supervisord from the terminal; SIGTERM or SIGINT sent to this process alone
+    is passed on. Either way supervisord stops every process before this returns, and the
+    caller then stops the embedded servers.
+    """
+    if stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode):
+        # The log listener's lines reach this file through a descriptor of supervisord's own,
+        # opened to append; without O_APPEND here the two would write over each other.
+        flags = fcntl.fcntl(sys.stdout.fileno(), fcntl.F_GETFL)
+        fcntl.fcntl(sys.stdout.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
+    supervisord = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)], cwd=BASE_DIR, env=env
+    )
 
-def supervise(commands: dict[str, list[str]], env: dict[str, str], banner: str) -> int:
-    """Run commands side by side with prefixed output; stop all on Ctrl-C or when one dies."""
-    lock = threading.Lock()
-    children: dict[str, subprocess.Popen] = {}
-    stopping = threading.Event()
+    def pass_on(signum: int, frame: object) -> None:
+        if supervisord.poll() is None:
+            supervisord.send_signal(signal.SIGTERM)
 
-    def request_stop(signum, frame):
-        stopping.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    for name, cmd in commands.items():
-        proc = subprocess.Popen(
-            cmd,
-            cwd=BASE_DIR,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-            start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
-        )
-        children[name] = proc
-        threading.Thread(target=_pump, args=(name, proc.stdout, lock), daemon=True).start()
-    with lock:
-        print(banner, flush=True)
-    exit_code = 0
-    while not stopping.is_set():
-        for name, proc in children.items():
-            if proc.poll() is not None:
-                with lock:
-                    print(f"stack | {name} exited with code {proc.returncode}; stopping.")
-                exit_code = 1
-                stopping.set()
-                break
-        stopping.wait(0.5)
-    print("\nstack | stopping...", flush=True)
-    for proc in children.values():
-        if proc.poll() is None:
-            proc.terminate()
-    deadline = time.monotonic() + 15
-    for proc in children.values():
-        try:
-            proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    print("stack | stopped.", flush=True)
-    return exit_code
+    signal.signal(signal.SIGINT, pass_on)
+    signal.signal(signal.SIGTERM, pass_on)
+    if wait_for_ports(ports, supervisord):
+        print(banner(), flush=True)
+    elif supervisord.poll() is None:
+        print(f"stack | not every port of {ports} answers yet; see the output above", flush=True)
+    return supervisord.wait()
 
 
 def cmd_up(run_dir: Path) -> int:
@@ -247,28 +225,49 @@ def cmd_up(run_dir: Path) -> int:
         exclusive(run_dir / "stack.lock", "A chargebook stack"),
         services(run_dir, DEBUG=debug) as svc,
     ):
-        env = child_env(svc, run_dir, DEBUG=debug, PYTHONUNBUFFERED="1")
+        env = child_env(
+            svc,
+            run_dir,
+            DEBUG=debug,
+            PYTHONUNBUFFERED="1",
+            PORT=str(port),
+            CSMS_PORT=str(csms_port),
+            WEB_BIND=f"127.0.0.1:{port}",
+            # The Procfile's commands (python, celery) are this environment's.
+            PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        )
         manage("migrate", "--no-input", "-v", "0", env=env)
         manage("seed_demo", env=env)
+        if debug.strip().lower() not in {"1", "true", "yes", "on"}:
+            # Without DEBUG, whitenoise serves the collected, hashed files only.
+            manage("collectstatic", "--no-input", "-v", "0", env=env)
+        conf = run_dir / "supervisord.conf"
+        conf.touch(mode=0o600)  # it holds the password of supervisord's control socket
+        conf.write_text(runner.supervisord_conf(runner.read_procfile(), run_dir, sys.executable))
         where = ", ".join(svc.embedded) or "none"
-        banner = "\n".join(
-            [
-                "",
-                "=" * 72,
-                f"  Chargebook is running (embedded servers: {where}; "
-                f"ready in {time.monotonic() - started:.1f} s)",
-                f"  Staff UI   http://127.0.0.1:{port}/        login staff / staff-demo",
-                f"  Admin      http://127.0.0.1:{port}/admin/  login admin / admin-demo",
-                f"  OCPI       http://127.0.0.1:{port}/ocpi/versions",
-                f"  OCPP csms  ws://127.0.0.1:{csms_port}/ocpp/<charge point id>  "
-                "(demo chargers simulated)",
-                "  Ctrl-C stops everything. Data stays in "
-                f"{run_dir if svc.embedded else 'your servers'}.",
-                "=" * 72,
-                "",
-            ]
-        )
-        return supervise(processes(port, csms_port), env, banner)
+        supervisorctl = os.path.relpath(Path(sys.executable).parent / "supervisorctl", BASE_DIR)
+
+        def banner() -> str:  # printed once the web and csms ports answer
+            return "\n".join(
+                [
+                    "",
+                    "=" * 72,
+                    f"  Chargebook is running (embedded servers: {where}; "
+                    f"ready in {time.monotonic() - started:.1f} s)",
+                    f"  Staff UI   http://127.0.0.1:{port}/        login staff / staff-demo",
+                    f"  Admin      http://127.0.0.1:{port}/admin/  login admin / admin-demo",
+                    f"  OCPI       http://127.0.0.1:{port}/ocpi/versions",
+                    f"  OCPP csms  ws://127.0.0.1:{csms_port}/ocpp/<charge point id>  "
+                    "(demo chargers simulated)",
+                    f"  Processes  {supervisorctl} -c {conf} status",
+                    "  Ctrl-C stops everything. Data stays in "
+                    f"{run_dir if svc.embedded else 'your servers'}.",
+                    "=" * 72,
+                    "",
+                ]
+            )
+
+        return run_processes(conf, env, [port, csms_port], banner)
 
 
 def cmd_exec(run_dir: Path, command: list[str]) -> int:

@@ -96,13 +96,3 @@ def test_admin_cannot_delete_or_add_bookings(admin_client):
     delete = reverse("admin:bookings_booking_delete", args=[booking.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
     assert Booking.objects.filter(pk=booking.pk).exists()
-
-
-def test_a_request_that_uses_no_message_builds_no_message_storage(admin_client):
-    """config.middleware.LazyMessageMiddleware; a message shown once after a redirect:
-    test_admin_cancel_action_calls_the_domain_and_records_reason."""
-    from django.utils.functional import empty
-
-    plain = admin_client.get("/ocpi/versions")
-    assert plain.wsgi_request._messages._wrapped is empty
-    assert "messages" not in plain.cookies

@@ -1,5 +1,8 @@
 """Management commands: add_charge_point provisions and prints EVSE uids."""
 
+import socket
+import time
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -40,3 +43,16 @@ def test_add_charge_point_refuses_unknown_location_and_duplicates():
 def test_tell_publishes_to_running_simulators(capsys, bus_prefix):
     call_command("simulate_chargers", "--tell", "AMS-CP01", "mode", "occupied")
     assert "sent to 0 simulator process(es)" in capsys.readouterr().out
+
+
+def test_simulate_chargers_waits_for_the_csms_and_gives_up_clearly():
+    LocationFactory(ocpi_id="UTR-03")
+    call_command("add_charge_point", "W-1", "--location", "UTR-03", "--evses", "1")
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # nothing listens there once closed
+    started = time.monotonic()
+    with pytest.raises(CommandError, match="did not accept connections within"):
+        call_command("simulate_chargers", "--url", f"ws://127.0.0.1:{port}/ocpp",
+                     "--wait-for-csms", "0.5")  # fmt: skip
+    assert 0.5 <= time.monotonic() - started < 5

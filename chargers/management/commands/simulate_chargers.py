@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
+import time
+from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio as aioredis
@@ -33,6 +36,10 @@ class Command(BaseCommand):
         parser.add_argument("--count", "--limit", dest="limit", type=int, default=None,
                             help="connect at most this many (in identity order)")  # fmt: skip
         parser.add_argument("--concurrency", type=int, default=200, help="parallel connects")
+        parser.add_argument(
+            "--wait-for-csms", type=float, default=0, metavar="SECONDS",
+            help="first wait this long at most for the csms to accept connections",
+        )  # fmt: skip
         parser.add_argument(
             "--tell", nargs="+", metavar="ARG",
             help="CP|* mode MODE | CP start TOKEN [EVSE] | CP stop TRANSACTION [EVSE]",
@@ -63,9 +70,28 @@ class Command(BaseCommand):
         }
         if not sims:
             raise CommandError("No charge points match; provision some with add_charge_point.")
+        if options["wait_for_csms"]:
+            self._wait_for_csms(url, options["wait_for_csms"])
         self.stdout.write(f"simulator: {len(sims)} chargers -> {url} (mode {options['mode']})")
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(self._run(sims, options["concurrency"]))
+
+    def _wait_for_csms(self, url: str, seconds: float) -> None:
+        """Return once the csms accepts a TCP connection, so that no charger's first connect
+        fails while the csms is still starting."""
+        parts = urlsplit(url)
+        address = (parts.hostname, parts.port or (443 if parts.scheme == "wss" else 80))
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                socket.create_connection(address, timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise CommandError(
+                        f"The csms at {url} did not accept connections within {seconds:.0f} s."
+                    ) from None
+                time.sleep(0.2)
 
     async def _run(self, sims: dict[str, SimulatedCharger], concurrency: int) -> None:
         gate = asyncio.Semaphore(concurrency)

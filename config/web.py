@@ -1,0 +1,106 @@
+"""The web process: granian serving Django's WSGI application (docs/adr/0001-web-server.md).
+
+    python -m config.web        # the Procfile's `web` line, in production and under `make run`
+
+Every setting below is one of granian's own command-line options (`granian --help`), taken
+from these environment variables (an empty one means its default):
+
+- WEB_BIND: `host:port` or `unix:/path/to/socket` (default `0.0.0.0:8000`);
+- WEB_CONCURRENCY: worker processes (default: one per core);
+- WEB_THREADS: threads per worker that run Django (default 4). A request waits for a free one
+  after granian has read all of it, so a slow client never holds one;
+- WEB_HEADER_TIMEOUT: seconds a client has to send a request's headers before granian closes
+  the connection (default 10, at most 60);
+- WEB_ACCESS_LOG: `1` for an access log on stdout.
+
+granian calls `application()` in each worker process (`--factory`) to load Django.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+DEFAULT_BIND = "0.0.0.0:8000"
+DEFAULT_THREADS = 4  # granian warns above 2 per core + 1: more only add GIL hand-offs
+DEFAULT_HEADER_TIMEOUT_SECONDS = 10
+PARENT_CHECK_SECONDS = 1.0
+WORKERS_KILL_TIMEOUT_SECONDS = 10  # a worker still busy this long after SIGTERM is killed
+
+
+def _setting(environ: Mapping[str, str], name: str, default: str) -> str:
+    return environ.get(name) or default
+
+
+def granian_args(environ: Mapping[str, str]) -> list[str]:
+    """granian's command-line arguments for the WEB_* settings in `environ`."""
+    bind = _setting(environ, "WEB_BIND", DEFAULT_BIND)
+    if bind.startswith("unix:"):
+        address = ["--uds", bind.removeprefix("unix:")]
+    else:
+        host, sep, port = bind.rpartition(":")
+        if not sep or not port.isdigit():
+            raise SystemExit(f"WEB_BIND must be host:port or unix:/path, not {bind!r}")
+        address = ["--host", host.strip("[]") or "0.0.0.0", "--port", port]
+    workers = _setting(environ, "WEB_CONCURRENCY", str(os.cpu_count() or 2))
+    threads = _setting(environ, "WEB_THREADS", str(DEFAULT_THREADS))
+    header_timeout = float(
+        _setting(environ, "WEB_HEADER_TIMEOUT", str(DEFAULT_HEADER_TIMEOUT_SECONDS))
+    )
+    access_log = _setting(environ, "WEB_ACCESS_LOG", "").lower() in {"1", "true", "yes", "on"}
+    return [
+        "--interface", "wsgi",
+        *address,
+        "--workers", workers,
+        "--blocking-threads", threads,
+        # HTTP/1.1 only: the proxy in front speaks it to us, and its header timeout is the
+        # one granian enforces.
+        "--http", "1",
+        "--no-ws",
+        "--http1-header-read-timeout", str(round(header_timeout * 1000)),
+        "--respawn-failed-workers",
+        "--workers-kill-timeout", str(WORKERS_KILL_TIMEOUT_SECONDS),
+        "--access-log" if access_log else "--no-access-log",
+        "--factory",
+        "config.web:application",
+    ]  # fmt: skip
+
+
+def stop_with_parent(parent: int) -> None:
+    """Send this process SIGTERM once `parent` is no longer its parent.
+
+    granian's worker processes outlive a main process that was killed outright (SIGKILL, the
+    OOM killer) and keep serving on the shared port beside its restarted successor. systemd
+    stops them with the unit's control group; supervisord (`make run`) does not.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
+
+
+def application() -> Callable:
+    """Django's WSGI application, loaded in a granian worker process."""
+    parent = multiprocessing.parent_process()
+    stop_with_parent(parent.pid if parent and parent.pid else os.getppid())
+    from config.wsgi import application as wsgi_application
+
+    return wsgi_application
+
+
+def main() -> None:
+    """Replace this process with granian, so that signals reach granian itself."""
+    argv = [sys.executable, "-m", "granian", *granian_args(os.environ)]
+    os.execv(sys.executable, argv)
+
+
+if __name__ == "__main__":
+    main()

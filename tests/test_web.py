@@ -1,0 +1,37 @@
+"""The web process's settings (config/web.py): WEB_* variables to granian's own options."""
+
+import pytest
+
+from config.web import granian_args
+
+
+def option(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def test_granian_args_defaults_serve_django_on_every_core():
+    args = granian_args({})
+    assert option(args, "--interface") == "wsgi"
+    assert (option(args, "--host"), option(args, "--port")) == ("0.0.0.0", "8000")
+    assert option(args, "--http1-header-read-timeout") == "10000"
+    assert args[-2:] == ["--factory", "config.web:application"]
+
+
+def test_granian_args_take_the_web_variables_and_treat_empty_as_default():
+    args = granian_args({"WEB_BIND": "127.0.0.1:8101", "WEB_CONCURRENCY": "3",
+                         "WEB_THREADS": "6", "WEB_HEADER_TIMEOUT": "2.5",
+                         "WEB_ACCESS_LOG": "1"})  # fmt: skip
+    assert (option(args, "--host"), option(args, "--port")) == ("127.0.0.1", "8101")
+    assert option(args, "--workers") == "3"
+    assert option(args, "--blocking-threads") == "6"
+    assert option(args, "--http1-header-read-timeout") == "2500"
+    assert "--access-log" in args
+    assert option(granian_args({"WEB_THREADS": ""}), "--blocking-threads") == "4"
+
+
+def test_granian_args_bind_a_unix_socket_or_refuse_a_bad_bind():
+    args = granian_args({"WEB_BIND": "unix:/run/chargebook/web.sock"})
+    assert option(args, "--uds") == "/run/chargebook/web.sock"
+    assert "--host" not in args
+    with pytest.raises(SystemExit, match="WEB_BIND"):
+        granian_args({"WEB_BIND": "localhost"})

@@ -20,7 +20,6 @@ from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from chargers.models import ChargingSession
 from locations.models import (
     EVSE,
     UNBOOKABLE_EVSE_STATUSES,
@@ -187,14 +186,20 @@ def _resolve_ocpi_location(ocpi_id: str) -> Location:
         raise UnknownLocation(f"There is no location {ocpi_id!r}.") from None
 
 
+# One of the hot reads (every availability call and every booking asks it): explicit SQL that
+# returns plain values, served by chargingsession_running_idx (docs/adr/0003-hot-reads.md).
+_RUNNING_SESSIONS_SQL = (
+    "SELECT evse_id, min(started_at) FROM chargers_chargingsession "
+    "WHERE stopped_at IS NULL AND evse_id = ANY(%s) GROUP BY evse_id"
+)
+
+
 def running_session_starts(*, evse_ids: Sequence[int]) -> dict[int, datetime]:
     """When the charging session still running on each of these EVSEs began (EVSEs with none
     are left out): such an EVSE is busy now (availability.session_busy)."""
-    starts: dict[int, datetime] = {}
-    running = ChargingSession.objects.filter(evse_id__in=list(evse_ids), stopped_at__isnull=True)
-    for evse_id, started in running.values_list("evse_id", "started_at"):
-        starts[evse_id] = min(started, starts.get(evse_id, started))
-    return starts
+    with connection.cursor() as cursor:
+        cursor.execute(_RUNNING_SESSIONS_SQL, [list(evse_ids)])
+        return dict(cursor.fetchall())
 
 
 def blocking_bookings(*, evse_ids: list[int], window: Interval) -> QuerySet[Booking]:

@@ -8,6 +8,7 @@ bookings), whose violations become SlotUnavailable.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -834,6 +835,20 @@ class RequestData:
     published_only: bool = False  # eMSPs see published locations only; others are unknown
 
 
+@dataclass(frozen=True)
+class RequestOutcome:
+    """What became of a BookingRequest: the booking, and its tokens and requests as they now
+    stand (the eMSP's answer shows them; a new booking's are the ones just written)."""
+
+    booking: Booking
+    tokens: Sequence[TokenData | BookingToken]
+    requests: Sequence[BookingRequest]
+
+    @classmethod
+    def read(cls, booking: Booking) -> RequestOutcome:
+        return cls(booking, list(booking.tokens.all()), list(booking.requests.all()))
+
+
 def _decide(request: BookingRequest, status: str, now: datetime, error=None) -> None:
     request.request_status = status
     request.decided_at = now
@@ -855,7 +870,7 @@ def booking_request_submit(
     data: RequestData,
     payload: Mapping[str, Any],
     now: datetime | None = None,
-) -> Booking:
+) -> RequestOutcome:
     """Take an eMSP's BookingRequest: create, change or cancel the booking of its request_id,
     deciding at once, and record the request with its outcome.
 
@@ -868,12 +883,7 @@ def booking_request_submit(
     payload = dict(payload)
     cc, pid = actor.country_code, actor.party_id
     lock_request_id(country_code=cc, party_id=pid, request_id=data.request_id)
-    existing_id = (
-        Booking.objects.for_party(cc, pid)
-        .filter(request_id=data.request_id)
-        .values_list("pk", flat=True)
-        .first()
-    )
+    existing_id = _booking_id_of_request(country_code=cc, party_id=pid, request_id=data.request_id)
     if existing_id is None:
         if data.canceled_reason:
             raise exc.InvalidRequest(
@@ -884,14 +894,28 @@ def booking_request_submit(
     booking = _lock(existing_id)
     last = booking.requests.order_by("-received_at", "-id").first()
     if last is not None and last.payload == payload:
-        return booking
+        return RequestOutcome.read(booking)
     if (
         data.published_only
         and not data.canceled_reason
         and not published_location_exists(location_id=data.location_id)
     ):
         raise exc.UnknownLocation(f"There is no location {data.location_id!r}.")
-    return _request_on_existing(booking, actor=actor, data=data, payload=payload, now=now)
+    booking = _request_on_existing(booking, actor=actor, data=data, payload=payload, now=now)
+    return RequestOutcome.read(booking)
+
+
+def _booking_id_of_request(*, country_code: str, party_id: str, request_id: str) -> int | None:
+    try:
+        # Unique per party (booking_unique_request_id_per_party): .get(), which orders nothing
+        # (.first() would order by the Meta ordering, which costs more to compile than to run).
+        return (
+            Booking.objects.for_party(country_code, party_id)
+            .values_list("pk", flat=True)
+            .get(request_id=request_id)
+        )
+    except Booking.DoesNotExist:
+        return None
 
 
 def _check_times(start: datetime | None, end: datetime | None) -> None:
@@ -942,11 +966,12 @@ def _request_targets(data: RequestData) -> tuple[Location, EVSE | None]:
     UnknownEVSE."""
     evse = None
     if data.evse_uid:
-        evse = (
-            EVSE.objects.select_related("charge_point__location__booking_policy", "booking_policy")
-            .filter(uid=data.evse_uid, charge_point__location__ocpi_id__iexact=data.location_id)
-            .first()
-        )
+        # EVSE uids are unique: .get() rather than .first(), which would order by the EVSE's
+        # Meta ordering and cost more to compile than the query costs to run.
+        with contextlib.suppress(EVSE.DoesNotExist):
+            evse = EVSE.objects.select_related(
+                "charge_point__location__booking_policy", "booking_policy"
+            ).get(uid=data.evse_uid, charge_point__location__ocpi_id__iexact=data.location_id)
     if evse is not None:
         location = evse.charge_point.location
     else:
@@ -964,7 +989,7 @@ def _request_targets(data: RequestData) -> tuple[Location, EVSE | None]:
 
 def _request_new(
     *, actor: Actor, data: RequestData, payload: dict[str, Any], now: datetime
-) -> Booking:
+) -> RequestOutcome:
     _check_times(data.start, data.end)
     location, evse = _request_targets(data)
     request = BookingRequest(payload=payload, received_at=now)
@@ -1014,7 +1039,7 @@ def _request_new(
         _decide(request, RequestStatus.ACCEPTED, now)
     request.booking = booking
     request.save()
-    return booking
+    return RequestOutcome(booking, data.tokens, [request])
 
 
 def _unaccepted(

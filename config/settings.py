@@ -129,6 +129,10 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(
         "Only PostgreSQL is supported (DATABASE_URL must be postgres://...)."
     )
+# Server-side parameter binding: psycopg then prepares a statement once it has run a few times
+# on a connection (its prepare_threshold), and PostgreSQL stops planning it on every call
+# (docs/adr/0003-server-side-binding.md). Direct or session-pooled connections only.
+DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: Celery broker and the worker-to-csms command bus.

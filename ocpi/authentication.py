@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 
-from django.db.models import Q
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
@@ -33,11 +32,14 @@ def _decode(credential: str) -> str | None:
 
 
 def _party_with_digest(digest: str) -> Party | None:
-    return (
-        Party.objects.filter(Q(token_a_digest=digest) | Q(token_c_digest=digest))
-        .exclude(state=Party.State.UNREGISTERED)
-        .first()
+    # Every OCPI request runs this first: one explicit statement through Manager.raw(), which
+    # builds the Party without compiling an ORM query (docs/adr/0003-hot-reads.md).
+    found = Party.objects.raw(
+        "SELECT * FROM ocpi_party WHERE (token_a_digest = %s OR token_c_digest = %s)"
+        " AND state <> %s",
+        [digest, digest, Party.State.UNREGISTERED],
     )
+    return next(iter(found), None)
 
 
 def _lookup(token: str) -> tuple[Party, str] | None:

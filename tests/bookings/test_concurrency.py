@@ -161,7 +161,9 @@ def test_concurrent_requests_with_one_token_on_many_evses_reserve_one():
         )  # fmt: skip
         try:
             barrier.wait()
-            booking = booking_request_submit(actor=actor, data=data, payload={"n": n}, now=NOW)
+            booking = booking_request_submit(
+                actor=actor, data=data, payload={"n": n}, now=NOW
+            ).booking
             outcomes.append(booking.status)
         except BaseException as error:
             unexpected.append(error)

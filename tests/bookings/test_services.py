@@ -261,7 +261,7 @@ def test_booking_request_change_onto_a_time_its_token_holds_is_declined(evse):
                        end=ams(13), authorization_reference="A2", tokens=(token,))  # fmt: skip
     booking_request_submit(actor=EMSP, data=data, payload={"n": 1}, now=NOW)
     moved = RequestData(**{**data.__dict__, "start": ams(10, 30), "end": ams(11, 30)})
-    booking = booking_request_submit(actor=EMSP, data=moved, payload={"n": 2}, now=NOW)
+    booking = booking_request_submit(actor=EMSP, data=moved, payload={"n": 2}, now=NOW).booking
     assert (booking.period.lower, booking.period.upper, booking.evse_id) == (
         ams(12), ams(13), other.pk,
     )  # fmt: skip
@@ -279,7 +279,7 @@ def test_booking_change_with_new_tokens_is_all_or_nothing(evse):
                        end=ams(11), authorization_reference="A2", tokens=(mine,))  # fmt: skip
     booking_request_submit(actor=EMSP, data=data, payload={"n": 1}, now=NOW)
     change = RequestData(**{**data.__dict__, "start": ams(14), "end": ams(15), "tokens": (busy,)})
-    booking = booking_request_submit(actor=EMSP, data=change, payload={"n": 2}, now=NOW)
+    booking = booking_request_submit(actor=EMSP, data=change, payload={"n": 2}, now=NOW).booking
     assert (booking.period.lower, booking.evse_id) == (ams(10), other.pk)
     assert [t.uid for t in booking.tokens.all()] == ["MINE"]
     assert booking.requests.order_by("id").last().reason_code == "token_overlap"
@@ -641,7 +641,7 @@ def request(**overrides) -> tuple[RequestData, dict]:
 
 def submit(now=NOW, **overrides) -> Booking:
     data, payload = request(**overrides)
-    return booking_request_submit(actor=EMSP, data=data, payload=payload, now=now)
+    return booking_request_submit(actor=EMSP, data=data, payload=payload, now=now).booking
 
 
 def statuses(booking):

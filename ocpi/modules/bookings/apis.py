@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from django.db.models import Prefetch, prefetch_related_objects
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 
-from bookings.models import Booking, BookingRequest, BookingToken
+from bookings.models import Booking
 from bookings.selectors import Criteria, booking_get, booking_list
-from bookings.services import Actor, RequestData, TokenData, booking_request_submit
+from bookings.services import (
+    Actor,
+    RequestData,
+    RequestOutcome,
+    TokenData,
+    booking_request_submit,
+)
 from locations.models import EVSE
 from ocpi import responses as r
 from ocpi.base import OcpiApi
@@ -37,17 +43,13 @@ from .serializers import (
 )
 from .versions import looks_like_11, request_from_11
 
-BOOKING_PREFETCH = (
-    Prefetch("tokens", queryset=BookingToken.objects.order_by("id")),
-    Prefetch("requests", queryset=BookingRequest.objects.order_by("received_at", "id")),
-)
 
-
-def _booking_out(booking: Booking) -> dict:
-    """The OCPI Booking of a booking the engine returned: relations it has loaded already (a new
-    booking's location and EVSE) are not fetched again."""
-    prefetch_related_objects([booking], "location", "evse", "connector", *BOOKING_PREFETCH)
-    return booking_object(booking)
+def _booking_out(outcome: RequestOutcome) -> dict:
+    """The OCPI Booking of a request's outcome: the tokens and requests the engine reports, and
+    the relations it loaded already (a new booking's location and EVSE), are not read again."""
+    booking = outcome.booking
+    prefetch_related_objects([booking], "location", "evse", "connector")
+    return booking_object(booking, tokens=outcome.tokens, requests=outcome.requests)
 
 
 class BookingLocationListApi(OcpiApi):
@@ -216,10 +218,10 @@ class BookingListCreateApi(OcpiApi):
             criteria=Criteria(min_power_kw=power) if power else Criteria(),
             published_only=True,  # an unpublished location is unknown to eMSPs (2003)
         )
-        booking = booking_request_submit(
+        outcome = booking_request_submit(
             actor=Actor.emsp(party.country_code, party.party_id), data=data, payload=request.data
         )
-        out = _booking_out(booking)
+        out = _booking_out(outcome)
         created = len(out["booking_requests"]) == 1 and not canceled
         return r.ocpi_response(self.shape("booking", out), http_status=201 if created else 200)
 

@@ -3,12 +3,13 @@ and Calendar out. Query-free: callers pass prefetched rows."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from rest_framework import serializers
 
-from bookings.models import Booking, CanceledReason
+from bookings.models import Booking, BookingRequest, CanceledReason
 from ocpi.fields import (
     CiStringField,
     InputSerializer,
@@ -108,16 +109,24 @@ def _token(t) -> dict[str, str]:
             "contract_id": t.contract_id}  # fmt: skip
 
 
-def booking_object(booking: Booking) -> dict[str, Any]:
+def booking_object(
+    booking: Booking,
+    *,
+    tokens: Sequence[Any] | None = None,
+    requests: Sequence[BookingRequest] | None = None,
+) -> dict[str, Any]:
     """The OCPI Booking (booking-1.0 field tables) of a booking fetched with
-    bookings.selectors.booking_detail_queryset()."""
-    requests = [
+    bookings.selectors.booking_detail_queryset(), or of one the engine just wrote, with the
+    tokens and requests it wrote (bookings.services.RequestOutcome)."""
+    tokens = booking.tokens.all() if tokens is None else tokens
+    requests = booking.requests.all() if requests is None else requests
+    request_objects = [
         {
             "request_status": req.request_status,
             "booking_request": req.payload,
             "request_received": ocpi_datetime(req.received_at),
         }
-        for req in booking.requests.all()
+        for req in requests
     ] or [_synthetic_request(booking)]
     data: dict[str, Any] = {
         "id": str(booking.uid),
@@ -127,14 +136,14 @@ def booking_object(booking: Booking) -> dict[str, Any]:
         "location_id": booking.location.ocpi_id,
         "evse_uid": booking.evse.uid if booking.evse_id else "#NA",
         "connector_id": booking.connector.connector_id if booking.connector_id else None,
-        "booking_tokens": [_token(t) for t in booking.tokens.all()],
+        "booking_tokens": [_token(t) for t in tokens],
         "tariff_id": [],
         "period": _period(booking.period.lower, booking.period.upper),
         "reservation_status": booking.status,
         "access_methods": booking.access_methods or [{"location_access": "OPEN"}],
         "authorization_reference": booking.authorization_reference,
         "booking_terms": booking.terms or {},
-        "booking_requests": requests,
+        "booking_requests": request_objects,
         "last_updated": ocpi_datetime(booking.last_updated),
     }
     if data["connector_id"] is None:

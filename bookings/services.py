@@ -905,17 +905,20 @@ def booking_request_submit(
     return RequestOutcome.read(booking)
 
 
+# `request_id <> ''` is written into the statement, not passed as a parameter: it is the
+# predicate of the partial unique index booking_unique_request_id_per_party, and only a literal
+# lets the prepared statement's generic plan use that index (a parameter made it a table scan).
+_BOOKING_OF_REQUEST_SQL = (
+    "SELECT id FROM bookings_booking WHERE emsp_country_code = %s AND emsp_party_id = %s"
+    " AND request_id = %s AND request_id <> ''"
+)
+
+
 def _booking_id_of_request(*, country_code: str, party_id: str, request_id: str) -> int | None:
-    try:
-        # Unique per party (booking_unique_request_id_per_party): .get(), which orders nothing
-        # (.first() would order by the Meta ordering, which costs more to compile than to run).
-        return (
-            Booking.objects.for_party(country_code, party_id)
-            .values_list("pk", flat=True)
-            .get(request_id=request_id)
-        )
-    except Booking.DoesNotExist:
-        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_BOOKING_OF_REQUEST_SQL, [country_code, party_id, request_id])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def _check_times(start: datetime | None, end: datetime | None) -> None:

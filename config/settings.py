@@ -129,10 +129,13 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(
         "Only PostgreSQL is supported (DATABASE_URL must be postgres://...)."
     )
-# Server-side parameter binding: psycopg then prepares a statement once it has run a few times
-# on a connection (its prepare_threshold), and PostgreSQL stops planning it on every call
-# (docs/adr/0003-server-side-binding.md). Direct or session-pooled connections only.
-DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+# Server-side parameter binding, and psycopg's prepared statements: a statement that has run
+# `prepare_threshold` times on a connection is prepared there, and PostgreSQL stops parsing and
+# planning it on every call (docs/adr/0003-prepared-statements.md). Prepared statements live
+# in the server session: direct or session-pooled connections only (docs/operations.md).
+DATABASES["default"].setdefault("OPTIONS", {}).update(
+    server_side_binding=True, prepare_threshold=int(env("DATABASE_PREPARE_THRESHOLD", "5"))
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: Celery broker and the worker-to-csms command bus.

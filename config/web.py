@@ -7,7 +7,7 @@ from these environment variables (an empty one means its default):
 
 - WEB_BIND: `host:port` or `unix:/path/to/socket` (default `0.0.0.0:8000`);
 - WEB_CONCURRENCY: worker processes (default: one per core);
-- WEB_THREADS: threads per worker that run Django (default 4). A request waits for a free one
+- WEB_THREADS: threads per worker that run Django (default 2). A request waits for a free one
   after granian has read all of it, so a slow client never holds one;
 - WEB_HEADER_TIMEOUT: seconds a client has to send a request's headers before granian closes
   the connection (default 10, at most 60);
@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 
 DEFAULT_BIND = "0.0.0.0:8000"
-DEFAULT_THREADS = 4  # granian warns above 2 per core + 1: more only add GIL hand-offs
+DEFAULT_THREADS = 2  # 4 cost more CPU per request in GIL hand-offs (docs/adr/0001-web-server.md)
 DEFAULT_HEADER_TIMEOUT_SECONDS = 10
 PARENT_CHECK_SECONDS = 1.0
 WORKERS_KILL_TIMEOUT_SECONDS = 10  # a worker still busy this long after SIGTERM is killed

@@ -26,7 +26,7 @@ def test_granian_args_take_the_web_variables_and_treat_empty_as_default():
     assert option(args, "--blocking-threads") == "6"
     assert option(args, "--http1-header-read-timeout") == "2500"
     assert "--access-log" in args
-    assert option(granian_args({"WEB_THREADS": ""}), "--blocking-threads") == "4"
+    assert option(granian_args({"WEB_THREADS": ""}), "--blocking-threads") == "2"
 
 
 def test_granian_args_bind_a_unix_socket_or_refuse_a_bad_bind():

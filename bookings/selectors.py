@@ -187,7 +187,8 @@ def _resolve_ocpi_location(ocpi_id: str) -> Location:
 
 
 # One of the hot reads (every availability call and every booking asks it): explicit SQL that
-# returns plain values, served by chargingsession_running_idx (docs/adr/0003-hot-reads.md).
+# returns plain values, served by chargingsession_running_idx
+# (docs/adr/0003-prepared-statements-and-hot-reads.md).
 _RUNNING_SESSIONS_SQL = (
     "SELECT evse_id, min(started_at) FROM chargers_chargingsession "
     "WHERE stopped_at IS NULL AND evse_id = ANY(%s) GROUP BY evse_id"

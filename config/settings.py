@@ -131,10 +131,13 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     )
 # Server-side parameter binding, and psycopg's prepared statements: a statement that has run
 # `prepare_threshold` times on a connection is prepared there, and PostgreSQL stops parsing and
-# planning it on every call (docs/adr/0003-prepared-statements.md). Prepared statements live
-# in the server session: direct or session-pooled connections only (docs/operations.md).
+# planning it on every call (docs/adr/0003-prepared-statements-and-hot-reads.md). Prepared
+# statements live in the server session: direct or session-pooled connections only
+# (docs/operations.md).
+_PREPARE = (env("DATABASE_PREPARE_THRESHOLD", "5") or "5").strip().lower()
 DATABASES["default"].setdefault("OPTIONS", {}).update(
-    server_side_binding=True, prepare_threshold=int(env("DATABASE_PREPARE_THRESHOLD", "5"))
+    server_side_binding=True,
+    prepare_threshold=None if _PREPARE in {"none", "off"} else int(_PREPARE),
 )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

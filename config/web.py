@@ -18,6 +18,7 @@ granian calls `application()` in each worker process (`--factory`) to load Djang
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -93,6 +94,10 @@ def application() -> Callable:
     stop_with_parent(parent.pid if parent and parent.pid else os.getppid())
     from config.wsgi import application as wsgi_application
 
+    # Everything loaded so far (Django, the URL and model registries) stays for the life of the
+    # worker: out of the collector's reach, its full passes scan only what requests leave
+    # behind (docs/adr/0003-prepared-statements-and-hot-reads.md).
+    gc.freeze()
     return wsgi_application
 
 

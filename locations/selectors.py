@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -15,9 +16,8 @@ def location_get(*, location_id: int | str) -> Location:
     exceptional periods). Raises Location.DoesNotExist."""
     locations = Location.objects.with_rules()
     if isinstance(location_id, int) or (isinstance(location_id, str) and location_id.isdigit()):
-        found = locations.filter(pk=int(location_id)).first()
-        if found is not None:
-            return found
+        with contextlib.suppress(Location.DoesNotExist):
+            return locations.get(pk=int(location_id))
     return locations.get(ocpi_id=str(location_id))
 
 

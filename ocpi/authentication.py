@@ -33,7 +33,8 @@ def _decode(credential: str) -> str | None:
 
 def _party_with_digest(digest: str) -> Party | None:
     # Every OCPI request runs this first: one explicit statement through Manager.raw(), which
-    # builds the Party without compiling an ORM query (docs/adr/0003-hot-reads.md).
+    # builds the Party without compiling an ORM query
+    # (docs/adr/0003-prepared-statements-and-hot-reads.md).
     found = Party.objects.raw(
         "SELECT * FROM ocpi_party WHERE (token_a_digest = %s OR token_c_digest = %s)"
         " AND state <> %s",

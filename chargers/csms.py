@@ -100,10 +100,14 @@ def _guess_message_id(raw: Any) -> str:
 class _CentralMixin:
     """What both protocol versions share: malformed-frame handling and last-seen tracking."""
 
-    _ocpp_version: str
+    version: str  # "1.6" or "2.0.1"
     csms: Csms
     row: ChargePoint
     websocket: ServerConnection
+
+    async def send_frame(self, frame: str) -> None:
+        """Send a frame the library would not send itself (a CallError for a broken frame)."""
+        await self.websocket.send(frame)
 
     async def route_message(self, raw_msg):
         self.csms.seen.add(self.id)
@@ -111,7 +115,7 @@ class _CentralMixin:
             msg = unpack(raw_msg)
         except OCPPError as error:
             # The library only logs unparseable frames; the charger deserves a CallError.
-            await self._send(_call_error(self._ocpp_version, _guess_message_id(raw_msg), error))
+            await self.send_frame(_call_error(self.version, _guess_message_id(raw_msg), error))
             return
         if not isinstance(msg.unique_id, str) or (
             msg.message_type_id == MessageType.Call
@@ -121,7 +125,7 @@ class _CentralMixin:
 
             error = FormatViolationError(details={"cause": "Malformed message frame"})
             message_id = msg.unique_id if isinstance(msg.unique_id, str) else "-1"
-            await self._send(_call_error(self._ocpp_version, message_id, error))
+            await self.send_frame(_call_error(self.version, message_id, error))
             return
         try:
             await super().route_message(raw_msg)
@@ -132,8 +136,8 @@ class _CentralMixin:
             if msg.message_type_id == MessageType.Call:
                 from ocpp.exceptions import InternalError
 
-                await self._send(
-                    _call_error(self._ocpp_version, msg.unique_id, InternalError(str(error)))
+                await self.send_frame(
+                    _call_error(self.version, msg.unique_id, InternalError(str(error)))
                 )
 
     async def execute(self, action: str, payload: dict[str, Any]) -> tuple[str, str]:
@@ -147,6 +151,8 @@ class _CentralMixin:
 
 
 class Central16(_CentralMixin, ChargePoint16):
+    version = "1.6"
+
     def build_call(self, action: str, payload: dict[str, Any]):
         if action == "ReserveNow":
             return call16.ReserveNow(
@@ -218,6 +224,8 @@ class Central16(_CentralMixin, ChargePoint16):
 
 
 class Central201(_CentralMixin, ChargePoint201):
+    version = "2.0.1"
+
     def build_call(self, action: str, payload: dict[str, Any]):
         if action == "ReserveNow":
             return call201.ReserveNow(

@@ -85,6 +85,7 @@ class TokenAuthentication(BaseAuthentication):
         found = party_for_header(header)
         if found is None:
             raise exceptions.AuthenticationFailed("Unknown or invalid credentials token.")
+        request.ocpi_party = found[0]  # for the routing headers of every answer (ocpi.base)
         return found
 
     def authenticate_header(self, request) -> str:

@@ -64,7 +64,7 @@ class OcpiApi(APIView):
         if self.functional_module:
             response["OCPI-from-country-code"] = settings.OCPI_COUNTRY_CODE
             response["OCPI-from-party-id"] = settings.OCPI_PARTY_ID
-            party = getattr(request, "_user", None)
+            party = getattr(request, "ocpi_party", None)  # set by TokenAuthentication
             if isinstance(party, Party):
                 response["OCPI-to-country-code"] = party.country_code
                 response["OCPI-to-party-id"] = party.party_id

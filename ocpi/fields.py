@@ -4,8 +4,6 @@ RFC 3339 in UTC (no designator means UTC)."""
 
 from __future__ import annotations
 
-import copy
-import threading
 from datetime import UTC, datetime
 
 from drf_spectacular.types import OpenApiTypes
@@ -134,43 +132,5 @@ class StrictDictMixin:
 
 
 class InputSerializer(StrictDictMixin, serializers.Serializer):
-    """Base for OCPI input shapes: unknown fields are ignored (OCPI 2.3.0 forbids refusing them).
-
-    Each instance gets shallow copies of its declared fields instead of DRF's deep copies,
-    which build every field (and its validators) again: about a quarter of an OCPI POST's
-    CPU went there. A field holds no per-request state; bind() and what a serializer sets on
-    its own fields (`required`) land on the instance's copy. A nested serializer is copied
-    from a template of its class whose own fields are built once per process and then shared:
-    validating reads them and stores nothing on them (DRF 3.18: to_internal_value,
-    run_validation and ListSerializer.run_child_validation keep their state in locals), and
-    no nested OCPI shape uses the serializer context.
-    """
-
-    def get_fields(self):
-        return {
-            name: _nested_copy(field)
-            if isinstance(field, serializers.BaseSerializer)
-            else copy.copy(field)
-            for name, field in self._declared_fields.items()
-        }
-
-
-_templates: dict[int, serializers.BaseSerializer] = {}
-_templates_lock = threading.RLock()  # a template of a template nests the call
-
-
-def _nested_copy(declared: serializers.BaseSerializer) -> serializers.BaseSerializer:
-    """A shallow copy of a template made from `declared` (per declared instance), whose child
-    serializer and fields were built once and are shared by every copy."""
-    template = _templates.get(id(declared))
-    if template is None:
-        with _templates_lock:
-            template = _templates.get(id(declared))
-            if template is None:
-                template = copy.deepcopy(declared)
-                inner = (
-                    template.child if isinstance(template, serializers.ListSerializer) else template
-                )
-                inner.fields  # noqa: B018 - built now, under the lock, then only read
-                _templates[id(declared)] = template
-    return copy.copy(template)
+    """Base for OCPI input shapes: a JSON object is required, and unknown fields are ignored
+    (OCPI 2.3.0 forbids refusing them)."""

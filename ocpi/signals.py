@@ -5,7 +5,6 @@ nudge only delays a push until the next beat sweep."""
 from __future__ import annotations
 
 import logging
-import time
 
 from django.db import transaction
 from django.db.models.signals import post_save
@@ -17,7 +16,6 @@ from locations.models import EVSE, BookingPolicy, Location
 logger = logging.getLogger(__name__)
 
 NUDGE_DEBOUNCE_MS = 200  # at most one queued sweep per this many ms, whatever the booking rate
-NUDGE_MARGIN_MS = 10  # this process stops relying on a queued sweep this long before it runs
 
 
 _redis_clients: dict[str, object] = {}
@@ -33,37 +31,18 @@ def _redis():
     return _redis_clients[url]
 
 
-# Sets the debounce key, or reports how long the sweep already queued under it has to wait.
-_NUDGE_SCRIPT = """
-if redis.call('SET', KEYS[1], 1, 'NX', 'PX', ARGV[1]) then return -1 end
-return redis.call('PTTL', KEYS[1])
-"""
 NUDGE_KEY = "ocpi:push-nudge"
-_clock = time.monotonic
-_covered_until = 0.0  # this process's commits before this instant are seen by a queued sweep
 
 
 def nudge() -> None:
-    """Queue a push sweep soon, debounced through Redis so a booking burst queues a handful.
-
-    A queued sweep runs once its key has expired (countdown = key lifetime), so it reads every
-    commit made before then: until that moment this process skips the Redis round trip too.
-    """
-    global _covered_until
+    """Queue a push sweep soon, at most one per NUDGE_DEBOUNCE_MS across every process: the
+    first nudge of a window sets a Redis key that lives as long as the window and queues a
+    sweep to run when it ends, so that sweep reads every commit made during the window."""
     from .tasks import push_sweep_task
 
-    began = _clock()
-    if began < _covered_until:
-        return
     try:
-        client = _redis()
-        pending_ms = client.eval(_NUDGE_SCRIPT, 1, NUDGE_KEY, NUDGE_DEBOUNCE_MS)
-        if pending_ms == -1:
+        if _redis().set(NUDGE_KEY, 1, nx=True, px=NUDGE_DEBOUNCE_MS):
             push_sweep_task.apply_async(countdown=NUDGE_DEBOUNCE_MS / 1000)
-            pending_ms = NUDGE_DEBOUNCE_MS
-        if pending_ms > 0:
-            # From `began`, not from the reply: the key expires no earlier than this.
-            _covered_until = began + (pending_ms - NUDGE_MARGIN_MS) / 1000
     except Exception:
         logger.warning("Could not nudge the OCPI push sweep", exc_info=True)
 

@@ -55,11 +55,20 @@ OPEN_STATUSES = [Status.PENDING, Status.RESERVED]
 FINAL_STATUSES = [Status.CANCELED, Status.FAILED, Status.NO_SHOW, Status.FULFILLED, Status.REJECTED]
 
 
-# A range bound as epoch microseconds; `AT TIME ZONE 'UTC'` makes it immutable, as a generated
-# column must be, with the same value.
-_EPOCH_US = (
-    "((extract(epoch FROM ({bound}(%(expressions)s) AT TIME ZONE 'UTC')) * 1000000)::bigint)"
-)
+def _epoch_us(bound: str, range_field: str) -> models.GeneratedField:
+    """A stored column holding a range's `lower` or `upper` bound as epoch microseconds.
+
+    `AT TIME ZONE 'UTC'` makes the expression immutable, as a generated column must be, with
+    the same value.
+    """
+    template = (
+        f"((extract(epoch FROM ({bound}(%(expressions)s) AT TIME ZONE 'UTC')) * 1000000)::bigint)"
+    )
+    return models.GeneratedField(
+        expression=Func(F(range_field), template=template, output_field=models.BigIntegerField()),
+        output_field=models.BigIntegerField(),
+        db_persist=True,
+    )
 
 
 class CanceledReason(models.TextChoices):
@@ -179,24 +188,8 @@ class Booking(models.Model):
     )
     # The blocked period's bounds as exact epoch microseconds, for the availability read, which
     # subtracts integers (docs/adr/0002-blocked-time-as-microseconds.md).
-    blocked_from_us = models.GeneratedField(
-        expression=Func(
-            F("blocked_period"),
-            template=_EPOCH_US.format(bound="lower"),
-            output_field=models.BigIntegerField(),
-        ),
-        output_field=models.BigIntegerField(),
-        db_persist=True,
-    )
-    blocked_until_us = models.GeneratedField(
-        expression=Func(
-            F("blocked_period"),
-            template=_EPOCH_US.format(bound="upper"),
-            output_field=models.BigIntegerField(),
-        ),
-        output_field=models.BigIntegerField(),
-        db_persist=True,
-    )
+    blocked_from_us = _epoch_us("lower", "blocked_period")
+    blocked_until_us = _epoch_us("upper", "blocked_period")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     channel = models.CharField(max_length=8, choices=Channel.choices)
     # Who booked: a staff user, or an eMSP party (stored as plain OCPI data).

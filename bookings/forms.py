@@ -105,7 +105,7 @@ class EVSEChoiceField(forms.ChoiceField):
 
 def evse_label(evse: EVSE) -> str:
     kinds = ", ".join(
-        f"{c.get_standard_display()} {c.power_kw:g} kW" for c in evse.connectors.all()
+        f"{c.get_standard_display()} {c.power_kw:g} kW" for c in evse.connector_list()
     )
     return f"{evse} ({kinds})" if kinds else str(evse)
 

@@ -82,7 +82,7 @@ class Criteria:
         if not (self.power_type or self.standards or self.min_power_kw or self.max_power_kw):
             return True
         return connectors_match(
-            evse.connectors.all(),
+            evse.connector_list(),
             power_type=self.power_type,
             standards=self.standards,
             min_power_kw=self.min_power_kw,
@@ -577,7 +577,7 @@ def day_timeline(
     standards: dict[str, str] = {}
     rows = []
     for ea in avail.evses:
-        for c in ea.evse.connectors.all():
+        for c in ea.evse.connector_list():
             standards.setdefault(c.standard, STANDARD_LABELS.get(c.standard, c.standard))
         if not criteria.matches(ea.evse):
             continue

@@ -375,7 +375,7 @@ def advisory_lock(key: str) -> None:
 def _connector_for(evse: EVSE, connector_id: str | None) -> Connector | None:
     if not connector_id:
         return None
-    for c in evse.connectors.all():
+    for c in evse.connector_list():
         if c.connector_id == connector_id:
             return c
     raise exc.UnknownEVSE(f"EVSE {evse.uid} has no connector {connector_id!r}.")

@@ -293,7 +293,7 @@ def _evse_row(
         connectors=[
             f"{STANDARD_LABELS.get(c.standard, c.standard)} · "
             f"{c.power_kw:g} kW {'DC' if c.is_dc else 'AC'}"
-            for c in evse.connectors.all()
+            for c in evse.connector_list()
         ],
         status_css=f"status status-{evse.status.lower()}",
         status_label=row.status_label,

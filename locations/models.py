@@ -347,6 +347,12 @@ class EVSE(models.Model):
     def reservable(self) -> bool:
         return Capability.RESERVABLE in self.capabilities
 
+    def connector_list(self) -> list[Connector]:
+        """The EVSE's connectors in id order: those locations.selectors.evses_of_location loaded
+        with it (a Prefetch to `loaded_connectors`), else one query."""
+        loaded = getattr(self, "loaded_connectors", None)
+        return loaded if loaded is not None else list(self.connectors.order_by("id"))
+
 
 class Connector(models.Model):
     evse = models.ForeignKey(EVSE, on_delete=models.CASCADE, related_name="connectors")

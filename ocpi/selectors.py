@@ -180,7 +180,7 @@ def booking_locations(
             if evse is None:
                 continue
             policy = policy_for(evse, location)
-            powers = [c.power_watts for c in evse.connectors.all()]
+            powers = [c.power_watts for c in evse.connector_list()]
             calendars = []
             by_day = split(free.get(evse.pk, []), [part for _, part in days])
             for (day_id, part), slots in zip(days, by_day, strict=True):

@@ -78,17 +78,19 @@ def test_evses_of_location_come_with_their_relations_in_two_queries(
         evses = evses_of_location(location=location)
     with django_assert_num_queries(0):
         assert [e.pk for e in evses] == [first.pk, second.pk, last.pk]  # display order
-        assert [c.pk for c in evses[0].connectors.all()] == [ac.pk, dc.pk]
-        assert evses[0].connectors.all()[1].evse_id == evses[0].pk
-        assert list(evses[1].connectors.all()) == []
+        assert [c.pk for c in evses[0].connector_list()] == [ac.pk, dc.pk]
+        assert evses[0].connector_list()[1].evse_id == evses[0].pk
+        assert evses[1].connector_list() == []
         assert evses[2].charge_point.identity == "B-CP" and not evses[2].charge_point.is_connected
         assert evses[0].charge_point.location == location
         assert [policy_for(e, location).slot_step_minutes for e in evses] == [15, 60, 15]
         assert evses[0].capabilities == first.capabilities  # array field
     assert evses[0].last_updated == EVSE.objects.get(pk=first.pk).last_updated
-    # Querying further from the cached relation stays scoped to its EVSE.
+    # Querying further from the relation stays scoped to its EVSE.
     assert list(evses[0].connectors.filter(power_type=dc.power_type)) == [dc]
     assert evses[2].connectors.count() == 1
+    # An EVSE loaded another way reads its connectors when asked.
+    assert [c.pk for c in EVSE.objects.get(pk=first.pk).connector_list()] == [ac.pk, dc.pk]
     assert not BookingPolicy.objects.filter(evse=evses[0]).exists()
 
 

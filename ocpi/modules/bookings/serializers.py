@@ -176,7 +176,7 @@ def calendar_object(calendar: CalendarData) -> dict[str, Any]:
 def booking_location_object(bl: BookingLocationData) -> dict[str, Any]:
     from locations.selectors import policy_terms
 
-    connectors = list(bl.evse.connectors.all())
+    connectors = bl.evse.connector_list()
     data: dict[str, Any] = {
         "country_code": settings.OCPI_COUNTRY_CODE,
         "party_id": settings.OCPI_PARTY_ID,

@@ -1117,14 +1117,14 @@ def _request_change(booking: Booking, *, actor: Actor, data: RequestData, now: d
         raise exc.InvalidRequest("A booking cannot move to another location.")
     evse = None
     if data.evse_uid and data.evse_uid != booking.evse.uid:
-        evse = (
-            EVSE.objects.of_location(booking.location)
-            .select_related("charge_point__location")
-            .filter(uid=data.evse_uid)
-            .first()
-        )
-        if evse is None:
-            raise exc.UnknownEVSE(f"There is no EVSE {data.evse_uid!r} at this location.")
+        try:  # .get(), as in _request_targets: uids are unique, nothing to order
+            evse = (
+                EVSE.objects.of_location(booking.location)
+                .select_related("charge_point__location")
+                .get(uid=data.evse_uid)
+            )
+        except EVSE.DoesNotExist:
+            raise exc.UnknownEVSE(f"There is no EVSE {data.evse_uid!r} at this location.") from None
     booking_change(booking=booking, actor=actor, start=data.start, end=data.end, evse=evse, now=now)
     _replace_tokens(booking, data.tokens)
 

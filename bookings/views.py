@@ -28,7 +28,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from locations.models import BookingPolicy, ConnectorStandard, Location
+from locations.models import BookingPolicy, Location
 from locations.selectors import evses_of_location, location_get, location_policy, policy_for
 
 from .availability import local_day_window
@@ -42,6 +42,7 @@ from .forms import (
 )
 from .models import Booking, ChargerReservation, Status
 from .selectors import (
+    STANDARD_LABELS,
     Segment,
     Timeline,
     TimelineRow,
@@ -141,7 +142,6 @@ def location_list(request: HttpRequest) -> HttpResponse:
 STATE_LABELS = {**dict(Status.choices), Status.FULFILLED: "Charging / fulfilled"}
 STATE_MARKS = {Status.RESERVED: "✓", Status.PENDING: "◷", Status.FULFILLED: "⚡"}
 CHARGER_LABELS = dict(ChargerReservation.choices)
-STANDARD_LABELS = dict(ConnectorStandard.choices)
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 

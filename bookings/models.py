@@ -15,7 +15,7 @@ from django.contrib.postgres.indexes import GistIndex
 from django.db import models
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.db.models import F, Func, Q, Value
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Lower
 
 from chargers.models import BOOKING_STATES, ChargerReservation
 from locations.models import EVSE, Connector, Location
@@ -85,6 +85,10 @@ class CanceledReason(models.TextChoices):
 class Role(models.TextChoices):
     CPO = "CPO"
     EMSP = "EMSP"
+
+
+# TokenType is an OCPI OpenEnum: an eMSP may send types beyond ours, kept as sent up to this length.
+TOKEN_TYPE_MAX_LENGTH = 64
 
 
 class TokenType(models.TextChoices):
@@ -323,8 +327,11 @@ class Booking(models.Model):
                 | (~Q(emsp_country_code="") & ~Q(emsp_party_id="") & ~Q(request_id="")),
                 name="booking_emsp_identity_present",
             ),
+            # request_id is an OCPI CiString: "ABC" and "abc" name one request.
             models.UniqueConstraint(
-                fields=["emsp_country_code", "emsp_party_id", "request_id"],
+                F("emsp_country_code"),
+                F("emsp_party_id"),
+                Lower("request_id"),
                 condition=~Q(request_id=""),
                 name="booking_unique_request_id_per_party",
             ),
@@ -397,7 +404,7 @@ class BookingToken(models.Model):
     country_code = models.CharField(max_length=2)
     party_id = models.CharField(max_length=3)
     uid = models.CharField(max_length=36)
-    type = models.CharField(max_length=16, choices=TokenType.choices)
+    type = models.CharField(max_length=TOKEN_TYPE_MAX_LENGTH, choices=TokenType.choices)
     contract_id = models.CharField(max_length=36)
     # Copies of the booking's period and of whether it holds the token (a blocking booking
     # whose terms do not allow overlapping bookings), kept by the trigger

@@ -385,6 +385,20 @@ def _new_authorization_reference() -> str:
     return secrets.token_hex(12).upper()
 
 
+def _check_token_owners(actor: Actor, tokens: Sequence[TokenData]) -> None:
+    """An eMSP books with its own tokens only (OCPI country code and party id are CiStrings).
+    Raises InvalidRequest naming the first token of another party."""
+    if not actor.is_emsp:
+        return
+    for t in tokens:
+        if (t.country_code.upper(), t.party_id.upper()) != (actor.country_code, actor.party_id):
+            raise exc.InvalidRequest(
+                f"Token {t.uid!r} belongs to {t.country_code}*{t.party_id}: an eMSP books with "
+                f"its own tokens ({actor.country_code}*{actor.party_id}) only.",
+                code="foreign_token",
+            )
+
+
 def _insert(
     booking: Booking,
     *,
@@ -399,6 +413,7 @@ def _insert(
     """Save a new booking with its tokens and its CREATED audit row, inside the caller's atomic
     block. Raises SlotUnavailable when a no-overlap constraint refuses it (`taken()` for the
     EVSE's)."""
+    _check_token_owners(actor, tokens)
     with _conflicts_refused(taken):
         booking.save()
         BookingToken.objects.bulk_create(
@@ -860,7 +875,7 @@ def _decide(request: BookingRequest, status: str, now: datetime, error=None) -> 
 def lock_request_id(*, country_code: str, party_id: str, request_id: str) -> None:
     """Make requests of one eMSP request_id take turns until the transaction ends. Raises Busy
     when another one holds it for longer than LOCK_TIMEOUT_SECONDS."""
-    advisory_lock(f"booking-request:{country_code}:{party_id}:{request_id}")
+    advisory_lock(f"booking-request:{country_code}:{party_id}:{request_id.lower()}")
 
 
 @transaction.atomic
@@ -910,7 +925,7 @@ def booking_request_submit(
 # lets the prepared statement's generic plan use that index (a parameter made it a table scan).
 _BOOKING_OF_REQUEST_SQL = (
     "SELECT id FROM bookings_booking WHERE emsp_country_code = %s AND emsp_party_id = %s"
-    " AND request_id = %s AND request_id <> ''"
+    " AND lower(request_id) = lower(%s) AND request_id <> ''"
 )
 
 
@@ -1126,10 +1141,11 @@ def _request_change(booking: Booking, *, actor: Actor, data: RequestData, now: d
         except EVSE.DoesNotExist:
             raise exc.UnknownEVSE(f"There is no EVSE {data.evse_uid!r} at this location.") from None
     booking_change(booking=booking, actor=actor, start=data.start, end=data.end, evse=evse, now=now)
-    _replace_tokens(booking, data.tokens)
+    _replace_tokens(booking, data.tokens, actor=actor)
 
 
-def _replace_tokens(booking: Booking, tokens: Sequence[TokenData]) -> None:
+def _replace_tokens(booking: Booking, tokens: Sequence[TokenData], *, actor: Actor) -> None:
+    _check_token_owners(actor, tokens)
     current = {
         (t.country_code, t.party_id, t.uid, t.type, t.contract_id) for t in booking.tokens.all()
     }
@@ -1191,6 +1207,7 @@ def booking_reserve_now(
     NoEVSEAvailable.
     """
     now = _now(now)
+    _check_token_owners(actor, tokens)
     location = _resolve_ocpi_location(location) if isinstance(location, str) else location
     if until <= now:
         raise exc.InvalidRequest("The reservation's expiry is in the past.")

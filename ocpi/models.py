@@ -13,6 +13,8 @@ import hashlib
 from django.db import models
 from django.db.models import Q
 
+from bookings.models import TOKEN_TYPE_MAX_LENGTH
+
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -121,7 +123,7 @@ class Token(models.Model):
     country_code = models.CharField(max_length=2)
     party_id = models.CharField(max_length=3)
     uid = models.CharField(max_length=36)
-    type = models.CharField(max_length=16)
+    type = models.CharField(max_length=TOKEN_TYPE_MAX_LENGTH)
     contract_id = models.CharField(max_length=36)
     visual_number = models.CharField(max_length=64, blank=True)
     issuer = models.CharField(max_length=64)

@@ -456,3 +456,60 @@ def test_booking_post_response_equals_the_booking_read_back(client, emsp, site, 
         read = client.get(f"{BOOKINGS}/{posted['id']}", HTTP_AUTHORIZATION=emsp.auth)
         assert posted == read.json()["data"]
     assert posted["reservation_status"] == "REJECTED"  # the second one: the slot was taken
+
+
+def test_booking_request_id_is_a_cistring_on_change_and_cancel(client, emsp, site, tomorrow_10):
+    post(client, emsp, request_body(tomorrow_10, request_id="Req-Case-1"))
+    later = tomorrow_10 + timedelta(minutes=30)
+    data = post(client, emsp, request_body(later, request_id="REQ-CASE-1")).json()["data"]
+    assert data["period"]["start_from"] == z(later)
+    assert [r["request_status"] for r in data["booking_requests"]] == ["ACCEPTED", "ACCEPTED"]
+    cancel = {"country_code": "DE", "party_id": "XMS", "request_id": "req-case-1",
+              "canceled": {"cancellation_reason": "TRAFFIC", "who_canceled": "EMSP"}}  # fmt: skip
+    assert post(client, emsp, cancel).json()["data"]["reservation_status"] == "CANCELED"
+    booking = Booking.objects.get()
+    assert booking.status == Status.CANCELED and booking.request_id == "Req-Case-1"
+
+
+def test_booking_post_with_another_emsps_token_is_2001_and_stores_nothing(
+    client, emsp, site, tomorrow_10
+):
+    body = request_body(tomorrow_10)
+    body["tokens"].append({"country_code": "FR", "party_id": "OTH", "uid": "FOREIGN-1",
+                           "type": "RFID", "contract_id": "FR-OTH-C1"})  # fmt: skip
+    response = post(client, emsp, body)
+    assert response.json()["status_code"] == 2001
+    assert "FOREIGN-1" in response.json()["status_message"]
+    assert not Booking.objects.exists() and not BookingRequest.objects.exists()
+
+
+def test_booking_change_to_another_emsps_token_is_declined_and_keeps_the_booking(
+    client, emsp, site, tomorrow_10
+):
+    post(client, emsp, request_body(tomorrow_10))
+    body = request_body(tomorrow_10 + timedelta(hours=1))
+    body["tokens"][0].update(country_code="FR", party_id="OTH")
+    data = post(client, emsp, body).json()["data"]
+    assert [r["request_status"] for r in data["booking_requests"]] == ["ACCEPTED", "DECLINED"]
+    assert data["period"]["start_from"] == z(tomorrow_10)  # neither moved nor re-tokened
+    booking = Booking.objects.get()
+    assert [(t.country_code, t.party_id) for t in booking.tokens.all()] == [("DE", "XMS")]
+    assert booking.requests.order_by("id").last().reason_code == "foreign_token"
+
+
+def test_booking_token_of_own_party_in_lower_case_is_accepted(client, emsp, site, tomorrow_10):
+    body = request_body(tomorrow_10)
+    body["tokens"][0].update(country_code="de", party_id="xms")
+    assert post(client, emsp, body).json()["data"]["reservation_status"] == "RESERVED"
+
+
+def test_booking_token_type_is_an_open_enum(client, emsp, site, tomorrow_10):
+    body = request_body(tomorrow_10)
+    body["tokens"][0]["type"] = "PARTNER_APP_USER_TOKEN"  # 22 characters, not one of ours
+    data = post(client, emsp, body).json()["data"]
+    assert data["reservation_status"] == "RESERVED"
+    assert data["booking_tokens"][0]["type"] == "PARTNER_APP_USER_TOKEN"
+    body = request_body(tomorrow_10, request_id="REQ-2", evse_uid="EVSE-2")
+    body["tokens"][0]["type"] = "X" * 65
+    response = post(client, emsp, body)
+    assert response.json()["status_code"] == 2001 and "type" in response.json()["status_message"]

@@ -127,6 +127,9 @@ def test_command_reserve_now_foreign_token_rejected_unknown_location_2003(
     body = reserve_body(emsp_server)
     body["token"]["party_id"] = "ZZZ"
     assert command(client, party, "RESERVE_NOW", body).json()["data"]["result"] == "REJECTED"
+    del body["evse_uid"]  # any EVSE: refused for the token, not for want of a free EVSE
+    data = command(client, party, "RESERVE_NOW", body).json()["data"]
+    assert data["result"] == "REJECTED" and "own tokens" in data["message"][0]["text"]
     unknown = command(client, party, "RESERVE_NOW", reserve_body(emsp_server, location_id="NOPE"))
     assert unknown.json()["status_code"] == 2003
     assert not Booking.objects.exists()

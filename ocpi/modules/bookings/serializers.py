@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from bookings.models import Booking, BookingRequest, CanceledReason
+from bookings.models import TOKEN_TYPE_MAX_LENGTH, Booking, BookingRequest, CanceledReason
 from ocpi.fields import (
     CiStringField,
     InputSerializer,
@@ -42,7 +42,7 @@ class BookingTokenSerializer(InputSerializer):
     country_code = CiStringField(2)
     party_id = CiStringField(3)
     uid = CiStringField(36)
-    type = CiStringField(16)  # TokenType is an OpenEnum: unknown values are accepted
+    type = CiStringField(TOKEN_TYPE_MAX_LENGTH)  # an OpenEnum: unknown values are accepted
     contract_id = CiStringField(36)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bookings.models import TOKEN_TYPE_MAX_LENGTH
 from ocpi.fields import (
     CiStringField,
     InputSerializer,
@@ -28,7 +29,7 @@ class TokenSerializer(InputSerializer):
     country_code = CiStringField(2)
     party_id = CiStringField(3)
     uid = CiStringField(36)
-    type = CiStringField(16)
+    type = CiStringField(TOKEN_TYPE_MAX_LENGTH)  # an OpenEnum: unknown values are accepted
     contract_id = CiStringField(36)
     visual_number = StrictCharField(max_length=64, required=False, allow_null=True)
     issuer = StrictCharField(max_length=64)

@@ -97,6 +97,9 @@ def policy_terms(policy: BookingPolicy) -> dict:
         "late_stop_allowed": policy.late_stop_allowed,
         "late_stop_time": policy.late_stop_minutes if policy.late_stop_allowed else 0,
         "overlapping_bookings_allowed": policy.overlapping_bookings_allowed,
+        # Bookings 1.1 terms (minutes); the 1.0 shape leaves them out.
+        "min_booking_duration": policy.min_duration_minutes,
+        "max_booking_duration": policy.max_duration_minutes,
     }
     if policy.noshow_timeout_minutes is not None:
         terms["noshow_timeout"] = policy.noshow_timeout_minutes

@@ -39,11 +39,11 @@ class OcpiApi(APIView):
     def party(self) -> Party:
         return self.request.user
 
-    def shape(self, kind: str, obj: dict, policy=None) -> dict:
+    def shape(self, kind: str, obj: dict) -> dict:
         """A Bookings object in this party's module version (1.0 or 1.1)."""
         from .modules.bookings.versions import for_party
 
-        return for_party(self.party.booking_module_version, kind, obj, policy)
+        return for_party(self.party.booking_module_version, kind, obj)
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

@@ -164,10 +164,10 @@ def _same_target(push: Push) -> Q:
     return Q(kind=Push.Kind.BOOKING_LOCATION, evse_id=push.evse_id)
 
 
-def _location_body(evse_id: int, now: datetime) -> tuple[str, dict, object]:
+def _location_body(evse_id: int, now: datetime) -> tuple[str, dict]:
     from .modules.bookings.serializers import booking_location_object
 
-    keys = bookable_evses(pk=evse_id)
+    keys = bookable_evses(pk=evse_id, now=now)
     window = calendar_window(None, None, now)
     found = booking_locations(evses=keys, window=window, now=now) if keys else []
     if found:
@@ -181,7 +181,7 @@ def _location_body(evse_id: int, now: datetime) -> tuple[str, dict, object]:
             evse=evse, location=evse.charge_point.location,
             policy=policy_for(evse), calendars=[], last_updated=now,
         )  # fmt: skip
-    return bl.evse.uid, booking_location_object(bl), bl.policy
+    return bl.evse.uid, booking_location_object(bl)
 
 
 def _send(party: Party, push: Push, base: str, now: datetime) -> None:
@@ -195,9 +195,9 @@ def _send(party: Party, push: Push, base: str, now: datetime) -> None:
         url = f"{base.rstrip('/')}/{cc}/{pid}/{booking.uid}"
         body = for_party(party.booking_module_version, "booking", booking_object(booking))
     else:
-        uid, body, policy = _location_body(push.evse_id, now)
+        uid, body = _location_body(push.evse_id, now)
         url = f"{base.rstrip('/')}/{cc}/{pid}/booking_locations/{uid}"
-        body = for_party(party.booking_module_version, "booking_location", body, policy)
+        body = for_party(party.booking_module_version, "booking_location", body)
     client.call("PUT", url, token=party.token_b, raw_token=party.legacy_raw_token, json=body,
                 to=(party.country_code, party.party_id))  # fmt: skip
 

@@ -65,7 +65,7 @@ class BookableEVSE:
 _BOOKABLE_SQL = f"""
     SELECT * FROM (
         SELECT e.id, e.uid, cp.location_id, cp.identity, e.ocpp_evse_id, greatest(
-            e.last_updated, l.last_updated,
+            %(horizon_start)s::timestamptz, e.last_updated, l.last_updated,
             coalesce(ep.last_updated, e.last_updated), coalesce(lp.last_updated, e.last_updated),
             coalesce((SELECT b.last_updated FROM bookings_booking b WHERE b.evse_id = e.id
                       ORDER BY b.last_updated DESC LIMIT 1), e.last_updated)
@@ -86,19 +86,30 @@ _BOOKABLE_SQL = f"""
 """
 
 
+def horizon_start(now: datetime) -> datetime:
+    """Where the published calendars begin: the start of the current UTC day. The horizon rolls
+    once a day rather than with every request, and each roll is a change of every
+    BookingLocation (its last_updated is at least this), so a client syncing with date_from
+    sees it."""
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def bookable_evses(
     *,
     date_from: datetime | None = None,
     date_to: datetime | None = None,
     pk: int | None = None,
     uid: str | None = None,
+    now: datetime | None = None,
 ) -> list[BookableEVSE]:
     """EVSEs offered as BookingLocations: bookable, at published locations, in a stable order;
     optionally changed in [date_from, date_to), or the one with this pk or uid (CiString).
 
     Constant SQL: the ORM spent ~5 ms compiling this query on every booking_locations call.
     """
-    params = {"date_from": date_from, "date_to": date_to, "pk": pk, "uid": uid}
+    rolled = horizon_start(now or timezone.now())
+    params = {"date_from": date_from, "date_to": date_to, "pk": pk, "uid": uid,
+              "horizon_start": rolled}  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(_BOOKABLE_SQL, params)
         return [
@@ -130,8 +141,9 @@ class BookingLocationData:
 def calendar_window(
     timeslot_from: datetime | None, timeslot_to: datetime | None, now: datetime
 ) -> Interval:
-    """The published horizon: [from, to) capped at the engine's 7-day maximum."""
-    start = timeslot_from or now
+    """The published horizon: [from, to) capped at the engine's 7-day maximum; without a
+    `from`, it begins where today's horizon does (horizon_start)."""
+    start = timeslot_from or horizon_start(now)
     end = timeslot_to or start + MAX_WINDOW
     end = min(end, start + MAX_WINDOW)
     return Interval(start.astimezone(UTC), end.astimezone(UTC))
@@ -206,9 +218,9 @@ def booking_locations(
     return [result[e.pk] for e in evses if e.pk in result]
 
 
-def booking_location_get(*, booking_location_id: str) -> BookableEVSE:
+def booking_location_get(*, booking_location_id: str, now: datetime | None = None) -> BookableEVSE:
     """The bookable EVSE behind a BookingLocation id. Raises EVSE.DoesNotExist."""
-    found = bookable_evses(uid=booking_location_id)
+    found = bookable_evses(uid=booking_location_id, now=now)
     if not found:
         raise EVSE.DoesNotExist(f"No bookable EVSE {booking_location_id!r}.")
     return found[0]

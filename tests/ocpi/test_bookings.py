@@ -386,6 +386,7 @@ def test_booking_module_1_1_party_speaks_the_1_1_shapes(client, site, tomorrow_1
     assert data["period"] == {"start_date_time": z(tomorrow_10),
                               "end_date_time": z(tomorrow_10 + timedelta(hours=1))}  # fmt: skip
     assert "rfid_auth_required" in data["booking_terms"] and "tariff_ids" in data
+    assert data["booking_terms"]["min_booking_duration"] == 15
     assert data["booking_requests"][0]["booking_request"] == body  # kept as received
     bl = client.get(f"{BOOKING_LOCATIONS}/EVSE-2", HTTP_AUTHORIZATION=party.auth).json()["data"]
     assert bl["booking_option"]["evse_uid"] == "EVSE-2" and bl["policy"]
@@ -405,6 +406,32 @@ def test_booking_1_0_party_gets_1_0_shapes_and_1_1_request_is_still_read(
                       "end_date_time": z(tomorrow_10 + timedelta(hours=1))}  # fmt: skip
     data = post(client, emsp, body).json()["data"]
     assert data["evse_uid"] == "EVSE-1" and data["period"]["start_from"] == z(tomorrow_10)
+    # What the 1.0 party reads back is all 1.0, the request it sent in the 1.1 shape included.
+    embedded = data["booking_requests"][0]["booking_request"]
+    assert embedded["evse_uid"] == "EVSE-1" and "booking_option" not in embedded
+    assert embedded["period"] == {"start_from": z(tomorrow_10),
+                                  "end_before": z(tomorrow_10 + timedelta(hours=1))}  # fmt: skip
+    assert "min_booking_duration" not in data["booking_terms"]
+    assert "RFID_auth_required" in data["booking_terms"]
+    listed = client.get(BOOKINGS, HTTP_AUTHORIZATION=emsp.auth).json()["data"][0]
+    assert listed["booking_requests"][0]["booking_request"] == embedded
+    bl = client.get(f"{BOOKING_LOCATIONS}/EVSE-1", HTTP_AUTHORIZATION=emsp.auth).json()["data"]
+    assert "min_booking_duration" not in bl["booking_terms"][0]
+
+
+def test_booking_1_1_party_reads_its_1_0_shaped_request_in_1_1(client, site, tomorrow_10):
+    from tests.ocpi.factories import PartyFactory
+
+    party = PartyFactory(country_code="SE", party_id="VOL", booking_module_version="1.1")
+    data = post(client, party, request_body(tomorrow_10, party=("SE", "VOL"))).json()["data"]
+    assert data["reservation_status"] == "RESERVED"
+    embedded = data["booking_requests"][0]["booking_request"]
+    assert embedded["booking_option"] == {"evse_uid": "EVSE-1"}
+    assert embedded["booking_location_id"] == "EVSE-1" and "evse_uid" not in embedded
+    assert embedded["period"] == {"start_date_time": z(tomorrow_10),
+                                  "end_date_time": z(tomorrow_10 + timedelta(hours=1))}  # fmt: skip
+    assert data["booking_terms"]["min_booking_duration"] == 15
+    assert data["booking_terms"]["max_booking_duration"] == 240
 
 
 def _evse1(site):
@@ -513,3 +540,38 @@ def test_booking_token_type_is_an_open_enum(client, emsp, site, tomorrow_10):
     body["tokens"][0]["type"] = "X" * 65
     response = post(client, emsp, body)
     assert response.json()["status_code"] == 2001 and "type" in response.json()["status_message"]
+
+
+def test_booking_locations_horizon_rolls_daily_and_bumps_last_updated(client, emsp, site):
+    from datetime import UTC
+
+    from ocpi.selectors import bookable_evses, booking_locations, calendar_window
+
+    midnight = timezone.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    # Nothing changed since before yesterday: the EVSEs' rows say so.
+    EVSE.objects.update(last_updated=midnight - timedelta(days=2))
+    site.__class__.objects.filter(pk=site.pk).update(last_updated=midnight - timedelta(days=2))
+    BookingPolicy.objects.update(last_updated=midnight - timedelta(days=2))
+
+    # A client that synced yesterday evening still sees every BookingLocation once today's
+    # horizon has rolled, with today's start as its last_updated.
+    since = z(midnight - timedelta(hours=3))
+    data = client.get(BOOKING_LOCATIONS, {"date_from": since}, HTTP_AUTHORIZATION=emsp.auth)
+    listed = data.json()["data"]
+    assert {bl["evse_uid"] for bl in listed} == {"EVSE-1", "EVSE-2"}
+    assert {bl["last_updated"] for bl in listed} == {z(midnight)}
+    later = z(midnight + timedelta(minutes=1))
+    assert client.get(BOOKING_LOCATIONS, {"date_from": later}, HTTP_AUTHORIZATION=emsp.auth
+                      ).json()["data"] == []  # fmt: skip
+
+    # Within a day, the horizon does not move with the clock.
+    morning, evening = midnight + timedelta(hours=7), midnight + timedelta(hours=19)
+    assert calendar_window(None, None, morning) == calendar_window(None, None, evening)
+    tomorrow = midnight + timedelta(days=1, hours=7)
+    assert calendar_window(None, None, tomorrow).start == midnight + timedelta(days=1)
+    keys = bookable_evses(now=tomorrow)
+    assert {k.bl_last_updated for k in keys} == {midnight + timedelta(days=1)}
+    found = booking_locations(
+        evses=keys, window=calendar_window(None, None, tomorrow), now=tomorrow
+    )
+    assert {c.last_updated for bl in found for c in bl.calendars} == {midnight + timedelta(days=1)}

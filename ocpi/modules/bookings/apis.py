@@ -82,11 +82,11 @@ class BookingLocationListApi(OcpiApi):
         f = filters.validated_data
         now = timezone.now()
         window = calendar_window(f.get("timeslot_from"), f.get("timeslot_to"), now)
-        evses = bookable_evses(date_from=f.get("date_from"), date_to=f.get("date_to"))
+        evses = bookable_evses(date_from=f.get("date_from"), date_to=f.get("date_to"), now=now)
 
         def render(page):
             return [
-                self.shape("booking_location", booking_location_object(bl), bl.policy)
+                self.shape("booking_location", booking_location_object(bl))
                 for bl in booking_locations(evses=list(page), window=window, now=now)
             ]
 
@@ -98,7 +98,7 @@ class BookingLocationListApi(OcpiApi):
             ]  # fmt: skip
             return paginated_response(
                 request, items, lambda page: [
-                    self.shape("booking_location", booking_location_object(bl), bl.policy)
+                    self.shape("booking_location", booking_location_object(bl))
                     for bl in page
                 ],
                 offset=f["offset"], limit=f.get("limit"),
@@ -115,9 +115,7 @@ class BookingLocationDetailApi(OcpiApi):
     )
     def get(self, request, booking_location_id: str):
         bl = _booking_location(booking_location_id)
-        return r.ocpi_response(
-            self.shape("booking_location", booking_location_object(bl), bl.policy)
-        )
+        return r.ocpi_response(self.shape("booking_location", booking_location_object(bl)))
 
 
 class CalendarDetailApi(OcpiApi):
@@ -137,13 +135,13 @@ class CalendarDetailApi(OcpiApi):
 
 
 def _booking_location(booking_location_id: str):
+    now = timezone.now()
     try:
-        evse = booking_location_get(booking_location_id=booking_location_id)
+        evse = booking_location_get(booking_location_id=booking_location_id, now=now)
     except EVSE.DoesNotExist:
         raise OcpiError(
             r.CLIENT_ERROR, f"No BookingLocation {booking_location_id!r}.", http_status=404
         ) from None
-    now = timezone.now()
     found = booking_locations(evses=[evse], window=calendar_window(None, None, now), now=now)
     if not found:  # removed between the two reads
         raise OcpiError(

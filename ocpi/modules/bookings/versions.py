@@ -17,13 +17,18 @@ def _period_11(period: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _terms_11(terms: dict[str, Any], policy=None) -> dict[str, Any]:
+# BookingTerms fields 1.1 adds (locations.selectors.policy_terms writes them for both versions).
+_TERMS_11_ONLY = ("min_booking_duration", "max_booking_duration")
+
+
+def terms_10(terms: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in terms.items() if k not in _TERMS_11_ONLY}
+
+
+def _terms_11(terms: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in terms.items() if k != "RFID_auth_required"}
     if "RFID_auth_required" in terms:
         out["rfid_auth_required"] = terms["RFID_auth_required"]
-    if policy is not None:
-        out["min_booking_duration"] = policy.min_duration_minutes
-        out["max_booking_duration"] = policy.max_duration_minutes
     return out
 
 
@@ -47,6 +52,51 @@ def request_from_11(body: Any) -> Any:
             "end_before": period.get("end_date_time"),
         }
     return data
+
+
+_REQUEST_10_ONLY = ("evse_uid", "connector_id", "bookable_parking_option")
+_REQUEST_11_ONLY = ("booking_option", "booking_location_id", "access_information")
+
+
+def request_10(body: Any) -> Any:
+    """A stored BookingRequest (as the eMSP sent it, in either shape) in the 1.0 shape."""
+    if not looks_like_11(body):
+        return body
+    return {k: v for k, v in request_from_11(body).items() if k not in _REQUEST_11_ONLY}
+
+
+def request_11(body: Any) -> Any:
+    """A stored BookingRequest (as the eMSP sent it, in either shape) in the 1.1 shape."""
+    if not isinstance(body, dict) or looks_like_11(body):
+        return body
+    out = {k: v for k, v in body.items() if k not in _REQUEST_10_ONLY}
+    option = {k: body[k] for k in ("evse_uid", "connector_id") if body.get(k)}
+    if option:
+        out["booking_option"] = option
+        out["booking_location_id"] = option.get("evse_uid")  # our BookingLocation id
+    if isinstance(body.get("period"), dict):
+        out["period"] = _period_11(body["period"])
+    return out
+
+
+def _requests_in(booking: dict[str, Any], shape) -> list[dict[str, Any]]:
+    return [
+        {**r, "booking_request": shape(r.get("booking_request"))}
+        for r in booking.get("booking_requests", [])
+    ]
+
+
+def booking_10(booking: dict[str, Any]) -> dict[str, Any]:
+    """The 1.0 Booking with every embedded request in the 1.0 shape and 1.0 terms."""
+    return {
+        **booking,
+        "booking_terms": terms_10(booking.get("booking_terms") or {}),
+        "booking_requests": _requests_in(booking, request_10),
+    }
+
+
+def booking_location_10(bl: dict[str, Any]) -> dict[str, Any]:
+    return {**bl, "booking_terms": [terms_10(t) for t in bl.get("booking_terms", [])]}
 
 
 def looks_like_11(body: Any) -> bool:
@@ -74,6 +124,7 @@ def booking_11(booking: dict[str, Any]) -> dict[str, Any]:
     ]
     out["period"] = _period_11(booking["period"])
     out["booking_terms"] = _terms_11(booking.get("booking_terms") or {})
+    out["booking_requests"] = _requests_in(booking, request_11)
     return out
 
 
@@ -84,7 +135,7 @@ def calendar_11(calendar: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def booking_location_11(bl: dict[str, Any], policy=None) -> dict[str, Any]:
+def booking_location_11(bl: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in bl.items()
            if k not in ("evse_uid", "connector_id", "bookable_parking_options", "bookable",
                         "tariff_id", "booking_terms", "calendars")}  # fmt: skip
@@ -94,17 +145,22 @@ def booking_location_11(bl: dict[str, Any], policy=None) -> dict[str, Any]:
     out["tariff_ids"] = bl.get("tariff_id", [])
     terms = bl.get("booking_terms") or []
     if terms:
-        out["booking_terms"] = _terms_11(terms[0], policy)
+        out["booking_terms"] = _terms_11(terms[0])
     out["calendars"] = [calendar_11(c) for c in bl.get("calendars", [])]
     return out
 
 
-def for_party(version: str, kind: str, obj: dict[str, Any], policy=None) -> dict[str, Any]:
-    """The object in the party's module version (kind: booking, booking_location, calendar)."""
+def for_party(version: str, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """The object in the party's module version (kind: booking, booking_location, calendar).
+    Everything in it is in that version, requests the eMSP sent in the other shape included."""
     if version != V11:
+        if kind == "booking":
+            return booking_10(obj)
+        if kind == "booking_location":
+            return booking_location_10(obj)
         return obj
     if kind == "booking":
         return booking_11(obj)
     if kind == "calendar":
         return calendar_11(obj)
-    return booking_location_11(obj, policy)
+    return booking_location_11(obj)

@@ -1,4 +1,5 @@
-"""Benchmark: the staff day view of a 50-EVSE location with 300 bookings that day.
+"""Benchmark: the staff day view of a 50-EVSE location with 300 bookings that day, and its
+insights page over 30 days of history (6 bookings per EVSE a day, 9,000 in all).
 
     DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python benchmarks/day_view.py
 
@@ -125,6 +126,46 @@ def seed():
     return location, day, user
 
 
+HISTORY_DAYS = 30
+
+
+def seed_history(location) -> int:
+    """Six past bookings per EVSE per day over HISTORY_DAYS days, in every outcome and channel."""
+    from django.utils import timezone
+
+    from bookings.models import Booking, CanceledReason, Role, Status, tstzrange
+    from locations.models import EVSE
+
+    today = timezone.now().astimezone(location.zone).date()
+    outcomes = [Status.FULFILLED] * 7 + [Status.NO_SHOW, Status.CANCELED, Status.REJECTED]
+    rows = []
+    for back in range(1, HISTORY_DAYS + 1):
+        day = today - timedelta(days=back)
+        for i, evse in enumerate(EVSE.objects.of_location(location).order_by("id")):
+            for k in range(6):
+                start = datetime.combine(day, dtime(6 + k * 2 + i % 2, (i % 4) * 15), location.zone)
+                end = start + timedelta(minutes=60 + 15 * (i % 4))
+                status = outcomes[(i + k + back) % len(outcomes)]
+                canceled = status == Status.CANCELED
+                ocpi = (i + k) % 3 == 0
+                rows.append(
+                    Booking(
+                        location=location, evse=evse, period=tstzrange(start, end),
+                        blocked_period=tstzrange(start, end), status=status,
+                        channel=Booking.Channel.OCPI if ocpi else Booking.Channel.STAFF,
+                        emsp_country_code="DE" if ocpi else "", emsp_party_id="XMS" if ocpi else "",
+                        request_id=f"H{back}-{i}-{k}" if ocpi else "",
+                        fulfilled_at=start if status == Status.FULFILLED else None,
+                        canceled_at=start - timedelta(hours=2) if canceled else None,
+                        canceled_reason=CanceledReason.TRAFFIC if canceled else "",
+                        canceled_by_role=Role.CPO if canceled else "",
+                        authorization_reference=f"H{back:02d}{i:02d}{k}",
+                    )
+                )  # fmt: skip
+    Booking.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)
+
+
 def measure(client, url: str, headers: dict | None = None, status: int = 200):
     headers = headers or {}
     for _ in range(WARMUP):
@@ -206,6 +247,11 @@ def main() -> None:
             version = re.search(r'"X-Grid-Version": "([0-9a-f]+)"', page).group(1)
             poll = {"HX-Request": "true", "HX-Target": "grid", "X-Grid-Version": version}
             report("htmx poll, nothing changed", *measure(client, day_url, poll, status=204))
+            history = seed_history(location)
+            print(f"insights: {history} past bookings over {HISTORY_DAYS} days")
+            insights = reverse("bookings:location_insights", args=[location.pk])
+            report("insights, last 7 days", *measure(client, insights + "?days=7"))
+            report("insights, last 30 days", *measure(client, insights + "?days=30"))
     finally:
         teardown_databases(old, verbosity=0)
 

@@ -8,6 +8,11 @@ urlpatterns = [
     path("", views.location_list, name="location_list"),
     path("locations/<int:location_id>/", views.location_day, name="location_day"),
     path("locations/<int:location_id>/week/", views.location_week, name="location_week"),
+    path(
+        "locations/<int:location_id>/insights/",
+        views.location_insights_view,
+        name="location_insights",
+    ),
     path("locations/<int:location_id>/bookings/new/", views.booking_new, name="booking_new"),
     path("bookings/<uuid:uid>/", views.booking_detail, name="booking_detail"),
     path("bookings/<uuid:uid>/change/", views.booking_change_view, name="booking_change"),

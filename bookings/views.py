@@ -40,6 +40,7 @@ from .forms import (
     LocationSearchForm,
     TimelineFilterForm,
 )
+from .insights import location_insights
 from .models import Booking, ChargerReservation, Status
 from .selectors import (
     STANDARD_LABELS,
@@ -642,3 +643,152 @@ def booking_cancel_view(request: HttpRequest, uid: str) -> HttpResponse:
             day=booking.start.astimezone(location.zone).date(),
         )
         return _changed(response) if form is None else response
+
+
+# --- Insights ---
+
+INSIGHT_DAYS = (7, 30)
+# Booked share of an hour -> fill, in six steps of one sequential blue (readable in greyscale and
+# by the common colour-vision deficiencies); every cell also carries its figure as a tooltip and
+# the table under the picture has every figure as text.
+HEAT_STEPS = (
+    (0.0, "#eef2f6", "0%"),
+    (0.10, "#d6e6fb", "1–10%"),
+    (0.25, "#9cc3f5", "10–25%"),
+    (0.50, "#4f8fe0", "25–50%"),
+    (0.75, "#1f5fa8", "50–75%"),
+    (1.0, "#0f2f5c", "75–100%"),
+)
+HEAT_LABEL_W, HEAT_CELL_W, HEAT_CELL_H, HEAT_HEAD_H = 150, 34, 22, 22
+
+
+@dataclass(frozen=True, slots=True)
+class HeatCell:
+    x: int
+    y: int
+    fill: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeatRow:
+    label: str
+    y: int
+    text_y: int
+    average: str
+    cells: tuple[HeatCell, ...]
+    percents: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    label: str
+    value: int
+    width: float  # percent of the widest bar
+    note: str
+
+
+def _heat_fill(share: float) -> str:
+    if share <= 0:
+        return HEAT_STEPS[0][1]
+    return next(fill for bound, fill, _ in HEAT_STEPS[1:] if share <= bound + 1e-9)
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.0f}%"
+
+
+def _bars(items: list[tuple[str, int, str]]) -> list[Bar]:
+    top = max((v for _, v, _ in items), default=0) or 1
+    return [Bar(label, v, round(100 * v / top, 1), note) for label, v, note in items]
+
+
+@require_GET
+@staff_required
+def location_insights_view(request: HttpRequest, location_id: int) -> HttpResponse:
+    """Pictures of the location's last 7 or 30 days: booked hours per EVSE, channels, outcomes,
+    lead times (bookings.insights computes the figures)."""
+    location = _location(location_id)
+    asked = request.GET.get("days", str(INSIGHT_DAYS[0]))
+    days = int(asked) if asked in {str(d) for d in INSIGHT_DAYS} else INSIGHT_DAYS[0]
+    wrong_days = asked != str(days)
+    data = location_insights(location=location, days=days)
+    rows = []
+    for i, evse in enumerate(data.evses):
+        y = HEAT_HEAD_H + i * HEAT_CELL_H
+        cells = tuple(
+            HeatCell(
+                x=HEAT_LABEL_W + hour * HEAT_CELL_W,
+                y=y,
+                fill=_heat_fill(share),
+                title=f"{evse.label}, {hour:02d}:00–{(hour + 1) % 24:02d}:00: "
+                f"{_percent(share)} booked",
+            )
+            for hour, share in enumerate(evse.shares)
+        )
+        rows.append(
+            HeatRow(
+                label=evse.label,
+                y=y,
+                text_y=y + HEAT_CELL_H // 2 + 4,
+                average=_percent(evse.average),
+                cells=cells,
+                percents=tuple(round(s * 100) for s in evse.shares),
+            )
+        )
+    o = data.outcomes
+    lead_total = sum(n for _, n in data.lead.buckets)
+    context = {
+        "location": location,
+        "insights": data,
+        "days": days,
+        "day_choices": INSIGHT_DAYS,
+        "wrong_days": wrong_days,
+        "heat": {
+            "rows": rows,
+            "width": HEAT_LABEL_W + 24 * HEAT_CELL_W,
+            "height": HEAT_HEAD_H + max(1, len(rows)) * HEAT_CELL_H,
+            "cell_w": HEAT_CELL_W - 2,
+            "cell_h": HEAT_CELL_H - 2,
+            "hours": [
+                (HEAT_LABEL_W + h * HEAT_CELL_W + HEAT_CELL_W // 2, f"{h:02d}") for h in range(24)
+            ],
+            "legend": [(fill, label) for _, fill, label in HEAT_STEPS],
+            "average": _percent(
+                sum(e.average for e in data.evses) / len(data.evses) if data.evses else None
+            ),
+        },
+        "channels": _bars(
+            [
+                (c.label, c.made, f"{c.canceled} of them canceled" if c.canceled else "")
+                for c in data.channels
+            ]
+        ),
+        "outcomes": o,
+        "no_show_rate": _percent(o.no_show_rate),
+        "cancel_rate": _percent(o.cancel_rate),
+        "outcome_bars": _bars(
+            [
+                ("Fulfilled (driver came)", o.fulfilled, ""),
+                ("No-show", o.no_show, ""),
+                ("Canceled", o.canceled, ""),
+                ("Still open", o.open, "reserved or pending, not resolved yet"),
+                ("Refused requests", o.refused, "rejected or failed, never bookings"),
+            ]
+        ),
+        "lead_bars": _bars(
+            [
+                (label, n, f"{_percent(n / lead_total)} of bookings" if lead_total else "")
+                for label, n in data.lead.buckets
+            ]
+        ),
+        "lead_median": (
+            "–"
+            if data.lead.median_hours is None
+            else f"{data.lead.median_hours:.1f} h"
+            if data.lead.median_hours < 48
+            else f"{data.lead.median_hours / 24:.1f} days"
+        ),
+        "day_url": reverse("bookings:location_day", args=[location.pk]),
+    }
+    return render(request, "bookings/insights.html", context)

@@ -1,9 +1,11 @@
-"""Seed demo data: three locations in three time zones, staff and admin logins, drivers, and
-bookings today and tomorrow. Idempotent: running it again adds nothing that is already there."""
+"""Seed demo data: three locations in three time zones, staff and admin logins, drivers, bookings
+today and tomorrow, and 30 days of past bookings with their outcomes (the insights pages need a
+history). Idempotent: running it again adds nothing that is already there."""
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+import random
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -13,8 +15,15 @@ from django.utils import timezone
 
 from bookings.availability import grid_ceil, local_day_window
 from bookings.exceptions import BookingError
-from bookings.models import Booking, Driver, DriverToken, TokenType
-from bookings.services import Actor, booking_create
+from bookings.models import Booking, CanceledReason, Driver, DriverToken, TokenType
+from bookings.services import (
+    Actor,
+    TokenData,
+    booking_cancel,
+    booking_create,
+    booking_fulfil,
+    booking_mark_no_show,
+)
 from locations.models import (
     EVSE,
     BookingPolicy,
@@ -119,6 +128,12 @@ LOCATIONS = [
     },
 ]  # fmt: skip
 
+# Past bookings per local hour of the day (6:00-21:00): commuter peaks on weekdays, a
+# late-morning hump at weekends.
+HISTORY_HOURS = list(range(6, 22))
+HISTORY_WEEKDAY = [3, 8, 9, 6, 3, 2, 3, 3, 2, 3, 5, 8, 9, 6, 3, 2]
+HISTORY_WEEKEND = [1, 1, 2, 4, 6, 7, 6, 5, 5, 4, 3, 3, 2, 2, 1, 1]
+
 DRIVERS = [
     ("Anna de Vries", "anna@example.com", "04A1B2C3D4E5F6"),
     ("Ben Carter", "ben@example.com", "04B7C8D9E0F1A2"),
@@ -137,9 +152,11 @@ class Command(BaseCommand):
             drivers = self._drivers()
             locations = [self._location(spec) for spec in LOCATIONS]
         made = self._bookings(locations, drivers, users["staff"])
+        with transaction.atomic():  # one commit for the whole history
+            past = sum(self._history(location, drivers, users["staff"]) for location in locations)
         self.stdout.write(
             f"Demo data ready: {len(locations)} locations, "
-            f"{EVSE.objects.count()} EVSEs, {made} new bookings."
+            f"{EVSE.objects.count()} EVSEs, {made} new bookings, {past} past bookings."
         )
 
     def _users(self) -> dict:
@@ -247,3 +264,55 @@ class Command(BaseCommand):
                     except BookingError:
                         continue  # taken or closed then: the demo needs some, not these exactly
         return made
+
+    HISTORY_DAYS = 30
+    DEMO_EMSP = ("DE", "XMS")
+
+    def _history(self, location: Location, drivers: list[Driver], staff) -> int:
+        """Past bookings over the last HISTORY_DAYS local days (commuter peaks on weekdays, a
+        late-morning hump at weekends), made by staff and by a demo eMSP some hours or days
+        ahead, then fulfilled, missed or canceled: each through the booking services with the
+        clock of its time, so the audit trail reads as it happened."""
+        if Booking.objects.filter(location=location, notes="demo history").exists():
+            return 0
+        rng = random.Random(location.ocpi_id)  # the same history on every machine
+        evses = list(EVSE.objects.of_location(location).select_related("charge_point"))
+        today = timezone.now().astimezone(location.zone).date()
+        made = 0
+        for back in range(self.HISTORY_DAYS, 0, -1):
+            day = today - timedelta(days=back)
+            weights = HISTORY_WEEKEND if day.weekday() >= 5 else HISTORY_WEEKDAY
+            for evse in evses:
+                for hour in rng.choices(HISTORY_HOURS, weights=weights, k=rng.choice((0, 1, 2, 2))):
+                    start = datetime.combine(day, time(hour), tzinfo=location.zone)
+                    made += self._past_booking(rng, evse, start, drivers, staff, n=made)
+        return made
+
+    def _past_booking(self, rng, evse: EVSE, start, drivers, staff, *, n: int) -> int:
+        end = start + timedelta(minutes=rng.choice((60, 60, 90, 120)))
+        made_at = start - timedelta(hours=rng.choice((0.5, 2, 5, 20, 30, 60, 120)))
+        if rng.random() < 0.35:  # an eMSP's app user, with the eMSP's own token and request id
+            actor, driver = Actor.emsp(*self.DEMO_EMSP), None
+            request_id = f"demo-{n}-{evse.uid}-{start:%Y%m%d%H}"
+            tokens = [TokenData(*self.DEMO_EMSP, f"DEMO{n:05d}", "APP_USER", f"DE-XMS-C{n:08d}")]
+        else:
+            actor, driver, request_id, tokens = Actor.staff(staff), rng.choice(drivers), "", []
+        try:
+            booking = booking_create(
+                evse=evse, start=start, end=end, now=made_at, notes="demo history",
+                actor=actor, driver=driver, tokens=tokens, request_id=request_id,
+            )  # fmt: skip
+        except BookingError:
+            return 0  # taken or closed then
+        Booking.objects.filter(pk=booking.pk).update(created_at=made_at)
+        fate = rng.random()
+        if fate < 0.14:
+            booking_cancel(booking=booking, actor=actor, reason=CanceledReason.TRAFFIC,
+                           now=made_at + (start - made_at) / 3)  # fmt: skip
+        elif fate < 0.24:
+            booking_mark_no_show(booking=booking, now=end + timedelta(hours=1))
+        else:
+            arrived = start + timedelta(minutes=rng.randrange(0, 10))
+            booking_fulfil(booking=booking, actor=Actor.charger(evse.charge_point.identity),
+                           at=arrived, now=arrived)  # fmt: skip
+        return 1

@@ -8,7 +8,11 @@ from .models import (
     Connector,
     ExceptionalPeriod,
     Location,
+    PriceComponent,
     RegularHours,
+    Tariff,
+    TariffElement,
+    Weekday,
 )
 
 
@@ -162,3 +166,72 @@ class BookingPolicyAdmin(admin.ModelAdmin):
     ]  # fmt: skip
     list_select_related = ["location", "evse"]
     search_fields = ["location__name", "evse__uid"]
+
+
+class TariffElementForm(forms.ModelForm):
+    day_of_week = forms.MultipleChoiceField(
+        choices=Weekday.choices, widget=forms.CheckboxSelectMultiple, required=False,
+        help_text="None ticked: every day.",
+    )  # fmt: skip
+
+    class Meta:
+        model = TariffElement
+        fields = ["tariff", "position", "reservation", "start_time", "end_time", "start_date",
+                  "end_date", "day_of_week", "min_kwh", "max_kwh", "min_current", "max_current",
+                  "min_power", "max_power", "min_duration", "max_duration"]  # fmt: skip
+
+
+class EVSEChoices(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: EVSE) -> str:
+        return f"{obj.charge_point.location.name} · {obj} ({obj.uid})"
+
+
+class TariffElementInline(admin.TabularInline):
+    model = TariffElement
+    form = TariffElementForm
+    extra = 0
+    fields = ["position", "reservation", "start_time", "end_time", "day_of_week", "min_kwh",
+              "max_kwh", "min_duration", "max_duration"]  # fmt: skip
+    show_change_link = True  # its price components are edited on the element's own page
+
+
+@admin.register(Tariff)
+class TariffAdmin(admin.ModelAdmin):
+    list_display = ["ocpi_id", "name", "currency", "tax_included", "start_date_time",
+                    "end_date_time", "last_updated"]  # fmt: skip
+    search_fields = ["ocpi_id", "name"]
+    filter_horizontal = ["locations", "evses"]
+    inlines = [TariffElementInline]
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "evses":  # "1A" alone is ambiguous across locations
+            kwargs["queryset"] = EVSE.objects.select_related("charge_point__location").order_by(
+                "charge_point__location__name", "charge_point__identity", "ocpp_evse_id"
+            )
+            kwargs["form_class"] = EVSEChoices
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    fieldsets = [
+        (None, {"fields": ["ocpi_id", "name", "currency", "type"]}),
+        ("Taxes", {"fields": ["tax_included", "tax_name", "tax_percentage"]}),
+        ("Applies to", {
+            "fields": ["locations", "evses"],
+            "description": "An EVSE's own tariffs replace those of its location.",
+        }),
+        ("Limits and validity", {"fields": ["min_price", "max_price", "start_date_time",
+                                            "end_date_time"]}),
+        ("For drivers", {"fields": ["alt_text", "alt_text_language", "alt_url"]}),
+    ]  # fmt: skip
+
+
+class PriceComponentInline(admin.TabularInline):
+    model = PriceComponent
+    extra = 1
+
+
+@admin.register(TariffElement)
+class TariffElementAdmin(admin.ModelAdmin):
+    form = TariffElementForm
+    list_display = ["__str__", "tariff", "position", "reservation"]
+    list_select_related = ["tariff"]
+    inlines = [PriceComponentInline]

@@ -476,3 +476,181 @@ class BookingPolicy(models.Model):
             raise ValidationError(
                 {"max_duration_minutes": "Must be at least the minimum duration."}
             )
+
+
+# --- Tariffs (OCPI 2.3.0 Tariffs module): what charging and booking cost at a site ---
+
+
+class TariffType(models.TextChoices):
+    AD_HOC_PAYMENT = "AD_HOC_PAYMENT", "Ad hoc payment"
+    PROFILE_CHEAP = "PROFILE_CHEAP", "Profile: cheap"
+    PROFILE_FAST = "PROFILE_FAST", "Profile: fast"
+    PROFILE_GREEN = "PROFILE_GREEN", "Profile: green"
+    REGULAR = "REGULAR", "Regular"
+
+
+class TaxIncluded(models.TextChoices):
+    YES = "YES", "Prices include taxes"
+    NO = "NO", "Prices exclude taxes"
+    NOT_APPLICABLE = "N/A", "No taxes apply"
+
+
+class TariffDimension(models.TextChoices):
+    ENERGY = "ENERGY", "Energy (per kWh)"
+    FLAT = "FLAT", "Flat fee"
+    PARKING_TIME = "PARKING_TIME", "Parking time (per hour)"
+    TIME = "TIME", "Charging time (per hour)"
+
+
+class ReservationRestriction(models.TextChoices):
+    """What a booking element prices (Bookings 1.0 names; 1.1 calls them BOOKING_*)."""
+
+    RESERVATION = "RESERVATION", "The booked time"
+    RESERVATION_EXPIRES = "RESERVATION_EXPIRES", "A booking that expired (no-show)"
+    RESERVATION_CANCELLATION_FEES = "RESERVATION_CANCELLATION_FEES", "Cancelling a booking"
+    RESERVATION_OVERTIME = "RESERVATION_OVERTIME", "Charging past the booked end"
+
+
+class Weekday(models.TextChoices):
+    MONDAY = "MONDAY", "Monday"
+    TUESDAY = "TUESDAY", "Tuesday"
+    WEDNESDAY = "WEDNESDAY", "Wednesday"
+    THURSDAY = "THURSDAY", "Thursday"
+    FRIDAY = "FRIDAY", "Friday"
+    SATURDAY = "SATURDAY", "Saturday"
+    SUNDAY = "SUNDAY", "Sunday"
+
+
+class Tariff(models.Model):
+    """A price list for charging and booking. It applies to the EVSEs it names, or else to every
+    EVSE of the locations it names (an EVSE's own tariffs replace its location's). Prices are
+    Decimal, in `currency`, before or after taxes as `tax_included` says."""
+
+    ocpi_id = models.CharField(
+        "tariff id", max_length=36, validators=[RegexValidator(r"^[ -~]+$", "Printable ASCII.")]
+    )
+    name = models.CharField(max_length=120, help_text="For staff; eMSPs see the id and texts.")
+    currency = models.CharField(
+        max_length=3, validators=[RegexValidator(r"^[A-Z]{3}$", "An ISO 4217 code, e.g. EUR.")]
+    )
+    type = models.CharField(max_length=16, choices=TariffType.choices, blank=True)
+    tax_included = models.CharField(
+        max_length=3, choices=TaxIncluded.choices, default=TaxIncluded.YES
+    )
+    tax_name = models.CharField(max_length=32, blank=True, default="VAT")
+    tax_percentage = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+    )  # fmt: skip
+    alt_text = models.TextField(
+        blank=True, help_text="Extra information for drivers (not the prices themselves)."
+    )
+    alt_text_language = models.CharField(max_length=2, default="en")
+    alt_url = models.URLField(blank=True)
+    min_price = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, validators=[MinValueValidator(0)],
+        help_text="A session costs at least this, before taxes.",
+    )  # fmt: skip
+    max_price = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, validators=[MinValueValidator(0)],
+        help_text="A session costs at most this, before taxes.",
+    )  # fmt: skip
+    start_date_time = models.DateTimeField(null=True, blank=True)
+    end_date_time = models.DateTimeField(null=True, blank=True)
+    locations = models.ManyToManyField(Location, blank=True, related_name="tariffs")
+    evses = models.ManyToManyField(EVSE, blank=True, related_name="tariffs", verbose_name="EVSEs")
+    last_updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["ocpi_id"]
+        constraints = [
+            models.UniqueConstraint(Upper("ocpi_id"), name="tariff_ocpi_id_ci_unique"),
+            models.CheckConstraint(
+                condition=Q(min_price__isnull=True)
+                | Q(max_price__isnull=True)
+                | Q(max_price__gte=models.F("min_price")),
+                name="tariff_max_price_ge_min_price",
+            ),
+            models.CheckConstraint(
+                condition=Q(start_date_time__isnull=True)
+                | Q(end_date_time__isnull=True)
+                | Q(end_date_time__gt=models.F("start_date_time")),
+                name="tariff_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.ocpi_id})"
+
+
+class TariffElement(models.Model):
+    """Price components that apply while every restriction holds; the first element of a
+    dimension whose restrictions hold is the one used (OCPI order)."""
+
+    tariff = models.ForeignKey(Tariff, on_delete=models.CASCADE, related_name="elements")
+    position = models.PositiveSmallIntegerField(default=0, help_text="Lower comes first.")
+    start_time = models.TimeField(null=True, blank=True, help_text="Local time of the location.")
+    end_time = models.TimeField(null=True, blank=True)
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    min_kwh = models.DecimalField(max_digits=10, decimal_places=3, null=True, blank=True)
+    max_kwh = models.DecimalField(max_digits=10, decimal_places=3, null=True, blank=True)
+    min_current = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    max_current = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    min_power = models.DecimalField(
+        max_digits=8, decimal_places=2, null=True, blank=True, help_text="kW"
+    )
+    max_power = models.DecimalField(
+        max_digits=8, decimal_places=2, null=True, blank=True, help_text="kW"
+    )
+    min_duration = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds.")
+    max_duration = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds.")
+    day_of_week = ArrayField(
+        models.CharField(max_length=9, choices=Weekday.choices), default=list, blank=True
+    )
+    reservation = models.CharField(
+        max_length=29, choices=ReservationRestriction.choices, blank=True,
+        help_text="Set for an element that prices a booking (FLAT and TIME components only).",
+    )  # fmt: skip
+
+    class Meta:
+        ordering = ["tariff", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.tariff.ocpi_id} element {self.position}"
+
+
+class PriceComponent(models.Model):
+    """One dimension's price within an element: per kWh (ENERGY), per hour (TIME,
+    PARKING_TIME) or per session (FLAT); billed in steps of `step_size` Wh or seconds."""
+
+    element = models.ForeignKey(
+        TariffElement, on_delete=models.CASCADE, related_name="price_components"
+    )
+    type = models.CharField(max_length=12, choices=TariffDimension.choices)
+    price = models.DecimalField(max_digits=12, decimal_places=4, validators=[MinValueValidator(0)])
+    step_size = models.PositiveIntegerField(
+        default=1, validators=[MinValueValidator(1)], help_text="Wh for energy, seconds for time."
+    )
+
+    class Meta:
+        ordering = ["element", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["element", "type"], name="pricecomponent_one_per_type"),
+            models.CheckConstraint(
+                condition=Q(price__gte=0), name="pricecomponent_price_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(step_size__gte=1), name="pricecomponent_step_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()}: {self.price}"
+
+    def clean(self) -> None:
+        booking = self.element_id and self.element.reservation
+        if booking and self.type not in (TariffDimension.FLAT, TariffDimension.TIME):
+            raise ValidationError(
+                {"type": "A booking element can only have FLAT and TIME components."}
+            )

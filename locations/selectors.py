@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from .models import EVSE, BookingPolicy, ChargePoint, Connector, Location
+from .models import EVSE, BookingPolicy, ChargePoint, Connector, Location, Tariff, TariffElement
 
 
 def location_get(*, location_id: int | str) -> Location:
@@ -145,3 +145,23 @@ def connectors_match(
 def published_location_exists(*, location_id: str) -> bool:
     """Whether a published location has this OCPI id (case-insensitive CiString)."""
     return Location.objects.published().filter(ocpi_id__iexact=location_id).exists()
+
+
+def tariff_ids_for(*, evse: EVSE | None, location: Location) -> list[str]:
+    """The OCPI ids of the tariffs in force at an EVSE: its own, else its location's. Reads the
+    `tariffs` relations, so callers that list many prefetch them (`evse__tariffs`,
+    `location__tariffs`)."""
+    own = [t.ocpi_id for t in evse.tariffs.all()] if evse is not None else []
+    return own or [t.ocpi_id for t in location.tariffs.all()]
+
+
+def tariff_list() -> QuerySet[Tariff]:
+    """Every tariff with its elements and their price components, stably ordered for paging."""
+    return Tariff.objects.prefetch_related(
+        Prefetch(
+            "elements",
+            queryset=TariffElement.objects.order_by("position", "id").prefetch_related(
+                "price_components"
+            ),
+        )
+    ).order_by("last_updated", "id")

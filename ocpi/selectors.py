@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Max, Prefetch, QuerySet
+from django.db.models import Max, Prefetch, QuerySet, prefetch_related_objects
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -30,15 +30,19 @@ def published_locations() -> QuerySet[Location]:
                 "last_updated",
                 Coalesce(Max("charge_points__evses__last_updated"), "last_updated"),
                 Coalesce(Max("charge_points__evses__connectors__last_updated"), "last_updated"),
+                # Connectors list the tariffs in force (tariff_ids): a tariff change is theirs.
+                Coalesce(Max("tariffs__last_updated"), "last_updated"),
+                Coalesce(Max("charge_points__evses__tariffs__last_updated"), "last_updated"),
             )
         )
         .prefetch_related(
             "regular_hours",
             "exceptional_periods",
+            "tariffs",
             Prefetch(
                 "charge_points__evses",
                 queryset=EVSE.objects.prefetch_related(
-                    Prefetch("connectors", queryset=Connector.objects.order_by("id"))
+                    "tariffs", Prefetch("connectors", queryset=Connector.objects.order_by("id"))
                 ).order_by("ocpp_evse_id", "id"),
             ),
         )
@@ -176,6 +180,9 @@ def booking_locations(
         else:
             location = location_get(location_id=location_id)
             loaded = {e.pk: e for e in evses_of_location(location=location)}
+        # The tariffs each BookingLocation names (tariff_ids_for): two queries per location.
+        prefetch_related_objects([location], "tariffs")
+        prefetch_related_objects(list(loaded.values()), "tariffs")
         tz = location.zone
         # The local days of the window, once per location (a DST day is 23 or 25 hours).
         days = []

@@ -15,7 +15,11 @@ from locations.models import (
     ExceptionalPeriod,
     Location,
     PowerType,
+    PriceComponent,
     RegularHours,
+    Tariff,
+    TariffDimension,
+    TariffElement,
 )
 
 
@@ -126,3 +130,41 @@ class BookingPolicyFactory(DjangoModelFactory[BookingPolicy]):
     buffer_minutes = 0
     min_notice_minutes = 0
     horizon_days = 30
+
+
+class TariffFactory(DjangoModelFactory[Tariff]):
+    class Meta:
+        model = Tariff
+        skip_postgeneration_save = True
+
+    ocpi_id = factory.Sequence(lambda n: f"TARIFF-{n:03d}")
+    name = factory.Sequence(lambda n: f"Tariff {n}")
+    currency = "EUR"
+    tax_percentage = Decimal("21.00")
+
+    @factory.post_generation
+    def locations(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.locations.set(extracted)
+
+    @factory.post_generation
+    def evses(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.evses.set(extracted)
+
+
+class TariffElementFactory(DjangoModelFactory[TariffElement]):
+    class Meta:
+        model = TariffElement
+
+    tariff = factory.SubFactory(TariffFactory)
+
+
+class PriceComponentFactory(DjangoModelFactory[PriceComponent]):
+    class Meta:
+        model = PriceComponent
+
+    element = factory.SubFactory(TariffElementFactory)
+    type = TariffDimension.ENERGY
+    price = Decimal("0.35")
+    step_size = 1

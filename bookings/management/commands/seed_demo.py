@@ -35,7 +35,13 @@ from locations.models import (
     EVSEStatus,
     Location,
     PowerType,
+    PriceComponent,
     RegularHours,
+    ReservationRestriction,
+    Tariff,
+    TariffDimension,
+    TariffElement,
+    TaxIncluded,
 )
 
 AC22 = dict(standard=ConnectorStandard.IEC_62196_T2, format=ConnectorFormat.SOCKET,
@@ -151,6 +157,8 @@ class Command(BaseCommand):
             users = self._users()
             drivers = self._drivers()
             locations = [self._location(spec) for spec in LOCATIONS]
+            for location in locations:
+                self._tariff(location)
         made = self._bookings(locations, drivers, users["staff"])
         with transaction.atomic():  # one commit for the whole history
             past = sum(self._history(location, drivers, users["staff"]) for location in locations)
@@ -264,6 +272,41 @@ class Command(BaseCommand):
                     except BookingError:
                         continue  # taken or closed then: the demo needs some, not these exactly
         return made
+
+    # Per location: currency, tax %, price per kWh, start fee, idle fee per hour after 4 h of
+    # charging, no-show fee (local money: the demo spans three currencies).
+    TARIFFS = {
+        "AMS-CENTRAAL": ("EUR", "21.00", "0.39", "0.35", "6.00", "7.50"),
+        "NYC-HUDSON": ("USD", "8.875", "0.48", "1.00", "9.00", "10.00"),
+        "TYO-SHIBUYA": ("JPY", "10.00", "55", "100", "900", "1000"),
+    }
+
+    def _tariff(self, location: Location) -> None:
+        """A standard tariff per location: energy, a start fee, an idle fee after 4 hours, and
+        a no-show fee for bookings (the booking terms say one is charged)."""
+        spec = self.TARIFFS.get(location.ocpi_id)
+        if spec is None or Tariff.objects.filter(ocpi_id=f"{location.ocpi_id}-STD").exists():
+            return
+        currency, tax, kwh, start_fee, idle, no_show = (spec[0], *map(Decimal, spec[1:]))
+        tariff = Tariff.objects.create(
+            ocpi_id=f"{location.ocpi_id}-STD", name=f"{location.name} standard",
+            currency=currency, tax_included=TaxIncluded.YES, tax_percentage=tax,
+            alt_text="Idle fee after 4 hours of charging; no-show fee for missed bookings.",
+        )  # fmt: skip
+        tariff.locations.add(location)
+        energy = TariffElement.objects.create(tariff=tariff, position=0)
+        PriceComponent.objects.create(element=energy, type=TariffDimension.ENERGY, price=kwh)
+        PriceComponent.objects.create(element=energy, type=TariffDimension.FLAT, price=start_fee)
+        idle_element = TariffElement.objects.create(
+            tariff=tariff, position=1, min_duration=4 * 3600
+        )
+        PriceComponent.objects.create(
+            element=idle_element, type=TariffDimension.TIME, price=idle, step_size=60
+        )
+        missed = TariffElement.objects.create(
+            tariff=tariff, position=2, reservation=ReservationRestriction.RESERVATION_EXPIRES
+        )
+        PriceComponent.objects.create(element=missed, type=TariffDimension.FLAT, price=no_show)
 
     HISTORY_DAYS = 30
     DEMO_EMSP = ("DE", "XMS")

@@ -10,6 +10,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from bookings.models import TOKEN_TYPE_MAX_LENGTH, Booking, BookingRequest, CanceledReason
+from locations.selectors import tariff_ids_for
 from ocpi.fields import (
     CiStringField,
     InputSerializer,
@@ -137,7 +138,9 @@ def booking_object(
         "evse_uid": booking.evse.uid if booking.evse_id else "#NA",
         "connector_id": booking.connector.connector_id if booking.connector_id else None,
         "booking_tokens": [_token(t) for t in tokens],
-        "tariff_id": [],
+        "tariff_id": tariff_ids_for(
+            evse=booking.evse if booking.evse_id else None, location=booking.location
+        ),
         "period": _period(booking.period.lower, booking.period.upper),
         "reservation_status": booking.status,
         "access_methods": booking.access_methods or [{"location_access": "OPEN"}],
@@ -184,7 +187,7 @@ def booking_location_object(bl: BookingLocationData) -> dict[str, Any]:
         "location_id": bl.location.ocpi_id,
         "evse_uid": bl.evse.uid,
         "bookable": {"reservation_required": False},
-        "tariff_id": [],
+        "tariff_id": tariff_ids_for(evse=bl.evse, location=bl.location),
         "booking_terms": [policy_terms(bl.policy)],  # A14: one element
         "calendars": [calendar_object(c) for c in bl.calendars],
         "last_updated": ocpi_datetime(bl.last_updated),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 
 from locations.models import Location
+from locations.selectors import tariff_ids_for
 from ocpi import responses as r
 from ocpi.base import OcpiApi
 from ocpi.exceptions import OcpiError
@@ -86,5 +87,6 @@ class ConnectorDetailApi(OcpiApi):
         evse = _evse(_location(location_id), evse_uid)
         for connector in evse.connectors.all():
             if connector.connector_id == connector_id:
-                return r.ocpi_response(connector_object(connector))
+                tariffs = tariff_ids_for(evse=evse, location=evse.charge_point.location)
+                return r.ocpi_response(connector_object(connector, tariffs))
         raise OcpiError(r.CLIENT_ERROR, f"No connector {connector_id!r}.", http_status=404)

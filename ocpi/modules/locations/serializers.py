@@ -8,6 +8,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from locations.models import EVSE, Connector, ExceptionalPeriod, Location
+from locations.selectors import tariff_ids_for
 from ocpi.responses import ocpi_datetime
 
 
@@ -15,7 +16,7 @@ def _coordinate(value, digits: int) -> str:
     return f"{value:.6f}"
 
 
-def connector_object(c: Connector) -> dict[str, Any]:
+def connector_object(c: Connector, tariff_ids: list[str]) -> dict[str, Any]:
     data = {
         "id": c.connector_id,
         "standard": c.standard,
@@ -23,7 +24,7 @@ def connector_object(c: Connector) -> dict[str, Any]:
         "power_type": c.power_type,
         "max_voltage": c.max_voltage,
         "max_amperage": c.max_amperage,
-        "tariff_ids": [],
+        "tariff_ids": tariff_ids,
         "last_updated": ocpi_datetime(c.last_updated),
     }
     if c.max_electric_power:
@@ -33,11 +34,12 @@ def connector_object(c: Connector) -> dict[str, Any]:
 
 def evse_object(e: EVSE) -> dict[str, Any]:
     connectors = list(e.connectors.all())
+    tariffs = tariff_ids_for(evse=e, location=e.charge_point.location)
     data: dict[str, Any] = {
         "uid": e.uid,
         "status": e.status,
         "capabilities": list(e.capabilities),
-        "connectors": [connector_object(c) for c in connectors],
+        "connectors": [connector_object(c, tariffs) for c in connectors],
         "last_updated": ocpi_datetime(max([e.last_updated, *(c.last_updated for c in connectors)])),
     }
     if e.evse_id:

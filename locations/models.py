@@ -577,10 +577,22 @@ class Tariff(models.Model):
                 | Q(end_date_time__gt=models.F("start_date_time")),
                 name="tariff_ends_after_start",
             ),
+            # Totals are given before and after taxes: that needs the rate, unless none applies.
+            models.CheckConstraint(
+                condition=Q(tax_included=TaxIncluded.NOT_APPLICABLE)
+                | Q(tax_percentage__isnull=False),
+                name="tariff_tax_rate_known",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.ocpi_id})"
+
+    def clean(self) -> None:
+        if self.tax_included != TaxIncluded.NOT_APPLICABLE and self.tax_percentage is None:
+            raise ValidationError(
+                {"tax_percentage": "Give the tax rate (or choose “No taxes apply”)."}
+            )
 
 
 class TariffElement(models.Model):

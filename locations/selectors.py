@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.db.models import Prefetch, Q, QuerySet
 
 from .models import EVSE, BookingPolicy, ChargePoint, Connector, Location, Tariff, TariffElement
+from .tariffs import Component, Element, Restrictions, TariffTerms
 
 
 def location_get(*, location_id: int | str) -> Location:
@@ -165,3 +166,40 @@ def tariff_list() -> QuerySet[Tariff]:
             ),
         )
     ).order_by("last_updated", "id")
+
+
+def tariff_terms(tariff: Tariff) -> TariffTerms:
+    """A tariff as the plain values locations.tariffs prices with (reads its prefetched
+    elements and components where tariff_list() loaded them)."""
+    return TariffTerms(
+        currency=tariff.currency,
+        tax_included=tariff.tax_included,
+        tax_name=tariff.tax_name,
+        tax_percentage=tariff.tax_percentage,
+        min_price=tariff.min_price,
+        max_price=tariff.max_price,
+        elements=tuple(
+            Element(
+                components=tuple(
+                    Component(c.type, c.price, c.step_size) for c in e.price_components.all()
+                ),
+                restrictions=Restrictions(
+                    start_time=e.start_time,
+                    end_time=e.end_time,
+                    start_date=e.start_date,
+                    end_date=e.end_date,
+                    min_kwh=e.min_kwh,
+                    max_kwh=e.max_kwh,
+                    min_current=e.min_current,
+                    max_current=e.max_current,
+                    min_power=e.min_power,
+                    max_power=e.max_power,
+                    min_duration=e.min_duration,
+                    max_duration=e.max_duration,
+                    day_of_week=frozenset(e.day_of_week),
+                    reservation=e.reservation,
+                ),
+            )
+            for e in tariff.elements.all()
+        ),
+    )

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from .models import ChargingSession, Reservation
+from .models import ChargingSession, MeterReading, Reservation
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -27,12 +27,31 @@ class ReservationAdmin(ReadOnlyAdmin):
     list_select_related = ["charge_point", "evse"]
 
 
+class MeterReadingInline(admin.TabularInline):
+    model = MeterReading
+    fields = ["at", "energy_wh", "power_w", "current_a"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0  # the charger's readings, as they came
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(ChargingSession)
 class ChargingSessionAdmin(ReadOnlyAdmin):
     list_display = [
         "transaction_id", "charge_point", "evse", "id_tag", "booking_id", "started_at",
-        "stopped_at",
+        "stopped_at", "energy_kwh",
     ]  # fmt: skip
+    inlines = [MeterReadingInline]
+
+    @admin.display(description="energy (kWh)")
+    def energy_kwh(self, session: ChargingSession) -> str:
+        energy = session.energy_wh
+        return "–" if energy is None else f"{energy / 1000:.3f}"
+
     list_filter = ["charge_point__location"]
     search_fields = ["transaction_id", "id_tag", "charge_point__identity", "=booking_id"]
     list_select_related = ["charge_point", "evse"]

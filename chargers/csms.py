@@ -49,7 +49,7 @@ from locations.services import (
     charge_points_touch,
 )
 
-from . import gateway, services
+from . import gateway, meter, services
 
 logger = logging.getLogger("chargers.csms")
 T = TypeVar("T")
@@ -211,6 +211,11 @@ class Central16(_CentralMixin, ChargePoint16):
 
     @on(Action16.stop_transaction)
     async def on_stop(self, meter_stop, timestamp, transaction_id, **kw):
+        if kw.get("transaction_data"):
+            await self.csms.db(
+                services.session_meter_values, charge_point=self.row,
+                transaction_id=str(transaction_id), readings=meter.readings(kw["transaction_data"]),
+            )  # fmt: skip
         await self.csms.db(
             services.session_stop, charge_point=self.row, transaction_id=str(transaction_id),
             stopped_at=_parse_time(timestamp), meter_stop_wh=meter_stop,
@@ -219,7 +224,13 @@ class Central16(_CentralMixin, ChargePoint16):
         return result16.StopTransaction(id_tag_info={"status": "Accepted"})
 
     @on(Action16.meter_values)
-    async def on_meter_values(self, **kw):
+    async def on_meter_values(self, connector_id, meter_value, **kw):
+        transaction_id = kw.get("transaction_id")
+        await self.csms.db(
+            services.session_meter_values, charge_point=self.row,
+            readings=meter.readings(meter_value), ocpp_evse_id=connector_id,
+            transaction_id=None if transaction_id is None else str(transaction_id),
+        )  # fmt: skip
         return result16.MeterValues()
 
 
@@ -284,7 +295,12 @@ class Central201(_CentralMixin, ChargePoint201):
                 id_tag=id_token, started_at=at, transaction_id=transaction_id,
                 reservation_id=kw.get("reservation_id"),
             )  # fmt: skip
-        elif event_type == "Ended":
+        if kw.get("meter_value"):
+            await self.csms.db(
+                services.session_meter_values, charge_point=self.row,
+                transaction_id=transaction_id, readings=meter.readings(kw["meter_value"]),
+            )  # fmt: skip
+        if event_type == "Ended":
             await self.csms.db(
                 services.session_stop, charge_point=self.row, transaction_id=transaction_id,
                 stopped_at=at, reason=transaction_info.get("stopped_reason") or "",
@@ -303,7 +319,11 @@ class Central201(_CentralMixin, ChargePoint201):
         return result201.ReservationStatusUpdate()
 
     @on(Action201.meter_values)
-    async def on_meter_values(self, **kw):
+    async def on_meter_values(self, evse_id, meter_value, **kw):
+        await self.csms.db(
+            services.session_meter_values, charge_point=self.row, ocpp_evse_id=evse_id,
+            readings=meter.readings(meter_value),
+        )  # fmt: skip
         return result201.MeterValues()
 
 

@@ -6,6 +6,8 @@ other way round (STYLE.md, dependency direction).
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import models
 from django.db.models import Q
 
@@ -154,6 +156,9 @@ class ChargingSession(models.Model):
     stopped_at = models.DateTimeField(null=True, blank=True)
     meter_start_wh = models.IntegerField(null=True, blank=True)
     meter_stop_wh = models.IntegerField(null=True, blank=True)
+    # The latest meter value (the register, in Wh) and when it was read: energy so far.
+    meter_last_wh = models.DecimalField(max_digits=16, decimal_places=3, null=True, blank=True)
+    meter_last_at = models.DateTimeField(null=True, blank=True)
     stop_reason = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -175,3 +180,33 @@ class ChargingSession(models.Model):
 
     def __str__(self) -> str:
         return f"Session {self.transaction_id} on {self.charge_point_id}"
+
+    @property
+    def energy_wh(self) -> Decimal | None:
+        """Energy delivered so far (or in all, once stopped), from the meter's readings."""
+        last = self.meter_stop_wh if self.meter_stop_wh is not None else self.meter_last_wh
+        if last is None or self.meter_start_wh is None:
+            return None
+        return max(Decimal(last) - self.meter_start_wh, Decimal(0))
+
+
+class MeterReading(models.Model):
+    """A meter value of a session: the energy register, power and current at a moment (what
+    CDR charging periods are made of)."""
+
+    session = models.ForeignKey(
+        ChargingSession, on_delete=models.CASCADE, related_name="meter_readings"
+    )
+    at = models.DateTimeField()
+    energy_wh = models.DecimalField(max_digits=16, decimal_places=3, null=True, blank=True)
+    power_w = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    current_a = models.DecimalField(max_digits=9, decimal_places=3, null=True, blank=True)
+
+    class Meta:
+        ordering = ["session", "at"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "at"], name="meterreading_once_per_moment")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.energy_wh} Wh"

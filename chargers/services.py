@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,7 +25,8 @@ from locations.models import (
 from locations.services import charge_point_set_status, evse_set_status
 
 from . import signals
-from .models import RETRY_STATUSES, ChargerReservation, ChargingSession, Reservation
+from .meter import Reading
+from .models import RETRY_STATUSES, ChargerReservation, ChargingSession, MeterReading, Reservation
 
 RS = ChargerReservation
 
@@ -174,6 +175,45 @@ def session_stop(
     session.meter_stop_wh = meter_stop_wh
     session.stop_reason = (reason or "")[:32]
     session.save(update_fields=["stopped_at", "meter_stop_wh", "stop_reason"])
+    return session
+
+
+def session_meter_values(
+    *,
+    charge_point: ChargePoint,
+    readings: Sequence[Reading],
+    transaction_id: str | None = None,
+    ocpp_evse_id: int | None = None,
+) -> ChargingSession | None:
+    """Store a session's meter readings (a reading sent twice is kept once) and note the latest
+    as the session's energy so far. The session is found by its transaction id or, without one,
+    as the session running on the EVSE. Returns None when there is no such session."""
+    sessions = ChargingSession.objects.filter(charge_point=charge_point)
+    if transaction_id is not None:
+        session = sessions.filter(transaction_id=transaction_id).first()
+    elif ocpp_evse_id:
+        session = sessions.filter(evse__ocpp_evse_id=ocpp_evse_id, stopped_at__isnull=True).first()
+    else:
+        session = None
+    if session is None or not readings:
+        return session
+    MeterReading.objects.bulk_create(
+        [MeterReading(session=session, at=r.at, energy_wh=r.energy_wh, power_w=r.power_w,
+                      current_a=r.current_a) for r in readings],
+        ignore_conflicts=True,
+    )  # fmt: skip
+    energy = sorted((r for r in readings if r.energy_wh is not None), key=lambda r: r.at)
+    if not energy:
+        return session
+    changed = []
+    if session.meter_start_wh is None:  # 2.0.1 sends the start register as a meter value
+        session.meter_start_wh = int(energy[0].energy_wh)
+        changed.append("meter_start_wh")
+    if session.meter_last_at is None or energy[-1].at >= session.meter_last_at:
+        session.meter_last_wh, session.meter_last_at = energy[-1].energy_wh, energy[-1].at
+        changed += ["meter_last_wh", "meter_last_at"]
+    if changed:
+        session.save(update_fields=changed)
     return session
 
 

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -96,21 +97,30 @@ class Sim16(_SimMixin, ChargePoint16):
             (rid for rid, r in self.sim.reservations.items() if r["connector_id"] == evse), None
         )
         result = await self.call(call16.StartTransaction(
-            connector_id=evse, id_tag=id_tag, meter_start=0, timestamp=_now(),
-            reservation_id=reservation,
+            connector_id=evse, id_tag=id_tag, meter_start=int(self.sim.register(evse)),
+            timestamp=_now(), reservation_id=reservation,
         ))  # fmt: skip
         self.sim.reservations.pop(reservation, None)
         await self.report(evse, "Charging")
         return str(result.transaction_id)
 
+    async def meter_values(self, transaction_id: str, evse: int) -> None:
+        await self.call(call16.MeterValues(
+            connector_id=evse, transaction_id=int(transaction_id),
+            meter_value=[self.sim.sample(evse, "Sample.Periodic", version="1.6")],
+        ))  # fmt: skip
+
     async def stop_session(self, transaction_id: str, evse: int) -> None:
         await self.call(call16.StopTransaction(
-            meter_stop=1000, timestamp=_now(), transaction_id=int(transaction_id), reason="Local"
+            meter_stop=int(self.sim.register(evse)), timestamp=_now(),
+            transaction_id=int(transaction_id), reason="Local",
         ))  # fmt: skip
         await self.report(evse, "Available")
 
 
 class Sim201(_SimMixin, ChargePoint201):
+    seq_no = -1  # TransactionEvent sequence number, per connection
+
     @on(Action201.reserve_now)
     async def on_reserve_now(self, id, expiry_date_time, id_token, **kw):
         payload = {"id": id, "expiry_date_time": expiry_date_time, "id_token": id_token, **kw}
@@ -150,19 +160,32 @@ class Sim201(_SimMixin, ChargePoint201):
             (rid for rid, r in self.sim.reservations.items() if r.get("evse_id") == evse), None
         )
         transaction_id = f"T{random.randrange(10**9)}"
+        self.seq_no += 1
         await self.call(call201.TransactionEvent(
-            event_type="Started", timestamp=_now(), trigger_reason="Authorized", seq_no=0,
-            transaction_info={"transaction_id": transaction_id},
+            event_type="Started", timestamp=_now(), trigger_reason="Authorized",
+            seq_no=self.seq_no, transaction_info={"transaction_id": transaction_id},
             evse={"id": evse, "connector_id": 1}, id_token=token, reservation_id=reservation,
+            meter_value=[self.sim.sample(evse, "Transaction.Begin", version="2.0.1")],
         ))  # fmt: skip
         self.sim.reservations.pop(reservation, None)
         await self.report(evse, "Occupied")
         return transaction_id
 
-    async def stop_session(self, transaction_id: str, evse: int) -> None:
+    async def meter_values(self, transaction_id: str, evse: int) -> None:
+        self.seq_no += 1
         await self.call(call201.TransactionEvent(
-            event_type="Ended", timestamp=_now(), trigger_reason="StopAuthorized", seq_no=1,
+            event_type="Updated", timestamp=_now(), trigger_reason="MeterValuePeriodic",
+            seq_no=self.seq_no, transaction_info={"transaction_id": transaction_id},
+            meter_value=[self.sim.sample(evse, "Sample.Periodic", version="2.0.1")],
+        ))  # fmt: skip
+
+    async def stop_session(self, transaction_id: str, evse: int) -> None:
+        self.seq_no += 1
+        await self.call(call201.TransactionEvent(
+            event_type="Ended", timestamp=_now(), trigger_reason="StopAuthorized",
+            seq_no=self.seq_no,
             transaction_info={"transaction_id": transaction_id, "stopped_reason": "Local"},
+            meter_value=[self.sim.sample(evse, "Transaction.End", version="2.0.1")],
         ))  # fmt: skip
         await self.report(evse, "Available")
 
@@ -180,6 +203,8 @@ class SimulatedCharger:
         password: str | None = None,
         mode: str = "accept",
         response_timeout: float = 30,
+        power_w: float = 11000,
+        meter_seconds: float = 60,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
@@ -192,6 +217,11 @@ class SimulatedCharger:
         self.response_timeout = response_timeout
         self.received: list[Received] = []
         self.reservations: dict[int, dict[str, Any]] = {}
+        self.power_w = power_w
+        self.meter_seconds = meter_seconds
+        self.sessions: dict[str, int] = {}  # open transaction -> EVSE
+        # Each EVSE's energy register (Wh) and when it last advanced; it runs while charging.
+        self._registers: dict[int, tuple[float, float]] = {}
         self.cp: Sim16 | Sim201 | None = None
         self._ws = None
         self._reader: asyncio.Task | None = None
@@ -244,10 +274,43 @@ class SimulatedCharger:
         if mode == "offline" and self.connected:
             await self.disconnect()
 
+    def register(self, evse: int) -> float:
+        """The EVSE's energy register in Wh, advanced at power_w while a session charges."""
+        now = time.monotonic()
+        wh, since = self._registers.get(evse, (1_000_000.0 + 250_000.0 * evse, now))
+        if evse in self.sessions.values():
+            wh += self.power_w * (now - since) / 3600
+        self._registers[evse] = (wh, now)
+        return wh
+
+    def sample(self, evse: int, context: str, *, version: str) -> dict[str, Any]:
+        """One MeterValue: the energy register and the power, in the version's shape."""
+        charging = evse in self.sessions.values() and context != "Transaction.End"
+        power = self.power_w if charging else 0
+        values = [(f"{self.register(evse):.1f}", "Energy.Active.Import.Register", "Wh"),
+                  (f"{power:.0f}", "Power.Active.Import", "W")]  # fmt: skip
+        if version == "2.0.1":
+            sampled = [{"value": float(v), "measurand": m, "context": context,
+                        "unit_of_measure": {"unit": u}} for v, m, u in values]  # fmt: skip
+        else:
+            sampled = [{"value": v, "measurand": m, "context": context, "unit": u}
+                       for v, m, u in values]  # fmt: skip
+        return {"timestamp": _now(), "sampled_value": sampled}
+
     async def start_session(self, id_tag: str, evse: int = 1) -> str:
-        return await self.cp.start_session(id_tag, evse)
+        self.register(evse)  # the register stands still until the session starts
+        transaction_id = await self.cp.start_session(id_tag, evse)
+        self.sessions[transaction_id] = evse
+        return transaction_id
+
+    async def send_meter_values(self) -> None:
+        """A periodic meter value for every open session."""
+        for transaction_id, evse in list(self.sessions.items()):
+            await self.cp.meter_values(transaction_id, evse)
 
     async def stop_session(self, transaction_id: str, evse: int = 1) -> None:
+        self.register(evse)
+        self.sessions.pop(transaction_id, None)
         await self.cp.stop_session(transaction_id, evse)
 
     async def run_forever(self, heartbeat_seconds: float = 300) -> None:
@@ -261,10 +324,14 @@ class SimulatedCharger:
                 if not self.connected:
                     await self.connect()
                     delay = 1.0
-                await asyncio.wait_for(asyncio.shield(self._reader), heartbeat_seconds)
+                wait = min(heartbeat_seconds, self.meter_seconds) if self.sessions else None
+                await asyncio.wait_for(asyncio.shield(self._reader), wait or heartbeat_seconds)
             except TimeoutError:
                 with contextlib.suppress(Exception):
-                    await self.cp.heartbeat()
+                    if self.sessions:
+                        await self.send_meter_values()
+                    else:
+                        await self.cp.heartbeat()
             except asyncio.CancelledError:
                 await self.disconnect()
                 raise

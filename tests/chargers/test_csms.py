@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import threading
+import time
 
 import pytest
 import websockets
@@ -153,6 +154,49 @@ def test_csms_records_session_start_and_stop(stack, version):
     session.refresh_from_db()
     assert session.stopped_at is not None
     assert cp.evses.get(ocpp_evse_id=1).status == EVSEStatus.AVAILABLE
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_csms_records_meter_values_and_the_energy_of_a_session(stack, version):
+    cp = _cp(version)
+    sim = stack.charger(cp)
+    sim.power_w = 36_000_000  # 10 kWh a second: the test need not wait for energy
+    transaction_id = stack.run(sim.start_session("TOKEN-MV", evse=2))
+    session = ChargingSession.objects.get(charge_point=cp, transaction_id=transaction_id)
+    time.sleep(0.05)
+    stack.run(sim.send_meter_values())
+    time.sleep(0.05)
+    stack.run(sim.send_meter_values())
+    session.refresh_from_db()
+    readings = list(session.meter_readings.order_by("at"))
+    assert len(readings) >= 2
+    assert readings[-1].power_w == 36_000_000
+    assert readings[-1].energy_wh > readings[0].energy_wh
+    so_far = session.energy_wh
+    assert so_far is not None and so_far > 0  # energy so far, while it charges
+    stack.run(sim.stop_session(transaction_id, evse=2))
+    session.refresh_from_db()
+    assert session.stopped_at is not None and session.energy_wh >= so_far
+    # The charger's own register decides (1.6 reports whole Wh).
+    assert float(session.energy_wh) == pytest.approx(
+        sim.register(2) - session.meter_start_wh, abs=1
+    )
+
+
+def test_csms_keeps_a_meter_value_sent_twice_once(stack):
+    cp = _cp("1.6")
+    sim = stack.charger(cp)
+    transaction_id = stack.run(sim.start_session("TOKEN-MV2", evse=1))
+    frame = sim.sample(1, "Sample.Periodic", version="1.6")
+    from ocpp.v16 import call as call16
+
+    message = call16.MeterValues(
+        connector_id=1, transaction_id=int(transaction_id), meter_value=[frame]
+    )
+    stack.run(sim.cp.call(message))
+    stack.run(sim.cp.call(message))
+    session = ChargingSession.objects.get(charge_point=cp, transaction_id=transaction_id)
+    assert session.meter_readings.count() == 1
 
 
 def test_csms_basic_auth_username_must_be_charge_point_id(stack):

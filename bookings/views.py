@@ -15,23 +15,23 @@ from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from typing import Any
 from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from locations.models import BookingPolicy, Location
 from locations.selectors import evses_of_location, location_get, location_policy, policy_for
 
-from .availability import local_day_window
+from .availability import local_day_window, zone_label
 from .exceptions import BookingError
 from .forms import (
     BookingCancelForm,
@@ -39,6 +39,7 @@ from .forms import (
     BookingForm,
     LocationSearchForm,
     TimelineFilterForm,
+    parse_instant,
 )
 from .insights import location_insights
 from .models import Booking, ChargerReservation, Status
@@ -428,13 +429,12 @@ def _panel(
 
 
 def _local_initial(value: str | None, location: Location) -> datetime | None:
-    """A start passed in a link (ISO, with or without offset) as an aware datetime."""
-    moment = parse_datetime(value or "")
-    if moment is None:
+    """A start passed in a link (ISO, with or without offset) as an aware datetime; one that
+    names no single instant is left for the user to fill in."""
+    try:
+        return parse_instant(value or "", location.zone).astimezone(location.zone)
+    except ValidationError:
         return None
-    if timezone.is_naive(moment):
-        return moment.replace(tzinfo=location.zone)
-    return moment.astimezone(location.zone)
 
 
 def _form_context(location: Location, form: BookingForm, q: str) -> dict[str, Any]:
@@ -516,6 +516,22 @@ def booking_new(request: HttpRequest, location_id: int) -> HttpResponse:
         return _changed(response) if refused else response
 
 
+def _when(start: datetime, end: datetime, tz: ZoneInfo) -> str:
+    """A booking's period on the location's clock, saying which clock (CEST or CET) so that
+    each time in the repeated hour of a fall-back day names one instant."""
+    start, end = start.astimezone(tz), end.astimezone(tz)
+    day = f"{DAY_NAMES[start.weekday()]} {start.day} {start:%b %Y}, "
+    end_day = (
+        "" if end.date() == start.date() else f"{DAY_NAMES[end.weekday()]} {end.day} {end:%b} "
+    )
+    if start.utcoffset() == end.utcoffset():
+        return f"{day}{start:%H:%M}–{end_day}{end:%H:%M} ({zone_label(start, tz)})"
+    return (
+        f"{day}{start:%H:%M} ({zone_label(start, tz)}) – "
+        f"{end_day}{end:%H:%M} ({zone_label(end, tz)})"
+    )
+
+
 def _default_duration(policy: BookingPolicy) -> int:
     return max(policy.min_duration_minutes, min(60, policy.max_duration_minutes))
 
@@ -530,7 +546,7 @@ def _detail_context(
     location = booking.location
     evses = list(evses_of_location(location=location))
     policy = policy_for(booking.evse, location) if booking.evse else location_policy(location)
-    duration = int((booking.end - booking.start).total_seconds() // 60)
+    duration = int((booking.end.timestamp() - booking.start.timestamp()) // 60)
     initial = {"evse": booking.evse.uid if booking.evse else None, "start": booking.start}
     if change_form is None:
         change_form = BookingChangeForm(
@@ -545,6 +561,7 @@ def _detail_context(
     return {
         "location": location,
         "booking": booking,
+        "when": _when(booking.start, booking.end, location.zone),
         "transitions": list(booking_transitions(booking=booking)),
         "notice": notice,
         "change_form": change_form,

@@ -5,6 +5,7 @@ import re
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
@@ -452,7 +453,7 @@ def test_booking_create_form_errors_are_shown_and_nothing_is_written(staff_clien
     html = response.content.decode()
     assert response.status_code == 200
     assert "Select a valid choice. NOPE is not one of the available choices." in html
-    assert "Enter a valid date/time." in html
+    assert "Enter a date and time." in html
     assert "Choose a driver: search by email, name or token uid." in html
     assert not Booking.objects.exists()
 
@@ -477,8 +478,124 @@ def test_booking_create_refuses_a_nonexistent_local_time(staff_client, site, dri
         {"evse": ac.uid, "start": "2027-03-28T02:30", "duration": 60, "driver": driver.pk},
         headers=HX,
     )
-    assert "couldn’t be interpreted in time zone Europe/Amsterdam" in response.content.decode()
+    assert "02:30 does not exist on 28 Mar 2027 in Europe/Amsterdam" in response.content.decode()
     assert not Booking.objects.exists()
+
+
+@pytest.fixture
+def before_dst_changes():
+    with time_machine.travel(datetime(2027, 3, 1, 12, tzinfo=UTC), tick=True):
+        yield
+
+
+def _dst_site(horizon_days: int = 365):
+    location = LocationFactory(name="Polder Hub", time_zone="Europe/Amsterdam")
+    BookingPolicyFactory(
+        location=location,
+        min_duration_minutes=30,
+        max_duration_minutes=240,
+        horizon_days=horizon_days,
+    )
+    cp = ChargePointFactory(location=location, identity="PH-CP01")
+    return location, EVSEFactory(charge_point=cp, uid="PH-1", physical_reference="1")
+
+
+@pytest.mark.parametrize(
+    ("start", "minutes", "lower_utc", "upper_utc"),
+    [
+        # Spring forward: 2 h from 01:30 CET ends at 04:30 CEST, two real hours later.
+        ("2027-03-28T01:30", 120, datetime(2027, 3, 28, 0, 30), datetime(2027, 3, 28, 2, 30)),
+        # Fall back: 3 h from 01:00 CEST ends at 03:00 CET, three real hours later.
+        ("2027-10-31T01:00", 180, datetime(2027, 10, 30, 23), datetime(2027, 10, 31, 2)),
+        # The 4 h preset (the policy's maximum) is allowed across the change.
+        ("2027-10-31T00:00", 240, datetime(2027, 10, 30, 22), datetime(2027, 10, 31, 2)),
+    ],
+)
+def test_booking_create_duration_is_elapsed_time_on_dst_days(
+    before_dst_changes, staff_client, driver, start, minutes, lower_utc, upper_utc
+):
+    location, evse = _dst_site()
+    response = staff_client.post(
+        reverse("bookings:booking_new", args=[location.pk]),
+        {"evse": evse.uid, "start": start, "duration": minutes, "driver": driver.pk},
+        headers=HX,
+    )
+    assert "Booked." in response.content.decode()
+    booking = Booking.objects.get()
+    assert booking.period.lower == lower_utc.replace(tzinfo=UTC)
+    assert booking.period.upper == upper_utc.replace(tzinfo=UTC)
+    assert booking.period.upper - booking.period.lower == timedelta(minutes=minutes)
+
+
+def test_booking_create_in_the_repeated_hour_asks_which_clock_then_books_it(
+    before_dst_changes, staff_client, driver
+):
+    location, evse = _dst_site()
+    url = reverse("bookings:booking_new", args=[location.pk])
+    data = {"evse": evse.uid, "start": "2027-10-31T02:30", "duration": 60, "driver": driver.pk}
+    html = staff_client.post(url, data, headers=HX).content.decode()
+    assert "02:30 happens twice on 31 Oct 2027 in Europe/Amsterdam" in html
+    assert 'name="start_offset"' in html
+    assert '<option value="+02:00">CEST, UTC+2</option>' in html
+    assert '<option value="+01:00">CET, UTC+1</option>' in html
+    assert not Booking.objects.exists()
+
+    html = staff_client.post(url, {**data, "start_offset": "+01:00"}, headers=HX).content.decode()
+    booking = Booking.objects.get()
+    assert booking.period.lower == datetime(2027, 10, 31, 1, 30, tzinfo=UTC)  # 02:30 CET
+    assert "Sun 31 Oct 2027, 02:30–03:30 (CET, UTC+1)" in html
+
+    staff_client.post(url, {**data, "start_offset": "+02:00"}, headers=HX)
+    first = Booking.objects.exclude(pk=booking.pk).get()
+    assert first.period.lower == datetime(2027, 10, 31, 0, 30, tzinfo=UTC)  # 02:30 CEST
+
+
+def test_booking_create_from_a_free_time_link_in_the_repeated_hour_keeps_the_instant(
+    before_dst_changes, staff_client, driver
+):
+    location, evse = _dst_site()
+    url = reverse("bookings:booking_new", args=[location.pk])
+    html = staff_client.get(url, {"evse": evse.uid, "start": "2027-10-31T01:30:00Z"}).content
+    html = html.decode()
+    assert 'value="2027-10-31T02:30"' in html
+    assert '<option value="+01:00" selected>CET, UTC+1</option>' in html
+
+
+def test_booking_change_extends_shortens_and_moves_in_the_repeated_hour(
+    before_dst_changes, staff_client, driver
+):
+    _location, evse = _dst_site()
+    other = EVSEFactory(charge_point=evse.charge_point, uid="PH-2", physical_reference="2")
+    start = datetime(2027, 10, 31, 1, 30, tzinfo=UTC)  # 02:30 CET, the second 02:30
+    booking = BookingFactory(evse=evse, start=start, duration=timedelta(hours=1), driver=driver)
+    detail = staff_client.get(reverse("bookings:booking_detail", args=[booking.uid]))
+    html = detail.content.decode()
+    assert "Sun 31 Oct 2027, 02:30–03:30 (CET, UTC+1)" in html
+    # The resize buttons carry the instant, offset included.
+    assert 'name="start" value="2027-10-31T02:30:00+01:00"' in html
+    url = reverse("bookings:booking_change", args=[booking.uid])
+
+    def change(**data):
+        base = {"evse": evse.uid, "start": "2027-10-31T02:30:00+01:00", "duration": 60}
+        return staff_client.post(url, {**base, **data}, headers=HX).content.decode()
+
+    assert "Changed." in change(duration=75)
+    booking.refresh_from_db()
+    assert (booking.period.lower, booking.period.upper - booking.period.lower) == (
+        start,
+        timedelta(minutes=75),
+    )
+    assert "Changed." in change(duration=45)
+    booking.refresh_from_db()
+    assert booking.period.upper - booking.period.lower == timedelta(minutes=45)
+    # Move to the first 02:15 (CEST) on the other EVSE, typed as a wall time with its clock.
+    html = change(evse=other.uid, start="2027-10-31T02:15", start_offset="+02:00")
+    assert "Changed." in html
+    booking.refresh_from_db()
+    assert booking.evse == other
+    assert booking.period.lower == datetime(2027, 10, 31, 0, 15, tzinfo=UTC)
+    assert "02:15–03:15 (CEST, UTC+2)" not in html  # it ends on the other clock
+    assert "02:15 (CEST, UTC+2) – 02:15 (CET, UTC+1)" in html
 
 
 # --- Booking detail and actions ---

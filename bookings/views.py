@@ -94,6 +94,14 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     return wrapper
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: say what happened; X-Refused lets the page script tell a stale token
+    (signed in again in another tab) from other refusals and renew it."""
+    response = render(request, "403_csrf.html", status=403)
+    response["X-Refused"] = "csrf"
+    return response
+
+
 def _partial(request: HttpRequest) -> bool:
     # A history restore after a cache miss wants the full page even though htmx asks.
     return bool(request.htmx) and not request.htmx.history_restore_request

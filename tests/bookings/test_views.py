@@ -231,7 +231,17 @@ def test_day_view_invalid_filter_is_reported_not_a_500(staff_client, site):
     )
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'role="alert"' in html and "Min_kw" in html and "Date" in html
+    assert 'role="alert"' in html and "Minimum power (kW)" in html and "Date" in html
+
+
+def test_day_view_one_invalid_filter_keeps_the_others(staff_client, site):
+    location, ac, dc = site
+    response = staff_client.get(
+        reverse("bookings:location_day", args=[location.pk]), {"min_kw": "-3", "current": "DC"}
+    )
+    html = response.content.decode()
+    assert "Ensure this value is greater than or equal to 0." in html
+    assert f'data-evse="{dc.uid}"' in html and f'data-evse="{ac.uid}"' not in html
 
 
 def test_day_view_marks_offline_chargers_and_unbookable_evses(staff_client, site):
@@ -728,3 +738,54 @@ def test_booking_cancel_plain_post_redirects_to_the_booking(staff_client, site):
     )
     assert response.status_code == 302
     assert Booking.objects.get().status == Status.CANCELED
+
+
+# --- Extreme dates ---
+
+
+@pytest.mark.parametrize("name", ["location_day", "location_week"])
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "1999-12-31", "3000-01-01"])
+def test_day_and_week_views_refuse_dates_out_of_range_with_a_message(staff_client, site, name, day):
+    location, ac, _ = site
+    for headers in ({}, HX):
+        response = staff_client.get(
+            reverse(f"bookings:{name}", args=[location.pk]),
+            {"date": day, "current": "DC"},
+            headers=headers,
+        )
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "Choose a date between 01 Jan 2000 and 31 Dec 2999." in html
+        assert "DC" in html and ac.uid not in html  # the valid filter still applies
+
+
+@pytest.mark.parametrize(
+    "start", ["0001-01-01T00:30", "9999-12-31T23:30", "9999-12-31T23:30:00-05:00", "20000-01-01"]
+)
+def test_booking_form_and_change_refuse_starts_out_of_range_with_a_message(
+    staff_client, site, driver, start
+):
+    location, ac, _ = site
+    response = staff_client.post(
+        reverse("bookings:booking_new", args=[location.pk]),
+        {"evse": ac.uid, "start": start, "duration": 240, "driver": driver.pk},
+        headers=HX,
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Choose a date between" in html or "Enter a date and time." in html
+    booking = BookingFactory(evse=ac, start=tomorrow_at(location, 10))
+    response = staff_client.post(
+        reverse("bookings:booking_change", args=[booking.uid]),
+        {"evse": ac.uid, "start": start, "duration": 60},
+        headers=HX,
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Choose a date between" in html or "Enter a date and time." in html
+    # A link with such a start opens an empty form, not a 500.
+    response = staff_client.get(
+        reverse("bookings:booking_new", args=[location.pk]), {"evse": ac.uid, "start": start}
+    )
+    assert response.status_code == 200
+    assert not Booking.objects.exclude(pk=booking.pk).exists()

@@ -168,7 +168,7 @@ def test_staff_books_moves_and_cancels_in_the_browser(page: Page, hub, screensho
     block.click()
     expect(panel.locator("#booking-detail")).to_contain_text("Created: reserved")
     panel.locator("#chg-evse").select_option("HH-2A")
-    panel.locator("#chg-start").fill(f"{tomorrow}T16:00")
+    panel.locator("#chg-start_0").fill(f"{tomorrow}T16:00")
     panel.get_by_role("button", name="Save change").click()
     expect(panel.get_by_role("status")).to_have_text("Changed.")
     expect(row(page, "HH-1B").locator("a.block")).to_have_count(0)

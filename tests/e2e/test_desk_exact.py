@@ -1,0 +1,148 @@
+"""The staff desk in a real browser on the days and failures that used to go wrong (issue 15):
+booking, extending and moving in the repeated hour of a fall-back day, a stale CSRF token after
+signing in again in another tab, a server error and a lost connection, each shown where the
+user is looking with what they typed kept."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+from playwright.sync_api import Page, expect
+
+import bookings.views
+from bookings.models import Booking
+from tests.bookings.factories import DriverFactory, DriverTokenFactory
+from tests.e2e.test_staff_ui import click_free_at, htmx_idle, log_in, row
+from tests.locations.factories import (
+    BookingPolicyFactory,
+    ChargePointFactory,
+    EVSEFactory,
+    LocationFactory,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
+
+FALL_BACK = "2027-10-31"  # Europe/Amsterdam: 03:00 CEST becomes 02:00 CET
+
+
+@pytest.fixture
+def polder(staff_user):
+    location = LocationFactory(name="Polder Hub", city="Delft", time_zone="Europe/Amsterdam")
+    BookingPolicyFactory(location=location, min_duration_minutes=30, max_duration_minutes=240)
+    cp = ChargePointFactory(location=location, identity="PH-CP01")
+    evses = [EVSEFactory(charge_point=cp, uid=f"PH-{n}", physical_reference=str(n)) for n in (1, 2)]
+    anna = DriverFactory(name="Anna de Vries", email="anna@example.com")
+    DriverTokenFactory(driver=anna, uid="04A1B2C3D4E5F6")
+    return location, evses, anna
+
+
+def choose_anna(form) -> None:
+    form.get_by_label("Find by email, name or token uid").press_sequentially("anna@", delay=40)
+    form.get_by_label(re.compile("Anna de Vries")).check()
+
+
+def test_staff_books_extends_and_moves_in_the_repeated_hour(page: Page, polder, screenshot):
+    location, evses, anna = polder
+    with time_machine.travel(datetime(2027, 10, 30, 12, tzinfo=UTC), tick=True):
+        log_in(page, f"/locations/{location.pk}/?date={FALL_BACK}")
+        expect(page.locator(".row")).to_have_count(2)
+        # The second 02:30 of the night: 02:30 CET is 01:30 UTC.
+        click_free_at(page, "PH-1", datetime(2027, 10, 31, 1, 30, tzinfo=UTC))
+        form = page.locator("#booking-form")
+        expect(form.get_by_label("Start (Europe/Amsterdam)")).to_have_value(f"{FALL_BACK}T02:30")
+        clock = form.get_by_label("Which clock: this time happens twice")
+        expect(clock.locator("option:checked")).to_have_text("CET, UTC+1")
+        choose_anna(form)
+        form.get_by_label("1 h", exact=True).check()
+        form.get_by_role("button", name="Book").click()
+
+        panel = page.locator("#panel")
+        expect(panel.get_by_role("status")).to_have_text("Booked.")
+        expect(panel).to_contain_text("Sun 31 Oct 2027, 02:30–03:30 (CET, UTC+1)")
+        booking = Booking.objects.get(driver=anna)
+        assert booking.period.lower == datetime(2027, 10, 31, 1, 30, tzinfo=UTC)
+        assert booking.period.upper == datetime(2027, 10, 31, 2, 30, tzinfo=UTC)
+        screenshot(page, "dst-repeated-hour")
+
+        panel.get_by_role("button", name="Extend 15 min").click()
+        expect(panel).to_contain_text("02:30–03:45 (CET, UTC+1)")
+        booking.refresh_from_db()
+        assert booking.period.upper == datetime(2027, 10, 31, 2, 45, tzinfo=UTC)
+
+        # Move to the first 02:15 (summer time) on the other EVSE.
+        panel.locator("#chg-evse").select_option("PH-2")
+        panel.locator("#chg-start_0").fill(f"{FALL_BACK}T02:15")
+        panel.locator("#chg-start_1").select_option("+02:00")
+        panel.get_by_role("button", name="Save change").click()
+        expect(panel.get_by_role("status")).to_have_text("Changed.")
+        expect(panel).to_contain_text("02:15 (CEST, UTC+2) – 02:30 (CET, UTC+1)")
+        booking.refresh_from_db()
+        assert booking.evse == evses[1]
+        assert booking.period.lower == datetime(2027, 10, 31, 0, 15, tzinfo=UTC)
+        assert booking.period.upper == datetime(2027, 10, 31, 1, 30, tzinfo=UTC)
+        expect(row(page, "PH-2").locator("a.block")).to_have_count(1)
+
+
+def test_staff_stale_csrf_token_is_explained_and_the_retry_books(page: Page, polder, settings):
+    # No poll meanwhile: one while signed out would (rightly) send this tab to the login page.
+    settings.STAFF_TIMELINE_POLL_SECONDS = 600
+    location, _evses, anna = polder
+    log_in(page, f"/locations/{location.pk}/")
+    row(page, "PH-1").locator("a.free").last.focus()
+    page.keyboard.press("Enter")
+    form = page.locator("#booking-form")
+    choose_anna(form)
+    form.get_by_label("Notes (optional)").fill("Fleet van, needs the long cable")
+
+    # Sign out and in again in another tab: the session and its CSRF token change.
+    other = page.context.new_page()
+    other.base_url = page.base_url  # type: ignore[attr-defined]
+    other.goto(page.base_url + "/")
+    other.get_by_role("button", name="Log out").click()
+    log_in(other)
+    expect(other.get_by_role("heading", name="Locations")).to_be_visible()
+    other.close()
+
+    form.get_by_role("button", name="Book").click()
+    alert = form.locator(".request-error")
+    expect(alert).to_contain_text("security token is out of date")
+    expect(alert).to_be_in_viewport()
+    expect(form.get_by_label("Notes (optional)")).to_have_value("Fleet van, needs the long cable")
+    assert not Booking.objects.exists()
+
+    form.get_by_role("button", name="Book").click()
+    expect(page.locator("#panel").get_by_role("status")).to_have_text("Booked.")
+    assert Booking.objects.get().driver == anna
+
+
+def test_staff_server_error_and_lost_connection_are_shown(page: Page, polder, monkeypatch):
+    location, _evses, _anna = polder
+    log_in(page, f"/locations/{location.pk}/")
+    row(page, "PH-1").locator("a.free").last.focus()
+    page.keyboard.press("Enter")
+    form = page.locator("#booking-form")
+    choose_anna(form)
+    form.get_by_label("Notes (optional)").fill("Keep me")
+
+    def broken(**kwargs):
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(bookings.views, "booking_create", broken)
+    form.get_by_role("button", name="Book").click()
+    expect(form.locator(".request-error")).to_contain_text("The server failed (error 500)")
+    expect(form.get_by_label("Notes (optional)")).to_have_value("Keep me")
+
+    # Network down: the grid's poll says so in a banner, which goes once it answers again.
+    htmx_idle(page)
+    page.context.set_offline(True)
+    banner = page.locator("#request-error")
+    expect(banner).to_contain_text("No connection to the server")
+    page.context.set_offline(False)
+    expect(banner).to_be_hidden()
+    monkeypatch.undo()
+    form.get_by_role("button", name="Book").click()
+    expect(page.locator("#panel").get_by_role("status")).to_have_text("Booked.")
+    assert Booking.objects.get().notes == "Keep me"

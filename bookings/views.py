@@ -39,10 +39,18 @@ from .forms import (
     BookingForm,
     LocationSearchForm,
     TimelineFilterForm,
+    format_minutes,
     parse_instant,
 )
 from .insights import location_insights
-from .models import Booking, ChargerReservation, Status
+from .models import (
+    Booking,
+    BookingTransition,
+    CanceledReason,
+    ChargerReservation,
+    RequestStatus,
+    Status,
+)
 from .selectors import (
     STANDARD_LABELS,
     Segment,
@@ -150,7 +158,13 @@ def location_list(request: HttpRequest) -> HttpResponse:
 # (benchmarks/day_view.py).
 # A FULFILLED booking keeps its slot until its end (issue 14): the driver is charging on it.
 STATE_LABELS = {**dict(Status.choices), Status.FULFILLED: "Charging / fulfilled"}
-STATE_MARKS = {Status.RESERVED: "✓", Status.PENDING: "◷", Status.FULFILLED: "⚡"}
+STATE_MARKS = {
+    Status.RESERVED: "✓",
+    Status.PENDING: "◷",
+    Status.FULFILLED: "⚡",
+    Status.CANCELED: "⊘",
+    Status.NO_SHOW: "✗",
+}
 CHARGER_LABELS = dict(ChargerReservation.choices)
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -524,11 +538,11 @@ def booking_new(request: HttpRequest, location_id: int) -> HttpResponse:
         return _changed(response) if refused else response
 
 
-def _when(start: datetime, end: datetime, tz: ZoneInfo) -> str:
+def _when(start: datetime, end: datetime, tz: ZoneInfo, *, with_day: bool = True) -> str:
     """A booking's period on the location's clock, saying which clock (CEST or CET) so that
     each time in the repeated hour of a fall-back day names one instant."""
     start, end = start.astimezone(tz), end.astimezone(tz)
-    day = f"{DAY_NAMES[start.weekday()]} {start.day} {start:%b %Y}, "
+    day = f"{DAY_NAMES[start.weekday()]} {start.day} {start:%b %Y}, " if with_day else ""
     end_day = (
         "" if end.date() == start.date() else f"{DAY_NAMES[end.weekday()]} {end.day} {end:%b} "
     )
@@ -538,6 +552,76 @@ def _when(start: datetime, end: datetime, tz: ZoneInfo) -> str:
         f"{day}{start:%H:%M} ({zone_label(start, tz)}) – "
         f"{end_day}{end:%H:%M} ({zone_label(end, tz)})"
     )
+
+
+# Audit codes as people read them (a cancel reason, a charger's answer, a request's fate).
+CODE_LABELS = {
+    **dict(CanceledReason.choices),
+    **dict(ChargerReservation.choices),
+    **dict(RequestStatus.choices),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLine:
+    at: datetime
+    what: str
+    actor: str
+    changes: list[str]
+    code: str
+    reason: str
+
+
+def _history(
+    transitions: list[BookingTransition], tz: ZoneInfo, evse_names: dict[str, str]
+) -> list[HistoryLine]:
+    """The audit trail in words: what changed from what to what, codes as labels."""
+    lines = []
+    for t in transitions:
+        what = t.get_event_display()
+        if t.from_status and t.from_status != t.to_status:
+            what += f": {t.get_from_status_display().lower()} → {t.get_to_status_display().lower()}"
+        elif t.event == BookingTransition.Event.CREATED:
+            what += f": {t.get_to_status_display().lower()}"
+        changes = []
+        before, after = t.details.get("before"), t.details.get("after")
+        if isinstance(before, dict) and isinstance(after, dict):
+            changes = _changes(before, after, tz, evse_names)
+        code = CODE_LABELS.get(t.code, t.code.replace("_", " ").capitalize()) if t.code else ""
+        lines.append(
+            HistoryLine(
+                at=t.at,
+                what=what,
+                actor=t.actor_label or t.get_actor_type_display(),
+                changes=changes,
+                code=code,
+                reason=t.reason,
+            )
+        )
+    return lines
+
+
+def _changes(before: dict, after: dict, tz: ZoneInfo, evse_names: dict[str, str]) -> list[str]:
+    try:
+        old = [datetime.fromisoformat(before[k]) for k in ("start", "end")]
+        new = [datetime.fromisoformat(after[k]) for k in ("start", "end")]
+    except (KeyError, TypeError, ValueError):
+        return []
+    changes = []
+    if old[0] != new[0] or old[1] != new[1]:
+        same_day = old[0].astimezone(tz).date() == new[0].astimezone(tz).date()
+        changes.append(f"Time: {_when(*old, tz)} → {_when(*new, tz, with_day=not same_day)}")
+    if before.get("evse") != after.get("evse"):
+        name = evse_names.get
+        changes.append(
+            f"EVSE: {name(before.get('evse'), before.get('evse'))} → "
+            f"{name(after.get('evse'), after.get('evse'))}"
+        )
+    old_minutes = int((old[1] - old[0]).total_seconds() // 60)
+    new_minutes = int((new[1] - new[0]).total_seconds() // 60)
+    if old_minutes != new_minutes:
+        changes.append(f"Duration: {format_minutes(old_minutes)} → {format_minutes(new_minutes)}")
+    return changes
 
 
 def _default_duration(policy: BookingPolicy) -> int:
@@ -570,7 +654,11 @@ def _detail_context(
         "location": location,
         "booking": booking,
         "when": _when(booking.start, booking.end, location.zone),
-        "transitions": list(booking_transitions(booking=booking)),
+        "history": _history(
+            list(booking_transitions(booking=booking)),
+            location.zone,
+            {e.uid: str(e) for e in evses},
+        ),
         "notice": notice,
         "change_form": change_form,
         "cancel_form": cancel_form or BookingCancelForm(),

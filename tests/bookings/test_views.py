@@ -209,6 +209,32 @@ def test_day_view_shows_a_fulfilled_booking_as_charging_until_its_end(staff_clie
     assert " · Charging / fulfilled · " in html
 
 
+def test_day_view_keeps_cancelled_and_no_show_bookings_visible_under_new_ones(
+    staff_client, site, driver
+):
+    location, ac, dc = site
+    ben = DriverFactory(name="Ben Carter")
+    BookingFactory(
+        evse=ac, start=tomorrow_at(location, 10), driver=ben, status=Status.CANCELED,
+        canceled_reason=CanceledReason.BROKEN_VEHICLE, canceled_by_role="CPO",
+        canceled_at=timezone.now(),
+    )  # fmt: skip
+    BookingFactory(evse=dc, start=tomorrow_at(location, 9), driver=ben, status=Status.NO_SHOW)
+    BookingFactory(evse=ac, start=tomorrow_at(location, 10), driver=driver)  # took the slot
+    day = (timezone.now().astimezone(location.zone) + timedelta(days=1)).date()
+    html = staff_client.get(
+        reverse("bookings:location_day", args=[location.pk]), {"date": day.isoformat()}
+    ).content.decode()
+    ac_row = html[html.index(f'data-evse="{ac.uid}"') : html.index(f'data-evse="{dc.uid}"')]
+    # The cancelled one is drawn first, so the new booking lies over it.
+    assert ac_row.index('class="block block-canceled"') < ac_row.index(
+        'class="block block-reserved"'
+    )
+    assert "⊘ Ben Carter" in ac_row and "· Canceled ·" in ac_row and "✓ Anna de Vries" in ac_row
+    assert 'class="block block-no_show"' in html and "✗ Ben Carter" in html
+    assert "· No-show ·" in html
+
+
 def test_day_view_filters_rows_by_current_standard_and_power(staff_client, site):
     location, ac, dc = site
     url = reverse("bookings:location_day", args=[location.pk])
@@ -726,9 +752,74 @@ def test_booking_cancel_of_a_final_booking_is_refused_with_a_message(staff_clien
         headers=HX,
     )
     assert response.status_code == 200
-    # The form is not rendered for a final booking, so the refusal shows as the state.
-    assert "Canceled" in response.content.decode()
+    html = response.content.decode()
+    # The form is gone on a final booking: the refusal shows at the top, focused.
+    alert = re.search(
+        r'<div class="alert error" role="alert" tabindex="-1" autofocus>(.*?)</div>', html, re.S
+    )
+    assert alert and "A canceled booking cannot become canceled." in alert.group(1)
+    assert html.index(alert.group(0)) < html.index("<dl")
     assert Booking.objects.get().transitions.count() == 0
+
+
+def test_booking_cancel_refusal_is_focused_and_cancel_asks_first(staff_client, site):
+    location, ac, _ = site
+    booking = BookingFactory(
+        evse=ac, start=tomorrow_at(location, 1), terms={"cancel_until_minutes": 48 * 60}
+    )
+    url = reverse("bookings:booking_detail", args=[booking.uid])
+    assert 'hx-confirm="Cancel this booking?' in staff_client.get(url, headers=HX).content.decode()
+    response = staff_client.post(
+        reverse("bookings:booking_cancel", args=[booking.uid]), {"reason": "UNKNOWN"}, headers=HX
+    )
+    html = response.content.decode()
+    assert re.search(r'role="alert" tabindex="-1" autofocus><p>It is too late to cancel', html)
+    assert "Give a reason to override." in html
+    assert '<h2 tabindex="-1" autofocus' not in html
+    assert Booking.objects.get().status == Status.RESERVED
+
+
+def test_booking_cancel_and_notes_over_length_are_refused_with_a_message(
+    staff_client, site, driver
+):
+    location, ac, _ = site
+    booking = BookingFactory(evse=ac, start=tomorrow_at(location, 10))
+    response = staff_client.post(
+        reverse("bookings:booking_cancel", args=[booking.uid]),
+        {"reason": "UNKNOWN", "note": "x" * 201},
+        headers=HX,
+    )
+    assert "Ensure this value has at most 200 characters (it has 201)." in response.content.decode()
+    assert Booking.objects.get().status == Status.RESERVED
+    response = staff_client.post(
+        reverse("bookings:booking_new", args=[location.pk]),
+        {"evse": ac.uid, "start": tomorrow_at(location, 12).strftime("%Y-%m-%dT%H:%M"),
+         "duration": 60, "driver": driver.pk, "notes": "n" * 501},
+        headers=HX,
+    )  # fmt: skip
+    assert "Ensure this value has at most 500 characters (it has 501)." in response.content.decode()
+    assert Booking.objects.count() == 1
+
+
+def test_booking_history_says_what_changed_with_labels(staff_client, site, driver):
+    location, ac, dc = site
+    _book(staff_client, location, ac, driver, tomorrow_at(location, 10))
+    booking = Booking.objects.get()
+    staff_client.post(
+        reverse("bookings:booking_change", args=[booking.uid]),
+        {"evse": dc.uid, "start": tomorrow_at(location, 13).strftime("%Y-%m-%dT%H:%M"),
+         "duration": 90},
+        headers=HX,
+    )  # fmt: skip
+    html = staff_client.post(
+        reverse("bookings:booking_cancel", args=[booking.uid]),
+        {"reason": CanceledReason.BROKEN_CHARGER},
+        headers=HX,
+    ).content.decode()
+    assert "Time: " in html and "10:00–11:00 (" in html and "→" in html and "13:00–14:30 (" in html
+    assert f"EVSE: {ac} → {dc}" in html
+    assert "Duration: 1 h → 1 h 30 min" in html
+    assert "Broken charger" in html and "BROKEN_CHARGER" not in html
 
 
 def test_booking_cancel_plain_post_redirects_to_the_booking(staff_client, site):

@@ -215,6 +215,7 @@ class EVSERow:
     connectors: list[str]
     status_css: str
     status_label: str
+    status_title: str
     badges: list[Badge]
     reason: str
     step: str  # seconds
@@ -249,8 +250,20 @@ def _timeline_rows(
         return seen[moment]
 
     return [
-        _evse_row(row, local=local, new_url=new_url, detail_url=detail_url) for row in timeline.rows
+        _evse_row(row, local=local, new_url=new_url, detail_url=detail_url, tz=tz)
+        for row in timeline.rows
     ]
+
+
+def _offline_label(last_seen: datetime | None, tz: ZoneInfo) -> str:
+    """What the desk knows of a charger that is not connected: when it was last heard from (its
+    last reported EVSE status is stale, so it is not shown as current)."""
+    if last_seen is None:
+        return "Offline, never connected"
+    seen = last_seen.astimezone(tz)
+    today = timezone.now().astimezone(tz).date()
+    when = f"{seen:%H:%M}" if seen.date() == today else f"{seen.day} {seen:%b %Y} {seen:%H:%M}"
+    return f"Offline since {when}"
 
 
 def _evse_row(
@@ -259,6 +272,7 @@ def _evse_row(
     local: Callable[[datetime], tuple[str, str, str]],
     new_url: str,
     detail_url: str,
+    tz: ZoneInfo,
 ) -> EVSERow:
     evse = row.evse
     name = str(evse)
@@ -319,8 +333,13 @@ def _evse_row(
             f"{c.power_kw:g} kW {'DC' if c.is_dc else 'AC'}"
             for c in evse.connector_list()
         ],
-        status_css=f"status status-{evse.status.lower()}",
-        status_label=row.status_label,
+        status_css="status status-offline"
+        if row.offline
+        else f"status status-{evse.status.lower()}",
+        status_label=(
+            _offline_label(evse.charge_point.last_seen, tz) if row.offline else row.status_label
+        ),
+        status_title=f"Last reported status: {row.status_label}" if row.offline else "",
         badges=badges,
         reason=row.reason,
         step=str(int(row.rules.step.total_seconds())),

@@ -158,4 +158,11 @@
     var dismiss = evt.target.closest && evt.target.closest("[data-dismiss-error]");
     if (dismiss) dismiss.closest("#request-error").hidden = true;
   });
+  // Choosing a driver answers "Choose a driver": the old error goes at once.
+  document.addEventListener("change", function (evt) {
+    if (evt.target.name !== "driver") return;
+    var form = evt.target.closest("form");
+    var errors = form && form.querySelector("[data-driver-errors]");
+    if (errors) errors.replaceChildren();
+  });
 })();

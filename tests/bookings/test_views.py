@@ -273,12 +273,16 @@ def test_day_view_one_invalid_filter_keeps_the_others(staff_client, site):
 def test_day_view_marks_offline_chargers_and_unbookable_evses(staff_client, site):
     location, ac, dc = site
     ac.charge_point.is_connected = False
+    ac.charge_point.last_seen = datetime(2026, 3, 2, 13, 5, tzinfo=UTC)
     ac.charge_point.save()
     dc.status = "OUTOFORDER"
     dc.save()
     html = staff_client.get(reverse("bookings:location_day", args=[location.pk])).content.decode()
     assert "⚠ Charger offline" in html
-    assert "⊘ Not bookable" in html and "Out of order" in html
+    assert "⊘ Not bookable" in html and "Last reported status: Out of order" in html
+    # Its last reported status is stale: not "Available", but since when it is silent.
+    assert "Offline since 2 Mar 2026 14:05" in html  # Europe/Amsterdam
+    assert '<span class="status status-available">' not in html
 
 
 def test_day_view_free_time_links_open_the_prefilled_form(staff_client, site):
@@ -310,6 +314,16 @@ def test_week_view_shows_seven_days_with_links_to_each_day(staff_client, site):
     assert html.count('class="tick day"') == 7
     assert html.count('class="block block-reserved') == 1
     assert f"date={(start + timedelta(days=6)).date().isoformat()}" in html
+    # Each day link's accessible name starts with its visible text (axe's
+    # label-content-name-mismatch): no aria-label that replaces it.
+    ticks = re.findall(r'<a class="tick day"[^>]*>(.*?)</a>', html)
+    assert len(ticks) == 7
+    for tick in ticks:
+        visible, hidden = re.fullmatch(
+            r'([^<]+)<span class="sr-only">([^<]+)</span>', tick
+        ).groups()
+        assert re.fullmatch(r"\w{3} \d{1,2} \w{3}", visible) and "open the day" in hidden
+    assert 'aria-label="Open the day view' not in html
 
 
 # session, user, location (with its policy, regular hours and exceptional periods), EVSEs, their

@@ -146,3 +146,16 @@ def test_staff_server_error_and_lost_connection_are_shown(page: Page, polder, mo
     form.get_by_role("button", name="Book").click()
     expect(page.locator("#panel").get_by_role("status")).to_have_text("Booked.")
     assert Booking.objects.get().notes == "Keep me"
+
+
+def test_staff_choose_a_driver_error_goes_once_one_is_chosen(page: Page, polder):
+    location, _evses, _anna = polder
+    log_in(page, f"/locations/{location.pk}/")
+    row(page, "PH-1").locator("a.free").last.focus()
+    page.keyboard.press("Enter")
+    form = page.locator("#booking-form")
+    form.get_by_role("button", name="Book").click()
+    expect(form).to_contain_text("Choose a driver: search by email, name or token uid.")
+    htmx_idle(page)
+    choose_anna(form)
+    expect(form).not_to_contain_text("Choose a driver: search by email")

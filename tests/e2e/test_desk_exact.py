@@ -6,15 +6,17 @@ user is looking with what they typed kept."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import time_machine
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 import bookings.views
-from bookings.models import Booking
-from tests.bookings.factories import DriverFactory, DriverTokenFactory
+from bookings.models import Booking, CanceledReason, Status
+from bookings.services import Actor, booking_change, booking_create
+from tests.bookings.factories import BookingFactory, DriverFactory, DriverTokenFactory
 from tests.e2e.test_staff_ui import click_free_at, htmx_idle, log_in, row
 from tests.locations.factories import (
     BookingPolicyFactory,
@@ -159,3 +161,50 @@ def test_staff_choose_a_driver_error_goes_once_one_is_chosen(page: Page, polder)
     htmx_idle(page)
     choose_anna(form)
     expect(form).not_to_contain_text("Choose a driver: search by email")
+
+
+def test_staff_day_shows_what_happened_at_three_widths(page: Page, polder, screenshot):
+    """Today's cancelled and no-show bookings stay drawn, an offline charger says since when, and
+    a changed booking's history says what changed: looked at on a desk, a tablet and a phone."""
+    location, evses, anna = polder
+    tz = location.zone
+    now = timezone.now()
+    today = now.astimezone(tz).date()
+    offline = ChargePointFactory(location=location, identity="PH-CP02", is_connected=False)
+    offline.last_seen = now - timedelta(hours=3)
+    offline.save()
+    EVSEFactory(charge_point=offline, uid="PH-3", physical_reference="3")
+    ben = DriverFactory(name="Ben Carter")
+
+    def at(day, hour):
+        return datetime.combine(day, time(hour), tz)
+
+    BookingFactory(evse=evses[0], start=at(today, 7), driver=ben, status=Status.NO_SHOW)
+    BookingFactory(
+        evse=evses[1], start=at(today, 8), driver=ben, status=Status.CANCELED,
+        canceled_reason=CanceledReason.BROKEN_CHARGER, canceled_by_role="CPO", canceled_at=now,
+    )  # fmt: skip
+    BookingFactory(evse=evses[1], start=at(today, 8), driver=anna, status=Status.FULFILLED)
+    start = at(today + timedelta(days=1), 10)
+    booking = booking_create(
+        evse=evses[0], start=start, end=start + timedelta(hours=1), actor=Actor.system("desk"),
+        driver=anna,
+    )  # fmt: skip
+    booking_change(
+        booking=booking, actor=Actor.system("desk"), evse=evses[1],
+        start=start + timedelta(hours=2), end=start + timedelta(hours=3, minutes=30),
+    )  # fmt: skip
+
+    log_in(page, f"/locations/{location.pk}/")
+    for width, height in ((1440, 900), (1024, 768), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(page.base_url + f"/locations/{location.pk}/")
+        expect(page.locator("a.block-no_show")).to_have_count(1)
+        expect(page.locator("a.block-canceled")).to_have_count(1)
+        expect(row(page, "PH-3")).to_contain_text("Offline since")
+        screenshot(page, f"day-what-happened-{width}", full_page=True)
+        page.goto(page.base_url + f"/bookings/{booking.uid}/")
+        history = page.locator(".changes")
+        expect(history).to_contain_text("EVSE: 1 → 2")
+        expect(history).to_contain_text("Duration: 1 h → 1 h 30 min")
+        screenshot(page, f"booking-history-{width}", full_page=True)

@@ -244,6 +244,8 @@ class Booking(models.Model):
     )
     charger_reservation_detail = models.CharField(max_length=255, blank=True)
     charger_reservation_updated_at = models.DateTimeField(null=True, blank=True)
+    # The desk saw the driver arrive (staff check-in); a session still fulfils the booking.
+    checked_in_at = models.DateTimeField(null=True, blank=True)
     needs_attention = models.BooleanField(
         default=False, help_text="Flagged for staff (e.g. the charger could not be reserved)."
     )
@@ -512,6 +514,7 @@ class BookingTransition(models.Model):
         CHANGED = "CHANGED", "Changed"
         CHARGER = "CHARGER", "Charger reservation"
         REQUEST = "REQUEST", "Request decided"
+        CHECK_IN = "CHECK_IN", "Driver arrived"
 
     class ActorType(models.TextChoices):
         STAFF = "STAFF", "Staff"

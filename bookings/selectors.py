@@ -59,7 +59,9 @@ from .availability import (
 )
 from .exceptions import InvalidWindow, UnknownEVSE, UnknownLocation
 from .models import (
+    BLOCKING_STATUSES,
     BLOCKING_STATUSES_SQL,
+    ENDED_STATUSES,
     ENDED_STATUSES_SQL,
     Booking,
     BookingRequest,
@@ -743,6 +745,24 @@ def driver_search(*, q: str, limit: int = 8) -> list[Driver]:
         Driver.objects.filter(id__in=ids)
         .prefetch_related(Prefetch("tokens", queryset=DriverToken.objects.order_by("uid")))
         .order_by("name", "id")[:limit]
+    )
+
+
+def desk_day_bookings(*, location: Location, window: Interval) -> list[Booking]:
+    """A location's bookings that meet the window (a local day), in time order, with their EVSE
+    and driver: the desk's arrivals and departures. Blocking and ended ones (cancelled, no-show):
+    the desk sees who came and who did not. One query."""
+    span = (window.start, window.end)
+    return list(
+        Booking.objects.of_location(location.pk)
+        # One arm per partial GiST index, as in timeline_blocks.
+        .filter(
+            Q(status__in=BLOCKING_STATUSES, blocked_period__overlap=span)
+            | Q(status__in=ENDED_STATUSES),
+            period__overlap=span,
+        )
+        .select_related("driver", "evse__charge_point")
+        .order_by("period", "id")
     )
 
 

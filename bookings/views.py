@@ -59,13 +59,22 @@ from .selectors import (
     booking_get,
     booking_transitions,
     day_timeline,
+    desk_day_bookings,
     driver_search,
     drivers_by_ids,
     location_capacities,
     location_list_for_staff,
+    running_session_starts,
     timeline_version,
 )
-from .services import Actor, booking_cancel, booking_change, booking_create
+from .services import (
+    Actor,
+    booking_cancel,
+    booking_change,
+    booking_check_in,
+    booking_create,
+    booking_mark_no_show,
+)
 
 UID_SLOT = uuid.UUID(int=0)  # reversed once, then filled in per booking
 CHANGED_EVENT = "bookings-changed"  # the timeline listens for it and reloads (HX-Trigger)
@@ -924,3 +933,146 @@ def location_insights_view(request: HttpRequest, location_id: int) -> HttpRespon
         "day_url": reverse("bookings:location_day", args=[location.pk]),
     }
     return render(request, "bookings/insights.html", context)
+
+
+# --- Today's arrivals and departures ---
+
+ENDS_SOON = timedelta(minutes=10)  # "ends in N min": time to tell the driver to move on
+
+
+@dataclass(frozen=True, slots=True)
+class DeskEntry:
+    """One line of the arrivals and departures list: a booking starting or ending that day."""
+
+    at: datetime
+    kind: str  # "Arrives" or "Leaves"
+    booking: Booking
+    state: str
+    flags: list[Badge]
+    can_check_in: bool
+    can_no_show: bool
+
+
+def _desk_entries(location: Location, day: date, now: datetime) -> list[DeskEntry]:
+    window = local_day_window(day, location.zone)
+    bookings = desk_day_bookings(location=location, window=window)
+    charging = running_session_starts(evse_ids=sorted({b.evse_id for b in bookings if b.evse_id}))
+    tz = location.zone
+    entries = []
+    for b in bookings:
+        state = STATE_LABELS.get(b.status, b.status)
+        reserved = b.status == Status.RESERVED
+        if window.start <= b.start < window.end:
+            flags = []
+            if b.checked_in_at:
+                flags.append(
+                    Badge("badge badge-ok", f"✓ Arrived {b.checked_in_at.astimezone(tz):%H:%M}")
+                )
+            elif reserved and b.start <= now:
+                flags.append(Badge("badge badge-offline", "◷ Late"))
+            entries.append(
+                DeskEntry(
+                    at=b.start,
+                    kind="Arrives",
+                    booking=b,
+                    state=state,
+                    flags=flags,
+                    can_check_in=reserved and b.checked_in_at is None,
+                    can_no_show=reserved and b.start <= now,
+                )
+            )
+        if window.start <= b.end < window.end:
+            flags = []
+            active = b.status in (Status.RESERVED, Status.FULFILLED)
+            if active and now < b.end <= now + ENDS_SOON:
+                minutes = max(1, int((b.end - now).total_seconds() // 60))
+                flags.append(Badge("badge badge-soon", f"⏱ Ends in {minutes} min"))
+            started = charging.get(b.evse_id)
+            if b.status == Status.FULFILLED and b.end <= now and started and started < b.end:
+                flags.append(Badge("badge badge-offline", "⚠ Overstaying: still charging"))
+            entries.append(
+                DeskEntry(
+                    at=b.end,
+                    kind="Leaves",
+                    booking=b,
+                    state=state,
+                    flags=flags,
+                    can_check_in=False,
+                    can_no_show=False,
+                )
+            )
+    entries.sort(key=lambda e: (e.at, e.kind != "Leaves"))
+    return entries
+
+
+ARRIVALS_TEMPLATE = "bookings/arrivals.html"
+
+
+def _arrivals_response(
+    request: HttpRequest, location: Location, *, day: date | None = None, notice: str = "",
+    error: str = "", status: int = 200,
+) -> HttpResponse:  # fmt: skip
+    now = timezone.now()
+    today = now.astimezone(location.zone).date()
+    filters = _timeline_filters(request)
+    day = day or filters.cleaned_data.get("date") or today
+    with timezone.override(location.zone):
+        context = {
+            "location": location,
+            "day": day,
+            "today": today,
+            "filters": filters,
+            "entries": _desk_entries(location, day, now),
+            "notice": notice,
+            "error": error,
+            "zone": zone_label(now, location.zone),
+            "day_url": f"{reverse('bookings:location_day', args=[location.pk])}?date={day}",
+            "self_url": f"{reverse('bookings:arrivals', args=[location.pk])}?date={day}",
+            "poll_seconds": poll_seconds(),
+            "changed_event": CHANGED_EVENT,
+        }
+        template = ARRIVALS_TEMPLATE
+        if _partial(request):
+            template += "#arrivals"
+        return render(request, template, context, status=status)
+
+
+@require_GET
+@staff_required
+def location_arrivals(request: HttpRequest, location_id: int) -> HttpResponse:
+    """Today's arrivals and departures by time, with check-in and no-show."""
+    return _arrivals_response(request, _location(location_id))
+
+
+def _desk_action(
+    request: HttpRequest, uid: str, action: Callable[[Booking], Any], done: str
+) -> HttpResponse:
+    booking = _booking(uid)
+    location = booking.location
+    day = booking.start.astimezone(location.zone).date()
+    try:
+        action(booking)
+    except BookingError as error:
+        return _arrivals_response(request, location, day=day, error=error.message)
+    if not _partial(request):
+        return redirect(f"{reverse('bookings:arrivals', args=[location.pk])}?date={day}")
+    who = booking.driver.name if booking.driver else "The driver"
+    return _changed(_arrivals_response(request, location, day=day, notice=f"{who}: {done}"))
+
+
+@require_http_methods(["POST"])
+@staff_required
+def booking_check_in_view(request: HttpRequest, uid: str) -> HttpResponse:
+    def check_in(booking: Booking) -> None:
+        booking_check_in(booking=booking, actor=Actor.staff(request.user))
+
+    return _desk_action(request, uid, check_in, "checked in.")
+
+
+@require_http_methods(["POST"])
+@staff_required
+def booking_no_show_view(request: HttpRequest, uid: str) -> HttpResponse:
+    def no_show(booking: Booking) -> None:
+        booking_mark_no_show(booking=booking, actor=Actor.staff(request.user))
+
+    return _desk_action(request, uid, no_show, "marked as a no-show.")

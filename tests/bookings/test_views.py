@@ -364,7 +364,8 @@ def test_grid_poll_answers_no_content_until_something_shown_changes(
     version = _grid_version(staff_client.get(url).content.decode())
     poll = {**HX, "HX-Target": "grid", "HX-Trigger": "grid", "X-Grid-Version": version}
     # session, user, location (policy, hours, periods), version
-    with django_assert_max_num_queries(6):
+    # session, user, location with its hours (3), the day's bookings, running sessions.
+    with django_assert_max_num_queries(7):
         response = staff_client.get(url, headers=poll)
     assert response.status_code == 204 and response.content == b""
     # A booking made elsewhere (an eMSP, another desk) changes the version: the grid comes back.
@@ -894,3 +895,62 @@ def test_booking_form_and_change_refuse_starts_out_of_range_with_a_message(
     )
     assert response.status_code == 200
     assert not Booking.objects.exclude(pk=booking.pk).exists()
+
+
+# --- Today's arrivals and departures ---
+
+
+def test_arrivals_list_by_time_with_flags_check_in_and_no_show(staff_client, site, driver):
+    location, ac, dc = site
+    now = timezone.now()
+    driver.license_plate = "GX-123-B"
+    driver.save()
+    late = BookingFactory(
+        evse=ac, start=now.replace(second=0, microsecond=0) - timedelta(minutes=20),
+        duration=timedelta(hours=1), driver=driver,
+    )  # fmt: skip
+    ending = BookingFactory(
+        evse=dc, start=now.replace(second=0, microsecond=0) - timedelta(minutes=55),
+        duration=timedelta(hours=1), driver=DriverFactory(name="Ben Carter"),
+        status=Status.FULFILLED,
+    )  # fmt: skip
+    url = reverse("bookings:arrivals", args=[location.pk])
+    html = staff_client.get(url).content.decode()
+    expected = ["Arrivals and departures", "Anna de Vries", "GX-123-B", "◷ Late", "Ben Carter",
+                "⏱ Ends in", "Driver arrived", "No-show", "Arrives", "Leaves"]  # fmt: skip
+    for text in expected:
+        assert text in html, text
+    # Check-in through the domain service: the list answers with its new state.
+    response = staff_client.post(reverse("bookings:booking_check_in", args=[late.uid]), headers=HX)
+    html = response.content.decode()
+    assert response["HX-Trigger"] == '{"bookings-changed": {}}'
+    assert "Anna de Vries: checked in." in html and "✓ Arrived" in html
+    late.refresh_from_db()
+    assert late.checked_in_at is not None
+    assert late.transitions.filter(event="CHECK_IN").count() == 1
+    # No-show through the domain service.
+    html = staff_client.post(
+        reverse("bookings:booking_no_show", args=[late.uid]), headers=HX
+    ).content.decode()
+    assert "Anna de Vries: marked as a no-show." in html
+    late.refresh_from_db()
+    assert late.status == Status.NO_SHOW
+    # A refusal is shown, not a 500: the fulfilled booking cannot be a no-show.
+    response = staff_client.post(reverse("bookings:booking_no_show", args=[ending.uid]), headers=HX)
+    assert response.status_code == 200
+    assert "A fulfilled booking cannot become no-show." in response.content.decode()
+
+
+def test_arrivals_list_queries_do_not_grow_with_bookings(
+    staff_client, site, django_assert_max_num_queries
+):
+    location, ac, dc = site
+    url = reverse("bookings:arrivals", args=[location.pk])
+    for hour in (1, 3, 5, 7, 9, 11):
+        BookingFactory(evse=ac, start=tomorrow_at(location, hour), driver=DriverFactory())
+        BookingFactory(evse=dc, start=tomorrow_at(location, hour), driver=DriverFactory())
+    day = (timezone.now().astimezone(location.zone) + timedelta(days=1)).date().isoformat()
+    # session, user, location with its hours (3), the day's bookings, running sessions.
+    with django_assert_max_num_queries(7):
+        html = staff_client.get(url, {"date": day}).content.decode()
+    assert html.count('class="entry entry-arrives') == 12

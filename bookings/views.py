@@ -986,7 +986,7 @@ def _desk_entries(location: Location, day: date, now: datetime) -> list[DeskEntr
             active = b.status in (Status.RESERVED, Status.FULFILLED)
             if active and now < b.end <= now + ENDS_SOON:
                 minutes = max(1, int((b.end - now).total_seconds() // 60))
-                flags.append(Badge("badge badge-soon", f"⏱ Ends in {minutes} min"))
+                flags.append(Badge("badge badge-soon", f"Ends in {minutes} min"))
             started = charging.get(b.evse_id)
             if b.status == Status.FULFILLED and b.end <= now and started and started < b.end:
                 flags.append(Badge("badge badge-offline", "⚠ Overstaying: still charging"))

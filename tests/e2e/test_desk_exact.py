@@ -208,3 +208,32 @@ def test_staff_day_shows_what_happened_at_three_widths(page: Page, polder, scree
         expect(history).to_contain_text("EVSE: 1 → 2")
         expect(history).to_contain_text("Duration: 1 h → 1 h 30 min")
         screenshot(page, f"booking-history-{width}", full_page=True)
+
+
+def test_staff_checks_a_driver_in_from_the_arrivals_list(page: Page, polder, screenshot):
+    location, evses, anna = polder
+    now = timezone.now().replace(second=0, microsecond=0)
+    anna.license_plate = "GX-123-B"
+    anna.save()
+    booking = BookingFactory(
+        evse=evses[0], start=now - timedelta(minutes=10), duration=timedelta(hours=1), driver=anna
+    )
+    BookingFactory(
+        evse=evses[1], start=now - timedelta(minutes=52), duration=timedelta(hours=1),
+        driver=DriverFactory(name="Ben Carter"), status=Status.FULFILLED,
+    )  # fmt: skip
+    log_in(page, f"/locations/{location.pk}/")
+    page.get_by_role("link", name="Arrivals & departures").click()
+    expect(page.get_by_role("heading", name="Arrivals and departures")).to_be_visible()
+    entry = page.locator("tr.entry-arrives", has_text="Anna de Vries")
+    expect(entry).to_contain_text("◷ Late")
+    expect(page.locator("tr.entry-leaves", has_text="Ben Carter")).to_contain_text("Ends in")
+    entry.get_by_role("button", name="Driver arrived").click()
+    expect(page.get_by_role("status")).to_have_text("Anna de Vries: checked in.")
+    expect(page.locator("tr.entry-arrives", has_text="Anna de Vries")).to_contain_text("Arrived")
+    booking.refresh_from_db()
+    assert booking.checked_in_at is not None
+    for width, height in ((1440, 900), (1024, 768), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        screenshot(page, f"arrivals-{width}", full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width

@@ -17,7 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 from django.db import connection
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet, Value
+from django.db.models.functions import Lower, Replace
 from django.utils import timezone
 
 from locations.models import (
@@ -764,6 +765,50 @@ def desk_day_bookings(*, location: Location, window: Interval) -> list[Booking]:
         .select_related("driver", "evse__charge_point")
         .order_by("period", "id")
     )
+
+
+SEARCH_LIMIT = 20  # results per kind on the desk's search page
+
+
+def _compact(field: str) -> Replace:
+    # Plates and phone numbers are typed with or without spaces and dashes ("GX-123-B", "gx 123b").
+    return Replace(Replace(Lower(field), Value(" "), Value("")), Value("-"), Value(""))
+
+
+def desk_search(*, q: str, since: datetime) -> tuple[list[Driver], list[Booking]]:
+    """Drivers and bookings (from `since` on, soonest first) matching q: a licence plate or phone
+    number (spaces and dashes ignored), a booking reference or id, a name, an email or a token
+    uid. Two queries; nothing for fewer than 2 characters."""
+    q = q.strip()
+    if len(q) < 2:
+        return [], []
+    compact = q.lower().replace(" ", "").replace("-", "")
+    driver_ids = (
+        Driver.objects.annotate(plate=_compact("license_plate"), phone_digits=_compact("phone"))
+        .filter(
+            Q(name__icontains=q)
+            | Q(email__icontains=q)
+            | Q(tokens__uid__icontains=q)
+            | Q(plate__contains=compact)
+            | Q(phone_digits__contains=compact)
+        )
+        .values("id")
+    )
+    drivers = list(Driver.objects.filter(id__in=driver_ids).order_by("name", "id")[:SEARCH_LIMIT])
+    bookings = list(
+        Booking.objects.filter(
+            Q(driver_id__in=driver_ids)
+            | Q(authorization_reference__iexact=q)
+            | Q(uid__startswith=q.lower())
+            | Q(tokens__uid__icontains=q)
+            | Q(request_id__iexact=q),
+            period__endswith__gte=since,
+        )
+        .select_related("driver", "location", "evse__charge_point")
+        .distinct()
+        .order_by("period", "id")[:SEARCH_LIMIT]
+    )
+    return drivers, bookings
 
 
 def drivers_by_ids(*, ids: Sequence[int]) -> list[Driver]:

@@ -6,6 +6,7 @@ app_name = "bookings"
 
 urlpatterns = [
     path("", views.location_list, name="location_list"),
+    path("search/", views.search, name="search"),
     path("locations/<int:location_id>/", views.location_day, name="location_day"),
     path("locations/<int:location_id>/week/", views.location_week, name="location_week"),
     path(

@@ -60,6 +60,7 @@ from .selectors import (
     booking_transitions,
     day_timeline,
     desk_day_bookings,
+    desk_search,
     driver_search,
     drivers_by_ids,
     location_capacities,
@@ -1076,3 +1077,26 @@ def booking_no_show_view(request: HttpRequest, uid: str) -> HttpResponse:
         booking_mark_no_show(booking=booking, actor=Actor.staff(request.user))
 
     return _desk_action(request, uid, no_show, "marked as a no-show.")
+
+
+# --- One search box ---
+
+SEARCH_SINCE = timedelta(days=1)  # bookings that ended longer ago than this are history
+
+
+@require_GET
+@staff_required
+def search(request: HttpRequest) -> HttpResponse:
+    """Drivers and bookings by plate, phone, reference, name, email or token uid, each booking
+    with where and when (on its location's clock)."""
+    form = LocationSearchForm(request.GET)  # one field `q`, 100 characters at most
+    q = form.cleaned_data["q"] if form.is_valid() else ""
+    drivers, bookings = desk_search(q=q, since=timezone.now() - SEARCH_SINCE)
+    rows = [
+        (b, _when(b.start, b.end, b.location.zone), STATE_LABELS.get(b.status, b.status))
+        for b in bookings
+    ]
+    template = "bookings/search.html"
+    if _partial(request):
+        template += "#search_results"
+    return render(request, template, {"q": q, "drivers": drivers, "rows": rows, "form": form})

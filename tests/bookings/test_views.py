@@ -13,7 +13,12 @@ from django.utils import timezone
 
 from bookings.models import Booking, BookingTransition, CanceledReason, Status
 from locations.models import Location
-from tests.bookings.factories import BookingFactory, DriverFactory, DriverTokenFactory
+from tests.bookings.factories import (
+    BookingFactory,
+    BookingTokenFactory,
+    DriverFactory,
+    DriverTokenFactory,
+)
 from tests.locations.factories import (
     BookingPolicyFactory,
     ChargePointFactory,
@@ -954,3 +959,49 @@ def test_arrivals_list_queries_do_not_grow_with_bookings(
     with django_assert_max_num_queries(7):
         html = staff_client.get(url, {"date": day}).content.decode()
     assert html.count('class="entry entry-arrives') == 12
+
+
+# --- One search box ---
+
+
+@pytest.mark.parametrize(
+    "q", ["gx123b", "GX 123 B", "+31 6 1234", "0612", "anna@", "De Vries", "04a1b2", "REF-77"]
+)
+def test_search_finds_bookings_by_plate_phone_reference_name_email_or_token(
+    staff_client, site, driver, q
+):
+    location, ac, _ = site
+    driver.license_plate, driver.phone = "GX-123-B", "+31 6 12345678"
+    driver.save()
+    booking = BookingFactory(
+        evse=ac, start=tomorrow_at(location, 10), driver=driver, authorization_reference="REF-77"
+    )
+    BookingTokenFactory(booking=booking, uid="04A1B2C3D4E5F6")
+    if q == "0612":
+        driver.phone = "06-12 34 56 78"
+        driver.save()
+    BookingFactory(evse=ac, start=tomorrow_at(location, 14), driver=DriverFactory(name="Ben"))
+    html = staff_client.get(reverse("bookings:search"), {"q": q}).content.decode()
+    assert html.count(reverse("bookings:booking_detail", args=[booking.uid])) == 1
+    assert "Ben" not in html.split('id="search-results"')[1]
+    # Where and when: the location, the EVSE and the time with its zone.
+    assert location.name in html and "10:00–11:00 (CE" in html
+
+
+def test_search_box_is_on_every_staff_page_and_short_queries_ask_for_more(staff_client, site):
+    page = staff_client.get(reverse("bookings:location_day", args=[site[0].pk])).content.decode()
+    assert 'role="search"' in page and f'action="{reverse("bookings:search")}"' in page
+    html = staff_client.get(reverse("bookings:search"), {"q": "a"}).content.decode()
+    assert "Type at least 2 characters." in html
+
+
+def test_search_runs_a_fixed_number_of_queries(
+    staff_client, site, driver, django_assert_max_num_queries
+):
+    location, ac, dc = site
+    for hour in range(1, 12, 2):
+        BookingFactory(evse=ac, start=tomorrow_at(location, hour), driver=driver)
+        BookingFactory(evse=dc, start=tomorrow_at(location, hour), driver=driver)
+    with django_assert_max_num_queries(4):  # session, user, drivers, bookings
+        html = staff_client.get(reverse("bookings:search"), {"q": "anna"}).content.decode()
+    assert html.count("Anna de Vries") >= 12

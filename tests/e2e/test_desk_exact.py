@@ -237,3 +237,26 @@ def test_staff_checks_a_driver_in_from_the_arrivals_list(page: Page, polder, scr
         page.set_viewport_size({"width": width, "height": height})
         screenshot(page, f"arrivals-{width}", full_page=True)
         assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_staff_finds_a_booking_by_plate_from_any_page(page: Page, polder, screenshot):
+    location, evses, anna = polder
+    anna.license_plate = "GX-123-B"
+    anna.save()
+    start = datetime.combine(
+        timezone.now().astimezone(location.zone).date(), time(23), location.zone
+    )
+    booking = BookingFactory(evse=evses[1], start=start, driver=anna)
+    log_in(page, f"/locations/{location.pk}/")
+    page.get_by_role("searchbox", name=re.compile("Search plate")).fill("gx 123b")
+    page.keyboard.press("Enter")
+    results = page.locator("#search-results")
+    expect(results).to_contain_text("Polder Hub · EVSE 2")
+    expect(results).to_contain_text(re.compile(r"23:00–\w{3} \d+ \w{3} 00:00 \(CES?T"))
+    for width, height in ((1440, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        screenshot(page, f"search-{width}", full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+    results.get_by_role("link", name=re.compile("23:00")).click()
+    expect(page.locator("#booking-detail")).to_contain_text("Anna de Vries")
+    assert str(booking.uid) in page.url

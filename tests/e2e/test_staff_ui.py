@@ -111,7 +111,7 @@ def test_staff_books_moves_and_cancels_in_the_browser(page: Page, hub, screensho
     _location, evses, anna, tomorrow, at = hub
     log_in(page)
     expect(page.get_by_role("heading", name="Locations")).to_be_visible()
-    page.get_by_role("link", name="Harbour Hub").click()
+    page.get_by_role("link", name="Harbour Hub", exact=True).click()
     expect(page.get_by_role("heading", name="Harbour Hub")).to_be_visible()
 
     # Change day: the URL follows (push URL), so back and new tabs work.

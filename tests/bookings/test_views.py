@@ -140,6 +140,23 @@ def test_htmx_post_needs_csrf_token_from_body_headers(site, staff_user, driver):
 # --- Locations list ---
 
 
+def test_stale_csrf_token_is_refused_with_a_message_and_a_marker_for_the_page_script(
+    site, staff_user, driver
+):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_user)
+    client.get(reverse("bookings:location_day", args=[site[0].pk]))
+    response = client.post(
+        reverse("bookings:booking_new", args=[site[0].pk]),
+        {"evse": site[1].uid, "start": "2030-01-01T10:00", "duration": 60, "driver": driver.pk},
+        headers={**HX, "X-CSRFToken": "stale" * 8},
+    )
+    assert response.status_code == 403
+    assert response["X-Refused"] == "csrf"
+    assert "This form was out of date" in response.content.decode()
+    assert not Booking.objects.exists()
+
+
 def test_location_list_searches_name_and_city(staff_client, site):
     LocationFactory(name="Airport Deck", city="Schiphol")
     url = reverse("bookings:location_list")
@@ -944,6 +961,15 @@ def test_arrivals_list_by_time_with_flags_check_in_and_no_show(staff_client, sit
     response = staff_client.post(reverse("bookings:booking_no_show", args=[ending.uid]), headers=HX)
     assert response.status_code == 200
     assert "A fulfilled booking cannot become no-show." in response.content.decode()
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "31-02"])
+def test_arrivals_list_refuses_a_bad_date_with_a_message(staff_client, site, day):
+    url = reverse("bookings:arrivals", args=[site[0].pk])
+    response = staff_client.get(url, {"date": day})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'role="alert">Date: ' in html and "Showing " in html
 
 
 def test_arrivals_list_queries_do_not_grow_with_bookings(

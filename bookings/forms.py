@@ -115,7 +115,14 @@ class InstantWidget(forms.MultiWidget):
         # The offset is asked only where the wall time shown happens twice; elsewhere the wall
         # time alone names one instant and the select would only be noise.
         tz = timezone.get_current_timezone()
-        wall = value[0] if isinstance(value, list | tuple) else self.decompress(value)[0]
+        if isinstance(value, list | tuple):
+            # A start sent back as one instant (a resize button's) shows as its wall time.
+            sent = _instant_of(value[0])
+            if sent is not None:
+                value = self.decompress(sent)
+        else:
+            value = self.decompress(value)
+        wall = value[0]
         instants = _wall_instants_of(wall, tz)
         self.widgets[1].choices = [
             ("", "Choose the clock"),
@@ -128,6 +135,18 @@ class InstantWidget(forms.MultiWidget):
         else:
             subwidgets[1]["attrs"]["aria-label"] = "Which clock: this time happens twice"
         return context
+
+
+def _instant_of(text: object) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None or not FIRST_DAY <= moment.date() <= LAST_DAY:
+        return None
+    return moment
 
 
 def _wall_instants_of(wall: object, tz: ZoneInfo) -> list[datetime]:

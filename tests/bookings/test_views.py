@@ -669,6 +669,10 @@ def test_booking_change_extends_shortens_and_moves_in_the_repeated_hour(
     assert booking.period.lower == datetime(2027, 10, 31, 0, 15, tzinfo=UTC)
     assert "02:15–03:15 (CEST, UTC+2)" not in html  # it ends on the other clock
     assert "02:15 (CEST, UTC+2) – 02:15 (CET, UTC+1)" in html
+    # A refused resize shows the instant it sent as a wall time with its clock chosen.
+    html = change(evse=other.uid, start="2027-10-31T02:15:00+02:00", duration=300)
+    assert 'name="start" value="2027-10-31T02:15"' in html
+    assert '<option value="+02:00" selected>CEST, UTC+2</option>' in html
 
 
 # --- Booking detail and actions ---

@@ -88,6 +88,23 @@ def test_staff_books_extends_and_moves_in_the_repeated_hour(page: Page, polder, 
         expect(row(page, "PH-2").locator("a.block")).to_have_count(1)
 
 
+def test_staff_books_two_real_hours_across_the_spring_forward_gap(page: Page, polder):
+    location, _evses, anna = polder
+    with time_machine.travel(datetime(2027, 3, 27, 12, tzinfo=UTC), tick=True):
+        log_in(page, f"/locations/{location.pk}/?date=2027-03-28")
+        expect(page.locator(".tick:not(.day)")).to_have_count(23)  # a 23-hour day
+        click_free_at(page, "PH-1", datetime(2027, 3, 28, 0, 30, tzinfo=UTC))  # 01:30 CET
+        form = page.locator("#booking-form")
+        expect(form.get_by_label("Start (Europe/Amsterdam)")).to_have_value("2027-03-28T01:30")
+        choose_anna(form)
+        form.get_by_label("2 h", exact=True).check()
+        form.get_by_role("button", name="Book").click()
+        panel = page.locator("#panel")
+        expect(panel).to_contain_text("01:30 (CET, UTC+1) – 04:30 (CEST, UTC+2)")
+        booking = Booking.objects.get(driver=anna)
+        assert booking.period.upper - booking.period.lower == timedelta(hours=2)
+
+
 def test_staff_stale_csrf_token_is_explained_and_the_retry_books(page: Page, polder, settings):
     # No poll meanwhile: one while signed out would (rightly) send this tab to the login page.
     settings.STAFF_TIMELINE_POLL_SECONDS = 600

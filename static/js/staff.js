@@ -165,4 +165,12 @@
     var errors = form && form.querySelector("[data-driver-errors]");
     if (errors) errors.replaceChildren();
   });
+  // Esc closes the side panel, as its Close link does (not while a select or dialog has it).
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key !== "Escape" || evt.defaultPrevented) return;
+    var panel = document.getElementById("panel");
+    if (!panel || !panel.firstElementChild) return;
+    if (evt.target.matches && evt.target.matches("select")) return;
+    panel.replaceChildren();
+  });
 })();

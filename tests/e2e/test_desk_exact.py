@@ -135,6 +135,8 @@ def test_staff_stale_csrf_token_is_explained_and_the_retry_books(page: Page, pol
     form.get_by_role("button", name="Book").click()
     expect(page.locator("#panel").get_by_role("status")).to_have_text("Booked.")
     assert Booking.objects.get().driver == anna
+    page.keyboard.press("Escape")  # closes the panel
+    expect(page.locator("#panel")).to_be_empty()
 
 
 def test_staff_server_error_and_lost_connection_are_shown(page: Page, polder, monkeypatch):

@@ -173,4 +173,43 @@
     if (evt.target.matches && evt.target.matches("select")) return;
     panel.replaceChildren();
   });
+  // The browser shows a datetime-local in its own locale (12-hour clocks, month first): echo
+  // the chosen wall time next to it as the rest of the desk writes times, 24-hour, day first.
+  var echoFormat = new Intl.DateTimeFormat("en-GB", {
+    weekday: "short", day: "numeric", month: "short", year: "numeric",
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: "UTC",
+  });
+
+  function echo(input) {
+    var id = input.id + "-echo";
+    var out = document.getElementById(id);
+    if (!out) {
+      out = document.createElement("span");
+      out.id = id;
+      out.className = "when-echo muted";
+      input.insertAdjacentElement("afterend", out);
+      input.setAttribute("aria-describedby", id);
+    }
+    var m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(input.value);
+    if (!m) {
+      out.textContent = "";
+      return;
+    }
+    var p = {};
+    echoFormat.formatToParts(Date.UTC(+m[1], m[2] - 1, +m[3], +m[4], +m[5])).forEach(
+      function (part) { p[part.type] = part.value; }
+    );
+    // As the panel writes it: "Sun 31 Oct 2027, 02:30".
+    out.textContent = p.weekday + " " + p.day + " " + p.month + " " + p.year + ", " +
+      p.hour + ":" + p.minute;
+  }
+
+  function echoAll(root) {
+    root.querySelectorAll("input[type=datetime-local][id]").forEach(echo);
+  }
+  document.addEventListener("input", function (evt) {
+    if (evt.target.matches && evt.target.matches("input[type=datetime-local][id]")) echo(evt.target);
+  });
+  document.addEventListener("htmx:afterSettle", function (evt) { echoAll(evt.detail.elt); });
+  document.addEventListener("DOMContentLoaded", function () { echoAll(document); });
 })();

@@ -55,6 +55,8 @@ def test_staff_books_extends_and_moves_in_the_repeated_hour(page: Page, polder, 
         click_free_at(page, "PH-1", datetime(2027, 10, 31, 1, 30, tzinfo=UTC))
         form = page.locator("#booking-form")
         expect(form.get_by_label("Start (Europe/Amsterdam)")).to_have_value(f"{FALL_BACK}T02:30")
+        # Whatever the browser's locale, the time is echoed 24-hour, day first.
+        expect(form.locator(".when-echo")).to_have_text("Sun 31 Oct 2027, 02:30")
         clock = form.get_by_label("Which clock: this time happens twice")
         expect(clock.locator("option:checked")).to_have_text("CET, UTC+1")
         choose_anna(form)

@@ -1,7 +1,11 @@
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
+from .availability import zone_label
 from .exceptions import BookingError
 from .models import (
     Booking,
@@ -13,6 +17,12 @@ from .models import (
     DriverToken,
 )
 from .services import Actor, booking_cancel
+
+
+def local_time(moment: datetime, tz: ZoneInfo) -> str:
+    """A moment on the location's clock with the clock named: "2027-10-31 02:30 (CET, UTC+1)"."""
+    local = moment.astimezone(tz)
+    return f"{local:%Y-%m-%d %H:%M} ({zone_label(local, tz)})"
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -72,14 +82,15 @@ class BookingAdmin(admin.ModelAdmin):
     inlines = [TokenInline, RequestInline, TransitionInline]
     actions = ["cancel_bookings"]
     readonly_fields = [
-        "uid", "location", "evse", "connector", "period", "blocked_period", "status", "channel",
+        "uid", "location", "evse", "connector", "local_period", "period", "blocked_period",
+        "status", "channel",
         "created_by", "driver", "emsp_country_code", "emsp_party_id", "request_id",
         "authorization_reference", "power_required_kw", "terms", "access_methods",
         "canceled_reason", "canceled_by_role", "canceled_by", "canceled_at",
         "charger_reservation", "charger_reservation_detail", "charger_reservation_updated_at",
         "fulfilled_at", "created_at", "last_updated",
     ]  # fmt: skip
-    fields = [*readonly_fields[:8], "notes", *readonly_fields[8:], "needs_attention"]
+    fields = [*readonly_fields[:9], "notes", *readonly_fields[9:], "needs_attention"]
 
     def has_add_permission(self, request) -> bool:
         return False  # bookings are made through the staff UI or OCPI, where the rules run
@@ -96,12 +107,17 @@ class BookingAdmin(admin.ModelAdmin):
         return str(obj.uid)[:8]
 
     @admin.display(ordering="period")
-    def start(self, obj: Booking):
-        return obj.period.lower
+    def start(self, obj: Booking) -> str:
+        return local_time(obj.period.lower, obj.location.zone)
 
     @admin.display()
-    def end(self, obj: Booking):
-        return obj.period.upper
+    def end(self, obj: Booking) -> str:
+        return local_time(obj.period.upper, obj.location.zone)
+
+    @admin.display(description="period (location time)")
+    def local_period(self, obj: Booking) -> str:
+        tz = obj.location.zone
+        return f"{local_time(obj.period.lower, tz)} – {local_time(obj.period.upper, tz)}"
 
     @admin.display(description="booked by")
     def who(self, obj: Booking) -> str:

@@ -13,6 +13,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 MAX_WINDOW = timedelta(days=7)
+# The calendar the desk and the engine handle. Far inside datetime's years 1-9999, so a week's
+# window and any zone's offset never overflow.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2999, 12, 31)
 
 
 @dataclass(frozen=True, order=True)
@@ -127,6 +131,30 @@ def _wall(day: date, t: time, tz: ZoneInfo) -> datetime:
     # fold=0: a wall time in the spring-forward gap lands just after the gap (02:30 -> 03:30);
     # an ambiguous one in the fall-back hour means its first occurrence.
     return datetime.combine(day, t, tzinfo=tz).astimezone(UTC)
+
+
+def wall_instants(wall: datetime, tz: ZoneInfo) -> list[datetime]:
+    """The UTC instants a naive wall time names in tz: none in a spring-forward gap, two in the
+    repeated hour of a fall-back day (earlier first), one otherwise."""
+    instants = []
+    for fold in (0, 1):
+        instant = wall.replace(tzinfo=tz, fold=fold).astimezone(UTC)
+        if instant.astimezone(tz).replace(tzinfo=None) == wall and instant not in instants:
+            instants.append(instant)
+    return sorted(instants)
+
+
+def zone_label(moment: datetime, tz: ZoneInfo) -> str:
+    """Which clock a moment is read on in tz, e.g. "CEST, UTC+2" or "IST, UTC+5:30"."""
+    local = moment.astimezone(tz)
+    offset = local.utcoffset() or timedelta(0)
+    sign = "-" if offset < timedelta(0) else "+"
+    minutes = abs(int(offset.total_seconds())) // 60
+    hours, rest = divmod(minutes, 60)
+    text = f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+    name = local.tzname() or ""
+    # Zones without an abbreviation of their own print the offset ("+09"): say it once.
+    return text if not name or name[0] in "+-" else f"{name}, {text}"
 
 
 def opening_intervals(hours: OpeningHours, window: Interval, tz: ZoneInfo) -> list[Interval]:

@@ -4,12 +4,15 @@ live in bookings.services, whose errors the views add to these forms."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django import forms
+from django.utils import timezone
 
 from locations.models import EVSE, BookingPolicy, ConnectorStandard
 
+from .availability import FIRST_DAY, LAST_DAY, wall_instants, zone_label
 from .models import CanceledReason, Driver
 from .selectors import Criteria
 
@@ -40,14 +43,139 @@ def format_minutes(minutes: int) -> str:
     return f"{hours} h {rest} min" if rest else f"{hours} h"
 
 
-class LocalDateTimeInput(forms.DateTimeInput):
-    """A datetime-local picker; the view activates the location's zone, so the wall time typed
-    is read in that zone (Django refuses a time that does not exist or is ambiguous there)."""
+DAY_RANGE_MESSAGE = f"Choose a date between {FIRST_DAY:%d %b %Y} and {LAST_DAY:%d %b %Y}."
 
-    input_type = "datetime-local"
 
-    def __init__(self, step_minutes: int = 15, **kwargs):
-        super().__init__(format="%Y-%m-%dT%H:%M", attrs={"step": step_minutes * 60}, **kwargs)
+def parse_instant(value: str, tz: ZoneInfo, offset: str = "") -> datetime:
+    """One instant from what a page sends: ISO 8601 with an offset (or Z), or a wall time in tz
+    with the UTC offset the user chose when that wall time happens twice (the repeated hour).
+
+    Raises forms.ValidationError with a message for the user.
+    """
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise forms.ValidationError("Enter a date and time.", code="invalid") from None
+    if not FIRST_DAY <= moment.date() <= LAST_DAY:
+        raise forms.ValidationError(DAY_RANGE_MESSAGE, code="out_of_range")
+    if moment.tzinfo is not None:
+        return moment.astimezone(UTC)
+    instants = wall_instants(moment, tz)
+    if not instants:
+        raise forms.ValidationError(
+            f"{moment:%H:%M} does not exist on {moment:%d %b %Y} in {tz.key}: the clocks "
+            "skip that hour. Choose a time before or after it.",
+            code="nonexistent",
+        )
+    if len(instants) == 1:
+        return instants[0]
+    for instant in instants:
+        if offset and offset_value(instant, tz) == offset:
+            return instant
+    first, second = (zone_label(i, tz) for i in instants)
+    raise forms.ValidationError(
+        f"{moment:%H:%M} happens twice on {moment:%d %b %Y} in {tz.key}: choose {first} "
+        f"or {second}.",
+        code="ambiguous",
+    )
+
+
+def offset_value(moment: datetime, tz: ZoneInfo) -> str:
+    """The UTC offset of moment in tz as the offset select sends it, e.g. "+02:00"."""
+    return moment.astimezone(tz).isoformat()[-6:]
+
+
+class InstantWidget(forms.MultiWidget):
+    """A datetime-local picker (wall time in the location's zone) and the UTC offset meant, which
+    only matters in the repeated hour of a fall-back day; both go out as `start` and
+    `start_offset`. A value sent as one ISO string with an offset (hidden inputs, links) is read
+    as is."""
+
+    def __init__(self, step_minutes: int = 15):
+        widgets = {
+            "": forms.DateTimeInput(
+                format="%Y-%m-%dT%H:%M",
+                attrs={"type": "datetime-local", "step": step_minutes * 60},
+            ),
+            "offset": forms.Select(),
+        }
+        super().__init__(widgets)
+
+    def decompress(self, value):
+        if not isinstance(value, datetime):
+            return [value, ""]
+        tz = timezone.get_current_timezone()
+        local = value.astimezone(tz)
+        return [local.replace(tzinfo=None), offset_value(local, tz)]
+
+    def id_for_label(self, id_: str) -> str:
+        return f"{id_}_0" if id_ else id_
+
+    def get_context(self, name, value, attrs):
+        # The offset is asked only where the wall time shown happens twice; elsewhere the wall
+        # time alone names one instant and the select would only be noise.
+        tz = timezone.get_current_timezone()
+        if isinstance(value, list | tuple):
+            # A start sent back as one instant (a resize button's) shows as its wall time.
+            sent = _instant_of(value[0])
+            if sent is not None:
+                value = self.decompress(sent)
+        else:
+            value = self.decompress(value)
+        wall = value[0]
+        instants = _wall_instants_of(wall, tz)
+        self.widgets[1].choices = [
+            ("", "Choose the clock"),
+            *((offset_value(i, tz), zone_label(i, tz)) for i in instants),
+        ]
+        context = super().get_context(name, value, attrs)
+        subwidgets = context["widget"]["subwidgets"]
+        if len(instants) < 2:
+            del subwidgets[1:]
+        else:
+            subwidgets[1]["attrs"]["aria-label"] = "Which clock: this time happens twice"
+        return context
+
+
+def _instant_of(text: object) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None or not FIRST_DAY <= moment.date() <= LAST_DAY:
+        return None
+    return moment
+
+
+def _wall_instants_of(wall: object, tz: ZoneInfo) -> list[datetime]:
+    if isinstance(wall, str):
+        try:
+            wall = datetime.fromisoformat(wall)
+        except ValueError:
+            return []
+    if not isinstance(wall, datetime) or wall.tzinfo is not None:
+        return []
+    if not FIRST_DAY <= wall.date() <= LAST_DAY:
+        return []
+    return wall_instants(wall, tz)
+
+
+class InstantField(forms.Field):
+    """A start time that names one instant (see parse_instant); cleans to an aware UTC datetime
+    read in the active time zone (the views activate the location's)."""
+
+    def __init__(self, *, step_minutes: int, **kwargs):
+        super().__init__(widget=InstantWidget(step_minutes), **kwargs)
+
+    def to_python(self, value):
+        if isinstance(value, datetime):
+            return value
+        text, offset = value if isinstance(value, list | tuple) else (value, "")
+        if not text:
+            return None
+        return parse_instant(str(text), timezone.get_current_timezone(), offset or "")
 
 
 class TimelineFilterForm(forms.Form):
@@ -56,6 +184,13 @@ class TimelineFilterForm(forms.Form):
     CURRENT_CHOICES = [("", "AC or DC"), ("AC", "AC"), ("DC", "DC")]
 
     date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean_date(self) -> date | None:
+        day = self.cleaned_data["date"]
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise forms.ValidationError(DAY_RANGE_MESSAGE, code="out_of_range")
+        return day
+
     standard = forms.ChoiceField(
         required=False,
         label="Connector",
@@ -70,8 +205,13 @@ class TimelineFilterForm(forms.Form):
         widget=forms.NumberInput(attrs={"step": 1, "inputmode": "numeric", "placeholder": "any"}),
     )
 
+    def valid_data(self) -> dict:
+        """The fields that are valid: one bad filter in a URL keeps the others."""
+        self.is_valid()
+        return self.cleaned_data
+
     def criteria(self) -> Criteria:
-        data = self.cleaned_data if self.is_valid() else {}
+        data = self.valid_data()
         return Criteria(
             power_type=data.get("current") or None,
             standards=(data["standard"],) if data.get("standard") else (),
@@ -82,9 +222,7 @@ class TimelineFilterForm(forms.Form):
         """The filters as a query string (for links that keep them), with overrides."""
         from django.http import QueryDict
 
-        values = {
-            k: v for k, v in (self.cleaned_data if self.is_valid() else {}).items() if v
-        } | override
+        values = {k: v for k, v in self.valid_data().items() if v} | override
         qd = QueryDict(mutable=True)
         for key, value in values.items():
             if value not in (None, ""):
@@ -119,9 +257,7 @@ class _SlotForm(forms.Form):
     def __init__(self, *args, evses: Iterable[EVSE], policy: BookingPolicy, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["evse"] = EVSEChoiceField(evses)
-        self.fields["start"] = forms.DateTimeField(
-            label="Start", widget=LocalDateTimeInput(step_minutes=policy.slot_step_minutes)
-        )
+        self.fields["start"] = InstantField(label="Start", step_minutes=policy.slot_step_minutes)
         self.fields["duration"] = forms.TypedChoiceField(
             label="Duration",
             coerce=int,
@@ -132,7 +268,10 @@ class _SlotForm(forms.Form):
 
     @property
     def end(self) -> datetime:
-        return self.cleaned_data["start"] + timedelta(minutes=self.cleaned_data["duration"])
+        # Elapsed time: 2 h from 01:30 on a spring-forward day ends at 04:30 local.
+        return self.cleaned_data["start"].astimezone(UTC) + timedelta(
+            minutes=self.cleaned_data["duration"]
+        )
 
 
 class BookingForm(_SlotForm):

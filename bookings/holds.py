@@ -32,6 +32,7 @@ from chargers.models import (
 from locations.models import BookingPolicy, Capability
 from locations.selectors import policy_for
 
+from .availability import zone_label
 from .exceptions import BookingError, Busy
 from .models import Booking, Status
 from .services import (
@@ -182,13 +183,20 @@ def _summary(booking: Booking, reservation: Reservation) -> ChargerState | None:
     state = CR(reservation.status)
     if state not in ATTEMPT_STATES:
         return None
+    # Times in the location's zone, labelled, as everything else the desk shows.
+    tz = booking.location.zone
     if state == CR.HELD:
-        detail = f"Held at the charger until {reservation.expires_at:%H:%M} UTC."
+        until = reservation.expires_at.astimezone(tz)
+        detail = f"Held at the charger until {until:%H:%M} ({zone_label(until, tz)})."
     else:
         retry = reservation.next_attempt_at
         detail = reservation.detail or state.label
         if retry is not None and retry < booking.start:
-            detail += f" Retrying at {retry:%H:%M:%S} UTC (attempt {reservation.attempts + 1})."
+            at = retry.astimezone(tz)
+            detail += (
+                f" Retrying at {at:%H:%M:%S} ({zone_label(at, tz)}) "
+                f"(attempt {reservation.attempts + 1})."
+            )
     return ChargerState(
         booking_id=booking.pk, state=state, detail=detail,
         actor=Actor.charger(booking.evse.charge_point.identity),

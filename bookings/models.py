@@ -52,6 +52,9 @@ BLOCKING_STATUSES = [Status.PENDING, Status.RESERVED, Status.FULFILLED]
 BLOCKING_STATUSES_SQL = ", ".join(f"'{status}'" for status in BLOCKING_STATUSES)
 # Bookings in these states have not started yet: they may still change or be cancelled.
 OPEN_STATUSES = [Status.PENDING, Status.RESERVED]
+# Ended without a charge, yet part of the day a desk looks back on (the timeline draws them).
+ENDED_STATUSES = [Status.CANCELED, Status.NO_SHOW]
+ENDED_STATUSES_SQL = ", ".join(f"'{status}'" for status in ENDED_STATUSES)
 FINAL_STATUSES = [Status.CANCELED, Status.FAILED, Status.NO_SHOW, Status.FULFILLED, Status.REJECTED]
 
 
@@ -241,6 +244,8 @@ class Booking(models.Model):
     )
     charger_reservation_detail = models.CharField(max_length=255, blank=True)
     charger_reservation_updated_at = models.DateTimeField(null=True, blank=True)
+    # The desk saw the driver arrive (staff check-in); a session still fulfils the booking.
+    checked_in_at = models.DateTimeField(null=True, blank=True)
     needs_attention = models.BooleanField(
         default=False, help_text="Flagged for staff (e.g. the charger could not be reserved)."
     )
@@ -275,6 +280,12 @@ class Booking(models.Model):
                 fields=["location", "blocked_period"],
                 name="booking_location_blocking_gist",
                 condition=Q(status__in=BLOCKING_STATUSES),
+            ),
+            # The same for the cancelled and no-show bookings the timeline still draws.
+            GistIndex(
+                fields=["location", "period"],
+                name="booking_location_ended_gist",
+                condition=Q(status__in=ENDED_STATUSES),
             ),
         ]
         constraints = [
@@ -503,6 +514,7 @@ class BookingTransition(models.Model):
         CHANGED = "CHANGED", "Changed"
         CHARGER = "CHARGER", "Charger reservation"
         REQUEST = "REQUEST", "Request decided"
+        CHECK_IN = "CHECK_IN", "Driver arrived"
 
     class ActorType(models.TextChoices):
         STAFF = "STAFF", "Staff"

@@ -17,7 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 from django.db import connection
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet, Value
+from django.db.models.functions import Lower, Replace
 from django.utils import timezone
 
 from locations.models import (
@@ -59,7 +60,10 @@ from .availability import (
 )
 from .exceptions import InvalidWindow, UnknownEVSE, UnknownLocation
 from .models import (
+    BLOCKING_STATUSES,
     BLOCKING_STATUSES_SQL,
+    ENDED_STATUSES,
+    ENDED_STATUSES_SQL,
     Booking,
     BookingRequest,
     BookingToken,
@@ -231,9 +235,14 @@ _BLOCKS_SQL = (
     "(extract(epoch FROM upper(b.period)) * 1000000)::bigint, b.status, b.charger_reservation, "
     "b.needs_attention, d.name, b.emsp_country_code, b.emsp_party_id "
     "FROM bookings_booking b LEFT JOIN bookings_driver d ON d.id = b.driver_id "
-    f"WHERE b.status IN ({BLOCKING_STATUSES_SQL}) AND b.location_id = %s::bigint "
-    "AND b.blocked_period && tstzrange(%s, %s, '[)') AND b.period && tstzrange(%s, %s, '[)') "
-    "ORDER BY b.evse_id, b.period"
+    # One arm per partial GiST index (PostgreSQL ORs the two bitmap scans).
+    f"WHERE (b.status IN ({BLOCKING_STATUSES_SQL}) AND b.location_id = %(location)s::bigint "
+    "AND b.blocked_period && tstzrange(%(start)s, %(end)s, '[)') "
+    "AND b.period && tstzrange(%(start)s, %(end)s, '[)')) "
+    f"OR (b.status IN ({ENDED_STATUSES_SQL}) AND b.location_id = %(location)s::bigint "
+    "AND b.period && tstzrange(%(start)s, %(end)s, '[)')) "
+    # Ended bookings first: drawn first, an active booking in the same time lies over them.
+    f"ORDER BY b.evse_id, b.status IN ({ENDED_STATUSES_SQL}) DESC, b.period"
 )
 
 
@@ -487,12 +496,14 @@ class Block:
 
 
 def timeline_blocks(*, location: Location, window: Interval) -> dict[int, list[Block]]:
-    """The blocking bookings of a location whose slot meets the window, per EVSE id: one scan of
-    the location's blocking GiST index, loaded as plain values (a busy day has hundreds) with
-    constant SQL (the ORM would spend longer compiling the query than PostgreSQL answering)."""
+    """The blocking, cancelled and no-show bookings of a location whose slot meets the window,
+    per EVSE id: one scan of each of the location's partial GiST indexes, loaded as plain values
+    (a busy day has hundreds) with constant SQL (the ORM would spend longer compiling the query
+    than PostgreSQL answering)."""
     with connection.cursor() as cursor:
-        span = [window.start, window.end]
-        cursor.execute(_BLOCKS_SQL, [location.pk, *span, *span])
+        cursor.execute(
+            _BLOCKS_SQL, {"location": location.pk, "start": window.start, "end": window.end}
+        )
         rows = cursor.fetchall()
     blocks: dict[int, list[Block]] = defaultdict(list)
     for uid, evse_id, lower, upper, status, charger, attention, name, cc, party in rows:
@@ -736,6 +747,68 @@ def driver_search(*, q: str, limit: int = 8) -> list[Driver]:
         .prefetch_related(Prefetch("tokens", queryset=DriverToken.objects.order_by("uid")))
         .order_by("name", "id")[:limit]
     )
+
+
+def desk_day_bookings(*, location: Location, window: Interval) -> list[Booking]:
+    """A location's bookings that meet the window (a local day), in time order, with their EVSE
+    and driver: the desk's arrivals and departures. Blocking and ended ones (cancelled, no-show):
+    the desk sees who came and who did not. One query."""
+    span = (window.start, window.end)
+    return list(
+        Booking.objects.of_location(location.pk)
+        # One arm per partial GiST index, as in timeline_blocks.
+        .filter(
+            Q(status__in=BLOCKING_STATUSES, blocked_period__overlap=span)
+            | Q(status__in=ENDED_STATUSES),
+            period__overlap=span,
+        )
+        .select_related("driver", "evse__charge_point")
+        .order_by("period", "id")
+    )
+
+
+SEARCH_LIMIT = 20  # results per kind on the desk's search page
+
+
+def _compact(field: str) -> Replace:
+    # Plates and phone numbers are typed with or without spaces and dashes ("GX-123-B", "gx 123b").
+    return Replace(Replace(Lower(field), Value(" "), Value("")), Value("-"), Value(""))
+
+
+def desk_search(*, q: str, since: datetime) -> tuple[list[Driver], list[Booking]]:
+    """Drivers and bookings (from `since` on, soonest first) matching q: a licence plate or phone
+    number (spaces and dashes ignored), a booking reference or id, a name, an email or a token
+    uid. Two queries; nothing for fewer than 2 characters."""
+    q = q.strip()
+    if len(q) < 2:
+        return [], []
+    compact = q.lower().replace(" ", "").replace("-", "")
+    driver_ids = (
+        Driver.objects.annotate(plate=_compact("license_plate"), phone_digits=_compact("phone"))
+        .filter(
+            Q(name__icontains=q)
+            | Q(email__icontains=q)
+            | Q(tokens__uid__icontains=q)
+            | Q(plate__contains=compact)
+            | Q(phone_digits__contains=compact)
+        )
+        .values("id")
+    )
+    drivers = list(Driver.objects.filter(id__in=driver_ids).order_by("name", "id")[:SEARCH_LIMIT])
+    bookings = list(
+        Booking.objects.filter(
+            Q(driver_id__in=driver_ids)
+            | Q(authorization_reference__iexact=q)
+            | Q(uid__startswith=q.lower())
+            | Q(tokens__uid__icontains=q)
+            | Q(request_id__iexact=q),
+            period__endswith__gte=since,
+        )
+        .select_related("driver", "location", "evse__charge_point")
+        .distinct()
+        .order_by("period", "id")[:SEARCH_LIMIT]
+    )
+    return drivers, bookings
 
 
 def drivers_by_ids(*, ids: Sequence[int]) -> list[Driver]:

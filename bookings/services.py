@@ -723,15 +723,46 @@ def booking_for_session(
 
 
 @transaction.atomic
+def booking_check_in(
+    *, booking: Booking | int, actor: Actor, now: datetime | None = None
+) -> Booking:
+    """Record that a reserved booking's driver has arrived (the desk's check-in); once only.
+    Raises InvalidTransition unless the booking is reserved."""
+    now = _now(now)
+    booking = _lock(booking)
+    if booking.status != Status.RESERVED:
+        raise exc.InvalidTransition(
+            f"A {booking.get_status_display().lower()} booking cannot be checked in."
+        )
+    if booking.checked_in_at is not None:
+        return booking
+    booking.checked_in_at = now
+    booking.save(update_fields=["checked_in_at", "last_updated"])
+    _audit(
+        booking, event=BookingTransition.Event.CHECK_IN, from_status=booking.status, actor=actor,
+        now=now,
+    )  # fmt: skip
+    return booking
+
+
+@transaction.atomic
 def booking_mark_no_show(
     *, booking: Booking | int, actor: Actor | None = None, now: datetime | None = None
 ) -> Booking:
-    """RESERVED -> NO_SHOW once the window closed without a session. Raises InvalidTransition,
-    InvalidRequest while the driver may still come."""
+    """RESERVED -> NO_SHOW once the window closed without a session; staff may say so from the
+    booked start on (they see the bay empty). Raises InvalidTransition, InvalidRequest while
+    the driver may still come."""
     now = _now(now)
     booking = _lock(booking)
-    if booking.status == Status.RESERVED and now <= fulfil_window(booking).end:
-        raise exc.InvalidRequest("The driver may still arrive; it is not a no-show yet.")
+    if booking.status == Status.RESERVED:
+        staff = actor is not None and actor.type == ActorType.STAFF
+        if staff and now < booking.period.lower:
+            raise exc.InvalidRequest(
+                "The booking has not started yet: it can be marked a no-show from "
+                f"{_fmt(booking.period.lower, booking.location)}."
+            )
+        if not staff and now <= fulfil_window(booking).end:
+            raise exc.InvalidRequest("The driver may still arrive; it is not a no-show yet.")
     return _transition(
         booking, to=Status.NO_SHOW, actor=actor or Actor.system("no-show sweep"), now=now
     )

@@ -6,6 +6,7 @@ app_name = "bookings"
 
 urlpatterns = [
     path("", views.location_list, name="location_list"),
+    path("search/", views.search, name="search"),
     path("locations/<int:location_id>/", views.location_day, name="location_day"),
     path("locations/<int:location_id>/week/", views.location_week, name="location_week"),
     path(
@@ -13,8 +14,11 @@ urlpatterns = [
         views.location_insights_view,
         name="location_insights",
     ),
+    path("locations/<int:location_id>/arrivals/", views.location_arrivals, name="arrivals"),
     path("locations/<int:location_id>/bookings/new/", views.booking_new, name="booking_new"),
     path("bookings/<uuid:uid>/", views.booking_detail, name="booking_detail"),
     path("bookings/<uuid:uid>/change/", views.booking_change_view, name="booking_change"),
     path("bookings/<uuid:uid>/cancel/", views.booking_cancel_view, name="booking_cancel"),
+    path("bookings/<uuid:uid>/check-in/", views.booking_check_in_view, name="booking_check_in"),
+    path("bookings/<uuid:uid>/no-show/", views.booking_no_show_view, name="booking_no_show"),
 ]

@@ -15,23 +15,23 @@ from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from typing import Any
 from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from locations.models import BookingPolicy, Location
 from locations.selectors import evses_of_location, location_get, location_policy, policy_for
 
-from .availability import local_day_window
+from .availability import local_day_window, zone_label
 from .exceptions import BookingError
 from .forms import (
     BookingCancelForm,
@@ -39,9 +39,18 @@ from .forms import (
     BookingForm,
     LocationSearchForm,
     TimelineFilterForm,
+    format_minutes,
+    parse_instant,
 )
 from .insights import location_insights
-from .models import Booking, ChargerReservation, Status
+from .models import (
+    Booking,
+    BookingTransition,
+    CanceledReason,
+    ChargerReservation,
+    RequestStatus,
+    Status,
+)
 from .selectors import (
     STANDARD_LABELS,
     Segment,
@@ -50,13 +59,23 @@ from .selectors import (
     booking_get,
     booking_transitions,
     day_timeline,
+    desk_day_bookings,
+    desk_search,
     driver_search,
     drivers_by_ids,
     location_capacities,
     location_list_for_staff,
+    running_session_starts,
     timeline_version,
 )
-from .services import Actor, booking_cancel, booking_change, booking_create
+from .services import (
+    Actor,
+    booking_cancel,
+    booking_change,
+    booking_check_in,
+    booking_create,
+    booking_mark_no_show,
+)
 
 UID_SLOT = uuid.UUID(int=0)  # reversed once, then filled in per booking
 CHANGED_EVENT = "bookings-changed"  # the timeline listens for it and reloads (HX-Trigger)
@@ -91,6 +110,14 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
         return response
 
     return wrapper
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: say what happened; X-Refused lets the page script tell a stale token
+    (signed in again in another tab) from other refusals and renew it."""
+    response = render(request, "403_csrf.html", status=403)
+    response["X-Refused"] = "csrf"
+    return response
 
 
 def _partial(request: HttpRequest) -> bool:
@@ -141,7 +168,13 @@ def location_list(request: HttpRequest) -> HttpResponse:
 # (benchmarks/day_view.py).
 # A FULFILLED booking keeps its slot until its end (issue 14): the driver is charging on it.
 STATE_LABELS = {**dict(Status.choices), Status.FULFILLED: "Charging / fulfilled"}
-STATE_MARKS = {Status.RESERVED: "✓", Status.PENDING: "◷", Status.FULFILLED: "⚡"}
+STATE_MARKS = {
+    Status.RESERVED: "✓",
+    Status.PENDING: "◷",
+    Status.FULFILLED: "⚡",
+    Status.CANCELED: "⊘",
+    Status.NO_SHOW: "✗",
+}
 CHARGER_LABELS = dict(ChargerReservation.choices)
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -192,6 +225,7 @@ class EVSERow:
     connectors: list[str]
     status_css: str
     status_label: str
+    status_title: str
     badges: list[Badge]
     reason: str
     step: str  # seconds
@@ -226,8 +260,20 @@ def _timeline_rows(
         return seen[moment]
 
     return [
-        _evse_row(row, local=local, new_url=new_url, detail_url=detail_url) for row in timeline.rows
+        _evse_row(row, local=local, new_url=new_url, detail_url=detail_url, tz=tz)
+        for row in timeline.rows
     ]
+
+
+def _offline_label(last_seen: datetime | None, tz: ZoneInfo) -> str:
+    """What the desk knows of a charger that is not connected: when it was last heard from (its
+    last reported EVSE status is stale, so it is not shown as current)."""
+    if last_seen is None:
+        return "Offline, never connected"
+    seen = last_seen.astimezone(tz)
+    today = timezone.now().astimezone(tz).date()
+    when = f"{seen:%H:%M}" if seen.date() == today else f"{seen.day} {seen:%b %Y} {seen:%H:%M}"
+    return f"Offline since {when}"
 
 
 def _evse_row(
@@ -236,6 +282,7 @@ def _evse_row(
     local: Callable[[datetime], tuple[str, str, str]],
     new_url: str,
     detail_url: str,
+    tz: ZoneInfo,
 ) -> EVSERow:
     evse = row.evse
     name = str(evse)
@@ -296,8 +343,13 @@ def _evse_row(
             f"{c.power_kw:g} kW {'DC' if c.is_dc else 'AC'}"
             for c in evse.connector_list()
         ],
-        status_css=f"status status-{evse.status.lower()}",
-        status_label=row.status_label,
+        status_css="status status-offline"
+        if row.offline
+        else f"status status-{evse.status.lower()}",
+        status_label=(
+            _offline_label(evse.charge_point.last_seen, tz) if row.offline else row.status_label
+        ),
+        status_title=f"Last reported status: {row.status_label}" if row.offline else "",
         badges=badges,
         reason=row.reason,
         step=str(int(row.rules.step.total_seconds())),
@@ -428,13 +480,12 @@ def _panel(
 
 
 def _local_initial(value: str | None, location: Location) -> datetime | None:
-    """A start passed in a link (ISO, with or without offset) as an aware datetime."""
-    moment = parse_datetime(value or "")
-    if moment is None:
+    """A start passed in a link (ISO, with or without offset) as an aware datetime; one that
+    names no single instant is left for the user to fill in."""
+    try:
+        return parse_instant(value or "", location.zone).astimezone(location.zone)
+    except ValidationError:
         return None
-    if timezone.is_naive(moment):
-        return moment.replace(tzinfo=location.zone)
-    return moment.astimezone(location.zone)
 
 
 def _form_context(location: Location, form: BookingForm, q: str) -> dict[str, Any]:
@@ -516,6 +567,92 @@ def booking_new(request: HttpRequest, location_id: int) -> HttpResponse:
         return _changed(response) if refused else response
 
 
+def _when(start: datetime, end: datetime, tz: ZoneInfo, *, with_day: bool = True) -> str:
+    """A booking's period on the location's clock, saying which clock (CEST or CET) so that
+    each time in the repeated hour of a fall-back day names one instant."""
+    start, end = start.astimezone(tz), end.astimezone(tz)
+    day = f"{DAY_NAMES[start.weekday()]} {start.day} {start:%b %Y}, " if with_day else ""
+    end_day = (
+        "" if end.date() == start.date() else f"{DAY_NAMES[end.weekday()]} {end.day} {end:%b} "
+    )
+    if start.utcoffset() == end.utcoffset():
+        return f"{day}{start:%H:%M}–{end_day}{end:%H:%M} ({zone_label(start, tz)})"
+    return (
+        f"{day}{start:%H:%M} ({zone_label(start, tz)}) – "
+        f"{end_day}{end:%H:%M} ({zone_label(end, tz)})"
+    )
+
+
+# Audit codes as people read them (a cancel reason, a charger's answer, a request's fate).
+CODE_LABELS = {
+    **dict(CanceledReason.choices),
+    **dict(ChargerReservation.choices),
+    **dict(RequestStatus.choices),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLine:
+    at: datetime
+    what: str
+    actor: str
+    changes: list[str]
+    code: str
+    reason: str
+
+
+def _history(
+    transitions: list[BookingTransition], tz: ZoneInfo, evse_names: dict[str, str]
+) -> list[HistoryLine]:
+    """The audit trail in words: what changed from what to what, codes as labels."""
+    lines = []
+    for t in transitions:
+        what = t.get_event_display()
+        if t.from_status and t.from_status != t.to_status:
+            what += f": {t.get_from_status_display().lower()} → {t.get_to_status_display().lower()}"
+        elif t.event == BookingTransition.Event.CREATED:
+            what += f": {t.get_to_status_display().lower()}"
+        changes = []
+        before, after = t.details.get("before"), t.details.get("after")
+        if isinstance(before, dict) and isinstance(after, dict):
+            changes = _changes(before, after, tz, evse_names)
+        code = CODE_LABELS.get(t.code, t.code.replace("_", " ").capitalize()) if t.code else ""
+        lines.append(
+            HistoryLine(
+                at=t.at,
+                what=what,
+                actor=t.actor_label or t.get_actor_type_display(),
+                changes=changes,
+                code=code,
+                reason=t.reason,
+            )
+        )
+    return lines
+
+
+def _changes(before: dict, after: dict, tz: ZoneInfo, evse_names: dict[str, str]) -> list[str]:
+    try:
+        old = [datetime.fromisoformat(before[k]) for k in ("start", "end")]
+        new = [datetime.fromisoformat(after[k]) for k in ("start", "end")]
+    except (KeyError, TypeError, ValueError):
+        return []
+    changes = []
+    if old[0] != new[0] or old[1] != new[1]:
+        same_day = old[0].astimezone(tz).date() == new[0].astimezone(tz).date()
+        changes.append(f"Time: {_when(*old, tz)} → {_when(*new, tz, with_day=not same_day)}")
+    if before.get("evse") != after.get("evse"):
+        name = evse_names.get
+        changes.append(
+            f"EVSE: {name(before.get('evse'), before.get('evse'))} → "
+            f"{name(after.get('evse'), after.get('evse'))}"
+        )
+    old_minutes = int((old[1] - old[0]).total_seconds() // 60)
+    new_minutes = int((new[1] - new[0]).total_seconds() // 60)
+    if old_minutes != new_minutes:
+        changes.append(f"Duration: {format_minutes(old_minutes)} → {format_minutes(new_minutes)}")
+    return changes
+
+
 def _default_duration(policy: BookingPolicy) -> int:
     return max(policy.min_duration_minutes, min(60, policy.max_duration_minutes))
 
@@ -530,7 +667,7 @@ def _detail_context(
     location = booking.location
     evses = list(evses_of_location(location=location))
     policy = policy_for(booking.evse, location) if booking.evse else location_policy(location)
-    duration = int((booking.end - booking.start).total_seconds() // 60)
+    duration = int((booking.end.timestamp() - booking.start.timestamp()) // 60)
     initial = {"evse": booking.evse.uid if booking.evse else None, "start": booking.start}
     if change_form is None:
         change_form = BookingChangeForm(
@@ -545,7 +682,12 @@ def _detail_context(
     return {
         "location": location,
         "booking": booking,
-        "transitions": list(booking_transitions(booking=booking)),
+        "when": _when(booking.start, booking.end, location.zone),
+        "history": _history(
+            list(booking_transitions(booking=booking)),
+            location.zone,
+            {e.uid: str(e) for e in evses},
+        ),
         "notice": notice,
         "change_form": change_form,
         "cancel_form": cancel_form or BookingCancelForm(),
@@ -792,3 +934,169 @@ def location_insights_view(request: HttpRequest, location_id: int) -> HttpRespon
         "day_url": reverse("bookings:location_day", args=[location.pk]),
     }
     return render(request, "bookings/insights.html", context)
+
+
+# --- Today's arrivals and departures ---
+
+ENDS_SOON = timedelta(minutes=10)  # "ends in N min": time to tell the driver to move on
+
+
+@dataclass(frozen=True, slots=True)
+class DeskEntry:
+    """One line of the arrivals and departures list: a booking starting or ending that day."""
+
+    at: datetime
+    kind: str  # "Arrives" or "Leaves"
+    booking: Booking
+    state: str
+    flags: list[Badge]
+    can_check_in: bool
+    can_no_show: bool
+
+
+def _desk_entries(location: Location, day: date, now: datetime) -> list[DeskEntry]:
+    window = local_day_window(day, location.zone)
+    bookings = desk_day_bookings(location=location, window=window)
+    charging = running_session_starts(evse_ids=sorted({b.evse_id for b in bookings if b.evse_id}))
+    tz = location.zone
+    entries = []
+    for b in bookings:
+        state = STATE_LABELS.get(b.status, b.status)
+        reserved = b.status == Status.RESERVED
+        if window.start <= b.start < window.end:
+            flags = []
+            if b.checked_in_at:
+                flags.append(
+                    Badge("badge badge-ok", f"✓ Arrived {b.checked_in_at.astimezone(tz):%H:%M}")
+                )
+            elif reserved and b.start <= now:
+                flags.append(Badge("badge badge-offline", "◷ Late"))
+            entries.append(
+                DeskEntry(
+                    at=b.start,
+                    kind="Arrives",
+                    booking=b,
+                    state=state,
+                    flags=flags,
+                    can_check_in=reserved and b.checked_in_at is None,
+                    can_no_show=reserved and b.start <= now,
+                )
+            )
+        if window.start <= b.end < window.end:
+            flags = []
+            active = b.status in (Status.RESERVED, Status.FULFILLED)
+            if active and now < b.end <= now + ENDS_SOON:
+                minutes = max(1, int((b.end - now).total_seconds() // 60))
+                flags.append(Badge("badge badge-soon", f"Ends in {minutes} min"))
+            started = charging.get(b.evse_id)
+            if b.status == Status.FULFILLED and b.end <= now and started and started < b.end:
+                flags.append(Badge("badge badge-offline", "⚠ Overstaying: still charging"))
+            entries.append(
+                DeskEntry(
+                    at=b.end,
+                    kind="Leaves",
+                    booking=b,
+                    state=state,
+                    flags=flags,
+                    can_check_in=False,
+                    can_no_show=False,
+                )
+            )
+    entries.sort(key=lambda e: (e.at, e.kind != "Leaves"))
+    return entries
+
+
+ARRIVALS_TEMPLATE = "bookings/arrivals.html"
+
+
+def _arrivals_response(
+    request: HttpRequest, location: Location, *, day: date | None = None, notice: str = "",
+    error: str = "", status: int = 200,
+) -> HttpResponse:  # fmt: skip
+    now = timezone.now()
+    today = now.astimezone(location.zone).date()
+    filters = _timeline_filters(request)
+    day = day or filters.cleaned_data.get("date") or today
+    with timezone.override(location.zone):
+        context = {
+            "location": location,
+            "day": day,
+            "today": today,
+            "filters": filters,
+            "entries": _desk_entries(location, day, now),
+            "notice": notice,
+            "error": error,
+            "zone": zone_label(now, location.zone),
+            "day_url": f"{reverse('bookings:location_day', args=[location.pk])}?date={day}",
+            "self_url": f"{reverse('bookings:arrivals', args=[location.pk])}?date={day}",
+            "poll_seconds": poll_seconds(),
+            "changed_event": CHANGED_EVENT,
+        }
+        template = ARRIVALS_TEMPLATE
+        if _partial(request):
+            template += "#arrivals"
+        return render(request, template, context, status=status)
+
+
+@require_GET
+@staff_required
+def location_arrivals(request: HttpRequest, location_id: int) -> HttpResponse:
+    """Today's arrivals and departures by time, with check-in and no-show."""
+    return _arrivals_response(request, _location(location_id))
+
+
+def _desk_action(
+    request: HttpRequest, uid: str, action: Callable[[Booking], Any], done: str
+) -> HttpResponse:
+    booking = _booking(uid)
+    location = booking.location
+    day = booking.start.astimezone(location.zone).date()
+    try:
+        action(booking)
+    except BookingError as error:
+        return _arrivals_response(request, location, day=day, error=error.message)
+    if not _partial(request):
+        return redirect(f"{reverse('bookings:arrivals', args=[location.pk])}?date={day}")
+    who = booking.driver.name if booking.driver else "The driver"
+    return _changed(_arrivals_response(request, location, day=day, notice=f"{who}: {done}"))
+
+
+@require_http_methods(["POST"])
+@staff_required
+def booking_check_in_view(request: HttpRequest, uid: str) -> HttpResponse:
+    def check_in(booking: Booking) -> None:
+        booking_check_in(booking=booking, actor=Actor.staff(request.user))
+
+    return _desk_action(request, uid, check_in, "checked in.")
+
+
+@require_http_methods(["POST"])
+@staff_required
+def booking_no_show_view(request: HttpRequest, uid: str) -> HttpResponse:
+    def no_show(booking: Booking) -> None:
+        booking_mark_no_show(booking=booking, actor=Actor.staff(request.user))
+
+    return _desk_action(request, uid, no_show, "marked as a no-show.")
+
+
+# --- One search box ---
+
+SEARCH_SINCE = timedelta(days=1)  # bookings that ended longer ago than this are history
+
+
+@require_GET
+@staff_required
+def search(request: HttpRequest) -> HttpResponse:
+    """Drivers and bookings by plate, phone, reference, name, email or token uid, each booking
+    with where and when (on its location's clock)."""
+    form = LocationSearchForm(request.GET)  # one field `q`, 100 characters at most
+    q = form.cleaned_data["q"] if form.is_valid() else ""
+    drivers, bookings = desk_search(q=q, since=timezone.now() - SEARCH_SINCE)
+    rows = [
+        (b, _when(b.start, b.end, b.location.zone), STATE_LABELS.get(b.status, b.status))
+        for b in bookings
+    ]
+    template = "bookings/search.html"
+    if _partial(request):
+        template += "#search_results"
+    return render(request, template, {"q": q, "drivers": drivers, "rows": rows, "form": form})

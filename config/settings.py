@@ -210,6 +210,7 @@ STORAGES = {
 }
 
 LOGIN_URL = "login"
+CSRF_FAILURE_VIEW = "bookings.views.csrf_failure"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 

@@ -1,6 +1,6 @@
 """Every registered admin page renders: changelist, add (where allowed), change."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib import admin
@@ -96,3 +96,17 @@ def test_admin_cannot_delete_or_add_bookings(admin_client):
     delete = reverse("admin:bookings_booking_delete", args=[booking.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
     assert Booking.objects.filter(pk=booking.pk).exists()
+
+
+def test_admin_booking_times_are_on_the_locations_clock_and_labelled(admin_client):
+    booking = BookingFactory(
+        start=datetime(2027, 10, 31, 1, 30, tzinfo=UTC),
+        duration=timedelta(hours=1),
+    )
+    assert booking.location.time_zone == "Europe/Amsterdam"
+    html = admin_client.get(reverse("admin:bookings_booking_changelist")).content.decode()
+    assert "2027-10-31 02:30 (CET, UTC+1)" in html and "2027-10-31 03:30 (CET, UTC+1)" in html
+    assert "Times are UTC unless labelled with another zone." in html
+    url = reverse("admin:bookings_booking_change", args=[booking.pk])
+    html = admin_client.get(url).content.decode()
+    assert "2027-10-31 02:30 (CET, UTC+1) – 2027-10-31 03:30 (CET, UTC+1)" in html

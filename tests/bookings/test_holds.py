@@ -3,6 +3,7 @@ simulated charger over a real WebSocket, and back into the booking staff see; se
 fulfil bookings and charger reports that release their hold."""
 
 import asyncio
+import re
 from datetime import timedelta
 
 import pytest
@@ -85,6 +86,11 @@ def test_sweep_reserves_16_and_201_chargers_and_booking_shows_held(stack):
         assert booking.charger_reservation == ChargerReservation.HELD
         assert not booking.needs_attention
         assert booking.transitions.filter(event="CHARGER", code="HELD").exists()
+        # In the location's zone, labelled, like the rest of the desk.
+        assert re.fullmatch(
+            r"Held at the charger until \d\d:\d\d \((\w+, )?UTC[+-]\d+(:\d\d)?\)\.",
+            booking.charger_reservation_detail,
+        )
     later.refresh_from_db()
     assert later.charger_reservation == ChargerReservation.NOT_SENT
     assert not Reservation.objects.filter(booking_id=later.pk).exists()
@@ -181,7 +187,8 @@ def test_refusing_charger_is_recorded_and_retried_while_there_is_time(stack, mod
     sweep_reservations(now=now, enqueue=False)
     booking.refresh_from_db()
     assert booking.charger_reservation == state
-    assert "Retrying at" in booking.charger_reservation_detail
+    assert re.search(r"Retrying at \d\d:\d\d:\d\d \(", booking.charger_reservation_detail)
+    assert " UTC (attempt" not in booking.charger_reservation_detail
 
     sweep_reservations(now=now + timedelta(seconds=10), enqueue=False)  # backoff not over
     assert len(_received(sim, "ReserveNow")) == 1

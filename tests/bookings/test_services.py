@@ -30,6 +30,7 @@ from bookings.services import (
     booking_accept,
     booking_cancel,
     booking_change,
+    booking_check_in,
     booking_create,
     booking_fail,
     booking_for_session,
@@ -594,6 +595,28 @@ def test_booking_mark_no_show_only_after_the_timeout(evse):
     marked = booking_mark_no_show(booking=booking, now=ams(10, 16))
     assert marked.status == Status.NO_SHOW
     assert marked.transitions.last().actor_label == "no-show sweep"
+
+
+def test_booking_mark_no_show_by_staff_from_the_booked_start(evse, staff):
+    booking = create(evse, ams(10), ams(11))
+    with pytest.raises(exc.InvalidRequest, match="has not started yet"):
+        booking_mark_no_show(booking=booking, actor=staff, now=ams(9, 59))
+    marked = booking_mark_no_show(booking=booking, actor=staff, now=ams(10, 5))
+    assert marked.status == Status.NO_SHOW
+    assert marked.transitions.last().actor_label == "desk"
+
+
+def test_booking_check_in_records_the_arrival_once_with_an_audit_row(evse, staff):
+    booking = create(evse, ams(10), ams(11))
+    checked = booking_check_in(booking=booking, actor=staff, now=ams(9, 55))
+    assert checked.checked_in_at == ams(9, 55) and checked.status == Status.RESERVED
+    again = booking_check_in(booking=booking, actor=staff, now=ams(10, 1))
+    assert again.checked_in_at == ams(9, 55)
+    row = checked.transitions.get(event="CHECK_IN")
+    assert (row.from_status, row.to_status, row.actor_label) == ("RESERVED", "RESERVED", "desk")
+    booking_cancel(booking=booking, actor=staff, reason="UNKNOWN", now=ams(9, 0))
+    with pytest.raises(exc.InvalidTransition, match="canceled booking cannot be checked in"):
+        booking_check_in(booking=booking, actor=staff, now=ams(10, 2))
 
 
 # --- charger bookkeeping hook -----------------------------------------------------------------

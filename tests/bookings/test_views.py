@@ -5,6 +5,7 @@ import re
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
@@ -12,7 +13,12 @@ from django.utils import timezone
 
 from bookings.models import Booking, BookingTransition, CanceledReason, Status
 from locations.models import Location
-from tests.bookings.factories import BookingFactory, DriverFactory, DriverTokenFactory
+from tests.bookings.factories import (
+    BookingFactory,
+    BookingTokenFactory,
+    DriverFactory,
+    DriverTokenFactory,
+)
 from tests.locations.factories import (
     BookingPolicyFactory,
     ChargePointFactory,
@@ -134,6 +140,23 @@ def test_htmx_post_needs_csrf_token_from_body_headers(site, staff_user, driver):
 # --- Locations list ---
 
 
+def test_stale_csrf_token_is_refused_with_a_message_and_a_marker_for_the_page_script(
+    site, staff_user, driver
+):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_user)
+    client.get(reverse("bookings:location_day", args=[site[0].pk]))
+    response = client.post(
+        reverse("bookings:booking_new", args=[site[0].pk]),
+        {"evse": site[1].uid, "start": "2030-01-01T10:00", "duration": 60, "driver": driver.pk},
+        headers={**HX, "X-CSRFToken": "stale" * 8},
+    )
+    assert response.status_code == 403
+    assert response["X-Refused"] == "csrf"
+    assert "This form was out of date" in response.content.decode()
+    assert not Booking.objects.exists()
+
+
 def test_location_list_searches_name_and_city(staff_client, site):
     LocationFactory(name="Airport Deck", city="Schiphol")
     url = reverse("bookings:location_list")
@@ -208,6 +231,32 @@ def test_day_view_shows_a_fulfilled_booking_as_charging_until_its_end(staff_clie
     assert " · Charging / fulfilled · " in html
 
 
+def test_day_view_keeps_cancelled_and_no_show_bookings_visible_under_new_ones(
+    staff_client, site, driver
+):
+    location, ac, dc = site
+    ben = DriverFactory(name="Ben Carter")
+    BookingFactory(
+        evse=ac, start=tomorrow_at(location, 10), driver=ben, status=Status.CANCELED,
+        canceled_reason=CanceledReason.BROKEN_VEHICLE, canceled_by_role="CPO",
+        canceled_at=timezone.now(),
+    )  # fmt: skip
+    BookingFactory(evse=dc, start=tomorrow_at(location, 9), driver=ben, status=Status.NO_SHOW)
+    BookingFactory(evse=ac, start=tomorrow_at(location, 10), driver=driver)  # took the slot
+    day = (timezone.now().astimezone(location.zone) + timedelta(days=1)).date()
+    html = staff_client.get(
+        reverse("bookings:location_day", args=[location.pk]), {"date": day.isoformat()}
+    ).content.decode()
+    ac_row = html[html.index(f'data-evse="{ac.uid}"') : html.index(f'data-evse="{dc.uid}"')]
+    # The cancelled one is drawn first, so the new booking lies over it.
+    assert ac_row.index('class="block block-canceled"') < ac_row.index(
+        'class="block block-reserved"'
+    )
+    assert "⊘ Ben Carter" in ac_row and "· Canceled ·" in ac_row and "✓ Anna de Vries" in ac_row
+    assert 'class="block block-no_show"' in html and "✗ Ben Carter" in html
+    assert "· No-show ·" in html
+
+
 def test_day_view_filters_rows_by_current_standard_and_power(staff_client, site):
     location, ac, dc = site
     url = reverse("bookings:location_day", args=[location.pk])
@@ -230,18 +279,32 @@ def test_day_view_invalid_filter_is_reported_not_a_500(staff_client, site):
     )
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'role="alert"' in html and "Min_kw" in html and "Date" in html
+    assert 'role="alert"' in html and "Minimum power (kW)" in html and "Date" in html
+
+
+def test_day_view_one_invalid_filter_keeps_the_others(staff_client, site):
+    location, ac, dc = site
+    response = staff_client.get(
+        reverse("bookings:location_day", args=[location.pk]), {"min_kw": "-3", "current": "DC"}
+    )
+    html = response.content.decode()
+    assert "Ensure this value is greater than or equal to 0." in html
+    assert f'data-evse="{dc.uid}"' in html and f'data-evse="{ac.uid}"' not in html
 
 
 def test_day_view_marks_offline_chargers_and_unbookable_evses(staff_client, site):
     location, ac, dc = site
     ac.charge_point.is_connected = False
+    ac.charge_point.last_seen = datetime(2026, 3, 2, 13, 5, tzinfo=UTC)
     ac.charge_point.save()
     dc.status = "OUTOFORDER"
     dc.save()
     html = staff_client.get(reverse("bookings:location_day", args=[location.pk])).content.decode()
     assert "⚠ Charger offline" in html
-    assert "⊘ Not bookable" in html and "Out of order" in html
+    assert "⊘ Not bookable" in html and "Last reported status: Out of order" in html
+    # Its last reported status is stale: not "Available", but since when it is silent.
+    assert "Offline since 2 Mar 2026 14:05" in html  # Europe/Amsterdam
+    assert '<span class="status status-available">' not in html
 
 
 def test_day_view_free_time_links_open_the_prefilled_form(staff_client, site):
@@ -273,6 +336,16 @@ def test_week_view_shows_seven_days_with_links_to_each_day(staff_client, site):
     assert html.count('class="tick day"') == 7
     assert html.count('class="block block-reserved') == 1
     assert f"date={(start + timedelta(days=6)).date().isoformat()}" in html
+    # Each day link's accessible name starts with its visible text (axe's
+    # label-content-name-mismatch): no aria-label that replaces it.
+    ticks = re.findall(r'<a class="tick day"[^>]*>(.*?)</a>', html)
+    assert len(ticks) == 7
+    for tick in ticks:
+        visible, hidden = re.fullmatch(
+            r'([^<]+)<span class="sr-only">([^<]+)</span>', tick
+        ).groups()
+        assert re.fullmatch(r"\w{3} \d{1,2} \w{3}", visible) and "open the day" in hidden
+    assert 'aria-label="Open the day view' not in html
 
 
 # session, user, location (with its policy, regular hours and exceptional periods), EVSEs, their
@@ -313,7 +386,8 @@ def test_grid_poll_answers_no_content_until_something_shown_changes(
     version = _grid_version(staff_client.get(url).content.decode())
     poll = {**HX, "HX-Target": "grid", "HX-Trigger": "grid", "X-Grid-Version": version}
     # session, user, location (policy, hours, periods), version
-    with django_assert_max_num_queries(6):
+    # session, user, location with its hours (3), the day's bookings, running sessions.
+    with django_assert_max_num_queries(7):
         response = staff_client.get(url, headers=poll)
     assert response.status_code == 204 and response.content == b""
     # A booking made elsewhere (an eMSP, another desk) changes the version: the grid comes back.
@@ -452,7 +526,7 @@ def test_booking_create_form_errors_are_shown_and_nothing_is_written(staff_clien
     html = response.content.decode()
     assert response.status_code == 200
     assert "Select a valid choice. NOPE is not one of the available choices." in html
-    assert "Enter a valid date/time." in html
+    assert "Enter a date and time." in html
     assert "Choose a driver: search by email, name or token uid." in html
     assert not Booking.objects.exists()
 
@@ -477,8 +551,128 @@ def test_booking_create_refuses_a_nonexistent_local_time(staff_client, site, dri
         {"evse": ac.uid, "start": "2027-03-28T02:30", "duration": 60, "driver": driver.pk},
         headers=HX,
     )
-    assert "couldn’t be interpreted in time zone Europe/Amsterdam" in response.content.decode()
+    assert "02:30 does not exist on 28 Mar 2027 in Europe/Amsterdam" in response.content.decode()
     assert not Booking.objects.exists()
+
+
+@pytest.fixture
+def before_dst_changes():
+    with time_machine.travel(datetime(2027, 3, 1, 12, tzinfo=UTC), tick=True):
+        yield
+
+
+def _dst_site(horizon_days: int = 365):
+    location = LocationFactory(name="Polder Hub", time_zone="Europe/Amsterdam")
+    BookingPolicyFactory(
+        location=location,
+        min_duration_minutes=30,
+        max_duration_minutes=240,
+        horizon_days=horizon_days,
+    )
+    cp = ChargePointFactory(location=location, identity="PH-CP01")
+    return location, EVSEFactory(charge_point=cp, uid="PH-1", physical_reference="1")
+
+
+@pytest.mark.parametrize(
+    ("start", "minutes", "lower_utc", "upper_utc"),
+    [
+        # Spring forward: 2 h from 01:30 CET ends at 04:30 CEST, two real hours later.
+        ("2027-03-28T01:30", 120, datetime(2027, 3, 28, 0, 30), datetime(2027, 3, 28, 2, 30)),
+        # Fall back: 3 h from 01:00 CEST ends at 03:00 CET, three real hours later.
+        ("2027-10-31T01:00", 180, datetime(2027, 10, 30, 23), datetime(2027, 10, 31, 2)),
+        # The 4 h preset (the policy's maximum) is allowed across the change.
+        ("2027-10-31T00:00", 240, datetime(2027, 10, 30, 22), datetime(2027, 10, 31, 2)),
+    ],
+)
+def test_booking_create_duration_is_elapsed_time_on_dst_days(
+    before_dst_changes, staff_client, driver, start, minutes, lower_utc, upper_utc
+):
+    location, evse = _dst_site()
+    response = staff_client.post(
+        reverse("bookings:booking_new", args=[location.pk]),
+        {"evse": evse.uid, "start": start, "duration": minutes, "driver": driver.pk},
+        headers=HX,
+    )
+    assert "Booked." in response.content.decode()
+    booking = Booking.objects.get()
+    assert booking.period.lower == lower_utc.replace(tzinfo=UTC)
+    assert booking.period.upper == upper_utc.replace(tzinfo=UTC)
+    assert booking.period.upper - booking.period.lower == timedelta(minutes=minutes)
+
+
+def test_booking_create_in_the_repeated_hour_asks_which_clock_then_books_it(
+    before_dst_changes, staff_client, driver
+):
+    location, evse = _dst_site()
+    url = reverse("bookings:booking_new", args=[location.pk])
+    data = {"evse": evse.uid, "start": "2027-10-31T02:30", "duration": 60, "driver": driver.pk}
+    html = staff_client.post(url, data, headers=HX).content.decode()
+    assert "02:30 happens twice on 31 Oct 2027 in Europe/Amsterdam" in html
+    assert 'name="start_offset"' in html
+    assert '<option value="+02:00">CEST, UTC+2</option>' in html
+    assert '<option value="+01:00">CET, UTC+1</option>' in html
+    assert not Booking.objects.exists()
+
+    html = staff_client.post(url, {**data, "start_offset": "+01:00"}, headers=HX).content.decode()
+    booking = Booking.objects.get()
+    assert booking.period.lower == datetime(2027, 10, 31, 1, 30, tzinfo=UTC)  # 02:30 CET
+    assert "Sun 31 Oct 2027, 02:30–03:30 (CET, UTC+1)" in html
+
+    staff_client.post(url, {**data, "start_offset": "+02:00"}, headers=HX)
+    first = Booking.objects.exclude(pk=booking.pk).get()
+    assert first.period.lower == datetime(2027, 10, 31, 0, 30, tzinfo=UTC)  # 02:30 CEST
+
+
+def test_booking_create_from_a_free_time_link_in_the_repeated_hour_keeps_the_instant(
+    before_dst_changes, staff_client, driver
+):
+    location, evse = _dst_site()
+    url = reverse("bookings:booking_new", args=[location.pk])
+    html = staff_client.get(url, {"evse": evse.uid, "start": "2027-10-31T01:30:00Z"}).content
+    html = html.decode()
+    assert 'value="2027-10-31T02:30"' in html
+    assert '<option value="+01:00" selected>CET, UTC+1</option>' in html
+
+
+def test_booking_change_extends_shortens_and_moves_in_the_repeated_hour(
+    before_dst_changes, staff_client, driver
+):
+    _location, evse = _dst_site()
+    other = EVSEFactory(charge_point=evse.charge_point, uid="PH-2", physical_reference="2")
+    start = datetime(2027, 10, 31, 1, 30, tzinfo=UTC)  # 02:30 CET, the second 02:30
+    booking = BookingFactory(evse=evse, start=start, duration=timedelta(hours=1), driver=driver)
+    detail = staff_client.get(reverse("bookings:booking_detail", args=[booking.uid]))
+    html = detail.content.decode()
+    assert "Sun 31 Oct 2027, 02:30–03:30 (CET, UTC+1)" in html
+    # The resize buttons carry the instant, offset included.
+    assert 'name="start" value="2027-10-31T02:30:00+01:00"' in html
+    url = reverse("bookings:booking_change", args=[booking.uid])
+
+    def change(**data):
+        base = {"evse": evse.uid, "start": "2027-10-31T02:30:00+01:00", "duration": 60}
+        return staff_client.post(url, {**base, **data}, headers=HX).content.decode()
+
+    assert "Changed." in change(duration=75)
+    booking.refresh_from_db()
+    assert (booking.period.lower, booking.period.upper - booking.period.lower) == (
+        start,
+        timedelta(minutes=75),
+    )
+    assert "Changed." in change(duration=45)
+    booking.refresh_from_db()
+    assert booking.period.upper - booking.period.lower == timedelta(minutes=45)
+    # Move to the first 02:15 (CEST) on the other EVSE, typed as a wall time with its clock.
+    html = change(evse=other.uid, start="2027-10-31T02:15", start_offset="+02:00")
+    assert "Changed." in html
+    booking.refresh_from_db()
+    assert booking.evse == other
+    assert booking.period.lower == datetime(2027, 10, 31, 0, 15, tzinfo=UTC)
+    assert "02:15–03:15 (CEST, UTC+2)" not in html  # it ends on the other clock
+    assert "02:15 (CEST, UTC+2) – 02:15 (CET, UTC+1)" in html
+    # A refused resize shows the instant it sent as a wall time with its clock chosen.
+    html = change(evse=other.uid, start="2027-10-31T02:15:00+02:00", duration=300)
+    assert 'name="start" value="2027-10-31T02:15"' in html
+    assert '<option value="+02:00" selected>CEST, UTC+2</option>' in html
 
 
 # --- Booking detail and actions ---
@@ -599,9 +793,74 @@ def test_booking_cancel_of_a_final_booking_is_refused_with_a_message(staff_clien
         headers=HX,
     )
     assert response.status_code == 200
-    # The form is not rendered for a final booking, so the refusal shows as the state.
-    assert "Canceled" in response.content.decode()
+    html = response.content.decode()
+    # The form is gone on a final booking: the refusal shows at the top, focused.
+    alert = re.search(
+        r'<div class="alert error" role="alert" tabindex="-1" autofocus>(.*?)</div>', html, re.S
+    )
+    assert alert and "A canceled booking cannot become canceled." in alert.group(1)
+    assert html.index(alert.group(0)) < html.index("<dl")
     assert Booking.objects.get().transitions.count() == 0
+
+
+def test_booking_cancel_refusal_is_focused_and_cancel_asks_first(staff_client, site):
+    location, ac, _ = site
+    booking = BookingFactory(
+        evse=ac, start=tomorrow_at(location, 1), terms={"cancel_until_minutes": 48 * 60}
+    )
+    url = reverse("bookings:booking_detail", args=[booking.uid])
+    assert 'hx-confirm="Cancel this booking?' in staff_client.get(url, headers=HX).content.decode()
+    response = staff_client.post(
+        reverse("bookings:booking_cancel", args=[booking.uid]), {"reason": "UNKNOWN"}, headers=HX
+    )
+    html = response.content.decode()
+    assert re.search(r'role="alert" tabindex="-1" autofocus><p>It is too late to cancel', html)
+    assert "Give a reason to override." in html
+    assert '<h2 tabindex="-1" autofocus' not in html
+    assert Booking.objects.get().status == Status.RESERVED
+
+
+def test_booking_cancel_and_notes_over_length_are_refused_with_a_message(
+    staff_client, site, driver
+):
+    location, ac, _ = site
+    booking = BookingFactory(evse=ac, start=tomorrow_at(location, 10))
+    response = staff_client.post(
+        reverse("bookings:booking_cancel", args=[booking.uid]),
+        {"reason": "UNKNOWN", "note": "x" * 201},
+        headers=HX,
+    )
+    assert "Ensure this value has at most 200 characters (it has 201)." in response.content.decode()
+    assert Booking.objects.get().status == Status.RESERVED
+    response = staff_client.post(
+        reverse("bookings:booking_new", args=[location.pk]),
+        {"evse": ac.uid, "start": tomorrow_at(location, 12).strftime("%Y-%m-%dT%H:%M"),
+         "duration": 60, "driver": driver.pk, "notes": "n" * 501},
+        headers=HX,
+    )  # fmt: skip
+    assert "Ensure this value has at most 500 characters (it has 501)." in response.content.decode()
+    assert Booking.objects.count() == 1
+
+
+def test_booking_history_says_what_changed_with_labels(staff_client, site, driver):
+    location, ac, dc = site
+    _book(staff_client, location, ac, driver, tomorrow_at(location, 10))
+    booking = Booking.objects.get()
+    staff_client.post(
+        reverse("bookings:booking_change", args=[booking.uid]),
+        {"evse": dc.uid, "start": tomorrow_at(location, 13).strftime("%Y-%m-%dT%H:%M"),
+         "duration": 90},
+        headers=HX,
+    )  # fmt: skip
+    html = staff_client.post(
+        reverse("bookings:booking_cancel", args=[booking.uid]),
+        {"reason": CanceledReason.BROKEN_CHARGER},
+        headers=HX,
+    ).content.decode()
+    assert "Time: " in html and "10:00–11:00 (" in html and "→" in html and "13:00–14:30 (" in html
+    assert f"EVSE: {ac} → {dc}" in html
+    assert "Duration: 1 h → 1 h 30 min" in html
+    assert "Broken charger" in html and "BROKEN_CHARGER" not in html
 
 
 def test_booking_cancel_plain_post_redirects_to_the_booking(staff_client, site):
@@ -611,3 +870,168 @@ def test_booking_cancel_plain_post_redirects_to_the_booking(staff_client, site):
     )
     assert response.status_code == 302
     assert Booking.objects.get().status == Status.CANCELED
+
+
+# --- Extreme dates ---
+
+
+@pytest.mark.parametrize("name", ["location_day", "location_week"])
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "1999-12-31", "3000-01-01"])
+def test_day_and_week_views_refuse_dates_out_of_range_with_a_message(staff_client, site, name, day):
+    location, ac, _ = site
+    for headers in ({}, HX):
+        response = staff_client.get(
+            reverse(f"bookings:{name}", args=[location.pk]),
+            {"date": day, "current": "DC"},
+            headers=headers,
+        )
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "Choose a date between 01 Jan 2000 and 31 Dec 2999." in html
+        assert "DC" in html and ac.uid not in html  # the valid filter still applies
+
+
+@pytest.mark.parametrize(
+    "start", ["0001-01-01T00:30", "9999-12-31T23:30", "9999-12-31T23:30:00-05:00", "20000-01-01"]
+)
+def test_booking_form_and_change_refuse_starts_out_of_range_with_a_message(
+    staff_client, site, driver, start
+):
+    location, ac, _ = site
+    response = staff_client.post(
+        reverse("bookings:booking_new", args=[location.pk]),
+        {"evse": ac.uid, "start": start, "duration": 240, "driver": driver.pk},
+        headers=HX,
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Choose a date between" in html or "Enter a date and time." in html
+    booking = BookingFactory(evse=ac, start=tomorrow_at(location, 10))
+    response = staff_client.post(
+        reverse("bookings:booking_change", args=[booking.uid]),
+        {"evse": ac.uid, "start": start, "duration": 60},
+        headers=HX,
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Choose a date between" in html or "Enter a date and time." in html
+    # A link with such a start opens an empty form, not a 500.
+    response = staff_client.get(
+        reverse("bookings:booking_new", args=[location.pk]), {"evse": ac.uid, "start": start}
+    )
+    assert response.status_code == 200
+    assert not Booking.objects.exclude(pk=booking.pk).exists()
+
+
+# --- Today's arrivals and departures ---
+
+
+def test_arrivals_list_by_time_with_flags_check_in_and_no_show(staff_client, site, driver):
+    location, ac, dc = site
+    now = timezone.now()
+    driver.license_plate = "GX-123-B"
+    driver.save()
+    late = BookingFactory(
+        evse=ac, start=now.replace(second=0, microsecond=0) - timedelta(minutes=20),
+        duration=timedelta(hours=1), driver=driver,
+    )  # fmt: skip
+    ending = BookingFactory(
+        evse=dc, start=now.replace(second=0, microsecond=0) - timedelta(minutes=55),
+        duration=timedelta(hours=1), driver=DriverFactory(name="Ben Carter"),
+        status=Status.FULFILLED,
+    )  # fmt: skip
+    url = reverse("bookings:arrivals", args=[location.pk])
+    html = staff_client.get(url).content.decode()
+    expected = ["Arrivals and departures", "Anna de Vries", "GX-123-B", "◷ Late", "Ben Carter",
+                "Ends in", "Driver arrived", "No-show", "Arrives", "Leaves"]  # fmt: skip
+    for text in expected:
+        assert text in html, text
+    # Check-in through the domain service: the list answers with its new state.
+    response = staff_client.post(reverse("bookings:booking_check_in", args=[late.uid]), headers=HX)
+    html = response.content.decode()
+    assert response["HX-Trigger"] == '{"bookings-changed": {}}'
+    assert "Anna de Vries: checked in." in html and "✓ Arrived" in html
+    late.refresh_from_db()
+    assert late.checked_in_at is not None
+    assert late.transitions.filter(event="CHECK_IN").count() == 1
+    # No-show through the domain service.
+    html = staff_client.post(
+        reverse("bookings:booking_no_show", args=[late.uid]), headers=HX
+    ).content.decode()
+    assert "Anna de Vries: marked as a no-show." in html
+    late.refresh_from_db()
+    assert late.status == Status.NO_SHOW
+    # A refusal is shown, not a 500: the fulfilled booking cannot be a no-show.
+    response = staff_client.post(reverse("bookings:booking_no_show", args=[ending.uid]), headers=HX)
+    assert response.status_code == 200
+    assert "A fulfilled booking cannot become no-show." in response.content.decode()
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "31-02"])
+def test_arrivals_list_refuses_a_bad_date_with_a_message(staff_client, site, day):
+    url = reverse("bookings:arrivals", args=[site[0].pk])
+    response = staff_client.get(url, {"date": day})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'role="alert">Date: ' in html and "Showing " in html
+
+
+def test_arrivals_list_queries_do_not_grow_with_bookings(
+    staff_client, site, django_assert_max_num_queries
+):
+    location, ac, dc = site
+    url = reverse("bookings:arrivals", args=[location.pk])
+    for hour in (1, 3, 5, 7, 9, 11):
+        BookingFactory(evse=ac, start=tomorrow_at(location, hour), driver=DriverFactory())
+        BookingFactory(evse=dc, start=tomorrow_at(location, hour), driver=DriverFactory())
+    day = (timezone.now().astimezone(location.zone) + timedelta(days=1)).date().isoformat()
+    # session, user, location with its hours (3), the day's bookings, running sessions.
+    with django_assert_max_num_queries(7):
+        html = staff_client.get(url, {"date": day}).content.decode()
+    assert html.count('class="entry entry-arrives') == 12
+
+
+# --- One search box ---
+
+
+@pytest.mark.parametrize(
+    "q", ["gx123b", "GX 123 B", "+31 6 1234", "0612", "anna@", "De Vries", "04a1b2", "REF-77"]
+)
+def test_search_finds_bookings_by_plate_phone_reference_name_email_or_token(
+    staff_client, site, driver, q
+):
+    location, ac, _ = site
+    driver.license_plate, driver.phone = "GX-123-B", "+31 6 12345678"
+    driver.save()
+    booking = BookingFactory(
+        evse=ac, start=tomorrow_at(location, 10), driver=driver, authorization_reference="REF-77"
+    )
+    BookingTokenFactory(booking=booking, uid="04A1B2C3D4E5F6")
+    if q == "0612":
+        driver.phone = "06-12 34 56 78"
+        driver.save()
+    BookingFactory(evse=ac, start=tomorrow_at(location, 14), driver=DriverFactory(name="Ben"))
+    html = staff_client.get(reverse("bookings:search"), {"q": q}).content.decode()
+    assert html.count(reverse("bookings:booking_detail", args=[booking.uid])) == 1
+    assert "Ben" not in html.split('id="search-results"')[1]
+    # Where and when: the location, the EVSE and the time with its zone.
+    assert location.name in html and "10:00–11:00 (CE" in html
+
+
+def test_search_box_is_on_every_staff_page_and_short_queries_ask_for_more(staff_client, site):
+    page = staff_client.get(reverse("bookings:location_day", args=[site[0].pk])).content.decode()
+    assert 'role="search"' in page and f'action="{reverse("bookings:search")}"' in page
+    html = staff_client.get(reverse("bookings:search"), {"q": "a"}).content.decode()
+    assert "Type at least 2 characters." in html
+
+
+def test_search_runs_a_fixed_number_of_queries(
+    staff_client, site, driver, django_assert_max_num_queries
+):
+    location, ac, dc = site
+    for hour in range(1, 12, 2):
+        BookingFactory(evse=ac, start=tomorrow_at(location, hour), driver=driver)
+        BookingFactory(evse=dc, start=tomorrow_at(location, hour), driver=driver)
+    with django_assert_max_num_queries(4):  # session, user, drivers, bookings
+        html = staff_client.get(reverse("bookings:search"), {"q": "anna"}).content.decode()
+    assert html.count("Anna de Vries") >= 12

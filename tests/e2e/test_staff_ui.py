@@ -168,7 +168,7 @@ def test_staff_books_moves_and_cancels_in_the_browser(page: Page, hub, screensho
     block.click()
     expect(panel.locator("#booking-detail")).to_contain_text("Created: reserved")
     panel.locator("#chg-evse").select_option("HH-2A")
-    panel.locator("#chg-start").fill(f"{tomorrow}T16:00")
+    panel.locator("#chg-start_0").fill(f"{tomorrow}T16:00")
     panel.get_by_role("button", name="Save change").click()
     expect(panel.get_by_role("status")).to_have_text("Changed.")
     expect(row(page, "HH-1B").locator("a.block")).to_have_count(0)
@@ -181,12 +181,27 @@ def test_staff_books_moves_and_cancels_in_the_browser(page: Page, hub, screensho
     booking.refresh_from_db()
     assert booking.evse == evses["2A"] and booking.period.upper == at(0, 17, 45)
 
-    # Cancel with a reason: the block leaves the timeline.
+    # Cancel with a reason, after confirming: the block stays on the day, muted, as canceled.
     panel.get_by_label("Reason", exact=True).select_option("BROKEN_VEHICLE")
+    questions = []
+
+    def answer(dialog):
+        questions.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", answer)
     panel.get_by_role("button", name="Cancel booking").click()
     expect(panel.get_by_role("status")).to_have_text("Canceled.")
+    assert questions and questions[0].startswith("Cancel this booking?")
     expect(panel).to_contain_text("Broken vehicle")
-    expect(row(page, "HH-2A").locator("a.block", has_text="Anna de Vries")).to_have_count(0)
+    expect(panel.locator(".changes").first).to_contain_text("EVSE: 1B → 2A")
+    expect(panel.locator(".changes").first).to_contain_text(
+        re.compile(r"14:00–15:30 \(CES?T, UTC\+[12]\) → 16:00")
+    )
+    expect(panel.locator(".changes").last).to_contain_text("Duration: 1 h 30 min → 1 h 45 min")
+    expect(row(page, "HH-2A").locator("a.block-canceled", has_text="Anna de Vries")).to_have_count(
+        1
+    )
     booking.refresh_from_db()
     assert booking.status == Status.CANCELED and booking.canceled_reason == "BROKEN_VEHICLE"
     assert booking.transitions.count() == 4  # created, moved, extended, canceled
@@ -196,7 +211,8 @@ def test_staff_books_moves_and_cancels_in_the_browser(page: Page, hub, screensho
     page.get_by_role("link", name="Week", exact=True).click()
     expect(page.locator(".tick.day")).to_have_count(7)
     expect(page).to_have_url(re.compile(r"/week/\?"))
-    expect(page.locator("a.block")).to_have_count(13)
+    expect(page.locator("a.block")).to_have_count(14)
+    expect(page.locator("a.block-canceled")).to_have_count(1)
     screenshot(page, "week-view", full_page=True)
 
 

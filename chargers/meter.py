@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from locations.tariffs import Period
+
 ENERGY = "Energy.Active.Import.Register"  # the default measurand in both versions
 POWER = "Power.Active.Import"
 CURRENT = "Current.Import"
@@ -82,4 +84,33 @@ def readings(meter_values: Iterable[Mapping[str, Any]] | None) -> list[Reading]:
             current = sum(phases, Decimal(0))
         if energy is not None or power is not None or current is not None:
             out.append(Reading(at, energy, power, current))
+    return out
+
+
+def charging_periods(
+    readings_: Iterable[Reading], *, start: datetime, end: datetime, meter_start_wh: Decimal | None
+) -> list[Period]:
+    """A session's meter readings as periods between consecutive readings (from its start to
+    its end, or to the last reading while it runs): the energy each delivered by the register,
+    charging while energy flows, at the power read at its end. What tariffs price sessions by."""
+    points = sorted((r for r in readings_ if r.energy_wh is not None and start <= r.at <= end),
+                    key=lambda r: r.at)  # fmt: skip
+    out: list[Period] = []
+    previous_at = start
+    previous_wh = meter_start_wh if meter_start_wh is not None else (
+        points[0].energy_wh if points else None
+    )  # fmt: skip
+    for r in points:
+        if r.at <= previous_at:
+            previous_wh = r.energy_wh
+            continue
+        delta = (
+            max(r.energy_wh - previous_wh, Decimal(0)) if previous_wh is not None else Decimal(0)
+        )
+        out.append(Period(previous_at, r.at, delta, charging=delta > 0,
+                          power_kw=None if r.power_w is None else r.power_w / 1000,
+                          current_a=r.current_a))  # fmt: skip
+        previous_at, previous_wh = r.at, r.energy_wh
+    if end > previous_at and (not points or end != points[-1].at):
+        out.append(Period(previous_at, end, Decimal(0), charging=False))
     return out

@@ -240,6 +240,8 @@ SPECTACULAR_SETTINGS = {
 # Our own identity and public addresses.
 OCPI_COUNTRY_CODE = (env("OCPI_COUNTRY_CODE", "NL") or "NL").upper()
 OCPI_PARTY_ID = (env("OCPI_PARTY_ID", "CBK") or "CBK").upper()
+# The currency of a session no tariff prices (OCPI Sessions and CDRs always name one).
+DEFAULT_CURRENCY = (env("DEFAULT_CURRENCY", "EUR") or "EUR").upper()
 PUBLIC_BASE_URL = (env("PUBLIC_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
 PORT = int(env("PORT", "8000"))
 CSMS_HOST = env("CSMS_HOST", "127.0.0.1")

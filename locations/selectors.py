@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db.models import Prefetch, Q, QuerySet
 
@@ -148,12 +149,47 @@ def published_location_exists(*, location_id: str) -> bool:
     return Location.objects.published().filter(ocpi_id__iexact=location_id).exists()
 
 
+def _applicable(own: Sequence[Tariff], general: Sequence[Tariff]) -> Sequence[Tariff]:
+    """The rule of where tariffs apply: an EVSE's own tariffs, else its location's."""
+    return own or general
+
+
 def tariff_ids_for(*, evse: EVSE | None, location: Location) -> list[str]:
-    """The OCPI ids of the tariffs in force at an EVSE: its own, else its location's. Reads the
-    `tariffs` relations, so callers that list many prefetch them (`evse__tariffs`,
-    `location__tariffs`)."""
-    own = [t.ocpi_id for t in evse.tariffs.all()] if evse is not None else []
-    return own or [t.ocpi_id for t in location.tariffs.all()]
+    """The OCPI ids of the tariffs in force at an EVSE. Reads the `tariffs` relations, so
+    callers that list many prefetch them (`evse__tariffs`, `location__tariffs`)."""
+    own = list(evse.tariffs.all()) if evse is not None else []
+    return [t.ocpi_id for t in _applicable(own, list(location.tariffs.all()))]
+
+
+@dataclass(frozen=True)
+class TariffCatalog:
+    """Every tariff with its elements and where it applies, loaded at once (five queries) to
+    price many sessions without a query each."""
+
+    tariffs: tuple[Tariff, ...]
+    evse_ids: dict[int, frozenset[int]]  # tariff pk -> the EVSEs it names
+    location_ids: dict[int, frozenset[int]]  # tariff pk -> the locations it names
+
+    def for_session(self, *, evse_id: int | None, location_id: int, at: datetime) -> Tariff | None:
+        """The tariff a session started at `at` is priced by: the first (by id) of those that
+        apply at the EVSE and are valid then."""
+        own = [t for t in self.tariffs if evse_id in self.evse_ids[t.pk]]
+        general = [t for t in self.tariffs if location_id in self.location_ids[t.pk]]
+        valid = [
+            t for t in _applicable(own, general)
+            if (t.start_date_time is None or t.start_date_time <= at)
+            and (t.end_date_time is None or at < t.end_date_time)
+        ]  # fmt: skip
+        return min(valid, key=lambda t: t.ocpi_id.upper(), default=None)
+
+
+def tariff_catalog() -> TariffCatalog:
+    tariffs = tuple(tariff_list().prefetch_related("evses", "locations"))
+    return TariffCatalog(
+        tariffs=tariffs,
+        evse_ids={t.pk: frozenset(e.pk for e in t.evses.all()) for t in tariffs},
+        location_ids={t.pk: frozenset(loc.pk for loc in t.locations.all()) for t in tariffs},
+    )
 
 
 def tariff_list() -> QuerySet[Tariff]:

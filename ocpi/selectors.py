@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Max, Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import Exists, Max, OuterRef, Prefetch, QuerySet, prefetch_related_objects
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from bookings.availability import MAX_WINDOW, Interval, local_day_window, split
+from bookings.models import Booking
 from bookings.selectors import location_availability
+from chargers.models import ChargingSession, MeterReading
 from locations.models import EVSE, UNBOOKABLE_EVSE_STATUSES, Connector, Location
 from locations.selectors import evses_of_location, location_get, policy_for
 
@@ -245,4 +247,32 @@ def token_get(*, party: Party, country_code: str, party_id: str, uid: str, type:
         party_id__iexact=party_id,
         uid__iexact=uid,
         type=type,
+    )
+
+
+def sessions_of_party(party: Party) -> QuerySet[ChargingSession]:
+    """The charging sessions an eMSP may read: those that fulfilled one of its bookings, or that
+    one of its tokens started. Annotated with `ocpi_last_updated` (the latest of start, stop and
+    meter reading), stably ordered by it, with what a Session object shows loaded."""
+    its_booking = Booking.objects.filter(
+        pk=OuterRef("booking_id"),
+        emsp_country_code=party.country_code,
+        emsp_party_id=party.party_id,
+    )
+    its_token = Token.objects.filter(owner=party, uid__iexact=OuterRef("id_tag"))
+    return (
+        ChargingSession.objects.filter(Exists(its_booking) | Exists(its_token))
+        .annotate(
+            ocpi_last_updated=Greatest(
+                "started_at",
+                Coalesce("stopped_at", "started_at"),
+                Coalesce("meter_last_at", "started_at"),
+            )
+        )
+        .select_related("evse", "charge_point__location")
+        .prefetch_related(
+            "evse__connectors",
+            Prefetch("meter_readings", queryset=MeterReading.objects.order_by("at")),
+        )
+        .order_by("ocpi_last_updated", "id")
     )

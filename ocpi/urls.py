@@ -10,6 +10,7 @@ from .modules.bookings import apis as bookings
 from .modules.commands import apis as commands
 from .modules.credentials import apis as credentials
 from .modules.locations import apis as locations
+from .modules.sessions import apis as sessions
 from .modules.tariffs import apis as tariffs
 from .modules.tokens import apis as tokens
 from .modules.versions import apis as versions
@@ -42,6 +43,7 @@ urlpatterns = [
          name="evse"),
     path(f"{CPO}locations/<str:location_id>/<str:evse_uid>/<str:connector_id>",
          locations.ConnectorDetailApi.as_view(), name="connector"),
+    path(f"{CPO}sessions", sessions.SessionListApi.as_view(), name="sessions"),
     path(f"{CPO}tariffs", tariffs.TariffListApi.as_view(), name="tariffs"),
     path(f"{CPO}tokens", NotFoundApi.as_view(), name="tokens_base"),
     path(f"{CPO}tokens/<str:country_code>/<str:party_id>/<str:token_uid>",

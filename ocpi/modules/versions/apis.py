@@ -51,6 +51,8 @@ class VersionDetailsApi(OcpiApi):
                      "url": public_url("ocpi:credentials")},
                     {"identifier": "locations", "role": "SENDER",
                      "url": public_url("ocpi:locations")},
+                    {"identifier": "sessions", "role": "SENDER",
+                     "url": public_url("ocpi:sessions")},
                     {"identifier": "tariffs", "role": "SENDER",
                      "url": public_url("ocpi:tariffs")},
                     {"identifier": "tokens", "role": "RECEIVER",

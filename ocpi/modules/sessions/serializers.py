@@ -1,0 +1,147 @@
+"""Sessions module (OCPI 2.3.0) object shape: the Session of a chargers ChargingSession fetched
+with ocpi.selectors.sessions_of_party(), priced by the one cost function (locations.tariffs) under
+the tariff in force at its EVSE when it started."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from chargers.meter import Reading, charging_periods
+from chargers.models import ChargingSession
+from locations.models import Tariff
+from locations.selectors import tariff_terms
+from locations.tariffs import Cost, Period, session_cost
+from ocpi.responses import ocpi_datetime
+
+HOUR = Decimal(3600)
+
+
+def _number(value: Decimal, places: str = "0.0001") -> int | float:
+    normal = value.quantize(Decimal(places)).normalize()
+    return int(normal) if normal == normal.to_integral_value() else float(normal)
+
+
+def price_object(cost: Cost) -> dict[str, Any]:
+    """A 2.3.0 Price: before taxes, and the taxes as TaxAmounts."""
+    price: dict[str, Any] = {"before_taxes": _number(cost.before_taxes), "taxes": []}
+    if cost.taxes:
+        tax: dict[str, Any] = {"name": cost.tax_name or "VAT", "amount": _number(cost.taxes)}
+        if cost.tax_percentage is not None:
+            tax["percentage"] = _number(cost.tax_percentage)
+        price["taxes"].append(tax)
+    return price
+
+
+@dataclass(frozen=True)
+class SessionContext:
+    """What a page of sessions needs besides the rows: each one's booking (for its token and
+    authorization reference), the party's tokens by uid, and the tariffs."""
+
+    bookings: Mapping[int, Any]
+    tokens: Mapping[str, Any]
+    tariff_for: Any  # (session) -> Tariff | None
+
+
+def session_periods(session: ChargingSession, *, until) -> list[Period]:
+    readings = [Reading(r.at, r.energy_wh, r.power_w, r.current_a)
+                for r in session.meter_readings.all()]  # fmt: skip
+    if session.stopped_at is not None and session.meter_stop_wh is not None:
+        readings.append(Reading(session.stopped_at, Decimal(session.meter_stop_wh)))
+    end = session.stopped_at or until
+    return charging_periods(readings, start=session.started_at, end=max(end, session.started_at),
+                            meter_start_wh=session.meter_start_wh)  # fmt: skip
+
+
+def _cdr_token(session: ChargingSession, booking, token, party) -> dict[str, str]:
+    uid = session.id_tag
+    for t in booking.tokens.all() if booking is not None else ():
+        if t.uid.upper() == uid.upper():
+            return {"country_code": t.country_code, "party_id": t.party_id, "uid": t.uid,
+                    "type": t.type, "contract_id": t.contract_id}  # fmt: skip
+    if token is not None:
+        return {"country_code": token.country_code, "party_id": token.party_id, "uid": token.uid,
+                "type": token.type, "contract_id": token.contract_id}  # fmt: skip
+    return {"country_code": party.country_code, "party_id": party.party_id, "uid": uid,
+            "type": "RFID", "contract_id": uid}  # fmt: skip
+
+
+def _period_object(period: Period, tariff: Tariff | None) -> dict[str, Any]:
+    hours = Decimal(str((period.end - period.start).total_seconds())) / HOUR
+    dimensions = []
+    if period.energy_wh:
+        dimensions.append({"type": "ENERGY", "volume": _number(period.energy_wh / 1000)})
+    dimensions.append({"type": "TIME" if period.charging else "PARKING_TIME",
+                       "volume": _number(hours)})  # fmt: skip
+    if period.power_kw is not None:
+        dimensions.append({"type": "MAX_POWER", "volume": _number(period.power_kw, "0.001")})
+    item: dict[str, Any] = {
+        "start_date_time": ocpi_datetime(period.start),
+        "dimensions": dimensions,
+    }
+    if tariff is not None:
+        item["tariff_id"] = tariff.ocpi_id
+    return item
+
+
+def session_object(
+    session: ChargingSession, *, party, context: SessionContext, now
+) -> dict[str, Any]:
+    location = session.charge_point.location
+    booking = context.bookings.get(session.booking_id) if session.booking_id else None
+    tariff = context.tariff_for(session)
+    periods = session_periods(session, until=now)
+    energy = session.energy_wh or Decimal(0)
+    connectors: Sequence = list(session.evse.connectors.all()) if session.evse_id else []
+    data: dict[str, Any] = {
+        "country_code": settings.OCPI_COUNTRY_CODE,
+        "party_id": settings.OCPI_PARTY_ID,
+        "id": str(session.pk),
+        "start_date_time": ocpi_datetime(session.started_at),
+        "kwh": _number(energy / 1000),
+        "cdr_token": _cdr_token(
+            session, booking, context.tokens.get(session.id_tag.upper()), party
+        ),
+        "auth_method": "WHITELIST",
+        "location_id": location.ocpi_id,
+        "evse_uid": session.evse.uid if session.evse_id else "#NA",
+        "connector_id": connectors[0].connector_id if connectors else "#NA",
+        "currency": tariff.currency if tariff is not None else settings.DEFAULT_CURRENCY,
+        "charging_periods": [_period_object(p, tariff) for p in periods],
+        "status": "COMPLETED" if session.stopped_at else "ACTIVE",
+        "last_updated": ocpi_datetime(session.ocpi_last_updated),
+    }
+    if session.stopped_at:
+        data["end_date_time"] = ocpi_datetime(session.stopped_at)
+    if booking is not None and booking.authorization_reference:
+        data["authorization_reference"] = booking.authorization_reference
+    if tariff is not None:
+        cost = session_cost(tariff_terms(tariff), periods, location.zone).rounded()
+        data["total_cost"] = price_object(cost)
+    return data
+
+
+# Output shape for the OpenAPI schema only.
+class SessionOut(serializers.Serializer):
+    country_code = serializers.CharField()
+    party_id = serializers.CharField()
+    id = serializers.CharField()
+    start_date_time = serializers.DateTimeField()
+    end_date_time = serializers.DateTimeField(required=False)
+    kwh = serializers.FloatField()
+    cdr_token = serializers.DictField()
+    auth_method = serializers.ChoiceField(choices=["AUTH_REQUEST", "COMMAND", "WHITELIST"])
+    authorization_reference = serializers.CharField(required=False)
+    location_id = serializers.CharField()
+    evse_uid = serializers.CharField()
+    connector_id = serializers.CharField()
+    currency = serializers.CharField()
+    charging_periods = serializers.ListField(child=serializers.DictField())
+    total_cost = serializers.DictField(required=False)
+    status = serializers.ChoiceField(choices=["ACTIVE", "COMPLETED", "INVALID", "PENDING"])
+    last_updated = serializers.DateTimeField()

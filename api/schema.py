@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from api.models import BookingRequest
+from bookings.models import Status, TokenType
+from locations.models import ConnectorStandard, EVSEStatus
+
 
 def api_paths_only(endpoints: list, **kwargs) -> list:
     return [e for e in endpoints if e[0].startswith("/api/v1/")]
@@ -18,6 +22,15 @@ API_SCHEMA_SETTINGS = {
     ),
     "PREPROCESSING_HOOKS": ["api.schema.api_paths_only"],
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # One name per choice set used by several fields.
+    "ENUM_NAME_OVERRIDES": {
+        "BookingStatusEnum": [v.lower() for v in Status.values],
+        "EVSEStatusEnum": [v.lower() for v in EVSEStatus.values],
+        "RequestStatusEnum": BookingRequest.Status.values,
+        "RequestTypeEnum": BookingRequest.Type.values,
+        "ConnectorTypeEnum": ConnectorStandard.values,
+        "TokenTypeEnum": TokenType.values,
+    },
     "COMPONENT_SPLIT_REQUEST": True,
     "OAUTH2_FLOWS": ["clientCredentials"],
     "OAUTH2_TOKEN_URL": "/api/v1/oauth/token",
@@ -27,5 +40,4 @@ API_SCHEMA_SETTINGS = {
         "drivers": "Create drivers and see every driver",
         "webhooks": "Manage webhook subscriptions",
     },
-    "SERVE_INCLUDE_SCHEMA": False,
 }

@@ -6,10 +6,17 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from bookings import exceptions as booking_exc
 from bookings.models import Booking, Driver, DriverToken, TokenType
@@ -21,6 +28,7 @@ from locations.selectors import location_get_ci
 from . import selectors, services
 from . import serializers as s
 from .base import ApiView
+from .exceptions import api_exception_handler
 from .models import BookingRequest
 
 # The refusals a caller can only wait out or work around (the slot, the token or the booking's
@@ -32,6 +40,7 @@ ERRORS = {
     401: OpenApiResponse(s.ErrorSerializer, description="No, invalid or expired Bearer token."),
     403: OpenApiResponse(s.ErrorSerializer, description="Out of scope or location."),
     404: OpenApiResponse(s.ErrorSerializer, description="Unknown, or not this client's."),
+    400: OpenApiResponse(s.ErrorSerializer, description="The body is not valid JSON."),
     422: OpenApiResponse(s.ErrorSerializer, description="Invalid input, with field paths."),
     429: OpenApiResponse(s.ErrorSerializer, description="Rate limited; see Retry-After."),
 }
@@ -41,8 +50,25 @@ PAGE = [
 ]
 
 
+def page(serializer_class) -> serializers.Serializer:
+    """The documented shape of a page of a list: {"data": [...], "links": {...}}."""
+    name = serializer_class.__name__.removesuffix("Serializer")
+    return inline_serializer(
+        name=f"{name}Page",
+        fields={"data": serializer_class(many=True), "links": s.LinksSerializer()},
+    )
+
+
+def one(serializer_class) -> serializers.Serializer:
+    """The documented shape of one object: {"data": {...}}."""
+    name = serializer_class.__name__.removesuffix("Serializer")
+    return inline_serializer(name=f"{name}Response", fields={"data": serializer_class()})
+
+
 def _errors(*codes: int) -> dict:
-    return {code: ERRORS[code] for code in (401, 429, *codes)}
+    """Every operation's documented errors: any may meet a bad token, a missing scope, an
+    unknown id or cursor, invalid parameters or the rate limit; `codes` adds more."""
+    return {code: ERRORS[code] for code in sorted({401, 403, 404, 422, 429, *codes})}
 
 
 def _valid(serializer_class, data) -> dict:
@@ -51,13 +77,30 @@ def _valid(serializer_class, data) -> dict:
     return serializer.validated_data
 
 
+class NotFoundApi(APIView):
+    """Any other path under /api/: a JSON 404, never Django's HTML page."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    renderer_classes = [JSONRenderer]
+    schema = None
+
+    def get_exception_handler(self):
+        return api_exception_handler
+
+    def _missing(self, request, *args, **kwargs):
+        raise NotFound("There is no such API endpoint.")
+
+    get = post = put = patch = delete = _missing
+
+
 # --- Locations, charge points, EVSEs ------------------------------------------------------
 
 
 class LocationListApi(ApiView):
     @extend_schema(
         tags=["locations"], parameters=[s.LocationFilterSerializer, *PAGE],
-        responses={200: s.LocationSerializer(many=True), **_errors(422)},
+        responses={200: page(s.LocationSerializer), **_errors()},
     )  # fmt: skip
     def get(self, request):
         f = _valid(s.LocationFilterSerializer, request.query_params)
@@ -66,7 +109,7 @@ class LocationListApi(ApiView):
 
 
 class LocationDetailApi(ApiView):
-    @extend_schema(tags=["locations"], responses={200: s.LocationSerializer, **_errors(404)})
+    @extend_schema(tags=["locations"], responses={200: one(s.LocationSerializer), **_errors()})
     def get(self, request, location_id: str):
         try:
             location = selectors.client_location_get(client=self.client, location_id=location_id)
@@ -82,7 +125,7 @@ class AvailabilityApi(ApiView):
         description="The same engine as the staff pages and the OCPI calendars. Each EVSE "
         "lists the free intervals a booking may use, and the grid and durations bookings "
         "there must respect.",
-        responses={200: s.AvailabilitySerializer, **_errors(404, 422)},
+        responses={200: s.AvailabilitySerializer, **_errors()},
     )  # fmt: skip
     def get(self, request, location_id: str):
         q = _valid(s.AvailabilityQuerySerializer, request.query_params)
@@ -105,7 +148,7 @@ class AvailabilityApi(ApiView):
 class ChargePointListApi(ApiView):
     @extend_schema(
         tags=["charge points"], parameters=[s.ChargePointFilterSerializer, *PAGE],
-        responses={200: s.ChargePointSerializer(many=True), **_errors(422)},
+        responses={200: page(s.ChargePointSerializer), **_errors()},
     )  # fmt: skip
     def get(self, request):
         f = _valid(s.ChargePointFilterSerializer, request.query_params)
@@ -121,7 +164,9 @@ def _charge_point(client, charge_point_id: str) -> ChargePoint:
 
 
 class ChargePointDetailApi(ApiView):
-    @extend_schema(tags=["charge points"], responses={200: s.ChargePointSerializer, **_errors(404)})
+    @extend_schema(
+        tags=["charge points"], responses={200: one(s.ChargePointSerializer), **_errors()}
+    )
     def get(self, request, charge_point_id: str):
         cp = _charge_point(self.client, charge_point_id)
         return Response({"data": s.ChargePointSerializer(cp).data})
@@ -140,7 +185,7 @@ def _evse_filters(f: dict, **extra) -> selectors.EVSEFilters:
 class ChargePointEVSEListApi(ApiView):
     @extend_schema(
         tags=["charge points"], parameters=[s.EVSEFilterSerializer, *PAGE],
-        responses={200: s.EVSESerializer(many=True), **_errors(404, 422)},
+        responses={200: page(s.EVSESerializer), **_errors()},
     )  # fmt: skip
     def get(self, request, charge_point_id: str):
         cp = _charge_point(self.client, charge_point_id)
@@ -153,7 +198,7 @@ class ChargePointEVSEListApi(ApiView):
 class EVSEListApi(ApiView):
     @extend_schema(
         tags=["evses"], parameters=[s.EVSEFilterSerializer, *PAGE],
-        responses={200: s.EVSESerializer(many=True), **_errors(422)},
+        responses={200: page(s.EVSESerializer), **_errors()},
     )  # fmt: skip
     def get(self, request):
         f = _valid(s.EVSEFilterSerializer, request.query_params)
@@ -162,7 +207,7 @@ class EVSEListApi(ApiView):
 
 
 class EVSEDetailApi(ApiView):
-    @extend_schema(tags=["evses"], responses={200: s.EVSESerializer, **_errors(404)})
+    @extend_schema(tags=["evses"], responses={200: one(s.EVSESerializer), **_errors()})
     def get(self, request, evse_id: str):
         try:
             evse = selectors.client_evse_get(client=self.client, evse_id=evse_id)
@@ -255,7 +300,7 @@ class BookingRequestListCreateApi(ApiView):
 
     @extend_schema(
         tags=["booking requests"], parameters=[s.RequestFilterSerializer, *PAGE],
-        responses={200: s.BookingRequestSerializer(many=True), **_errors(422)},
+        responses={200: page(s.BookingRequestSerializer), **_errors()},
     )  # fmt: skip
     def get(self, request):
         f = _valid(s.RequestFilterSerializer, request.query_params)
@@ -279,9 +324,9 @@ class BookingRequestListCreateApi(ApiView):
         "rejected with a machine-readable code and a sentence. The same externalId from this "
         "client returns the same request (200).",
         responses={
-            201: s.BookingRequestSerializer, 200: s.BookingRequestSerializer,
+            201: one(s.BookingRequestSerializer), 200: one(s.BookingRequestSerializer),
             409: OpenApiResponse(s.ErrorSerializer, description="externalId reused, or busy."),
-            **_errors(403, 422),
+            **_errors(400),
         },
     )  # fmt: skip
     def post(self, request):
@@ -299,7 +344,7 @@ class BookingRequestListCreateApi(ApiView):
 
 class BookingRequestDetailApi(ApiView):
     @extend_schema(
-        tags=["booking requests"], responses={200: s.BookingRequestSerializer, **_errors(404)}
+        tags=["booking requests"], responses={200: one(s.BookingRequestSerializer), **_errors()}
     )
     def get(self, request, request_id: int):
         try:
@@ -312,7 +357,7 @@ class BookingRequestDetailApi(ApiView):
 class BookingListApi(ApiView):
     @extend_schema(
         tags=["bookings"], parameters=[s.BookingFilterSerializer, *PAGE],
-        responses={200: s.BookingSerializer(many=True), **_errors(422)},
+        responses={200: page(s.BookingSerializer), **_errors()},
     )  # fmt: skip
     def get(self, request):
         f = _valid(s.BookingFilterSerializer, request.query_params)
@@ -335,7 +380,7 @@ def _booking(client, booking_id: str) -> Booking:
 
 
 class BookingDetailApi(ApiView):
-    @extend_schema(tags=["bookings"], responses={200: s.BookingSerializer, **_errors(404)})
+    @extend_schema(tags=["bookings"], responses={200: one(s.BookingSerializer), **_errors()})
     def get(self, request, booking_id: str):
         return Response({"data": s.BookingSerializer(_booking(self.client, booking_id)).data})
 
@@ -350,7 +395,7 @@ class DriverListCreateApi(ApiView):
         tags=["drivers"], parameters=[s.DriverFilterSerializer, *PAGE],
         description="Drivers this client created or that hold its bookings; every driver "
         "with the drivers scope. email matches exactly; no match is an empty list.",
-        responses={200: s.DriverSerializer(many=True), **_errors(422)},
+        responses={200: page(s.DriverSerializer), **_errors()},
     )  # fmt: skip
     def get(self, request):
         f = _valid(s.DriverFilterSerializer, request.query_params)
@@ -361,7 +406,7 @@ class DriverListCreateApi(ApiView):
 
     @extend_schema(
         tags=["drivers"], request=s.DriverInputSerializer,
-        responses={201: s.DriverSerializer, **_errors(403, 422)},
+        responses={201: one(s.DriverSerializer), **_errors(400)},
     )  # fmt: skip
     def post(self, request):
         v = _valid(s.DriverInputSerializer, request.data)
@@ -383,7 +428,7 @@ class DriverListCreateApi(ApiView):
 
 
 class DriverDetailApi(ApiView):
-    @extend_schema(tags=["drivers"], responses={200: s.DriverSerializer, **_errors(404)})
+    @extend_schema(tags=["drivers"], responses={200: one(s.DriverSerializer), **_errors()})
     def get(self, request, driver_id: int):
         try:
             driver = selectors.client_driver_get(client=self.client, driver_id=driver_id)
@@ -414,7 +459,7 @@ class ReservationCreateApi(ApiView):
         responses={
             201: s.ReservationCreatedSerializer,
             409: OpenApiResponse(s.ErrorSerializer, description="The slot or token is taken."),
-            **_errors(403, 404, 422),
+            **_errors(400),
         },
     )  # fmt: skip
     def post(self, request, charger_id: str, connector_id: int):
@@ -469,7 +514,7 @@ class ReservationDeleteApi(ApiView):
         responses={
             200: s.MessageSerializer,
             409: OpenApiResponse(s.ErrorSerializer, description="Already over or canceled."),
-            **_errors(403, 404, 422),
+            **_errors(),
         },
     )  # fmt: skip
     def delete(self, request, reservation_id: str):

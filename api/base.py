@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
+from rest_framework.exceptions import NotFound
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
@@ -34,6 +35,11 @@ class ApiView(APIView):
         """The API client of the request's token. Every token with a scope has one: api.scopes
         grants none to an application without a Client row."""
         return client_of_token(self.request.auth)
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        if any("\x00" in str(value) for value in kwargs.values()):
+            raise NotFound("The record is not found.")  # PostgreSQL text cannot hold NUL
 
     def check_throttles(self, request) -> None:
         self.applied_throttles = []

@@ -22,7 +22,7 @@ class LowerChoiceField(serializers.ChoiceField):
         super().__init__(choices=[v.lower() for v in values], **kwargs)
 
     def to_representation(self, value):
-        return value.lower() if value else value
+        return value.lower() if value else None
 
     def to_internal_value(self, data):
         return super().to_internal_value(str(data).lower()).upper()
@@ -121,7 +121,7 @@ class TokenSerializer(serializers.Serializer):
 class DriverSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
-    email = serializers.EmailField()
+    email = serializers.CharField(help_text="Empty when not known.")
     phone = serializers.CharField()
     licensePlate = serializers.CharField(source="license_plate")
     tokens = TokenSerializer(many=True, source="tokens.all")
@@ -182,7 +182,7 @@ class BookingSerializer(serializers.Serializer):
     endAt = serializers.DateTimeField(source="end")
     tokens = TokenSerializer(many=True, source="tokens.all")
     canceledReason = LowerChoiceField(
-        CanceledReason.values, source="canceled_reason", allow_blank=True
+        CanceledReason.values, source="canceled_reason", allow_null=True
     )
     canceledAt = serializers.DateTimeField(source="canceled_at", allow_null=True)
     requests = RequestSummarySerializer(many=True, source="api_requests.all")
@@ -222,6 +222,11 @@ class ReservationCreatedSerializer(serializers.Serializer):
     reservationId = serializers.UUIDField()
     message = serializers.CharField()
     booking = BookingSerializer()
+
+
+class LinksSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True, help_text="The next page; null on the last.")
+    prev = serializers.URLField(allow_null=True)
 
 
 class MessageSerializer(serializers.Serializer):

@@ -1,6 +1,6 @@
 """The operator REST API under /api/v1/, its token endpoint, schema and docs page."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from oauth2_provider.views import TokenView
 
@@ -38,4 +38,5 @@ urlpatterns = [
     path(f"{V1}schema/", SpectacularAPIView.as_view(custom_settings=API_SCHEMA_SETTINGS),
          name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    re_path(r"^.*$", apis.NotFoundApi.as_view(), name="not_found"),
 ]  # fmt: skip

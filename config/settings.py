@@ -237,6 +237,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Chargebook OCPI 2.3.0-booking-1.0 (CPO)",
     "VERSION": "2.3.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # This default document is OCPI's; the operator API's has its own (api.schema).
+    "PREPROCESSING_HOOKS": ["ocpi.schema.ocpi_paths_only"],
     # /api/docs/ serves Swagger UI from the drf-spectacular-sidecar package: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

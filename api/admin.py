@@ -1,6 +1,11 @@
-from django.contrib import admin
+from functools import partial
 
-from .models import BookingRequest, Client
+from django.contrib import admin
+from django.db import transaction
+
+from .models import BookingRequest, Client, WebhookDelivery, WebhookSubscription
+from .tasks import webhook_deliver_task
+from .webhooks import new_secret, resend
 
 
 @admin.register(Client)
@@ -31,3 +36,37 @@ class BookingRequestAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["id", "client", "url", "events", "active", "created_at"]
+    list_filter = ["active", "client"]
+    readonly_fields = ["secret", "created_at"]
+
+    def save_model(self, request, obj, form, change):
+        if not obj.secret:
+            obj.secret = new_secret()
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["id", "subscription", "event", "booking", "state", "attempts", "last_status",
+                    "next_attempt_at", "sent_at"]  # fmt: skip
+    list_filter = ["state", "event", "subscription__client"]
+    search_fields = ["booking__uid"]
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+    actions = ["send_again"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Send again")
+    def send_again(self, request, queryset) -> None:
+        count = resend(delivery_ids=list(queryset.values_list("pk", flat=True)))
+        for subscription_id in set(queryset.values_list("subscription_id", flat=True)):
+            transaction.on_commit(
+                partial(webhook_deliver_task.delay, subscription_id=subscription_id)
+            )
+        self.message_user(request, f"{count} deliveries queued again.")

@@ -29,7 +29,7 @@ from . import selectors, services
 from . import serializers as s
 from .base import ApiView
 from .exceptions import api_exception_handler
-from .models import BookingRequest
+from .models import BookingRequest, WebhookSubscription
 
 # The refusals a caller can only wait out or work around (the slot, the token or the booking's
 # state): 409; every other refusal breaks a rule of the request itself: 422.
@@ -526,3 +526,51 @@ class ReservationDeleteApi(ApiView):
         if booking_request.status == BookingRequest.Status.REJECTED:
             return _refusal(booking_request)
         return Response({"message": "Reservation is deleted successfully."})
+
+
+# --- Webhooks ----------------------------------------------------------------------------------
+
+
+class WebhookListCreateApi(ApiView):
+    scopes = {"GET": "webhooks", "POST": "webhooks"}
+
+    @extend_schema(
+        tags=["webhooks"], parameters=PAGE,
+        responses={200: page(s.WebhookSerializer), **_errors()},
+    )  # fmt: skip
+    def get(self, request):
+        return self.paginate(selectors.client_webhooks(client=self.client), s.WebhookSerializer)
+
+    @extend_schema(
+        tags=["webhooks"], request=s.WebhookInputSerializer,
+        summary="Receive this client's booking events at a URL",
+        description="Each event is POSTed as JSON {id, event, occurredAt, booking}, in order "
+        "per subscription, with X-Chargebook-Event, X-Chargebook-Delivery, "
+        "X-Chargebook-Timestamp (epoch seconds) and X-Chargebook-Signature: v1=<hex "
+        "HMAC-SHA256 of '<timestamp>.<body>' with the secret>. Any 2xx answer counts as "
+        "received; anything else is retried with backoff, later events waiting behind it.",
+        responses={201: one(s.WebhookCreatedSerializer), **_errors(400)},
+    )  # fmt: skip
+    def post(self, request):
+        v = _valid(s.WebhookInputSerializer, request.data)
+        sub = services.webhook_subscribe(client=self.client, url=v["url"], events=v["events"])
+        return Response({"data": s.WebhookCreatedSerializer(sub).data}, status=201)
+
+
+class WebhookDetailApi(ApiView):
+    scopes = {"GET": "webhooks", "DELETE": "webhooks"}
+
+    def _get(self, webhook_id: int):
+        try:
+            return selectors.client_webhook_get(client=self.client, webhook_id=webhook_id)
+        except WebhookSubscription.DoesNotExist:
+            raise NotFound(f"There is no webhook {webhook_id}.") from None
+
+    @extend_schema(tags=["webhooks"], responses={200: one(s.WebhookSerializer), **_errors()})
+    def get(self, request, webhook_id: int):
+        return Response({"data": s.WebhookSerializer(self._get(webhook_id)).data})
+
+    @extend_schema(tags=["webhooks"], responses={204: None, **_errors()})
+    def delete(self, request, webhook_id: int):
+        services.webhook_unsubscribe(subscription=self._get(webhook_id))
+        return Response(status=204)

@@ -29,8 +29,11 @@ def field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
-            name = "" if key == "non_field_errors" else str(key)
-            path = f"{prefix}.{name}" if prefix and name else (prefix or name)
+            if isinstance(key, int):  # a list's item (ListField): items[0]
+                path = f"{prefix}[{key}]"
+            else:
+                name = "" if key == "non_field_errors" else str(key)
+                path = f"{prefix}.{name}" if prefix and name else (prefix or name)
             for sub, messages in field_errors(value, path).items():
                 errors.setdefault(sub, []).extend(messages)
     elif isinstance(detail, list):

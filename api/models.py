@@ -143,3 +143,101 @@ class BookingRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.status} #{self.pk}"
+
+
+class WebhookEvent(models.TextChoices):
+    CREATED = "booking.created", "Booking created"
+    CHANGED = "booking.changed", "Booking moved or its charger hold changed"
+    CANCELED = "booking.canceled", "Booking canceled"
+    HELD = "booking.held", "Booking held at the charger (ReserveNow accepted)"
+    FULFILLED = "booking.fulfilled", "Booking fulfilled (a session started)"
+    NO_SHOW = "booking.no_show", "Booking no-show"
+    FAILED = "booking.failed", "Booking failed"
+
+
+class WebhookSubscription(models.Model):
+    """A URL of a client that receives its bookings' events, signed with this secret."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500)
+    secret = models.CharField(
+        max_length=64, help_text="Signs every delivery (HMAC-SHA256); shown to the client once."
+    )
+    events = ArrayField(
+        models.CharField(max_length=32, choices=WebhookEvent.choices),
+        default=list,
+        blank=True,
+        help_text="The events to send; none means all.",
+    )
+    active = models.BooleanField(default=True)
+    # One deliverer at a time per subscription, so deliveries leave in order.
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(events__contained_by=WebhookEvent.values),
+                name="webhooksubscription_events_valid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client}: {self.url}"
+
+
+class WebhookDelivery(models.Model):
+    """One event of one booking for one subscription: sent in id order per subscription,
+    retried with backoff, re-sendable from the admin."""
+
+    class State(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        SENT = "SENT", "Sent"
+        GAVE_UP = "GAVE_UP", "Gave up"
+
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    transition = models.ForeignKey(
+        "bookings.BookingTransition", on_delete=models.PROTECT, related_name="+"
+    )
+    booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="+")
+    event = models.CharField(max_length=32, choices=WebhookEvent.choices)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.CharField(max_length=64, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["subscription", "id"],
+                condition=Q(state="PENDING"),
+                name="webhookdelivery_pending_idx",
+            )
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "transition"], name="webhookdelivery_once_per_row"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} #{self.pk} ({self.state})"
+
+
+class WebhookCursor(models.Model):
+    """How far the webhook sweep has read the bookings audit trail."""
+
+    name = models.CharField(max_length=32, unique=True)
+    last_transition_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.last_transition_id}"

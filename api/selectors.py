@@ -15,7 +15,7 @@ from bookings.selectors import Criteria
 from locations.models import EVSE, ChargePoint, Connector, Location
 from locations.selectors import location_list
 
-from .models import BookingRequest, Client, Scope
+from .models import BookingRequest, Client, Scope, WebhookSubscription
 
 
 def client_of_token(token: AccessToken) -> Client:
@@ -236,3 +236,12 @@ def client_drivers(
 def client_driver_get(*, client: Client, driver_id: int) -> Driver:
     """Raises Driver.DoesNotExist."""
     return client_drivers(client=client).get(pk=driver_id)
+
+
+def client_webhooks(*, client: Client) -> QuerySet[WebhookSubscription]:
+    return WebhookSubscription.objects.filter(client=client, active=True)
+
+
+def client_webhook_get(*, client: Client, webhook_id: int) -> WebhookSubscription:
+    """Raises WebhookSubscription.DoesNotExist."""
+    return client_webhooks(client=client).get(pk=webhook_id)

@@ -10,7 +10,7 @@ from bookings.models import Booking, CanceledReason, Status, TokenType
 from chargers.models import BOOKING_STATES
 from locations.models import ConnectorStandard, EVSEStatus
 
-from .models import BookingRequest
+from .models import BookingRequest, WebhookEvent
 
 MAX_EXTERNAL_ID = 255
 
@@ -398,3 +398,27 @@ class LocationFilterSerializer(serializers.Serializer):
 
 class ChargePointFilterSerializer(serializers.Serializer):
     locationId = serializers.CharField(required=False)
+
+
+class WebhookSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.URLField()
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEvent.values),
+        help_text="The events sent; empty means all.",
+    )
+    active = serializers.BooleanField()
+    createdAt = serializers.DateTimeField(source="created_at")
+
+
+class WebhookCreatedSerializer(WebhookSerializer):
+    secret = serializers.CharField(
+        help_text="Verifies X-Chargebook-Signature; shown only in this answer."
+    )
+
+
+class WebhookInputSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=500)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEvent.values), required=False, default=list
+    )

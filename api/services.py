@@ -28,7 +28,8 @@ from bookings.services import (
 )
 from locations.models import EVSE, Location
 
-from .models import BookingRequest, Client, ClientDriver, Scope
+from .models import BookingRequest, Client, ClientDriver, Scope, WebhookSubscription
+from .webhooks import new_secret
 
 
 @transaction.atomic
@@ -184,3 +185,18 @@ def booking_request_submit(
         request.booking = booking
     request.save()
     return request, True
+
+
+def webhook_subscribe(
+    *, client: Client, url: str, events: Sequence[str] = ()
+) -> WebhookSubscription:
+    """Register a URL for the client's booking events, with a new signing secret."""
+    return WebhookSubscription.objects.create(
+        client=client, url=url, events=list(dict.fromkeys(events)), secret=new_secret()
+    )
+
+
+def webhook_unsubscribe(*, subscription: WebhookSubscription) -> None:
+    """Stop sending to it; its deliveries stay visible in the admin."""
+    subscription.active = False
+    subscription.save(update_fields=["active"])

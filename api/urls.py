@@ -35,6 +35,8 @@ urlpatterns = [
          apis.ReservationCreateApi.as_view(), name="reservation_create"),
     path(f"{V1}reservations/<str:reservation_id>", apis.ReservationDeleteApi.as_view(),
          name="reservation"),
+    path(f"{V1}webhooks", apis.WebhookListCreateApi.as_view(), name="webhooks"),
+    path(f"{V1}webhooks/<int:webhook_id>", apis.WebhookDetailApi.as_view(), name="webhook"),
     path(f"{V1}schema/", SpectacularAPIView.as_view(custom_settings=API_SCHEMA_SETTINGS),
          name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

@@ -183,6 +183,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # OCPI outbox: audit rows -> pushes to eMSPs, retries that came due (ocpi.push).
     "ocpi-push-sweep": {"task": "ocpi.tasks.push_sweep_task", "schedule": 15.0},
     "ocpi-command-results": {"task": "ocpi.tasks.command_results_sweep_task", "schedule": 30.0},
+    # Operator API webhooks: the same audit rows -> deliveries to clients (api.webhooks).
+    "api-webhook-sweep": {"task": "api.tasks.webhook_sweep_task", "schedule": 10.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 

@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from api import webhooks
-from api.models import WebhookDelivery
+from api.models import WebhookDelivery, WebhookSubscription
 from api.tasks import webhook_sweep_task
 from tests.api.conftest import api_for
 from tests.api.factories import ClientFactory
@@ -148,3 +148,18 @@ def test_subscriptions_need_the_scope_and_stay_with_their_client(booker, site):
     assert bad.status_code == 422 and set(bad.json()["errors"]) == {"url", "events[0]"}
     assert http.delete(f"/api/v1/webhooks/{hook['id']}").status_code == 204
     assert http.get("/api/v1/webhooks").json()["data"] == []
+
+
+def test_a_crashed_deliverer_loses_nothing(booker, receiver, driver, tomorrow_10):
+    http = booker
+    hook = _subscribe(http, f"http://127.0.0.1:{PORT}/hook")
+    _book(http, driver, tomorrow_10)
+    webhooks.sweep()
+    # A worker took the queue and died mid-delivery: its lease is still running.
+    now = timezone.now()
+    WebhookSubscription.objects.filter(pk=hook["id"]).update(lease_until=now + timedelta(minutes=1))
+    assert webhooks.deliver(subscription_id=hook["id"], now=now).sent == 0
+    # Once the lease ran out, the next deliverer (the beat sweep starts one) sends it.
+    assert webhooks.sweep(now=now + timedelta(minutes=3)) == {hook["id"]}
+    assert webhooks.deliver(subscription_id=hook["id"], now=now + timedelta(minutes=3)).sent == 1
+    assert [r.headers["X-Chargebook-Event"] for r in receiver.received] == ["booking.created"]

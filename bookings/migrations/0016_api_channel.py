@@ -5,30 +5,57 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('bookings', '0015_terms_booking_durations'),
-        ('locations', '0003_location_ocpi_id_ci_unique'),
+        ("bookings", "0015_terms_booking_durations"),
+        ("locations", "0003_location_ocpi_id_ci_unique"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='booking',
-            name='booking_emsp_identity_present',
+            model_name="booking",
+            name="booking_emsp_identity_present",
         ),
         migrations.AlterField(
-            model_name='booking',
-            name='channel',
-            field=models.CharField(choices=[('STAFF', 'Site staff'), ('OCPI', 'eMSP (OCPI booking)'), ('COMMAND', 'eMSP (OCPI ReserveNow command)'), ('API', 'Operator API client')], max_length=8),
+            model_name="booking",
+            name="channel",
+            field=models.CharField(
+                choices=[
+                    ("STAFF", "Site staff"),
+                    ("OCPI", "eMSP (OCPI booking)"),
+                    ("COMMAND", "eMSP (OCPI ReserveNow command)"),
+                    ("API", "Operator API client"),
+                ],
+                max_length=8,
+            ),
         ),
         migrations.AlterField(
-            model_name='bookingtransition',
-            name='actor_type',
-            field=models.CharField(choices=[('STAFF', 'Staff'), ('EMSP', 'eMSP'), ('CHARGER', 'Charger'), ('SYSTEM', 'System'), ('API', 'API client')], max_length=8),
+            model_name="bookingtransition",
+            name="actor_type",
+            field=models.CharField(
+                choices=[
+                    ("STAFF", "Staff"),
+                    ("EMSP", "eMSP"),
+                    ("CHARGER", "Charger"),
+                    ("SYSTEM", "System"),
+                    ("API", "API client"),
+                ],
+                max_length=8,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='booking',
-            constraint=models.CheckConstraint(condition=models.Q(('channel__in', ['STAFF', 'API']), models.Q(models.Q(('emsp_country_code', ''), _negated=True), models.Q(('emsp_party_id', ''), _negated=True), models.Q(('request_id', ''), _negated=True)), _connector='OR'), name='booking_emsp_identity_present'),
+            model_name="booking",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("channel__in", ["STAFF", "API"]),
+                    models.Q(
+                        models.Q(("emsp_country_code", ""), _negated=True),
+                        models.Q(("emsp_party_id", ""), _negated=True),
+                        models.Q(("request_id", ""), _negated=True),
+                    ),
+                    _connector="OR",
+                ),
+                name="booking_emsp_identity_present",
+            ),
         ),
     ]

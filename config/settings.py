@@ -258,6 +258,16 @@ OAUTH2_PROVIDER = {
     },
     "SCOPES_BACKEND_CLASS": "api.scopes.ClientScopes",
     "ACCESS_TOKEN_EXPIRE_SECONDS": int(env("API_TOKEN_LIFETIME_SECONDS", "3600")),
+    # The OAuth 2.0 Security BCP (RFC 9700), as the toolkit's deploy checks ask: tokens stored
+    # hashed, Bearer tokens in the header only, no implicit or password grants, https only.
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
 }
 # Named so that the api app's ForeignKey to it migrates (the toolkit's swappable setting).
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"

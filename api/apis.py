@@ -231,11 +231,7 @@ def _bookable_location(client, location_id: str, field: str = "locationId") -> L
 
 def _evse_at(location: Location, evse_id: str, field: str = "evseId") -> EVSE:
     try:
-        return (
-            EVSE.objects.of_location(location)
-            .select_related("charge_point__location")
-            .get(uid=evse_id)
-        )
+        return selectors.evse_at_location(location=location, evse_id=evse_id)
     except EVSE.DoesNotExist:
         raise ValidationError(
             {field: [f"There is no EVSE {evse_id!r} at location {location.ocpi_id}."]}
@@ -466,17 +462,11 @@ class ReservationCreateApi(ApiView):
         v = _valid(s.ReservationInputSerializer, request.data)
         cp = _charge_point(self.client, charger_id)
         try:
-            evse = EVSE.objects.select_related("charge_point__location").get(
-                charge_point=cp, ocpp_evse_id=connector_id
-            )
+            evse = selectors.evse_of_connector(charge_point=cp, connector_id=connector_id)
         except EVSE.DoesNotExist:
             raise NotFound(f"Charger {cp.identity} has no connector {connector_id}.") from None
-        driver_token = (
-            DriverToken.objects.filter(
-                uid__iexact=v["authorizationValue"], type=v["authorizationType"]
-            )
-            .select_related("driver")
-            .first()
+        driver_token = selectors.driver_token_find(
+            uid=v["authorizationValue"], type=v["authorizationType"]
         )
         if driver_token is not None:
             token, driver = _token_data(driver_token), driver_token.driver

@@ -245,3 +245,28 @@ def client_webhooks(*, client: Client) -> QuerySet[WebhookSubscription]:
 def client_webhook_get(*, client: Client, webhook_id: int) -> WebhookSubscription:
     """Raises WebhookSubscription.DoesNotExist."""
     return client_webhooks(client=client).get(pk=webhook_id)
+
+
+def evse_at_location(*, location: Location, evse_id: str) -> EVSE:
+    """Raises EVSE.DoesNotExist."""
+    return (
+        EVSE.objects.of_location(location).select_related("charge_point__location").get(uid=evse_id)
+    )
+
+
+def evse_of_connector(*, charge_point: ChargePoint, connector_id: int) -> EVSE:
+    """The EVSE an OCPP 1.6 connector id names (its OCPP EVSE number).
+    Raises EVSE.DoesNotExist."""
+    return EVSE.objects.select_related("charge_point__location").get(
+        charge_point=charge_point, ocpp_evse_id=connector_id
+    )
+
+
+def driver_token_find(*, uid: str, type: str) -> DriverToken | None:
+    """The registered driver token with this uid (case-insensitive) and type, with its driver."""
+    return (
+        DriverToken.objects.filter(uid__iexact=uid, type=type)
+        .select_related("driver")
+        .order_by("id")
+        .first()
+    )

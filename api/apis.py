@@ -224,6 +224,11 @@ def _bookable_location(client, location_id: str, field: str = "locationId") -> L
         location = location_get_ci(ocpi_id=location_id)
     except Location.DoesNotExist:
         raise ValidationError({field: [f"There is no location {location_id!r}."]}) from None
+    return _allowed(client, location)
+
+
+def _allowed(client, location: Location) -> Location:
+    """Raises PermissionDenied when the client is limited to other locations."""
     if not selectors.client_location_allowed(client=client, location=location):
         raise PermissionDenied(f"This client may not book at location {location.ocpi_id}.")
     return location
@@ -231,7 +236,7 @@ def _bookable_location(client, location_id: str, field: str = "locationId") -> L
 
 def _evse_at(location: Location, evse_id: str, field: str = "evseId") -> EVSE:
     try:
-        return selectors.evse_at_location(location=location, evse_id=evse_id)
+        return selectors.evse_at_location(location_id=location.ocpi_id, evse_id=evse_id)
     except EVSE.DoesNotExist:
         raise ValidationError(
             {field: [f"There is no EVSE {evse_id!r} at location {location.ocpi_id}."]}
@@ -267,13 +272,23 @@ def _request_data(client, v: dict):
             driver = selectors.client_driver_get(client=client, driver_id=v["driverId"])
         except Driver.DoesNotExist:
             raise ValidationError({"driverId": [f"There is no driver {v['driverId']}."]}) from None
-        location = _bookable_location(client, v["locationId"])
+        evse = None
+        if v.get("evseId"):
+            # One query for the EVSE with its location and policies; the location alone
+            # (for its error) only when the EVSE is not there.
+            try:
+                evse = selectors.evse_at_location(location_id=v["locationId"], evse_id=v["evseId"])
+            except EVSE.DoesNotExist:
+                evse = _evse_at(_bookable_location(client, v["locationId"]), v["evseId"])
+            location = _allowed(client, evse.charge_point.location)
+        else:
+            location = _bookable_location(client, v["locationId"])
         return services.CreateData(
             location=location,
             start=v["startAt"],
             end=v["endAt"],
             driver=driver,
-            evse=_evse_at(location, v["evseId"]) if v.get("evseId") else None,
+            evse=evse,
             connector_id=v.get("connectorId"),
             criteria=s.criteria_of(v.get("evseCriteria")),
             tokens=_driver_tokens(driver, v.get("authorizedTokenUids")),

@@ -39,6 +39,6 @@ urlpatterns = [
     path(f"{V1}webhooks/<int:webhook_id>", apis.WebhookDetailApi.as_view(), name="webhook"),
     path(f"{V1}schema/", SpectacularAPIView.as_view(custom_settings=API_SCHEMA_SETTINGS),
          name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     re_path(r"^.*$", apis.NotFoundApi.as_view(), name="not_found"),
 ]  # fmt: skip

@@ -106,6 +106,9 @@ def test_schema_and_docs_page(client):
     assert all(path.startswith("/api/v1/") for path in schema["paths"])
     page = client.get("/api/docs/")
     assert page.status_code == 200
+    assert client.get("/api/docs").status_code == 200
+    missing = client.get("/api/v2/anything")
+    assert missing.status_code == 404 and missing.json()["message"]
     assert b"swagger-ui" in page.content and b"cdn" not in page.content.lower()
     ocpi = client.get("/ocpi/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert not any(path.startswith("/api/") for path in ocpi.json()["paths"])

@@ -3,6 +3,8 @@ load what they read); input serializers validate shapes, and views resolve refer
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -246,6 +248,21 @@ class ErrorSerializer(serializers.Serializer):
 # --- Input ------------------------------------------------------------------------------
 
 
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+class Moment(serializers.DateTimeField):
+    """An input time between 2000 and 2999: nothing is booked outside, and the engine's
+    windows around a time (a day either side, buffers) stay within what Python represents."""
+
+    def to_internal_value(self, value):
+        moment = super().to_internal_value(value)
+        if not EARLIEST <= moment < LATEST:
+            raise serializers.ValidationError("Give a time between the years 2000 and 2999.")
+        return moment
+
+
 class EVSECriteriaSerializer(serializers.Serializer):
     currentType = serializers.ChoiceField(choices=["ac", "dc"], required=False)
     minPower = serializers.FloatField(required=False, min_value=0, help_text="kW")
@@ -279,8 +296,8 @@ class EVSEFilterSerializer(EVSECriteriaSerializer):
 
 
 class AvailabilityQuerySerializer(EVSECriteriaSerializer):
-    startAfter = serializers.DateTimeField(help_text="Start of the window.")
-    endBefore = serializers.DateTimeField(help_text="End of the window, at most 7 days later.")
+    startAfter = Moment(help_text="Start of the window.")
+    endBefore = Moment(help_text="End of the window, at most 7 days later.")
     evseId = serializers.CharField(required=False, help_text="One EVSE only.")
 
 
@@ -293,8 +310,8 @@ class BookingRequestInputSerializer(serializers.Serializer):
     )  # fmt: skip
     driverId = serializers.IntegerField(required=False, help_text="create: the driver.")
     locationId = serializers.CharField(required=False, help_text="create: the location.")
-    startAt = serializers.DateTimeField(required=False)
-    endAt = serializers.DateTimeField(required=False)
+    startAt = Moment(required=False)
+    endAt = Moment(required=False)
     evseId = serializers.CharField(
         required=False, help_text="create/update: a specific EVSE (else evseCriteria)."
     )
@@ -332,7 +349,7 @@ class BookingRequestInputSerializer(serializers.Serializer):
 
 class DriverFilterSerializer(serializers.Serializer):
     email = serializers.CharField(required=False, help_text="Exact email (case-insensitive).")
-    createdAfter = serializers.DateTimeField(required=False)
+    createdAfter = Moment(required=False)
 
 
 class TokenInputSerializer(serializers.Serializer):
@@ -352,8 +369,8 @@ class DriverInputSerializer(serializers.Serializer):
 
 
 class ReservationInputSerializer(serializers.Serializer):
-    reservationStart = serializers.DateTimeField()
-    reservationEnd = serializers.DateTimeField()
+    reservationStart = Moment()
+    reservationEnd = Moment()
     authorizationType = serializers.ChoiceField(choices=TokenType.values, default=TokenType.RFID)
     authorizationValue = serializers.CharField(max_length=36, help_text="e.g. the RFID uid.")
     externalId = serializers.CharField(required=False, allow_blank=True, max_length=MAX_EXTERNAL_ID)
@@ -369,12 +386,12 @@ class BookingFilterSerializer(serializers.Serializer):
     driverId = serializers.IntegerField(required=False)
     locationId = serializers.CharField(required=False)
     evseId = serializers.CharField(required=False)
-    startAfter = serializers.DateTimeField(required=False)
-    startBefore = serializers.DateTimeField(required=False)
-    endAfter = serializers.DateTimeField(required=False)
-    endBefore = serializers.DateTimeField(required=False)
-    updatedAfter = serializers.DateTimeField(required=False)
-    updatedBefore = serializers.DateTimeField(required=False)
+    startAfter = Moment(required=False)
+    startBefore = Moment(required=False)
+    endAfter = Moment(required=False)
+    endBefore = Moment(required=False)
+    updatedAfter = Moment(required=False)
+    updatedBefore = Moment(required=False)
 
 
 class RequestFilterSerializer(serializers.Serializer):
@@ -384,12 +401,12 @@ class RequestFilterSerializer(serializers.Serializer):
     locationId = serializers.CharField(required=False)
     bookingId = serializers.UUIDField(required=False)
     externalId = serializers.CharField(required=False)
-    startAfter = serializers.DateTimeField(required=False)
-    startBefore = serializers.DateTimeField(required=False)
-    endAfter = serializers.DateTimeField(required=False)
-    endBefore = serializers.DateTimeField(required=False)
-    createdAfter = serializers.DateTimeField(required=False)
-    createdBefore = serializers.DateTimeField(required=False)
+    startAfter = Moment(required=False)
+    startBefore = Moment(required=False)
+    endAfter = Moment(required=False)
+    endBefore = Moment(required=False)
+    createdAfter = Moment(required=False)
+    createdBefore = Moment(required=False)
 
 
 class LocationFilterSerializer(serializers.Serializer):
@@ -408,7 +425,7 @@ class WebhookSerializer(serializers.Serializer):
         help_text="The events sent; empty means all.",
     )
     active = serializers.BooleanField()
-    createdAt = serializers.DateTimeField(source="created_at")
+    createdAt = Moment(source="created_at")
 
 
 class WebhookCreatedSerializer(WebhookSerializer):

@@ -112,3 +112,23 @@ def test_schema_and_docs_page(client):
     assert b"swagger-ui" in page.content and b"cdn" not in page.content.lower()
     ocpi = client.get("/ocpi/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert not any(path.startswith("/api/") for path in ocpi.json()["paths"])
+
+
+@pytest.mark.parametrize(
+    "start,end",
+    [("0001-01-01T00:00:00Z", "0001-01-01T01:00:00Z"),
+     ("9999-12-31T10:00:00Z", "9999-12-31T11:00:00Z")],
+)  # fmt: skip
+def test_times_at_the_ends_of_the_calendar_are_422(api, site, driver, start, end):
+    response = api.post(
+        "/api/v1/booking-requests",
+        {"type": "create", "driverId": driver.pk, "locationId": "SITE-1", "startAt": start,
+         "endAt": end},
+        format="json",
+    )  # fmt: skip
+    assert response.status_code == 422
+    assert set(response.json()["errors"]) == {"startAt", "endAt"}
+    response = api.get(
+        "/api/v1/locations/SITE-1/availability", {"startAfter": start, "endBefore": end}
+    )
+    assert response.status_code == 422

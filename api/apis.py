@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -350,6 +351,7 @@ class BookingRequestListCreateApi(ApiView):
         return Response(
             {"data": s.BookingRequestSerializer(booking_request).data},
             status=status.HTTP_201_CREATED if new else status.HTTP_200_OK,
+            headers={"Location": reverse("api:booking_request", args=[booking_request.pk])},
         )
 
 
@@ -435,7 +437,10 @@ class DriverListCreateApi(ApiView):
             )  # fmt: skip
         except DjangoValidationError as error:
             raise ValidationError({"tokens": error.messages}) from None
-        return Response({"data": s.DriverSerializer(driver).data}, status=201)
+        return Response(
+            {"data": s.DriverSerializer(driver).data}, status=201,
+            headers={"Location": reverse("api:driver", args=[driver.pk])},
+        )  # fmt: skip
 
 
 class DriverDetailApi(ApiView):
@@ -508,6 +513,7 @@ class ReservationCreateApi(ApiView):
             {"reservationId": str(booking.uid), "message": "Charger reservation is successful.",
              "booking": s.BookingSerializer(booking).data},
             status=201 if new else 200,
+            headers={"Location": reverse("api:booking", args=[booking.uid])},
         )  # fmt: skip
 
 
@@ -559,7 +565,10 @@ class WebhookListCreateApi(ApiView):
     def post(self, request):
         v = _valid(s.WebhookInputSerializer, request.data)
         sub = services.webhook_subscribe(client=self.client, url=v["url"], events=v["events"])
-        return Response({"data": s.WebhookCreatedSerializer(sub).data}, status=201)
+        return Response(
+            {"data": s.WebhookCreatedSerializer(sub).data}, status=201,
+            headers={"Location": reverse("api:webhook", args=[sub.pk])},
+        )  # fmt: skip
 
 
 class WebhookDetailApi(ApiView):

@@ -43,6 +43,7 @@ def test_booking_api_eight_steps(api, site, driver, tomorrow_10):
     assert response.status_code == 201, response.json()
     request = response.json()["data"]
     assert request["status"] == "approved" and request["rejection"] is None
+    assert response["Location"] == f"/api/v1/booking-requests/{request['id']}"
     # 7. read the request back
     again = api.get(f"/api/v1/booking-requests/{request['id']}").json()["data"]
     assert again["bookingId"] == request["bookingId"]

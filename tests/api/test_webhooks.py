@@ -163,3 +163,19 @@ def test_a_crashed_deliverer_loses_nothing(booker, receiver, driver, tomorrow_10
     assert webhooks.sweep(now=now + timedelta(minutes=3)) == {hook["id"]}
     assert webhooks.deliver(subscription_id=hook["id"], now=now + timedelta(minutes=3)).sent == 1
     assert [r.headers["X-Chargebook-Event"] for r in receiver.received] == ["booking.created"]
+
+
+def test_events_caused_by_others_reach_the_owner(booker, receiver, driver, tomorrow_10):
+    from bookings.models import Booking, ChargerReservation
+    from bookings.services import Actor, booking_record_charger_state
+
+    http = booker
+    _subscribe(http, f"http://127.0.0.1:{PORT}/hook", events=["booking.held"])
+    booking_id = _book(http, driver, tomorrow_10)
+    booking_record_charger_state(
+        booking=Booking.objects.get(uid=booking_id), state=ChargerReservation.HELD,
+        actor=Actor.charger("DEPOT-CP1"),
+    )  # fmt: skip
+    _deliver_all()
+    assert [r.headers["X-Chargebook-Event"] for r in receiver.received] == ["booking.held"]
+    assert json.loads(receiver.received[0].data)["booking"]["holdState"] == "held"

@@ -1,6 +1,6 @@
-"""Rate limits per client and scope, counted in the Redis cache ("api") so that every web
-process shares them. The view reads `limit`, `remaining` and `reset` for the X-RateLimit-*
-headers."""
+"""Rate limits per client and scope: a counter per client, scope and minute in the Redis cache
+("api"), shared by every web process and exact under concurrency (Redis INCR). The view reads
+`limit`, `remaining` and `reset` for the X-RateLimit-* headers."""
 
 from __future__ import annotations
 
@@ -8,37 +8,33 @@ import time
 
 from django.conf import settings
 from django.core.cache import caches
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 
 from .permissions import required_scope
 
+WINDOW_SECONDS = 60
 
-class ClientScopeThrottle(SimpleRateThrottle):
-    scope = "api"
 
+class ClientScopeThrottle(BaseThrottle):
     def __init__(self):
-        # The cache is resolved per instance: settings are read at run time, never at import.
-        self.cache = caches["api"]
-        self.limit = 0
-        self.remaining = 0
-        self.reset = 0
-        super().__init__()
-
-    def get_rate(self) -> str:
-        return f"{settings.API_RATE_LIMIT_PER_MINUTE}/min"
-
-    def get_cache_key(self, request, view) -> str | None:
-        token = request.auth
-        if token is None:
-            return None
-        scope = required_scope(view, request.method)
-        return self.cache_format % {"scope": scope, "ident": token.application_id}
+        self.limit = self.remaining = self.reset = 0
+        self.wait_seconds = 0.0
 
     def allow_request(self, request, view) -> bool:
-        allowed = super().allow_request(request, view)
-        history = getattr(self, "history", [])
-        self.limit = self.num_requests
-        self.remaining = max(0, self.num_requests - len(history))
-        oldest = history[-1] if history else time.time()
-        self.reset = int(oldest + self.duration)
-        return allowed
+        token = request.auth
+        if token is None:
+            return True  # unauthenticated requests are refused before they count
+        now = time.time()
+        window = int(now // WINDOW_SECONDS)
+        self.limit = settings.API_RATE_LIMIT_PER_MINUTE
+        self.reset = (window + 1) * WINDOW_SECONDS
+        self.wait_seconds = self.reset - now
+        cache = caches["api"]
+        key = f"throttle:{token.application_id}:{required_scope(view, request.method)}:{window}"
+        cache.add(key, 0, timeout=WINDOW_SECONDS * 2)
+        count = cache.incr(key)
+        self.remaining = max(0, self.limit - count)
+        return count <= self.limit
+
+    def wait(self) -> float:
+        return self.wait_seconds

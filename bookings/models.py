@@ -166,6 +166,7 @@ class Booking(models.Model):
         STAFF = "STAFF", "Site staff"
         OCPI = "OCPI", "eMSP (OCPI booking)"
         COMMAND = "COMMAND", "eMSP (OCPI ReserveNow command)"
+        API = "API", "Operator API client"
 
     uid = models.UUIDField("booking id", default=uuid.uuid4, unique=True, editable=False)
     # The EVSE's location, kept on the booking so that a location's bookings over a window are
@@ -334,7 +335,8 @@ class Booking(models.Model):
                 name="booking_fulfilled_at_matches_status",
             ),
             models.CheckConstraint(
-                condition=Q(channel="STAFF")
+                # Staff and operator API bookings are the CPO's own; the rest come from an eMSP.
+                condition=Q(channel__in=["STAFF", "API"])
                 | (~Q(emsp_country_code="") & ~Q(emsp_party_id="") & ~Q(request_id="")),
                 name="booking_emsp_identity_present",
             ),
@@ -521,6 +523,7 @@ class BookingTransition(models.Model):
         EMSP = "EMSP", "eMSP"
         CHARGER = "CHARGER", "Charger"
         SYSTEM = "SYSTEM", "System"
+        API = "API", "API client"
 
     booking = models.ForeignKey(
         Booking,

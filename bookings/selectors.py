@@ -423,6 +423,32 @@ def booking_transitions(*, booking: Booking) -> QuerySet[BookingTransition]:
     return booking.transitions.select_related("actor_user").order_by("at", "id")
 
 
+# An id gap younger than this may be a transaction still open: its lower id commits later.
+AUDIT_GAP_WAIT = timedelta(seconds=30)
+
+
+def audit_rows_after(
+    *, last_id: int, now: datetime, limit: int
+) -> tuple[list[BookingTransition], int]:
+    """The audit rows past `last_id` in id order (with their bookings), for a reader of the
+    audit trail as an outbox (OCPI pushes, API webhooks), and the id its cursor may advance to:
+    up to the first gap younger than AUDIT_GAP_WAIT, so a row committed late is read next time.
+    Rows past that id come again then; readers must be idempotent per row."""
+    rows = list(
+        BookingTransition.objects.filter(id__gt=last_id)
+        .select_related("booking")
+        .order_by("id")[:limit]
+    )
+    new_cursor = last_id
+    # A fresh cursor has no gap to wait for: ids need not start at 1.
+    expected = last_id + 1 if last_id else None
+    for row in rows:
+        if expected is not None and row.id != expected and row.at > now - AUDIT_GAP_WAIT:
+            break
+        new_cursor, expected = row.id, row.id + 1
+    return rows, new_cursor
+
+
 # --- Staff timeline (issue 6): the day and week views and the locations list ---
 
 

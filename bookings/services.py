@@ -43,6 +43,7 @@ from .models import (
     CanceledReason,
     ChargerReservation,
     Driver,
+    DriverToken,
     RequestStatus,
     Role,
     Status,
@@ -99,6 +100,11 @@ class Actor:
         return cls(ActorType.EMSP, country_code=cc, party_id=pid, label=f"{cc}*{pid}")
 
     @classmethod
+    def api_client(cls, label: str) -> Actor:
+        """A client of the operator REST API (the api app); `label` names it in the audit."""
+        return cls(ActorType.API, label=label)
+
+    @classmethod
     def charger(cls, identity: str) -> Actor:
         return cls(ActorType.CHARGER, label=identity)
 
@@ -109,6 +115,12 @@ class Actor:
     @property
     def is_emsp(self) -> bool:
         return self.type == ActorType.EMSP
+
+    @property
+    def bound_by_terms(self) -> bool:
+        """Whether the booking terms (deadlines, change_not_allowed) bind this actor without
+        exception: eMSPs and API clients book for drivers, as outsiders to the site."""
+        return self.type in (ActorType.EMSP, ActorType.API)
 
     @property
     def role(self) -> str:
@@ -467,7 +479,7 @@ def booking_create(
         period=tstzrange(start, end),
         blocked_period=tstzrange(start, end + timedelta(minutes=policy.buffer_minutes)),
         status=Status.RESERVED,
-        channel=channel or (Booking.Channel.OCPI if actor.is_emsp else Booking.Channel.STAFF),
+        channel=channel or _CHANNEL_OF_ACTOR.get(actor.type, Booking.Channel.STAFF),
         created_by=actor.user,
         driver=driver,
         emsp_country_code=actor.country_code,
@@ -489,6 +501,9 @@ def booking_create(
     )  # fmt: skip
 
 
+_CHANNEL_OF_ACTOR = {ActorType.EMSP: Booking.Channel.OCPI, ActorType.API: Booking.Channel.API}
+
+
 def _deadline_check(
     booking: Booking,
     *,
@@ -499,12 +514,12 @@ def _deadline_check(
     verb: str,
     override_reason: str,
 ) -> None:
-    """Terms deadlines bind eMSPs; staff may pass them by giving a reason (recorded). The CPO's
-    own automation (system sweeps, charger events) is not bound: a broken charger must be able
-    to cancel a booking that starts in five minutes."""
+    """Terms deadlines bind eMSPs and API clients; staff may pass them by giving a reason
+    (recorded). The CPO's own automation (system sweeps, charger events) is not bound: a broken
+    charger must be able to cancel a booking that starts in five minutes."""
     if booking.status != Status.RESERVED:
         return
-    if actor.type not in (ActorType.EMSP, ActorType.STAFF):
+    if not actor.bound_by_terms and actor.type != ActorType.STAFF:
         return
     if booking.channel == Booking.Channel.COMMAND:
         return  # an OCPI ReserveNow holds from now on: CancelReservation has no deadline
@@ -555,7 +570,7 @@ def booking_change(
         raise exc.InvalidTransition(
             f"A {booking.get_status_display().lower()} booking cannot be changed."
         )
-    if actor.is_emsp and booking.terms.get("change_not_allowed"):
+    if actor.bound_by_terms and booking.terms.get("change_not_allowed"):
         raise exc.ChangeNotAllowed()
     _deadline_check(
         booking, actor=actor, now=now, minutes_key="change_until_minutes",
@@ -978,10 +993,11 @@ def _check_times(start: datetime | None, end: datetime | None) -> None:
         raise exc.InvalidRequest("The end must be after the start.")
 
 
-def _evse_or_refusal(
+def evse_assign(
     *, location: Location, start: datetime, end: datetime, now: datetime, criteria: Criteria
 ) -> EVSE:
     """The auto-assigned EVSE for [start, end), or the refusal that explains why there is none.
+    Raises NoEVSEAvailable and the errors of check_slot.
 
     evse_choose finds no EVSE either because every fitting EVSE is taken (NoEVSEAvailable) or
     because the slot breaks a rule on all of them (in the past, too long, closed...): then the
@@ -1044,7 +1060,7 @@ def _request_new(
     request = BookingRequest(payload=payload, received_at=now)
     try:
         if evse is None:
-            evse = _evse_or_refusal(
+            evse = evse_assign(
                 location=location, start=data.start, end=data.end, now=now, criteria=data.criteria
             )
         booking = booking_create(
@@ -1304,3 +1320,24 @@ def booking_reserve_now(
             transaction.on_commit(partial(reserve_now_task.delay, booking_id=booking.pk))
         return booking
     raise exc.NoEVSEAvailable("No EVSE at this location is free until the reservation's expiry.")
+
+
+@transaction.atomic
+def driver_create(
+    *,
+    name: str,
+    email: str = "",
+    phone: str = "",
+    license_plate: str = "",
+    tokens: Sequence[TokenData] = (),
+) -> Driver:
+    """Register a driver with their tokens. Raises django ValidationError (e.g. a token that
+    another driver already holds)."""
+    driver = Driver(name=name, email=email, phone=phone, license_plate=license_plate)
+    driver.full_clean()
+    driver.save()
+    for token in tokens:
+        row = DriverToken(driver=driver, **token.as_dict())
+        row.full_clean()
+        row.save()
+    return driver

@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "oauth2_provider",
     "django_htmx",
     "template_partials",
     "pgtrigger",
@@ -80,6 +82,7 @@ INSTALLED_APPS = [
     "chargers",
     "bookings",
     "ocpi",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -180,6 +183,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # OCPI outbox: audit rows -> pushes to eMSPs, retries that came due (ocpi.push).
     "ocpi-push-sweep": {"task": "ocpi.tasks.push_sweep_task", "schedule": 15.0},
     "ocpi-command-results": {"task": "ocpi.tasks.command_results_sweep_task", "schedule": 30.0},
+    # Operator API webhooks: the same audit rows -> deliveries to clients (api.webhooks).
+    "api-webhook-sweep": {"task": "api.tasks.webhook_sweep_task", "schedule": 10.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 
@@ -235,7 +240,48 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Chargebook OCPI 2.3.0-booking-1.0 (CPO)",
     "VERSION": "2.3.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # This default document is OCPI's; the operator API's has its own (api.schema).
+    "PREPROCESSING_HOOKS": ["ocpi.schema.ocpi_paths_only"],
+    # /api/docs/ serves Swagger UI from the drf-spectacular-sidecar package: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+
+# The operator REST API (/api/v1/): OAuth2 client credentials (django-oauth-toolkit), each
+# client's scopes from its api.Client row; rate limits per client and scope, counted in Redis.
+OAUTH2_PROVIDER = {
+    "SCOPES": {
+        "read": "Read locations, availability, own requests, bookings and drivers",
+        "book": "Send booking requests and connector reservations",
+        "drivers": "Create drivers and see every driver",
+        "webhooks": "Manage webhook subscriptions",
+    },
+    "SCOPES_BACKEND_CLASS": "api.scopes.ClientScopes",
+    "ACCESS_TOKEN_EXPIRE_SECONDS": int(env("API_TOKEN_LIFETIME_SECONDS", "3600")),
+    # The OAuth 2.0 Security BCP (RFC 9700), as the toolkit's deploy checks ask: tokens stored
+    # hashed, Bearer tokens in the header only, no implicit or password grants, https only.
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+}
+# Named so that the api app's ForeignKey to it migrates (the toolkit's swappable setting).
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "api": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "cb:api",
+    },
+}
+# Requests per minute per client and scope (read, book, drivers, webhooks).
+API_RATE_LIMIT_PER_MINUTE = int(env("API_RATE_LIMIT_PER_MINUTE", "300"))
 
 # Our own identity and public addresses.
 OCPI_COUNTRY_CODE = (env("OCPI_COUNTRY_CODE", "NL") or "NL").upper()

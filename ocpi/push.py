@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bookings.models import BLOCKING_STATUSES, Booking, BookingTransition
-from bookings.selectors import booking_detail_queryset
+from bookings.selectors import audit_rows_after, booking_detail_queryset
 from locations.models import EVSE
 
 from . import client
@@ -35,7 +35,6 @@ from .selectors import (
 logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 2000  # audit rows read per sweep pass
-GAP_WAIT = timedelta(seconds=30)  # an id gap younger than this may be a transaction still open
 LEASE = timedelta(minutes=2)  # how long one deliverer owns a party's queue
 MAX_ATTEMPTS = 12  # with the backoff below, about 5 hours of retrying before giving up
 BACKOFF_BASE_SECONDS = 5
@@ -88,18 +87,10 @@ def sweep(*, now: datetime | None = None) -> SweepResult:
     parties = {(p.country_code, p.party_id): p.pk for p in parties_to_push()}
     with transaction.atomic():
         cursor, _ = PushCursor.objects.select_for_update().get_or_create(name="bookings")
-        rows = list(
-            BookingTransition.objects.filter(id__gt=cursor.last_transition_id)
-            .select_related("booking")
-            .order_by("id")[:SWEEP_BATCH]
+        # A lower id may still commit: it comes again next time (pushes are idempotent).
+        rows, new_cursor = audit_rows_after(
+            last_id=cursor.last_transition_id, now=now, limit=SWEEP_BATCH
         )
-        new_cursor = cursor.last_transition_id
-        # A fresh cursor has no gap to wait for: ids need not start at 1.
-        expected = cursor.last_transition_id + 1 if cursor.last_transition_id else None
-        for row in rows:
-            if expected is not None and row.id != expected and row.at > now - GAP_WAIT:
-                break  # a lower id may still commit: come back for it (pushes are idempotent)
-            new_cursor, expected = row.id, row.id + 1
         pushes = []
         command_bookings = set()
         for row in rows:

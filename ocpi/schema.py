@@ -41,3 +41,9 @@ class OcpiTokenScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "Token <base64 of the credentials token>",
         }
+
+
+def ocpi_paths_only(endpoints: list, **kwargs) -> list:
+    """Preprocessing hook (SPECTACULAR_SETTINGS): the default document describes OCPI only; the
+    operator API has its own (api.schema)."""
+    return [e for e in endpoints if e[0].startswith("/ocpi/")]

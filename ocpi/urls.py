@@ -16,6 +16,12 @@ from .modules.tokens import apis as tokens
 from .modules.versions import apis as versions
 
 app_name = "ocpi"
+# This document describes OCPI only (the operator API has its own at /api/v1/schema/).
+OCPI_SCHEMA_SETTINGS = {"PREPROCESSING_HOOKS": ["ocpi.urls.ocpi_paths_only"]}
+
+
+def ocpi_paths_only(endpoints: list, **kwargs) -> list:
+    return [e for e in endpoints if e[0].startswith("/ocpi/")]
 
 
 class NotFoundApi(OcpiApi):
@@ -58,6 +64,7 @@ urlpatterns = [
     path(f"{CPO}bookings/booking_locations/<str:booking_location_id>/<str:calendar_id>",
          bookings.CalendarDetailApi.as_view(), name="calendar"),
     path(f"{CPO}bookings/<str:booking_id>", bookings.BookingDetailApi.as_view(), name="booking"),
-    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("schema", SpectacularAPIView.as_view(custom_settings=OCPI_SCHEMA_SETTINGS),
+         name="schema"),
     re_path(r"^.*$", NotFoundApi.as_view(), name="not_found"),
 ]  # fmt: skip

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("bookings", "0016_api_channel"),
+        ("bookings", "0018_api_channel"),
         ("locations", "0003_location_ocpi_id_ci_unique"),
         migrations.swappable_dependency(settings.OAUTH2_PROVIDER_APPLICATION_MODEL),
     ]

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("api", "0001_initial"),
-        ("bookings", "0016_api_channel"),
+        ("bookings", "0018_api_channel"),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("bookings", "0015_terms_booking_durations"),
+        ("bookings", "0017_check_in"),
         ("locations", "0003_location_ocpi_id_ci_unique"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

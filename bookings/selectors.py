@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 
 from django.db import connection
@@ -103,6 +104,7 @@ class EVSEAvailability:
     rules: Rules
     reason: str = ""
     busy: list[Booking] = field(default_factory=list)
+    session: RunningSession | None = None  # the charging session running on it now
 
 
 @dataclass
@@ -193,18 +195,58 @@ def _resolve_ocpi_location(ocpi_id: str) -> Location:
 # One of the hot reads (every availability call and every booking asks it): explicit SQL that
 # returns plain values, served by chargingsession_running_idx
 # (docs/adr/0003-prepared-statements-and-hot-reads.md).
+# The earliest session still running on each EVSE, with its meter: one row per EVSE.
 _RUNNING_SESSIONS_SQL = (
-    "SELECT evse_id, min(started_at) FROM chargers_chargingsession "
-    "WHERE stopped_at IS NULL AND evse_id = ANY(%s) GROUP BY evse_id"
+    "SELECT DISTINCT ON (evse_id) evse_id, started_at, meter_start_wh, meter_last_wh "
+    "FROM chargers_chargingsession WHERE stopped_at IS NULL AND evse_id = ANY(%s) "
+    "ORDER BY evse_id, started_at"
 )
 
 
-def running_session_starts(*, evse_ids: Sequence[int]) -> dict[int, datetime]:
-    """When the charging session still running on each of these EVSEs began (EVSEs with none
-    are left out): such an EVSE is busy now (availability.session_busy)."""
+@dataclass(frozen=True, slots=True)
+class RunningSession:
+    started_at: datetime
+    energy_wh: Decimal | None  # so far, from the latest meter value (None: no reading yet)
+
+
+def running_sessions(*, evse_ids: Sequence[int]) -> dict[int, RunningSession]:
+    """The charging session still running on each of these EVSEs (EVSEs with none are left out):
+    such an EVSE is busy now (availability.session_busy), and staff see its energy so far."""
     with connection.cursor() as cursor:
         cursor.execute(_RUNNING_SESSIONS_SQL, [list(evse_ids)])
-        return dict(cursor.fetchall())
+        rows = cursor.fetchall()
+    return {
+        evse_id: RunningSession(
+            started_at,
+            None if start is None or last is None else max(last - start, Decimal(0)),
+        )
+        for evse_id, started_at, start, last in rows
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    started_at: datetime
+    stopped_at: datetime | None
+    energy_wh: Decimal | None
+    charge_point: str
+
+
+def booking_sessions(*, booking: Booking) -> list[SessionSummary]:
+    """The charging sessions that redeemed a booking, oldest first, with their energy."""
+    from chargers.models import ChargingSession
+
+    return [
+        SessionSummary(s.started_at, s.stopped_at, s.energy_wh, s.charge_point.identity)
+        for s in ChargingSession.objects.filter(booking_id=booking.pk)
+        .select_related("charge_point")
+        .order_by("started_at")
+    ]
+
+
+def running_session_starts(*, evse_ids: Sequence[int]) -> dict[int, datetime]:
+    """When the charging session still running on each of these EVSEs began."""
+    return {k: v.started_at for k, v in running_sessions(evse_ids=evse_ids).items()}
 
 
 def blocking_bookings(*, evse_ids: list[int], window: Interval) -> QuerySet[Booking]:
@@ -313,7 +355,7 @@ def location_availability(
             cursor.execute(_BLOCKED_SQL.format(key=key), [pk, query_window.start, query_window.end])
             for evse_id, lower, upper in cursor.fetchall():
                 blocked[evse_id].append((lower, upper))
-    charging = running_session_starts(evse_ids=[e.pk for e in evses]) if evses else {}
+    charging = running_sessions(evse_ids=[e.pk for e in evses]) if evses else {}
     result = []
     free_time_of: dict[Rules, FreeTime] = {}
     for e in evses:
@@ -331,7 +373,7 @@ def location_availability(
                 )
             busy_us = blocked[e.pk]
             if e.pk in charging:
-                session = session_busy(charging[e.pk], now=now, rules=rules, tz=tz)
+                session = session_busy(charging[e.pk].started_at, now=now, rules=rules, tz=tz)
                 busy_us = [*busy_us, (to_us(session.start), to_us(session.end))]
             free = free_time_of[rules].of_us(busy_us)
         result.append(
@@ -343,6 +385,7 @@ def location_availability(
                 rules=rules,
                 reason=reason,
                 busy=busy[e.pk] if with_bookings else [],
+                session=charging.get(e.pk),
             )
         )
     return LocationAvailability(location=location, window=window, open_time=open_time, evses=result)
@@ -487,6 +530,7 @@ class TimelineRow:
     rules: Rules
     free: list[Segment]
     blocks: list[tuple[Block, Segment]]
+    session: RunningSession | None = None
 
     @property
     def status_label(self) -> str:
@@ -635,6 +679,7 @@ def day_timeline(
                 rules=ea.rules,
                 free=free,
                 blocks=blocks,
+                session=ea.session,
             )
         )
     closed = [

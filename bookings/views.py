@@ -57,6 +57,7 @@ from .selectors import (
     Timeline,
     TimelineRow,
     booking_get,
+    booking_sessions,
     booking_transitions,
     day_timeline,
     desk_day_bookings,
@@ -324,6 +325,13 @@ def _evse_row(
             )
         )
     badges = []
+    if row.session is not None:
+        since = row.session.started_at.astimezone(tz)
+        energy = row.session.energy_wh
+        text = f"⚡ Charging since {since:%H:%M}"
+        if energy is not None:
+            text += f" · {energy / 1000:.1f} kWh"
+        badges.append(Badge("badge badge-charging", text, "A charging session is running now."))
     if row.offline:
         badges.append(Badge("badge badge-offline", "⚠ Charger offline"))
     if row.reason:
@@ -693,6 +701,17 @@ def _detail_context(
         "cancel_form": cancel_form or BookingCancelForm(),
         "resize": resize,
         "can_change": booking.status in (Status.PENDING, Status.RESERVED),
+        "sessions": [
+            {
+                "when": _when(s.started_at, s.stopped_at, location.zone)
+                if s.stopped_at
+                else f"since {s.started_at.astimezone(location.zone):%H:%M}, charging now",
+                "energy": "no meter value yet"
+                if s.energy_wh is None
+                else f"{s.energy_wh / 1000:.2f} kWh",
+            }
+            for s in booking_sessions(booking=booking)
+        ],
     }
 
 

@@ -1035,3 +1035,38 @@ def test_search_runs_a_fixed_number_of_queries(
     with django_assert_max_num_queries(4):  # session, user, drivers, bookings
         html = staff_client.get(reverse("bookings:search"), {"q": "anna"}).content.decode()
     assert html.count("Anna de Vries") >= 12
+
+
+def test_day_view_shows_who_is_charging_now_with_the_energy_so_far(staff_client, site):
+    from chargers.models import ChargingSession
+
+    location, ac, dc = site
+    started = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=40)
+    ChargingSession.objects.create(
+        charge_point=ac.charge_point, evse=ac, transaction_id="T-LIVE", id_tag="04AA",
+        started_at=started, meter_start_wh=5_000, meter_last_wh=17_320,
+        meter_last_at=timezone.now(),
+    )  # fmt: skip
+    ChargingSession.objects.create(
+        charge_point=dc.charge_point, evse=dc, transaction_id="T-NEW", id_tag="04BB",
+        started_at=started,
+    )  # fmt: skip
+    html = staff_client.get(reverse("bookings:location_day", args=[location.pk])).content.decode()
+    since = started.astimezone(location.zone).strftime("%H:%M")
+    assert f"⚡ Charging since {since} · 12.3 kWh" in html  # 12,320 Wh
+    assert f"⚡ Charging since {since}</span>" in html  # no meter value yet: no energy
+
+
+def test_booking_panel_shows_the_session_that_redeemed_it(staff_client, site):
+    from chargers.models import ChargingSession
+
+    location, ac, _ = site
+    booking = BookingFactory(evse=ac, start=tomorrow_at(location, 10), status=Status.FULFILLED)
+    ChargingSession.objects.create(
+        charge_point=ac.charge_point, evse=ac, transaction_id="T-DONE", id_tag="04AA",
+        booking_id=booking.pk, started_at=booking.period.lower,
+        stopped_at=booking.period.lower + timedelta(minutes=50),
+        meter_start_wh=1_000, meter_stop_wh=23_500,
+    )  # fmt: skip
+    html = staff_client.get(reverse("bookings:booking_detail", args=[booking.uid])).content.decode()
+    assert "<dt>Charging</dt>" in html and "22.50 kWh" in html

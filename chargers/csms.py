@@ -54,6 +54,8 @@ from . import gateway, meter, services
 logger = logging.getLogger("chargers.csms")
 T = TypeVar("T")
 
+FRAME_LOG_CHARS = 1000  # a frame in a log line is cut to this many characters, then its size
+
 SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
 ROUTE_TTL_SECONDS = 30  # a crashed csms's chargers look offline after this long
 ROUTE_REFRESH_SECONDS = 10
@@ -66,6 +68,34 @@ STOP_TIMEOUT_SECONDS = 10.0
 _DELETE_IF_OURS = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 )
+
+
+def _cut(text: str) -> str:
+    if len(text) <= FRAME_LOG_CHARS:
+        return text
+    return f"{text[:FRAME_LOG_CHARS]}... [cut: {len(text.encode())} bytes in all]"
+
+
+class FrameLogFilter(logging.Filter):
+    """Cut the OCPP frames in log records: a charger may send a frame as large as the WebSocket
+    allows (1 MiB), and every log line would carry it whole (issue 18)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                arg if isinstance(arg, int | float | None) else _cut(str(arg))
+                for arg in record.args
+            )
+        if record.exc_info and not record.exc_text:
+            # An error about a frame may quote it (a schema error names the whole payload).
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = "\n".join(_cut(line) for line in text.splitlines())
+        return True
+
+
+# The ocpp library logs frames on its own logger ("ocpp", OCPP_LOG_LEVEL), this module on its own.
+for _name in ("ocpp", "chargers.csms"):
+    logging.getLogger(_name).addFilter(FrameLogFilter())
 
 
 def _iso(moment: datetime) -> str:

@@ -5,6 +5,7 @@ import asyncio
 import base64
 import json
 import logging
+import re
 import threading
 import time
 
@@ -239,3 +240,18 @@ def test_csms_stop_is_bounded_when_a_database_call_hangs(transactional_db, bus_p
         release.set()
         stuck.result(10)
         loop.close()
+
+
+def test_csms_logs_a_huge_unsupported_frame_cut_with_its_size(stack, caplog):
+    cp = _cp("1.6")
+    frame = json.dumps([2, "big", "NoSuchAction", {"data": "x" * 1_000_000}])
+    with caplog.at_level(logging.INFO):
+        answers = stack.run(_raw(stack.url(), cp.identity, "ocpp1.6", [frame]))
+    assert answers[0][:2] == [4, "big"]
+    logged = [r for r in caplog.records if r.name in ("ocpp", "chargers.csms")]
+    assert any("NoSuchAction" in r.getMessage() for r in logged)
+    sizes = [int(m) for r in logged for m in re.findall(r"cut: (\d+) bytes", r.getMessage())]
+    assert sizes and max(sizes) > 1_000_000
+    for record in logged:
+        assert len(record.getMessage()) < 2000
+        assert len(record.exc_text or "") < 20_000

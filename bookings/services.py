@@ -23,6 +23,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from chargers.models import BOOKING_STATES
+from config.celery import enqueue_on_commit
 from locations.models import EVSE, BookingPolicy, Connector, Location
 from locations.selectors import (
     evses_of_location,
@@ -545,7 +546,7 @@ def _charger_follow_up(booking: Booking) -> None:
         ChargerReservation.NOT_SENT,
         ChargerReservation.NOT_SUPPORTED,
     ):
-        transaction.on_commit(partial(cancel_reservation_task.delay, booking_id=booking.pk))
+        enqueue_on_commit(cancel_reservation_task, booking_id=booking.pk)
 
 
 @transaction.atomic
@@ -1317,7 +1318,7 @@ def booking_reserve_now(
             continue
         if evse.reservable:
             # It starts now: hold the charger at once rather than at the next sweep.
-            transaction.on_commit(partial(reserve_now_task.delay, booking_id=booking.pk))
+            enqueue_on_commit(reserve_now_task, booking_id=booking.pk)
         return booking
     raise exc.NoEVSEAvailable("No EVSE at this location is free until the reservation's expiry.")
 

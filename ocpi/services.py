@@ -398,23 +398,11 @@ def command_cancel_reservation(
 
 
 def _after_commit_result(command_id: int) -> None:
-    from functools import partial
+    from config.celery import enqueue_on_commit
 
     from .tasks import command_result_task
 
-    transaction.on_commit(partial(_enqueue, command_result_task, command_id=command_id))
-
-
-def _enqueue(task, **kwargs) -> None:
-    """Queue a task; a broker outage must not fail the request (the beat sweep catches up)."""
-    import logging
-
-    try:
-        task.delay(**kwargs)
-    except Exception:
-        logging.getLogger(__name__).warning(
-            "Could not queue %s%s", task.name, kwargs, exc_info=True
-        )
+    enqueue_on_commit(command_result_task, command_id=command_id)
 
 
 # Where a RESERVE_NOW stands at the charger -> the CommandResult; None = not decided yet.

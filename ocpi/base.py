@@ -13,6 +13,7 @@ from . import responses as r
 from .authentication import PartyPermission, TokenAuthentication
 from .exceptions import OcpiError, ocpi_exception_handler
 from .models import Party
+from .parsers import OcpiJSONParser
 from .renderers import OcpiJSONRenderer
 
 
@@ -26,6 +27,7 @@ class OcpiNegotiation(DefaultContentNegotiation):
 
 class OcpiApi(APIView):
     renderer_classes = [OcpiJSONRenderer]
+    parser_classes = [OcpiJSONParser]
     content_negotiation_class = OcpiNegotiation
     authentication_classes = [TokenAuthentication]
     permission_classes = [PartyPermission]

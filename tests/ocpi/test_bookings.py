@@ -575,3 +575,55 @@ def test_booking_locations_horizon_rolls_daily_and_bumps_last_updated(client, em
         evses=keys, window=calendar_window(None, None, tomorrow), now=tomorrow
     )
     assert {c.last_updated for bl in found for c in bl.calendars} == {midnight + timedelta(days=1)}
+
+
+def _nested(levels):
+    value = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+def test_booking_post_nested_too_deep_is_2001_and_stores_nothing(client, emsp, site, tomorrow_10):
+    body = request_body(tomorrow_10, bookable_parking_option=_nested(300))
+    response = post(client, emsp, body)
+    assert response.status_code == 400
+    assert response.json()["status_code"] == 2001
+    assert "nested deeper than 32 levels" in response.json()["status_message"]
+    assert not Booking.objects.exists()
+    listed = client.get(BOOKINGS, HTTP_AUTHORIZATION=emsp.auth)
+    assert listed.status_code == 200 and listed.json()["data"] == []
+
+
+def test_booking_post_deepest_accepted_nesting_reads_back(client, emsp, site, tomorrow_10):
+    # 31 levels of parking option inside the request object: 32 in all, the most accepted.
+    response = post(client, emsp, request_body(tomorrow_10, bookable_parking_option=_nested(31)))
+    assert response.status_code == 201
+    uid = response.json()["data"]["id"]
+    assert client.get(f"{BOOKINGS}/{uid}", HTTP_AUTHORIZATION=emsp.auth).status_code == 200
+    assert len(client.get(BOOKINGS, HTTP_AUTHORIZATION=emsp.auth).json()["data"]) == 1
+
+
+def test_booking_post_over_a_thousand_levels_is_2001_not_a_crash(client, emsp, site):
+    response = post(client, emsp, "[" * 100_000 + "]" * 100_000)
+    assert response.status_code == 400
+    assert response.json()["status_code"] == 2001
+
+
+def test_booking_post_body_too_large_is_2001(client, emsp, site, tomorrow_10):
+    body = request_body(tomorrow_10, bookable_parking_option={"note": "x" * 300_000})
+    response = post(client, emsp, body)
+    assert response.status_code == 413
+    assert response.json()["status_code"] == 2001
+    assert "larger than 262144 bytes" in response.json()["status_message"]
+    assert not Booking.objects.exists()
+
+
+def test_booking_post_too_many_tokens_is_2001(client, emsp, site, tomorrow_10):
+    token = {"country_code": "DE", "party_id": "XMS", "type": "RFID",
+             "contract_id": "DE-XMS-C12345678-9"}  # fmt: skip
+    tokens = [{**token, "uid": f"UID{n:04d}"} for n in range(21)]
+    response = post(client, emsp, request_body(tomorrow_10, tokens=tokens))
+    assert response.json()["status_code"] == 2001
+    assert "tokens" in response.json()["status_message"]
+    assert not Booking.objects.exists()

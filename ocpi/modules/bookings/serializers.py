@@ -23,6 +23,8 @@ from ocpi.fields import (
 from ocpi.responses import ocpi_datetime
 from ocpi.selectors import BookingLocationData, CalendarData
 
+MAX_TOKENS_PER_REQUEST = 20  # each is a row and a token-busy check; a driver has one or two
+
 WHO_CANCELED = {"CPO": "CPO", "EMSP": "EMSP", "SENDER": "CPO", "RECEIVER": "EMSP"}  # A6
 
 
@@ -62,7 +64,9 @@ class BookingRequestSerializer(InputSerializer):
     location_id = CiStringField(36)
     evse_uid = CiStringField(36, required=False, allow_null=True, allow_blank=True)
     connector_id = CiStringField(36, required=False, allow_null=True, allow_blank=True)
-    tokens = BookingTokenSerializer(many=True, required=False, allow_null=True)
+    tokens = BookingTokenSerializer(
+        many=True, required=False, allow_null=True, max_length=MAX_TOKENS_PER_REQUEST
+    )
     period = TimeslotSerializer()
     authorization_reference = CiStringField(36)
     power_required = StrictIntegerField(

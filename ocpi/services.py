@@ -3,6 +3,7 @@ eMSP Tokens we receive. Booking writes go through bookings.services."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -16,6 +17,8 @@ from . import client
 from . import responses as r
 from .exceptions import NotRegistered, OcpiError
 from .models import Party, Token, token_digest
+
+logger = logging.getLogger(__name__)
 
 SUPPORTED_VERSIONS = ("2.3.0",)
 
@@ -71,6 +74,13 @@ def party_add(*, country_code: str, party_id: str, role: str = Party.Role.EMSP, 
     return party, token_a
 
 
+def _unusable(what: str, url: str, error: client.ClientError) -> OcpiError:
+    """The same words whatever went wrong: the party learns nothing about what answers where."""
+    logger.warning("Could not get %s from %s: %s", what, url, error)
+    return OcpiError(r.UNABLE_TO_USE_CLIENT_API, f"Could not get your {what} from {url}: "
+                     f"{client.UNUSABLE}.")  # fmt: skip
+
+
 def discover(versions_url: str, token: str, *, raw: bool = False) -> tuple[str, list[dict]]:
     """GET their versions and the details of the highest mutual version: (version, endpoints).
 
@@ -79,14 +89,12 @@ def discover(versions_url: str, token: str, *, raw: bool = False) -> tuple[str, 
     try:
         versions = client.call("GET", versions_url, token=token, raw_token=raw).data
     except client.ClientError as error:
-        raise OcpiError(
-            r.UNABLE_TO_USE_CLIENT_API, f"Could not get your versions: {error}"
-        ) from error
-    offered = {
-        str(v.get("version")): v.get("url")
-        for v in (versions if isinstance(versions, list) else [])
-        if isinstance(v, dict)
-    }
+        raise _unusable("versions", versions_url, error) from error
+    if not isinstance(versions, list):
+        # Whatever answered is not an OCPI versions endpoint: saying so would tell the caller
+        # that something listens there.
+        raise _unusable("versions", versions_url, client.ClientError("not a versions list"))
+    offered = {str(v.get("version")): v.get("url") for v in versions if isinstance(v, dict)}
     mutual = [v for v in SUPPORTED_VERSIONS if offered.get(v)]
     if not mutual:
         raise OcpiError(
@@ -96,9 +104,7 @@ def discover(versions_url: str, token: str, *, raw: bool = False) -> tuple[str, 
     try:
         details = client.call("GET", offered[version], token=token, raw_token=raw).data
     except client.ClientError as error:
-        raise OcpiError(
-            r.UNABLE_TO_USE_CLIENT_API, f"Could not get your {version} details: {error}"
-        ) from error
+        raise _unusable(f"{version} details", offered[version], error) from error
     endpoints = details.get("endpoints") if isinstance(details, dict) else None
     if not isinstance(endpoints, list) or not endpoints:
         raise OcpiError(r.NO_MATCHING_ENDPOINTS, "Your version details list no endpoints.")
@@ -199,7 +205,7 @@ def register_with(*, versions_url: str, token_a: str) -> Party:
         reply = client.call("POST", credentials_url, token=token_a, json=our_credentials(ours)).data
     except client.ClientError as error:
         pending.delete()
-        raise OcpiError(r.UNABLE_TO_USE_CLIENT_API, f"Credentials POST failed: {error}") from error
+        raise _unusable("credentials", credentials_url, error) from error
     if not isinstance(reply, dict) or not reply.get("token") or not reply.get("roles"):
         pending.delete()
         raise OcpiError(r.UNABLE_TO_USE_CLIENT_API, "Their credentials reply lacks token or roles.")

@@ -42,7 +42,8 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture(scope="session", autouse=True)
 def _test_http_settings(django_test_environment):
-    """Plain-HTTP settings for the whole session, in force before any live server starts.
+    """Plain-HTTP settings and partners on this machine for the whole session, in force
+    before any live server starts.
 
     Production defaults redirect to HTTPS and mark cookies secure; the test client and the
     live servers speak plain HTTP. A live server builds its middleware once, so this has to be
@@ -58,6 +59,8 @@ def _test_http_settings(django_test_environment):
         SESSION_COOKIE_SECURE=False,
         CSRF_COOKIE_SECURE=False,
         ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, "testserver", "127.0.0.1", "localhost"],
+        # The test partners (pytest-httpserver, tests/ocpi/partner.py) listen on 127.0.0.1.
+        OCPI_ALLOW_PRIVATE_URLS=True,
         STORAGES={
             **settings.STORAGES,
             "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

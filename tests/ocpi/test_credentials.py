@@ -3,6 +3,8 @@ playing the eMSP (pytest-httpserver), both directions, then bookings and pushes 
 
 import base64
 import io
+import socket
+import threading
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -14,6 +16,7 @@ from ocpi.models import Party
 from ocpi.push import deliver, sweep
 from tests.locations.factories import BookingPolicyFactory, EVSEFactory, LocationFactory
 from tests.ocpi.emsp import FakeEmsp
+from tests.ocpi.partner import Partner
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -265,3 +268,47 @@ def test_credentials_two_emsps_see_and_receive_only_their_own_bookings(
     finally:
         second_server.clear()
         second_server.stop()
+
+
+def test_credentials_post_to_a_trickling_partner_ends_at_the_deadline(ours, settings):
+    settings.OCPI_HTTP_DEADLINE_SECONDS = 1
+    _, token_a = add_party("DE", "XMS")
+    answers = []
+    with Partner(trickle_seconds=0.3) as partner:
+        body = credentials_at(f"{partner.url}/ocpi/versions")
+        post = threading.Thread(target=lambda: answers.append(httpx.post(
+            f"{ours}/2.3.0/credentials", json=body, headers=token_header(token_a), timeout=30
+        )))  # fmt: skip
+        post.start()
+        # Meanwhile the web answers others.
+        assert httpx.get(f"{ours}/versions", headers=token_header(token_a)).status_code == 200
+        post.join(30)
+    assert answers[0].json()["status_code"] == 3001
+    assert Party.objects.get(party_id="XMS").state == Party.State.PENDING
+
+
+def credentials_at(url: str) -> dict:
+    return {"token": "their-token-b", "url": url,
+            "roles": [{"role": "EMSP", "party_id": "XMS", "country_code": "DE",
+                       "business_details": {"name": "Fake eMSP"}}]}  # fmt: skip
+
+
+def _credentials_message(ours, token_a, url) -> tuple[int, str]:
+    body = httpx.post(f"{ours}/2.3.0/credentials", json=credentials_at(url),
+                      headers=token_header(token_a)).json()  # fmt: skip
+    return body["status_code"], body["status_message"].replace(url, "URL")
+
+
+@pytest.mark.parametrize("allow_private", [True, False])
+def test_credentials_post_answers_alike_for_open_and_closed_ports(ours, settings, allow_private):
+    settings.OCPI_ALLOW_PRIVATE_URLS = allow_private
+    _, token_a = add_party("DE", "XMS")
+    with Partner() as partner:  # answers 200 with an OCPI envelope, but no versions
+        open_port = _credentials_message(ours, token_a, f"{partner.url}/ocpi/versions")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/ocpi/versions"
+    closed_port = _credentials_message(ours, token_a, closed)
+    assert open_port == closed_port
+    assert open_port[0] == 3001
+    assert partner.received == ([("GET", "/ocpi/versions", None)] if allow_private else [])

@@ -171,6 +171,18 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Every task has a time limit: at the soft one it gets SoftTimeLimitExceeded and can let go of
+# what it holds, at the hard one its worker process is replaced. Tasks that talk to partners
+# set their own (ocpi/tasks.py). What a stopped task left undone, a sweep finds again.
+CELERY_TASK_SOFT_TIME_LIMIT = 120
+CELERY_TASK_TIME_LIMIT = 150
+# Calls to eMSPs have their own queue and workers (the Procfile's `ocpi`), so a slow partner
+# never delays charger work (ReserveNow, sweeps) on the default queue.
+OCPI_QUEUE = "ocpi"
+CELERY_TASK_ROUTES = {
+    "ocpi.tasks.push_deliver_task": {"queue": OCPI_QUEUE},
+    "ocpi.tasks.command_result_task": {"queue": OCPI_QUEUE},
+}
 # Sweeps: the database says what is due (bookings/sweeps.py); seconds between runs.
 CELERY_BEAT_SCHEDULE: dict = {
     "sweep-reservations": {"task": "bookings.tasks.sweep_reservations_task", "schedule": 15.0},

@@ -10,6 +10,7 @@ same object are coalesced into one: the receiver always ends with the newest sta
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,7 +36,10 @@ from .selectors import (
 logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 2000  # audit rows read per sweep pass
-LEASE = timedelta(minutes=2)  # how long one deliverer owns a party's queue
+# How long one deliverer owns a party's queue. It is renewed before every send, and one send
+# lasts at most the HTTP deadline (OCPI_HTTP_DEADLINE_SECONDS), so it cannot run out mid-send.
+LEASE = timedelta(minutes=2)
+BUDGET = timedelta(seconds=60)  # a deliverer starts no send after this long; the next one goes on
 MAX_ATTEMPTS = 12  # with the backoff below, about 5 hours of retrying before giving up
 BACKOFF_BASE_SECONDS = 5
 BACKOFF_MAX_SECONDS = 3600
@@ -137,16 +141,26 @@ class Delivery:
     retry_at: datetime | None = None
 
 
-def _claim(party_id: int, now: datetime) -> bool:
-    return bool(
+def _claim(party_id: int, now: datetime) -> datetime | None:
+    """Take the party's queue for LEASE unless another deliverer holds it; returns the lease."""
+    until = now + LEASE
+    taken = (
         Party.objects.filter(pk=party_id)
         .filter(Q(push_lease_until__isnull=True) | Q(push_lease_until__lt=now))
-        .update(push_lease_until=now + LEASE)
+        .update(push_lease_until=until)
     )
+    return until if taken else None
 
 
-def _release(party_id: int) -> None:
-    Party.objects.filter(pk=party_id).update(push_lease_until=None)
+def _renew(party_id: int, lease: datetime) -> datetime | None:
+    """Extend a lease still held (its expiry unchanged since it was taken); None once lost."""
+    until = timezone.now() + LEASE
+    kept = Party.objects.filter(pk=party_id, push_lease_until=lease).update(push_lease_until=until)
+    return until if kept else None
+
+
+def _release(party_id: int, lease: datetime) -> None:
+    Party.objects.filter(pk=party_id, push_lease_until=lease).update(push_lease_until=None)
 
 
 def _same_target(push: Push) -> Q:
@@ -195,10 +209,14 @@ def _send(party: Party, push: Push, base: str, now: datetime) -> None:
 
 def deliver(*, party_id: int, now: datetime | None = None, limit: int = 500) -> Delivery:
     """Send this party's pending pushes in order, stopping at the first failure (which is
-    retried with exponential backoff). Only one deliverer per party runs at a time."""
+    retried with exponential backoff). Only one deliverer per party runs at a time: it renews
+    its lease before each send and stops if it lost it. After BUDGET it stops with
+    `retry_at` = now, so that a long backlog goes on in a fresh task."""
     now = now or timezone.now()
+    began = time.monotonic()
     result = Delivery()
-    if not _claim(party_id, now):
+    lease = _claim(party_id, now)
+    if lease is None:
         return result
     try:
         party = Party.objects.get(pk=party_id)
@@ -215,6 +233,13 @@ def deliver(*, party_id: int, now: datetime | None = None, limit: int = 500) -> 
                 result.retry_at = push.next_attempt_at
                 break  # in order: later pushes wait behind this one
             started = timezone.now()
+            if time.monotonic() - began > BUDGET.total_seconds():
+                result.retry_at = started
+                break
+            lease = _renew(party_id, lease)
+            if lease is None:
+                logger.warning("Push lease of party %s lost; another deliverer goes on", party_id)
+                return result
             try:
                 _send(party, push, base, started)
             except client.ClientError as error:
@@ -243,7 +268,8 @@ def deliver(*, party_id: int, now: datetime | None = None, limit: int = 500) -> 
             )  # fmt: skip
             result.sent += 1
     finally:
-        _release(party_id)
+        if lease is not None:
+            _release(party_id, lease)
     return result
 
 

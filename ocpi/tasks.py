@@ -21,7 +21,9 @@ def push_sweep_task() -> None:
         command_result_task.delay(command_id=pk)
 
 
-@shared_task(ignore_result=True)
+# A deliverer starts no send after push.BUDGET (60 s), and one send ends by the HTTP deadline
+# (20 s): the soft limit leaves room for both, and releases the lease if it ever hits.
+@shared_task(ignore_result=True, soft_time_limit=100, time_limit=120)
 def push_deliver_task(party_id: int) -> None:
     from django.utils import timezone
 
@@ -33,7 +35,7 @@ def push_deliver_task(party_id: int) -> None:
         push_deliver_task.apply_async(kwargs={"party_id": party_id}, countdown=delay)
 
 
-@shared_task(bind=True, ignore_result=True, max_retries=5)
+@shared_task(bind=True, ignore_result=True, max_retries=5, soft_time_limit=40, time_limit=60)
 def command_result_task(self, command_id: int) -> None:
     """POST the CommandResult if the charger's outcome is known. Until then nothing happens: the
     push sweep calls this again when the booking's charger state changes, and the beat sweep

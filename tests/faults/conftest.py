@@ -181,3 +181,23 @@ def start_web(processes: Processes, redis_url: str, **extra: str) -> str:
     wait_until(lambda: httpx.get(f"{base}/accounts/login/", timeout=2).status_code == 200, 30,
                "the web to answer")  # fmt: skip
     return base
+
+
+def start_workers(processes: Processes, redis_url: str, *names: str, **extra: str) -> None:
+    """The Procfile's Celery workers (`worker`, `ocpi`); returns once each is consuming."""
+    env = processes.env(redis_url, OCPI_ALLOW_PRIVATE_URLS="1", **extra)
+    for name in names or ("worker", "ocpi"):
+        procfile_process(processes, name, env)
+    for name in names or ("worker", "ocpi"):
+        wait_until(lambda name=name: " ready." in processes.log(name), 60, f"{name} ready")
+
+
+def producer(redis_url: str):
+    """A Celery app sending to this Redis with the project's routes (the test process's own app
+    talks to the shared test Redis)."""
+    from celery import Celery
+    from django.conf import settings
+
+    app = Celery("fault-tests", broker=redis_url)
+    app.conf.task_routes = settings.CELERY_TASK_ROUTES
+    return app

@@ -15,6 +15,7 @@ class Partner:
         self.answer_seconds = answer_seconds  # before answering at all
         self.received: list[tuple[str, str, object]] = []
         self.in_flight = 0
+        self.closing = False  # set on exit: a trickle stops and its connection closes
         self.most_in_flight = 0
         self._lock = threading.Lock()
         partner = self
@@ -36,6 +37,8 @@ class Partner:
                     ).encode()
                     if partner.trickle_seconds:
                         for i in range(len(raw)):
+                            if partner.closing:
+                                return
                             self.wfile.write(raw[i : i + 1])
                             self.wfile.flush()
                             time.sleep(partner.trickle_seconds)
@@ -65,5 +68,6 @@ class Partner:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.closing = True
         self.server.shutdown()
         self.server.server_close()

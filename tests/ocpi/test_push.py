@@ -189,3 +189,48 @@ def test_push_speaks_the_partys_booking_module_version(emsp_server, site, tomorr
     )
     location = emsp_server.location_pushes()[0][1]
     assert "policy" in location and "timeslot_increment" in location["calendars"][0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_push_lease_is_renewed_so_two_deliverers_never_overlap(site, monkeypatch):
+    """A backlog that takes longer than the lease: a second deliverer started meanwhile finds
+    the lease renewed and leaves, so the partner gets each object once, in order, one at a time
+    (before, it took over the expired lease and both sent: doubles, order lost)."""
+    import threading
+
+    from django.db import connection
+
+    from ocpi import push
+    from tests.locations.factories import EVSEFactory
+    from tests.ocpi.partner import Partner
+
+    monkeypatch.setattr(push, "LEASE", timedelta(seconds=1))
+    cp = site.charge_points.first()
+    evses = [EVSEFactory(charge_point=cp, uid=f"EVSE-L{n}") for n in range(8)]
+    with Partner(answer_seconds=0.3) as partner:
+        party = PartyFactory(endpoints=[{"identifier": "booking", "role": "RECEIVER",
+                                         "url": f"{partner.url}/bookings"}])  # fmt: skip
+        Push.objects.all().delete()
+        push.queue_location_pushes(evse_ids=[e.pk for e in evses])
+        results = {}
+
+        def run(name):
+            try:
+                results[name] = deliver(party_id=party.pk)
+            finally:
+                connection.close()
+
+        first = threading.Thread(target=run, args=("first",))
+        first.start()
+        deadline = timezone.now() + timedelta(seconds=20)
+        while len(partner.received) < 5 and timezone.now() < deadline:
+            threading.Event().wait(0.05)  # past the 1 s lease: 5 sends of 0.3 s
+        second = threading.Thread(target=run, args=("second",))
+        second.start()
+        second.join(20)
+        first.join(20)
+    paths = [path for _, path, _ in partner.received]
+    assert paths == [f"/bookings/NL/CBK/booking_locations/{e.uid}" for e in evses]
+    assert partner.most_in_flight == 1
+    assert results["first"].sent == 8 and results["second"].sent == 0
+    assert not Push.objects.filter(state=Push.State.PENDING).exists()

@@ -198,6 +198,7 @@ def producer(redis_url: str):
     from celery import Celery
     from django.conf import settings
 
-    app = Celery("fault-tests", broker=redis_url)
+    # Not the current app: the project's shared tasks must keep sending to their own broker.
+    app = Celery("fault-tests", broker=redis_url, set_as_current=False)
     app.conf.task_routes = settings.CELERY_TASK_ROUTES
     return app

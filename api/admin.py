@@ -1,7 +1,6 @@
-from functools import partial
-
 from django.contrib import admin
-from django.db import transaction
+
+from config.celery import enqueue_on_commit
 
 from .models import BookingRequest, Client, WebhookDelivery, WebhookSubscription
 from .tasks import webhook_deliver_task
@@ -66,7 +65,5 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def send_again(self, request, queryset) -> None:
         count = resend(delivery_ids=list(queryset.values_list("pk", flat=True)))
         for subscription_id in set(queryset.values_list("subscription_id", flat=True)):
-            transaction.on_commit(
-                partial(webhook_deliver_task.delay, subscription_id=subscription_id)
-            )
+            enqueue_on_commit(webhook_deliver_task, subscription_id=subscription_id)
         self.message_user(request, f"{count} deliveries queued again.")

@@ -150,12 +150,22 @@ def reserve_bookings(booking_ids: Iterable[int], *, now: datetime | None = None)
         raise
     recording = time.monotonic()
     counts: dict[str, int] = {}
+    # Not sent because the charger was still answering earlier calls: due again at once, and
+    # not a refusal (no backoff).
+    not_sent = [pk for pk, c in commands.items() if replies[c.id].status == gateway.NOT_SENT]
+    if not_sent:
+        charger_services.reservations_unclaim(
+            reservation_ids=not_sent, detail="Waiting for the charger's earlier calls.", now=now
+        )
+        counts[gateway.NOT_SENT] = len(not_sent)
     # One transaction for both sides, placements locked before bookings (the order a session
     # start takes too): a booking never shows an answer its placement does not have.
     with transaction.atomic():
         recorded = charger_services.reservations_record_replies(
             replies={
-                pk: (replies[c.id].status, replies[c.id].detail) for pk, c in commands.items()
+                pk: (replies[c.id].status, replies[c.id].detail)
+                for pk, c in commands.items()
+                if replies[c.id].status != gateway.NOT_SENT
             },
             now=now,
         )
@@ -318,6 +328,7 @@ def reserve_due_ids(now: datetime, *, limit: int) -> list[int]:
         _reservable_bookings()
         .filter(upcoming | immediate)
         .annotate(lead=lead)
+        .order_by("period")  # the soonest first: a slow charger takes them in this order
         .values_list("pk", "period", "lead", "channel")[:limit]
     )
     in_window = [

@@ -24,6 +24,7 @@ from functools import partial
 from http import HTTPStatus
 from typing import Any, TypeVar
 
+import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -60,6 +61,7 @@ ROUTE_REFRESH_SECONDS = 10
 LAST_SEEN_FLUSH_SECONDS = 15  # last_seen is written in batches, not on every frame
 REPLY_TTL_SECONDS = 60
 REDIS_POOL_SIZE = 32
+REDIS_CONNECT_TIMEOUT_SECONDS = 5  # a Redis host that is away must not stall a handshake
 STOP_TIMEOUT_SECONDS = 10.0
 
 # Deletes the route only if it still names this node (a reconnect elsewhere may own it now).
@@ -97,13 +99,19 @@ def _guess_message_id(raw: Any) -> str:
     return "-1"
 
 
+class NotSent(Exception):
+    """A command whose turn on its connection did not come in time; it was not sent."""
+
+
 class _CentralMixin:
-    """What both protocol versions share: malformed-frame handling and last-seen tracking."""
+    """What both protocol versions share: malformed-frame handling, last-seen tracking and the
+    commands' turns on the connection."""
 
     version: str  # "1.6" or "2.0.1"
     csms: Csms
     row: ChargePoint
     websocket: ServerConnection
+    turn: asyncio.Lock  # held while one of our calls awaits the charger's answer
 
     async def send_frame(self, frame: str) -> None:
         """Send a frame the library would not send itself (a CallError for a broken frame)."""
@@ -140,10 +148,27 @@ class _CentralMixin:
                     _call_error(self.version, msg.unique_id, InternalError(str(error)))
                 )
 
-    async def execute(self, action: str, payload: dict[str, Any]) -> tuple[str, str]:
-        """Send a bus command to this charger; returns (status, detail)."""
+    async def execute(
+        self, action: str, payload: dict[str, Any], *, send_by: float, timeout: float
+    ) -> tuple[str, str]:
+        """Send a bus command to this charger once its earlier calls are answered; the charger
+        then has `timeout` seconds to answer. Returns (status, detail). Raises NotSent when its
+        turn has not come by `send_by` (wall clock, as the worker set it).
+
+        OCPP allows one call in flight per connection (1.6-J section 4.1.1, 2.0.1-J section
+        4.1.1): a deadline counted from when a command was queued let a charger answering
+        in 10 s time out nine of its ten ReserveNows (issue 18, finding 8)."""
         call = self.build_call(action, payload)
-        result = await self.call(call, suppress=False)
+        try:
+            async with asyncio.timeout(max(send_by - time.time(), 0)):
+                await self.turn.acquire()
+        except TimeoutError:
+            raise NotSent from None
+        try:
+            async with asyncio.timeout(timeout):
+                result = await self.call(call, suppress=False)
+        finally:
+            self.turn.release()
         return str(result.status), ""
 
     def build_call(self, action: str, payload: dict[str, Any]):
@@ -388,8 +413,9 @@ class Csms:
         # A blocking pool: a boot storm of thousands of chargers waits for a connection
         # instead of failing with "Too many connections".
         pool = aioredis.BlockingConnectionPool.from_url(
-            self.redis_url, decode_responses=True, max_connections=REDIS_POOL_SIZE, timeout=30
-        )
+            self.redis_url, decode_responses=True, max_connections=REDIS_POOL_SIZE, timeout=30,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+        )  # fmt: skip
         self.redis = aioredis.Redis(connection_pool=pool)
         self._server = await serve(
             self._handle,
@@ -523,12 +549,19 @@ class Csms:
         handler.csms = self
         handler.row = row
         handler.websocket = connection
+        handler.turn = asyncio.Lock()
         previous = self.connections.get(identity)
         self.connections[identity] = handler
-        if previous is not None:  # the charger reconnected: the newer connection wins
+        if previous is not None:  # the charger reconnected (authenticated): the newer one wins
             await previous.websocket.close(code=1000, reason="Replaced by a new connection")
-        await self.redis.set(gateway.route_key(identity, self.prefix), self.node,
-                             ex=ROUTE_TTL_SECONDS)  # fmt: skip
+        try:
+            await self.redis.set(gateway.route_key(identity, self.prefix), self.node,
+                                 ex=ROUTE_TTL_SECONDS)  # fmt: skip
+        except redis.RedisError as error:
+            # Without Redis no worker reaches the charger, but it may still report (sessions
+            # and statuses go to PostgreSQL); the route refresh loop publishes the route once
+            # Redis answers again (issue 18, finding 3).
+            logger.warning("%s: could not publish its route (%s); retrying", identity, error)
         await self.db(
             charge_point_set_connected, charge_point=row, connected=True, at=timezone.now(),
             ocpp_version=version,
@@ -570,22 +603,27 @@ class Csms:
                     task.add_done_callback(self._running.discard)
             except asyncio.CancelledError:
                 raise
+            except redis.RedisError as error:
+                logger.warning("command bus: %s; retrying", error)
+                await asyncio.sleep(1)
             except Exception:
                 logger.exception("command bus error; retrying")
                 await asyncio.sleep(1)
 
     async def _execute(self, command: dict[str, Any]) -> None:
-        left = command["deadline"] - time.time()
-        if left <= 0:
+        if command["send_by"] <= time.time():
             return  # the worker stopped waiting; it will decide again from the database
         handler = self.connections.get(command["cp"])
         if handler is None:
             status, detail = gateway.OFFLINE, "The charger is not connected."
         else:
             try:
-                status, detail = await asyncio.wait_for(
-                    handler.execute(command["action"], command["payload"]), timeout=left
-                )
+                status, detail = await handler.execute(
+                    command["action"], command["payload"], send_by=command["send_by"],
+                    timeout=command["timeout"],
+                )  # fmt: skip
+            except NotSent:
+                status, detail = gateway.NOT_SENT, "The charger was still answering earlier calls."
             except OCPPError as error:
                 status, detail = gateway.CALL_ERROR, f"{error.code}: {error.description}"
             except TimeoutError:
@@ -616,6 +654,8 @@ class Csms:
                     await pipe.execute()
             except asyncio.CancelledError:
                 raise
+            except redis.RedisError as error:
+                logger.warning("route refresh failed: %s", error)
             except Exception:
                 logger.exception("route refresh failed")
 

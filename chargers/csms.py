@@ -11,8 +11,11 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hmac
 import json
 import logging
+import math
+import secrets
 import signal
 import threading
 import time
@@ -29,6 +32,9 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
+from limits import parse as parse_limit
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from ocpp.exceptions import OCPPError
 from ocpp.messages import MessageType, unpack
 from ocpp.routing import on
@@ -364,8 +370,42 @@ def _charge_point_for_handshake(identity: str) -> ChargePoint | None:
     return ChargePoint.objects.filter(identity=identity).first()
 
 
-def _password_ok(charge_point: ChargePoint, password: str) -> bool:
-    return charge_point.check_password(password)
+def _basic_credentials(request) -> tuple[str, str] | None:
+    """(user, password) of an HTTP Basic Authorization header, or None."""
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        username, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return username, password
+
+
+class HandshakeGuard:
+    """Failed handshakes per charge point id and per client address (OCPP security profile 1
+    sends the password on every connect): past the settings' limits a handshake is refused
+    before any lookup or password check. Per process, in memory: it must work while Redis is
+    away, and each csms process guards its own CPU."""
+
+    def __init__(self) -> None:
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.per_id = parse_limit(settings.CSMS_AUTH_FAILURES_PER_ID)
+        self.per_address = parse_limit(settings.CSMS_AUTH_FAILURES_PER_ADDRESS)
+
+    def retry_after(self, identity: str, address: str) -> int | None:
+        """Seconds until a handshake for this id from this address may be tried, or None."""
+        waits = [
+            stats.reset_time - time.time()
+            for item, key in ((self.per_id, ("id", identity)), (self.per_address, ("ip", address)))
+            if not self.limiter.test(item, *key)
+            for stats in [self.limiter.get_window_stats(item, *key)]
+        ]
+        return max(1, math.ceil(max(waits))) if waits else None
+
+    def failed(self, identity: str, address: str) -> None:
+        self.limiter.hit(self.per_id, "id", identity)
+        self.limiter.hit(self.per_address, "ip", address)
 
 
 class Csms:
@@ -397,7 +437,10 @@ class Csms:
         self._tasks: list[asyncio.Task] = []
         self._running: set[asyncio.Task] = set()
         self._server = None
-        self._password_cache: dict[str, tuple[str, str]] = {}
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="csms-auth")
+        self._digest_key = secrets.token_bytes(32)
+        self._verified: dict[str, tuple[str, bytes]] = {}  # identity -> (hash, digest)
+        self.guard = HandshakeGuard()
         self.redis: aioredis.Redis | None = None
         self.port = port
 
@@ -468,6 +511,7 @@ class Csms:
         await within(
             loop.run_in_executor(None, self._close_db_threads), "closing database connections"
         )
+        self._hasher.shutdown(wait=False, cancel_futures=True)
 
     def _close_db_threads(self) -> None:
         """Close each pool thread's database connection (a test database can then be dropped)."""
@@ -493,16 +537,35 @@ class Csms:
     # -- handshake --
 
     async def _process_request(self, connection: ServerConnection, request):
+        """Admit a charger (OCPP security profile 1: HTTP Basic, user = charge point id) before
+        its connection replaces any other with its id (issue 18, finding 5)."""
         path = request.path.split("?", 1)[0].rstrip("/")
         prefix, _, identity = path.rpartition("/")
         if prefix != "/ocpp" or not identity:
             return connection.respond(HTTPStatus.NOT_FOUND, "Connect to /ocpp/<charge point id>.\n")
+        address = str((connection.remote_address or ("?",))[0])
+        wait = self.guard.retry_after(identity, address)
+        if wait is not None:
+            logger.warning("Refused %r from %s: too many failed handshakes", identity, address)
+            response = connection.respond(
+                HTTPStatus.TOO_MANY_REQUESTS, "Too many failed attempts; try again later.\n"
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response
         charge_point = await self.db(_charge_point_for_handshake, identity)
         if charge_point is None:
-            logger.warning("Refused unknown charge point %r", identity)
+            self.guard.failed(identity, address)
+            logger.warning("Refused unknown charge point %r from %s", identity, address)
             return connection.respond(HTTPStatus.NOT_FOUND, "Unknown charge point.\n")
-        if charge_point.password_hash and not await self._authenticated(charge_point, request):
-            logger.warning("Refused %r: wrong or missing password", identity)
+        if charge_point.password_hash:
+            admitted = await self._authenticated(charge_point, request)
+            reason = "wrong or missing password"
+        else:
+            admitted = settings.CSMS_ALLOW_CHARGERS_WITHOUT_PASSWORD
+            reason = "it has no password (set one; docs/operations.md)"
+        if not admitted:
+            self.guard.failed(identity, address)
+            logger.warning("Refused %r from %s: %s", identity, address, reason)
             response = connection.respond(HTTPStatus.UNAUTHORIZED, "Wrong credentials.\n")
             response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
             return response
@@ -510,21 +573,21 @@ class Csms:
         return None
 
     async def _authenticated(self, charge_point: ChargePoint, request) -> bool:
-        header = request.headers.get("Authorization", "")
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
+        credentials = _basic_credentials(request)
+        if credentials is None or credentials[0] != charge_point.identity:
             return False
-        try:
-            username, _, password = base64.b64decode(encoded).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        if username != charge_point.identity:  # OCPP security profile 1: user = charge point id
-            return False
-        cached = self._password_cache.get(charge_point.identity)
-        if cached == (charge_point.password_hash, password):
-            return True  # PBKDF2 costs ~0.5 s of CPU: don't pay it on every reconnect
-        if await self.db(_password_ok, charge_point, password):
-            self._password_cache[charge_point.identity] = (charge_point.password_hash, password)
+        password = credentials[1]
+        # A reconnect with the password last verified against this very hash skips the hasher
+        # (PBKDF2 costs about 0.5 s of CPU); only a keyed digest of it is kept.
+        digest = hmac.digest(self._digest_key, password.encode(), "sha256")
+        verified = self._verified.get(charge_point.identity)
+        if verified is not None and verified[0] == charge_point.password_hash:
+            return hmac.compare_digest(verified[1], digest)
+        # The hasher runs on a thread of its own, never the database threads: a flood of bad
+        # handshakes must not delay real chargers' reports (issue 18, finding 5).
+        loop = asyncio.get_running_loop()
+        if await loop.run_in_executor(self._hasher, charge_point.check_password, password):
+            self._verified[charge_point.identity] = (charge_point.password_hash, digest)
             return True
         return False
 

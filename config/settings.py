@@ -296,6 +296,12 @@ CSMS_PUBLIC_URL = env("CSMS_PUBLIC_URL", f"ws://{CSMS_HOST}:{CSMS_PORT}/ocpp")
 CSMS_BUS_PREFIX = env("CSMS_BUS_PREFIX", "cb:csms")  # Redis keys of the worker-to-csms bus
 CSMS_COMMAND_TIMEOUT_SECONDS = float(env("CSMS_COMMAND_TIMEOUT_SECONDS", "15"))
 CSMS_HEARTBEAT_INTERVAL_SECONDS = int(env("CSMS_HEARTBEAT_INTERVAL_SECONDS", "300"))
+# Charge points without a password are refused unless this is on (development only).
+CSMS_ALLOW_CHARGERS_WITHOUT_PASSWORD = env_bool("CSMS_ALLOW_CHARGERS_WITHOUT_PASSWORD", False)
+# Failed handshakes allowed per charge point id and per client address (`limits` notation),
+# per csms process; past them the handshake answers 429 until the window moves on.
+CSMS_AUTH_FAILURES_PER_ID = env("CSMS_AUTH_FAILURES_PER_ID", "10/minute")
+CSMS_AUTH_FAILURES_PER_ADDRESS = env("CSMS_AUTH_FAILURES_PER_ADDRESS", "30/minute")
 BOOKING_PENDING_TIMEOUT_SECONDS = int(env("BOOKING_PENDING_TIMEOUT_SECONDS", "300"))
 
 LOGGING = {

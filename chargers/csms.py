@@ -37,7 +37,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from ocpp.exceptions import OCPPError
 from ocpp.messages import MessageType, unpack
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
@@ -180,6 +180,14 @@ class _CentralMixin:
     def build_call(self, action: str, payload: dict[str, Any]):
         raise NotImplementedError
 
+    async def announce_boot(self) -> None:
+        """Tell the apps that care (the holds it should have are sent again) once the boot's
+        answer is out: a charger takes no calls before its boot is accepted."""
+        try:
+            await self.csms.db(services.charger_booted, charge_point=self.row, at=timezone.now())
+        except Exception:  # the reconciling sweep finds what this missed
+            logger.exception("%s: announcing its boot failed", self.id)
+
 
 class Central16(_CentralMixin, ChargePoint16):
     version = "1.6"
@@ -210,6 +218,10 @@ class Central16(_CentralMixin, ChargePoint16):
             interval=self.csms.heartbeat_interval,
             status="Accepted",
         )
+
+    @after(Action16.boot_notification)
+    async def after_boot(self, **kw):
+        await self.announce_boot()
 
     @on(Action16.heartbeat)
     async def on_heartbeat(self, **kw):
@@ -295,6 +307,10 @@ class Central201(_CentralMixin, ChargePoint201):
             interval=self.csms.heartbeat_interval,
             status="Accepted",
         )
+
+    @after(Action201.boot_notification)
+    async def after_boot(self, **kw):
+        await self.announce_boot()
 
     @on(Action201.heartbeat)
     async def on_heartbeat(self, **kw):

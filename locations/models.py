@@ -273,6 +273,9 @@ class ChargePoint(models.Model):
     )
     last_seen = models.DateTimeField(null=True, blank=True)
     last_boot = models.DateTimeField(null=True, blank=True)
+    connected_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its current or last connection opened."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_updated = models.DateTimeField(auto_now=True)
 

@@ -94,6 +94,8 @@ def charge_point_set_connected(
 ) -> None:
     """Record a connection opened or dropped (a dropped connection marks the charger offline)."""
     fields = {"is_connected": connected, "last_seen": at, "last_updated": at}
+    if connected:
+        fields["connected_at"] = at
     if ocpp_version:
         fields["ocpp_version"] = ocpp_version
     ChargePoint.objects.filter(pk=charge_point.pk).update(**fields)

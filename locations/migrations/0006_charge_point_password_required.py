@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("locations", "0003_location_ocpi_id_ci_unique"),
+        ("locations", "0005_tariff_tax_rate_known"),
     ]
 
     operations = [

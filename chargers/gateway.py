@@ -86,6 +86,12 @@ def default_timeout() -> float:
     return float(getattr(settings, "CSMS_COMMAND_TIMEOUT_SECONDS", 15))
 
 
+def longest_wait(timeout: float | None = None) -> float:
+    """How long send() may wait for replies: a command may wait `timeout` for its turn on its
+    charger's connection, then `timeout` for the answer."""
+    return 2 * (default_timeout() if timeout is None else timeout)
+
+
 def send(commands: list[Command], *, timeout: float | None = None) -> dict[str, Reply]:
     """Send commands to the csms processes holding their chargers, all at once, and wait for
     every reply: each charger has `timeout` seconds per call from when the call goes out, and
@@ -100,7 +106,7 @@ def send(commands: list[Command], *, timeout: float | None = None) -> dict[str, 
     nodes = r.mget([route_key(c.charge_point_id, prefix) for c in commands])
     replies: dict[str, Reply] = {}
     send_by = time.time() + timeout
-    deadline = send_by + timeout
+    deadline = send_by - timeout + longest_wait(timeout)
     pipe = r.pipeline(transaction=False)
     for command, node in zip(commands, nodes, strict=True):
         if not node:
@@ -133,7 +139,7 @@ def send(commands: list[Command], *, timeout: float | None = None) -> dict[str, 
     finally:
         r.delete(reply_key)
     for command_id in waiting:
-        replies[command_id] = Reply(TIMEOUT, f"No answer within {2 * timeout:g} s.")
+        replies[command_id] = Reply(TIMEOUT, f"No answer within {longest_wait(timeout):g} s.")
     return replies
 
 

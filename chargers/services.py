@@ -25,14 +25,16 @@ from locations.models import (
 )
 from locations.services import charge_point_set_status, evse_set_status
 
-from . import signals
+from . import gateway, signals
 from .meter import Reading
 from .models import RETRY_STATUSES, ChargerReservation, ChargingSession, MeterReading, Reservation
 
 RS = ChargerReservation
 
 RETRY_BACKOFF_SECONDS = (30, 60, 120, 240, 300)  # then every 300 s: a charger back online soon
-SENDING_STALE_SECONDS = 60  # a SENDING row older than this lost its worker (crash): send again
+# A SENDING row older than this lost its worker (crash): send again. Past the longest a worker
+# waits for replies (gateway.longest_wait), so a slow charger's answer is never overtaken.
+SENDING_STALE_SECONDS = 60
 # OFFLINE may be a timeout the charger did see; RESEND may have survived a reconnect.
 MAY_BE_HELD = (RS.HELD, RS.SENDING, RS.OFFLINE, RS.RESEND)
 
@@ -277,7 +279,8 @@ def placement(
 
 def _sending_stale(reservation: Reservation, now: datetime) -> bool:
     sent = reservation.sent_at or reservation.updated_at
-    return sent is None or sent <= now - timedelta(seconds=SENDING_STALE_SECONDS)
+    stale = max(SENDING_STALE_SECONDS, gateway.longest_wait() + 15)
+    return sent is None or sent <= now - timedelta(seconds=stale)
 
 
 def reservation_is_due(

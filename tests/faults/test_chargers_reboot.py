@@ -4,7 +4,6 @@ a run_csms process and a Celery worker on a Redis of the test's own. The charger
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 
 import pytest
@@ -23,10 +22,7 @@ from tests.locations.factories import (
     EVSEFactory,
 )
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 WORKER_START_SECONDS = 60
 

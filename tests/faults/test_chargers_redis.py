@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import time
 from datetime import timedelta
 
@@ -24,10 +23,7 @@ from tests.chargers.fixtures import LoopThread, wait_for
 from tests.faults.chargers_processes import ROUTE_WAIT_SECONDS
 from tests.locations.factories import CHARGER_PASSWORD, ChargePointFactory, EVSEFactory
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _charge_point(identity: str):

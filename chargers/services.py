@@ -441,11 +441,12 @@ def reservations_mark_resend(
 ) -> list[Reservation]:
     """The current placements a charger accepted before it last booted or connected (it may
     have lost them: a reboot clears a charger's reservations) become RESEND, due now. Returns
-    them, with their charge point. Rows another worker holds are left for the next run."""
+    them, with their charge point. Placements awaiting CancelReservation from before then
+    are no longer counted as held, so a Rejected cancel is not reported as a lost hold. Rows
+    another worker holds are left for the next run."""
     rows = (
         Reservation.objects.select_for_update(of=("self",), skip_locked=True)
-        .current()
-        .filter(status=RS.HELD)
+        .filter(Q(is_current=True, status=RS.HELD) | Q(status=RS.CANCEL_DUE, held_at__isnull=False))
         .filter(
             Q(charge_point__last_boot__gt=F("held_at"))
             | Q(charge_point__connected_at__gt=F("held_at"))
@@ -455,7 +456,12 @@ def reservations_mark_resend(
     )
     if charge_point_id is not None:
         rows = rows.filter(charge_point_id=charge_point_id)
-    marked = list(rows)
+    marked = []
+    for reservation in rows:
+        if reservation.status == RS.CANCEL_DUE:
+            Reservation.objects.filter(pk=reservation.pk).update(held_at=None, updated_at=now)
+            continue
+        marked.append(reservation)
     for reservation in marked:
         charge_point = reservation.charge_point
         if charge_point.last_boot and charge_point.last_boot > reservation.held_at:

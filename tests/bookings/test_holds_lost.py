@@ -119,3 +119,24 @@ def test_rejected_cancel_of_a_hold_the_charger_had_accepted_is_recorded_as_lost(
     assert "no longer held" in lost.charger_reservation_detail
     kept.refresh_from_db()
     assert kept.charger_reservation_detail == "Reservation cancelled at the charger."
+
+
+def test_rejected_cancel_after_a_reboot_the_csms_saw_is_a_plain_cancel(stack, staff_user):
+    cp, sim, bookings, _ = _held("1.6", stack)
+    booking = bookings[0]
+    stack.run(sim.disconnect())
+    # Cancelled while the charger is away: the CancelReservation waits for it.
+    booking_cancel(booking=booking.pk, actor=Actor.staff(staff_user), override_reason="x")
+    reservation = Reservation.objects.get(booking_id=booking.pk)
+    assert reservation.status == CR.CANCEL_DUE
+
+    rebooted = stack.charger(cp)  # its boot says the reservation is gone anyway
+    wait_for(lambda: Reservation.objects.get(pk=reservation.pk).held_at is None)
+    sweep_reservations(enqueue=False)
+
+    reservation.refresh_from_db()
+    assert reservation.status == CR.CANCELED
+    assert [r.payload for r in rebooted.received if r.action == "CancelReservation"] == [
+        {"reservation_id": reservation.pk}
+    ]
+    assert not any("had lost" in reason for _, reason in _charger_audit(booking))

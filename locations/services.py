@@ -114,8 +114,8 @@ class ProvisioningError(Exception):
 
 
 def charger_password() -> str:
-    """A new OCPP Basic-auth password: 32 hex characters, which both OCPP 1.6 (an
-    AuthorizationKey of 16 bytes as hex) and 2.0.1 (16 to 40 characters) accept."""
+    """A new OCPP Basic-auth password: 32 hex characters (128 random bits), within OCPP
+    2.0.1's 16 to 40 characters and plain enough for any charger's setup tool."""
     return secrets.token_hex(16)
 
 

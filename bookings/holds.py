@@ -150,12 +150,22 @@ def reserve_bookings(booking_ids: Iterable[int], *, now: datetime | None = None)
         raise
     recording = time.monotonic()
     counts: dict[str, int] = {}
+    # Not sent because the charger was still answering earlier calls: due again at once, and
+    # not a refusal (no backoff).
+    not_sent = [pk for pk, c in commands.items() if replies[c.id].status == gateway.NOT_SENT]
+    if not_sent:
+        charger_services.reservations_unclaim(
+            reservation_ids=not_sent, detail="Waiting for the charger's earlier calls.", now=now
+        )
+        counts[gateway.NOT_SENT] = len(not_sent)
     # One transaction for both sides, placements locked before bookings (the order a session
     # start takes too): a booking never shows an answer its placement does not have.
     with transaction.atomic():
         recorded = charger_services.reservations_record_replies(
             replies={
-                pk: (replies[c.id].status, replies[c.id].detail) for pk, c in commands.items()
+                pk: (replies[c.id].status, replies[c.id].detail)
+                for pk, c in commands.items()
+                if replies[c.id].status != gateway.NOT_SENT
             },
             now=now,
         )
@@ -204,31 +214,43 @@ def _summary(booking: Booking, reservation: Reservation) -> ChargerState | None:
     )  # fmt: skip
 
 
-def _cancel(reservations: list[Reservation], *, now: datetime) -> None:
-    """Send CancelReservation for placements the charger may hold; record the answers."""
+def _cancel(reservations: list[Reservation], *, now: datetime) -> list[Reservation]:
+    """Send CancelReservation for placements the charger may hold; record the answers, and
+    in the booking's audit trail a hold the charger turns out to have lost (LOST). Returns
+    the placements as recorded."""
     live = []
+    recorded = []
     for reservation in {r.pk: r for r in reservations}.values():
         if reservation.expires_at <= now - CANCEL_AFTER_EXPIRY:
-            charger_services.reservation_record_cancel(
+            recorded.append(charger_services.reservation_record_cancel(
                 reservation_id=reservation.pk, reply_status="Expired", detail="", now=now
-            )
+            ))  # fmt: skip
         else:
             live.append(reservation)
     if not live:
-        return
+        return recorded
     rows = Reservation.objects.filter(pk__in=[r.pk for r in live]).select_related("charge_point")
+    identities = {r.pk: r.charge_point.identity for r in rows}
     commands = {
-        r.pk: gateway.cancel_reservation_command(
-            charge_point_id=r.charge_point.identity, reservation_id=r.pk
-        )
-        for r in rows
+        pk: gateway.cancel_reservation_command(charge_point_id=identity, reservation_id=pk)
+        for pk, identity in identities.items()
     }
     replies = gateway.send(list(commands.values()))
     for pk, command in commands.items():
         reply = replies[command.id]
-        charger_services.reservation_record_cancel(
+        reservation = charger_services.reservation_record_cancel(
             reservation_id=pk, reply_status=reply.status, detail=reply.detail, now=now
         )
+        recorded.append(reservation)
+        if reservation.status == CR.LOST:
+            logger.warning("%s had lost reservation %s unnoticed", identities[pk], pk)
+            booking_record_charger_state(
+                booking=reservation.booking_id, state=None, now=now,
+                actor=Actor.charger(identities[pk]),
+                detail=f"The charger had lost the reservation it accepted at "
+                f"{reservation.held_at:%H:%M:%S} UTC: it rejected its CancelReservation.",
+            )  # fmt: skip
+    return recorded
 
 
 def release_bookings(booking_ids: Iterable[int], *, now: datetime | None = None) -> None:
@@ -239,7 +261,7 @@ def release_bookings(booking_ids: Iterable[int], *, now: datetime | None = None)
     for booking in load_bookings(booking_ids):
         keep = placement_for(booking) if booking.status == Status.RESERVED else None
         to_cancel = charger_services.reservation_release(booking_id=booking.pk, keep=keep, now=now)
-        _cancel(to_cancel, now=now)
+        lost = any(r.status == CR.LOST for r in _cancel(to_cancel, now=now))
         if booking.status == Status.RESERVED:
             moved.append(booking.pk)
             still_held = Reservation.objects.current().of_booking(booking.pk).exists()
@@ -252,11 +274,12 @@ def release_bookings(booking_ids: Iterable[int], *, now: datetime | None = None)
             continue
         if booking.charger_reservation not in (CR.NOT_SENT, CR.NOT_SUPPORTED, CR.RELEASED):
             left = Reservation.objects.of_booking(booking.pk).filter(status=CR.CANCEL_DUE)
-            detail = (
-                "CancelReservation pending: the charger did not confirm yet."
-                if left.exists()
-                else "Reservation cancelled at the charger."
-            )
+            if left.exists():
+                detail = "CancelReservation pending: the charger did not confirm yet."
+            elif lost:
+                detail = "Released; the charger no longer held the reservation."
+            else:
+                detail = "Reservation cancelled at the charger."
             booking_record_charger_state(
                 booking=booking.pk, state=CR.RELEASED, detail=detail,
                 actor=Actor.system(SYSTEM), now=now,
@@ -282,6 +305,30 @@ def flag_unheld(booking_ids: Iterable[int], *, now: datetime | None = None) -> i
         )  # fmt: skip
         flagged += 1
     return flagged
+
+
+def mark_lost_holds(*, now: datetime, charge_point_id: int | None = None) -> list[int]:
+    """Find the holds a charger accepted before it last booted or connected (it may have lost
+    them) and make them due again: the placement and its booking show RESEND, with why.
+    Returns the bookings' ids. The reservation sweep runs it for every charger (it reads the
+    boots and connections the csms recorded), a charger's boot for that charger at once."""
+    with transaction.atomic():  # placements locked before bookings, as everywhere
+        marked = charger_services.reservations_mark_resend(now=now, charge_point_id=charge_point_id)
+        updates = [
+            ChargerState(r.booking_id, CR.RESEND, Actor.charger(r.charge_point.identity), r.detail)
+            for r in marked
+        ]
+        booking_record_charger_states(updates=updates, now=now)
+    if marked:
+        logger.info("%d holds to send again: %s", len(marked), sorted(r.pk for r in marked))
+    return [r.booking_id for r in marked]
+
+
+def resend_lost_holds(*, charge_point_id: int, now: datetime | None = None) -> dict[str, int]:
+    """Send again, now, the holds a charger that booted may have lost (mark_lost_holds)."""
+    now = now or timezone.now()
+    booking_ids = mark_lost_holds(now=now, charge_point_id=charge_point_id)
+    return reserve_bookings(booking_ids, now=now) if booking_ids else {}
 
 
 # --- what is due: read from the database by the beat sweep (bookings.sweeps) ---
@@ -318,6 +365,7 @@ def reserve_due_ids(now: datetime, *, limit: int) -> list[int]:
         _reservable_bookings()
         .filter(upcoming | immediate)
         .annotate(lead=lead)
+        .order_by("period")  # the soonest first: a slow charger takes them in this order
         .values_list("pk", "period", "lead", "channel")[:limit]
     )
     in_window = [

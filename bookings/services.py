@@ -788,19 +788,21 @@ def booking_mark_no_show(
 def booking_record_charger_state(
     *,
     booking: Booking | int,
-    state: str,
+    state: str | None,
     actor: Actor,
     detail: str = "",
     needs_attention: bool | None = None,
     now: datetime | None = None,
 ) -> Booking:
-    """Record where the booking's hold at its charger stands (bookings.holds).
-    Raises InvalidRequest for a state a booking cannot show."""
+    """Record where the booking's hold at its charger stands (bookings.holds); state None
+    keeps it and records `detail` in the audit trail. Raises InvalidRequest for a state a
+    booking cannot show."""
     now = _now(now)
-    if state not in BOOKING_STATES:
+    if state is not None and state not in BOOKING_STATES:
         raise exc.InvalidRequest(f"{state!r} is not a charger reservation state.")
     booking = _lock(booking)
     previous = booking.charger_reservation
+    state = previous if state is None else state
     fields = {"charger_reservation", "charger_reservation_detail", "charger_reservation_updated_at"}
     booking.charger_reservation = state
     booking.charger_reservation_detail = detail[:255]

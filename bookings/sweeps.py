@@ -31,9 +31,12 @@ def _chunks(ids: list[int], size: int) -> Iterator[list[int]]:
 
 
 def sweep_reservations(*, now: datetime | None = None, enqueue: bool = True) -> dict[str, int]:
-    """Cancel what bookings no longer want, send due ReserveNows (batched over the workers),
-    and flag bookings that started without a hold. With enqueue=False, runs in-process."""
+    """Reconcile with the chargers (holds accepted before a charger's last boot or connection
+    are sent again), cancel what bookings no longer want, send due ReserveNows (batched over
+    the workers), and flag bookings that started without a hold. With enqueue=False, runs
+    in-process."""
     now = now or timezone.now()
+    resend = holds.mark_lost_holds(now=now)
     released = holds.release_due_ids(now, limit=SWEEP_LIMIT)
     if released:
         holds.release_bookings(released, now=now)
@@ -44,7 +47,9 @@ def sweep_reservations(*, now: datetime | None = None, enqueue: bool = True) -> 
         else:
             holds.reserve_bookings(chunk, now=now)
     flagged = holds.flag_unheld(holds.unheld_started_ids(now, limit=SWEEP_LIMIT), now=now)
-    return {"released": len(released), "reserve": len(due), "flagged": flagged}
+    return {
+        "resend": len(resend), "released": len(released), "reserve": len(due), "flagged": flagged
+    }  # fmt: skip
 
 
 def _claim(booking_id: int, **still: Any) -> Booking | None:

@@ -35,6 +35,14 @@ def cancel_reservation_task(booking_id: int) -> None:
     release_bookings([booking_id])
 
 
+@shared_task(autoretry_for=RETRY_ON, retry_backoff=2, max_retries=5, acks_late=True)
+def resend_holds_task(charge_point_id: int) -> dict[str, int]:
+    """Send again the holds a charger that restarted or reconnected should have."""
+    from .holds import resend_lost_holds
+
+    return resend_lost_holds(charge_point_id=charge_point_id)
+
+
 @shared_task(acks_late=True)
 def sweep_reservations_task() -> dict[str, int]:
     from .sweeps import sweep_reservations

@@ -11,8 +11,11 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hmac
 import json
 import logging
+import math
+import secrets
 import signal
 import threading
 import time
@@ -24,13 +27,17 @@ from functools import partial
 from http import HTTPStatus
 from typing import Any, TypeVar
 
+import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
+from limits import parse as parse_limit
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from ocpp.exceptions import OCPPError
 from ocpp.messages import MessageType, unpack
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
@@ -62,6 +69,7 @@ ROUTE_REFRESH_SECONDS = 10
 LAST_SEEN_FLUSH_SECONDS = 15  # last_seen is written in batches, not on every frame
 REPLY_TTL_SECONDS = 60
 REDIS_POOL_SIZE = 32
+REDIS_CONNECT_TIMEOUT_SECONDS = 5  # a Redis host that is away must not stall a handshake
 STOP_TIMEOUT_SECONDS = 10.0
 
 # Deletes the route only if it still names this node (a reconnect elsewhere may own it now).
@@ -127,13 +135,19 @@ def _guess_message_id(raw: Any) -> str:
     return "-1"
 
 
+class NotSent(Exception):
+    """A command whose turn on its connection did not come in time; it was not sent."""
+
+
 class _CentralMixin:
-    """What both protocol versions share: malformed-frame handling and last-seen tracking."""
+    """What both protocol versions share: malformed-frame handling, last-seen tracking and the
+    commands' turns on the connection."""
 
     version: str  # "1.6" or "2.0.1"
     csms: Csms
     row: ChargePoint
     websocket: ServerConnection
+    turn: asyncio.Lock  # held while one of our calls awaits the charger's answer
 
     async def send_frame(self, frame: str) -> None:
         """Send a frame the library would not send itself (a CallError for a broken frame)."""
@@ -170,14 +184,39 @@ class _CentralMixin:
                     _call_error(self.version, msg.unique_id, InternalError(str(error)))
                 )
 
-    async def execute(self, action: str, payload: dict[str, Any]) -> tuple[str, str]:
-        """Send a bus command to this charger; returns (status, detail)."""
+    async def execute(
+        self, action: str, payload: dict[str, Any], *, send_by: float, timeout: float
+    ) -> tuple[str, str]:
+        """Send a bus command to this charger once its earlier calls are answered; the charger
+        then has `timeout` seconds to answer. Returns (status, detail). Raises NotSent when its
+        turn has not come by `send_by` (wall clock, as the worker set it).
+
+        OCPP allows one call in flight per connection (1.6-J section 4.1.1, 2.0.1-J section
+        4.1.1): a deadline counted from when a command was queued let a charger answering
+        in 10 s time out nine of its ten ReserveNows (issue 18, finding 8)."""
         call = self.build_call(action, payload)
-        result = await self.call(call, suppress=False)
+        try:
+            async with asyncio.timeout(max(send_by - time.time(), 0)):
+                await self.turn.acquire()
+        except TimeoutError:
+            raise NotSent from None
+        try:
+            async with asyncio.timeout(timeout):
+                result = await self.call(call, suppress=False)
+        finally:
+            self.turn.release()
         return str(result.status), ""
 
     def build_call(self, action: str, payload: dict[str, Any]):
         raise NotImplementedError
+
+    async def announce_boot(self) -> None:
+        """Tell the apps that care (the holds it should have are sent again) once the boot's
+        answer is out: a charger takes no calls before its boot is accepted."""
+        try:
+            await self.csms.db(services.charger_booted, charge_point=self.row, at=timezone.now())
+        except Exception:  # the reconciling sweep finds what this missed
+            logger.exception("%s: announcing its boot failed", self.id)
 
 
 class Central16(_CentralMixin, ChargePoint16):
@@ -209,6 +248,10 @@ class Central16(_CentralMixin, ChargePoint16):
             interval=self.csms.heartbeat_interval,
             status="Accepted",
         )
+
+    @after(Action16.boot_notification)
+    async def after_boot(self, **kw):
+        await self.announce_boot()
 
     @on(Action16.heartbeat)
     async def on_heartbeat(self, **kw):
@@ -295,6 +338,10 @@ class Central201(_CentralMixin, ChargePoint201):
             status="Accepted",
         )
 
+    @after(Action201.boot_notification)
+    async def after_boot(self, **kw):
+        await self.announce_boot()
+
     @on(Action201.heartbeat)
     async def on_heartbeat(self, **kw):
         return result201.Heartbeat(current_time=_iso(timezone.now()))
@@ -369,8 +416,41 @@ def _charge_point_for_handshake(identity: str) -> ChargePoint | None:
     return ChargePoint.objects.filter(identity=identity).first()
 
 
-def _password_ok(charge_point: ChargePoint, password: str) -> bool:
-    return charge_point.check_password(password)
+def _basic_credentials(request) -> tuple[str, str] | None:
+    """(user, password) of an HTTP Basic Authorization header, or None."""
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        username, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return username, password
+
+
+class HandshakeGuard:
+    """Failed handshakes per charge point id and per client address (OCPP security profile 1
+    sends the password on every connect): past the settings' limits a handshake is refused
+    before any lookup or password check. Per process, in memory: it must work while Redis is
+    away, and each csms process guards its own CPU."""
+
+    def __init__(self) -> None:
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.per_id = parse_limit(settings.CSMS_AUTH_FAILURES_PER_ID)
+        self.per_address = parse_limit(settings.CSMS_AUTH_FAILURES_PER_ADDRESS)
+
+    def retry_after(self, identity: str, address: str) -> int | None:
+        """Seconds until a handshake for this id from this address may be tried, or None."""
+        wait = None
+        for item, key in ((self.per_id, ("id", identity)), (self.per_address, ("ip", address))):
+            if not self.limiter.test(item, *key):
+                reset = self.limiter.get_window_stats(item, *key).reset_time
+                wait = max(wait or 1, math.ceil(reset - time.time()))
+        return wait
+
+    def failed(self, identity: str, address: str) -> None:
+        self.limiter.hit(self.per_id, "id", identity)
+        self.limiter.hit(self.per_address, "ip", address)
 
 
 class Csms:
@@ -402,7 +482,10 @@ class Csms:
         self._tasks: list[asyncio.Task] = []
         self._running: set[asyncio.Task] = set()
         self._server = None
-        self._password_cache: dict[str, tuple[str, str]] = {}
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="csms-auth")
+        self._digest_key = secrets.token_bytes(32)
+        self._verified: dict[str, tuple[str, bytes]] = {}  # identity -> (hash, digest)
+        self.guard = HandshakeGuard()
         self.redis: aioredis.Redis | None = None
         self.port = port
 
@@ -418,8 +501,9 @@ class Csms:
         # A blocking pool: a boot storm of thousands of chargers waits for a connection
         # instead of failing with "Too many connections".
         pool = aioredis.BlockingConnectionPool.from_url(
-            self.redis_url, decode_responses=True, max_connections=REDIS_POOL_SIZE, timeout=30
-        )
+            self.redis_url, decode_responses=True, max_connections=REDIS_POOL_SIZE, timeout=30,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+        )  # fmt: skip
         self.redis = aioredis.Redis(connection_pool=pool)
         self._server = await serve(
             self._handle,
@@ -472,6 +556,7 @@ class Csms:
         await within(
             loop.run_in_executor(None, self._close_db_threads), "closing database connections"
         )
+        self._hasher.shutdown(wait=False, cancel_futures=True)
 
     def _close_db_threads(self) -> None:
         """Close each pool thread's database connection (a test database can then be dropped)."""
@@ -497,16 +582,35 @@ class Csms:
     # -- handshake --
 
     async def _process_request(self, connection: ServerConnection, request):
+        """Admit a charger (OCPP security profile 1: HTTP Basic, user = charge point id) before
+        its connection replaces any other with its id (issue 18, finding 5)."""
         path = request.path.split("?", 1)[0].rstrip("/")
         prefix, _, identity = path.rpartition("/")
         if prefix != "/ocpp" or not identity:
             return connection.respond(HTTPStatus.NOT_FOUND, "Connect to /ocpp/<charge point id>.\n")
+        address = str((connection.remote_address or ("?",))[0])
+        wait = self.guard.retry_after(identity, address)
+        if wait is not None:
+            logger.warning("Refused %r from %s: too many failed handshakes", identity, address)
+            response = connection.respond(
+                HTTPStatus.TOO_MANY_REQUESTS, "Too many failed attempts; try again later.\n"
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response
         charge_point = await self.db(_charge_point_for_handshake, identity)
         if charge_point is None:
-            logger.warning("Refused unknown charge point %r", identity)
+            self.guard.failed(identity, address)
+            logger.warning("Refused unknown charge point %r from %s", identity, address)
             return connection.respond(HTTPStatus.NOT_FOUND, "Unknown charge point.\n")
-        if charge_point.password_hash and not await self._authenticated(charge_point, request):
-            logger.warning("Refused %r: wrong or missing password", identity)
+        if charge_point.password_hash:
+            admitted = await self._authenticated(charge_point, request)
+            reason = "wrong or missing password"
+        else:
+            admitted = settings.CSMS_ALLOW_CHARGERS_WITHOUT_PASSWORD
+            reason = "it has no password (set one; docs/operations.md)"
+        if not admitted:
+            self.guard.failed(identity, address)
+            logger.warning("Refused %r from %s: %s", identity, address, reason)
             response = connection.respond(HTTPStatus.UNAUTHORIZED, "Wrong credentials.\n")
             response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
             return response
@@ -514,21 +618,21 @@ class Csms:
         return None
 
     async def _authenticated(self, charge_point: ChargePoint, request) -> bool:
-        header = request.headers.get("Authorization", "")
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
+        credentials = _basic_credentials(request)
+        if credentials is None or credentials[0] != charge_point.identity:
             return False
-        try:
-            username, _, password = base64.b64decode(encoded).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        if username != charge_point.identity:  # OCPP security profile 1: user = charge point id
-            return False
-        cached = self._password_cache.get(charge_point.identity)
-        if cached == (charge_point.password_hash, password):
-            return True  # PBKDF2 costs ~0.5 s of CPU: don't pay it on every reconnect
-        if await self.db(_password_ok, charge_point, password):
-            self._password_cache[charge_point.identity] = (charge_point.password_hash, password)
+        password = credentials[1]
+        # A reconnect with the password last verified against this very hash skips the hasher
+        # (PBKDF2 costs about 0.5 s of CPU); only a keyed digest of it is kept.
+        digest = hmac.digest(self._digest_key, password.encode(), "sha256")
+        verified = self._verified.get(charge_point.identity)
+        if verified is not None and verified[0] == charge_point.password_hash:
+            return hmac.compare_digest(verified[1], digest)
+        # The hasher runs on a thread of its own, never the database threads: a flood of bad
+        # handshakes must not delay real chargers' reports (issue 18, finding 5).
+        loop = asyncio.get_running_loop()
+        if await loop.run_in_executor(self._hasher, charge_point.check_password, password):
+            self._verified[charge_point.identity] = (charge_point.password_hash, digest)
             return True
         return False
 
@@ -553,12 +657,19 @@ class Csms:
         handler.csms = self
         handler.row = row
         handler.websocket = connection
+        handler.turn = asyncio.Lock()
         previous = self.connections.get(identity)
         self.connections[identity] = handler
-        if previous is not None:  # the charger reconnected: the newer connection wins
+        if previous is not None:  # the charger reconnected (authenticated): the newer one wins
             await previous.websocket.close(code=1000, reason="Replaced by a new connection")
-        await self.redis.set(gateway.route_key(identity, self.prefix), self.node,
-                             ex=ROUTE_TTL_SECONDS)  # fmt: skip
+        try:
+            await self.redis.set(gateway.route_key(identity, self.prefix), self.node,
+                                 ex=ROUTE_TTL_SECONDS)  # fmt: skip
+        except redis.RedisError as error:
+            # Without Redis no worker reaches the charger, but it may still report (sessions
+            # and statuses go to PostgreSQL); the route refresh loop publishes the route once
+            # Redis answers again (issue 18, finding 3).
+            logger.warning("%s: could not publish its route (%s); retrying", identity, error)
         await self.db(
             charge_point_set_connected, charge_point=row, connected=True, at=timezone.now(),
             ocpp_version=version,
@@ -600,22 +711,29 @@ class Csms:
                     task.add_done_callback(self._running.discard)
             except asyncio.CancelledError:
                 raise
+            except redis.RedisError as error:
+                logger.warning("command bus: %s; retrying", error)
+                await asyncio.sleep(1)
             except Exception:
                 logger.exception("command bus error; retrying")
                 await asyncio.sleep(1)
 
     async def _execute(self, command: dict[str, Any]) -> None:
-        left = command["deadline"] - time.time()
-        if left <= 0:
+        if command["send_by"] + command["timeout"] <= time.time():
             return  # the worker stopped waiting; it will decide again from the database
         handler = self.connections.get(command["cp"])
         if handler is None:
             status, detail = gateway.OFFLINE, "The charger is not connected."
+        elif command["send_by"] <= time.time():  # picked up late (the bus was slow or away)
+            status, detail = gateway.NOT_SENT, "The command reached the csms too late to send."
         else:
             try:
-                status, detail = await asyncio.wait_for(
-                    handler.execute(command["action"], command["payload"]), timeout=left
-                )
+                status, detail = await handler.execute(
+                    command["action"], command["payload"], send_by=command["send_by"],
+                    timeout=command["timeout"],
+                )  # fmt: skip
+            except NotSent:
+                status, detail = gateway.NOT_SENT, "The charger was still answering earlier calls."
             except OCPPError as error:
                 status, detail = gateway.CALL_ERROR, f"{error.code}: {error.description}"
             except TimeoutError:
@@ -646,6 +764,8 @@ class Csms:
                     await pipe.execute()
             except asyncio.CancelledError:
                 raise
+            except redis.RedisError as error:
+                logger.warning("route refresh failed: %s", error)
             except Exception:
                 logger.exception("route refresh failed")
 

@@ -3,9 +3,13 @@
 Routing: every csms process has a node id and an inbox list in Redis, and keeps
 `<prefix>:route:<charge point id>` set to its node id (with a TTL it refreshes) for every charger
 it holds. A command is pushed onto the inbox of the node that holds the charger; the csms answers
-on the reply list named in the command. No route means the charger is offline. Commands carry a
-deadline, and a csms drops commands it picks up too late, so a worker that gave up never causes a
-late ReserveNow.
+on the reply list named in the command. No route means the charger is offline.
+
+Deadlines: OCPP allows one call in flight per connection, so a csms sends a charger's commands
+one after another, and the charger has `timeout` seconds to answer each, counted from when it is
+sent. A command not sent by `send_by` (its charger still busy with earlier calls) is answered
+NOT_SENT instead, and the worker stops waiting at `send_by + timeout`: a slow charger holds a
+worker for at most twice the timeout, and a worker that gave up never causes a late ReserveNow.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from django.conf import settings
 OFFLINE = "Offline"  # no csms holds the charger
 TIMEOUT = "Timeout"  # no answer within the timeout (charger or csms)
 CALL_ERROR = "CallError"  # the charger answered with a CallError
+NOT_SENT = "NotSent"  # the charger was still answering earlier calls: send it again soon
 
 
 @dataclass(frozen=True)
@@ -81,9 +86,17 @@ def default_timeout() -> float:
     return float(getattr(settings, "CSMS_COMMAND_TIMEOUT_SECONDS", 15))
 
 
+def longest_wait(timeout: float | None = None) -> float:
+    """How long send() may wait for replies: a command may wait `timeout` for its turn on its
+    charger's connection, then `timeout` for the answer."""
+    return 2 * (default_timeout() if timeout is None else timeout)
+
+
 def send(commands: list[Command], *, timeout: float | None = None) -> dict[str, Reply]:
     """Send commands to the csms processes holding their chargers, all at once, and wait for
-    every reply (or the timeout). Returns the reply by command id; never raises for a charger."""
+    every reply: each charger has `timeout` seconds per call from when the call goes out, and
+    a call still queued behind its charger's earlier ones after `timeout` is answered NOT_SENT
+    (see the module docstring). Returns the reply by command id; never raises for a charger."""
     if not commands:
         return {}
     timeout = default_timeout() if timeout is None else timeout
@@ -92,7 +105,8 @@ def send(commands: list[Command], *, timeout: float | None = None) -> dict[str, 
     reply_key = f"{prefix}:reply:{uuid.uuid4().hex}"
     nodes = r.mget([route_key(c.charge_point_id, prefix) for c in commands])
     replies: dict[str, Reply] = {}
-    deadline = time.time() + timeout
+    send_by = time.time() + timeout
+    deadline = send_by - timeout + longest_wait(timeout)
     pipe = r.pipeline(transaction=False)
     for command, node in zip(commands, nodes, strict=True):
         if not node:
@@ -104,7 +118,8 @@ def send(commands: list[Command], *, timeout: float | None = None) -> dict[str, 
             "action": command.action,
             "payload": command.payload,
             "reply_to": reply_key,
-            "deadline": deadline,
+            "send_by": send_by,
+            "timeout": timeout,
         }
         pipe.rpush(inbox_key(node, prefix), json.dumps(message))
     pipe.execute()
@@ -124,7 +139,7 @@ def send(commands: list[Command], *, timeout: float | None = None) -> dict[str, 
     finally:
         r.delete(reply_key)
     for command_id in waiting:
-        replies[command_id] = Reply(TIMEOUT, f"No answer within {timeout:g} s.")
+        replies[command_id] = Reply(TIMEOUT, f"No answer within {longest_wait(timeout):g} s.")
     return replies
 
 

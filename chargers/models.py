@@ -35,6 +35,8 @@ class ChargerReservation(models.TextChoices):
     UNAVAILABLE = "UNAVAILABLE", "Charger unavailable"
     REJECTED = "REJECTED", "Charger rejected"
     OFFLINE = "OFFLINE", "Charger offline"
+    # Held, then the charger restarted or reconnected: it may have lost it, so it is sent again.
+    RESEND = "RESEND", "Sending again"
     # A placement no longer wanted, or no longer held at the charger.
     CANCEL_DUE = "CANCEL_DUE", "To cancel"
     CANCELED = "CANCELED", "Canceled"
@@ -42,17 +44,21 @@ class ChargerReservation(models.TextChoices):
     REMOVED = "REMOVED", "Removed at charger"
     USED = "USED", "Used by a session"
     DROPPED = "DROPPED", "No longer wanted"
+    # Believed held, but the charger answered its CancelReservation Rejected: it had lost it.
+    LOST = "LOST", "Lost by the charger"
     # A booking whose hold ended: cancelled, finished, used by a session or dropped.
     RELEASED = "RELEASED", "Released"
 
 
-# A charger refused or could not be reached: ReserveNow is tried again after a backoff.
+# A charger refused or could not be reached, or may have lost the hold: ReserveNow is tried
+# again once next_attempt_at has passed.
 RETRY_STATUSES = [
     ChargerReservation.OCCUPIED,
     ChargerReservation.FAULTED,
     ChargerReservation.UNAVAILABLE,
     ChargerReservation.REJECTED,
     ChargerReservation.OFFLINE,
+    ChargerReservation.RESEND,
 ]
 CLOSED_STATUSES = [
     ChargerReservation.CANCELED,
@@ -60,6 +66,7 @@ CLOSED_STATUSES = [
     ChargerReservation.REMOVED,
     ChargerReservation.USED,
     ChargerReservation.DROPPED,
+    ChargerReservation.LOST,
 ]
 # A placement being sent or answered; a booking shows its current placement's state as its own.
 ATTEMPT_STATES = [ChargerReservation.SENDING, ChargerReservation.HELD, *RETRY_STATUSES]
@@ -110,6 +117,12 @@ class Reservation(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
+    held_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the charger last accepted it (while HELD); a boot or reconnect of the "
+        "charger after this means it may have lost it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

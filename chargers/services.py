@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
+from django.utils import timezone
 
 from locations.models import (
     EVSE,
@@ -24,15 +25,18 @@ from locations.models import (
 )
 from locations.services import charge_point_set_status, evse_set_status
 
-from . import signals
+from . import gateway, signals
 from .meter import Reading
 from .models import RETRY_STATUSES, ChargerReservation, ChargingSession, MeterReading, Reservation
 
 RS = ChargerReservation
 
 RETRY_BACKOFF_SECONDS = (30, 60, 120, 240, 300)  # then every 300 s: a charger back online soon
-SENDING_STALE_SECONDS = 60  # a SENDING row older than this lost its worker (crash): send again
-MAY_BE_HELD = (RS.HELD, RS.SENDING, RS.OFFLINE)  # OFFLINE may be a timeout the charger did see
+# A SENDING row older than this lost its worker (crash): send again. Past the longest a worker
+# waits for replies (gateway.longest_wait), so a slow charger's answer is never overtaken.
+SENDING_STALE_SECONDS = 60
+# OFFLINE may be a timeout the charger did see; RESEND may have survived a reconnect.
+MAY_BE_HELD = (RS.HELD, RS.SENDING, RS.OFFLINE, RS.RESEND)
 
 # OCPP 1.6 ChargePointStatus / 2.0.1 ConnectorStatus -> OCPI EVSE status.
 CONNECTOR_STATUS = {
@@ -99,6 +103,14 @@ def charger_status_notification(
     return bool(
         evse_set_status(charge_point=charge_point, ocpp_evse_id=ocpp_evse_id, status=status, at=at)
     )
+
+
+@transaction.atomic
+def charger_booted(*, charge_point: ChargePoint, at: datetime) -> None:
+    """Announce that the charger's BootNotification was answered Accepted (signals.
+    charger_booted): it restarted, so what it held is gone. Called once the answer is sent, so
+    that what receivers send the charger comes after its boot was accepted."""
+    signals.charger_booted.send(sender=ChargePoint, charge_point=charge_point, at=at)
 
 
 @transaction.atomic
@@ -267,7 +279,8 @@ def placement(
 
 def _sending_stale(reservation: Reservation, now: datetime) -> bool:
     sent = reservation.sent_at or reservation.updated_at
-    return sent is None or sent <= now - timedelta(seconds=SENDING_STALE_SECONDS)
+    stale = max(SENDING_STALE_SECONDS, gateway.longest_wait() + 15)
+    return sent is None or sent <= now - timedelta(seconds=stale)
 
 
 def reservation_is_due(
@@ -396,6 +409,9 @@ def reservations_record_replies(
     placement superseded while in flight marks it for cancelling when the charger may hold
     it; a reply for a row no longer SENDING (a duplicate) changes nothing."""
     rows = list(Reservation.objects.select_for_update().filter(pk__in=list(replies)))
+    # Compared with the csms's record of the charger's boots and connections, which use the
+    # clock, not the `now` a sweep was given.
+    held_at = timezone.now()
     changed = []
     for reservation in rows:
         if reservation.status != RS.SENDING:
@@ -407,13 +423,58 @@ def reservations_record_replies(
         reservation.status = status
         reservation.detail = detail[:255]
         reservation.answered_at = now
+        reservation.held_at = held_at if reply_status == "Accepted" else None
         reservation.next_attempt_at = (
             now + retry_backoff(reservation.attempts) if status in RETRY_STATUSES else None
         )
         reservation.updated_at = now
         changed.append(reservation)
-    _update_grouped(changed, ["status", "detail", "answered_at", "next_attempt_at", "updated_at"])
+    _update_grouped(
+        changed, ["status", "detail", "answered_at", "held_at", "next_attempt_at", "updated_at"]
+    )
     return rows
+
+
+@transaction.atomic
+def reservations_mark_resend(
+    *, now: datetime, charge_point_id: int | None = None
+) -> list[Reservation]:
+    """The current placements a charger accepted before it last booted or connected (it may
+    have lost them: a reboot clears a charger's reservations) become RESEND, due now. Returns
+    them, with their charge point. Placements awaiting CancelReservation from before then
+    are no longer counted as held, so a Rejected cancel is not reported as a lost hold. Rows
+    another worker holds are left for the next run."""
+    rows = (
+        Reservation.objects.select_for_update(of=("self",), skip_locked=True)
+        .filter(Q(is_current=True, status=RS.HELD) | Q(status=RS.CANCEL_DUE, held_at__isnull=False))
+        .filter(
+            Q(charge_point__last_boot__gt=F("held_at"))
+            | Q(charge_point__connected_at__gt=F("held_at"))
+        )
+        .select_related("charge_point")
+        .order_by("pk")
+    )
+    if charge_point_id is not None:
+        rows = rows.filter(charge_point_id=charge_point_id)
+    marked = []
+    for reservation in rows:
+        if reservation.status == RS.CANCEL_DUE:
+            Reservation.objects.filter(pk=reservation.pk).update(held_at=None, updated_at=now)
+            continue
+        marked.append(reservation)
+    for reservation in marked:
+        charge_point = reservation.charge_point
+        if charge_point.last_boot and charge_point.last_boot > reservation.held_at:
+            what = f"restarted at {charge_point.last_boot:%H:%M:%S} UTC"
+        else:
+            what = f"reconnected at {charge_point.connected_at:%H:%M:%S} UTC"
+        reservation.status = RS.RESEND
+        reservation.detail = f"The charger {what} after accepting the hold: sending it again."
+        reservation.held_at = None
+        reservation.next_attempt_at = now
+        reservation.updated_at = now
+    _update_grouped(marked, ["status", "detail", "held_at", "next_attempt_at", "updated_at"])
+    return marked
 
 
 def reservations_unclaim(*, reservation_ids: list[int], detail: str, now: datetime) -> int:
@@ -448,11 +509,15 @@ def reservation_record_cancel(
     *, reservation_id: int, reply_status: str, detail: str, now: datetime
 ) -> Reservation:
     """Record a CancelReservation answer. Rejected means the charger holds no such
-    reservation, so it is gone either way; no answer leaves it due for another try."""
+    reservation, so it is gone either way; when the charger had accepted it (held_at), it
+    lost it unnoticed, and the placement shows LOST rather than CANCELED. No answer leaves
+    it due for another try."""
     reservation = Reservation.objects.select_for_update().get(pk=reservation_id)
     if reservation.status != RS.CANCEL_DUE:
         return reservation
-    if reply_status in ("Accepted", "Rejected"):
+    if reply_status == "Rejected" and reservation.held_at is not None:
+        reservation.status = RS.LOST
+    elif reply_status in ("Accepted", "Rejected"):
         reservation.status = RS.CANCELED
     elif reply_status == "Expired" or reservation.expires_at <= now - timedelta(minutes=10):
         reservation.status = RS.DROPPED  # lapsed at the charger by itself
@@ -476,7 +541,7 @@ def reservation_status_update(
     )
     if reservation is None:
         return None
-    if reservation.status in (RS.HELD, RS.SENDING, RS.CANCEL_DUE):
+    if reservation.status in (RS.HELD, RS.SENDING, RS.RESEND, RS.CANCEL_DUE):
         reservation.status = RS.EXPIRED if update_status == "Expired" else RS.REMOVED
         reservation.detail = f"ReservationStatusUpdate: {update_status}"
         reservation.answered_at = now

@@ -2,7 +2,8 @@
 on it without chargers knowing them (STYLE.md: signals connect "things that should not know
 about each other"). Both are sent inside the transaction that records the report: a receiver's
 writes commit or roll back with it, and a receiver that raises fails the whole report (the
-charger gets a CallError and sends it again)."""
+charger gets a CallError and sends it again). charger_booted is sent in a transaction of its
+own, once the charger's boot was answered."""
 
 from django.dispatch import Signal
 
@@ -16,3 +17,8 @@ session_started = Signal()
 # the placement was still the one its booking wants. Sent with `reservation` (its status now
 # EXPIRED or REMOVED) and `update_status` (the charger's word).
 reservation_dropped = Signal()
+
+# A charger's BootNotification was answered Accepted: it restarted, and any reservation it held
+# is gone. Sent with `charge_point` and `at` (the boot's time) once the answer was sent, so that
+# what receivers send the charger reaches it after its boot.
+charger_booted = Signal()

@@ -65,6 +65,7 @@ class Sim16(_SimMixin, ChargePoint16):
         payload = {"connector_id": connector_id, "expiry_date": expiry_date, "id_tag": id_tag,
                    "reservation_id": reservation_id, **kw}  # fmt: skip
         self._record("ReserveNow", payload)
+        await self.sim.think()
         status = RESERVE_ANSWER.get(self.sim.mode, "Rejected")
         if status == "Accepted":
             self.sim.reservations[reservation_id] = payload
@@ -73,6 +74,7 @@ class Sim16(_SimMixin, ChargePoint16):
     @on(Action16.cancel_reservation)
     async def on_cancel_reservation(self, reservation_id, **kw):
         self._record("CancelReservation", {"reservation_id": reservation_id})
+        await self.sim.think()
         found = self.sim.reservations.pop(reservation_id, None) is not None
         return result16.CancelReservation(status="Accepted" if found else "Rejected")
 
@@ -125,6 +127,7 @@ class Sim201(_SimMixin, ChargePoint201):
     async def on_reserve_now(self, id, expiry_date_time, id_token, **kw):
         payload = {"id": id, "expiry_date_time": expiry_date_time, "id_token": id_token, **kw}
         self._record("ReserveNow", payload)
+        await self.sim.think()
         status = RESERVE_ANSWER.get(self.sim.mode, "Rejected")
         if status == "Accepted":
             self.sim.reservations[id] = payload
@@ -133,6 +136,7 @@ class Sim201(_SimMixin, ChargePoint201):
     @on(Action201.cancel_reservation)
     async def on_cancel_reservation(self, reservation_id, **kw):
         self._record("CancelReservation", {"reservation_id": reservation_id})
+        await self.sim.think()
         found = self.sim.reservations.pop(reservation_id, None) is not None
         return result201.CancelReservation(status="Accepted" if found else "Rejected")
 
@@ -205,6 +209,7 @@ class SimulatedCharger:
         response_timeout: float = 30,
         power_w: float = 11000,
         meter_seconds: float = 60,
+        answer_delay: float = 0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
@@ -215,6 +220,7 @@ class SimulatedCharger:
         self.password = password
         self.mode = mode
         self.response_timeout = response_timeout
+        self.answer_delay = answer_delay  # seconds before answering a ReserveNow or a cancel
         self.received: list[Received] = []
         self.reservations: dict[int, dict[str, Any]] = {}
         self.power_w = power_w
@@ -262,6 +268,11 @@ class SimulatedCharger:
                 await self._reader
         self._ws = None
         self._reader = None
+
+    async def think(self) -> None:
+        """Take `answer_delay` seconds, as a slow charger does before it answers a command."""
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
 
     async def send_raw(self, frame: str) -> None:
         """Send a frame as is (to test how the csms treats malformed OCPP)."""

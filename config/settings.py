@@ -313,6 +313,12 @@ CSMS_HEARTBEAT_INTERVAL_SECONDS = int(env("CSMS_HEARTBEAT_INTERVAL_SECONDS", "30
 # development and tests, where partners run on this machine).
 OCPI_HTTP_DEADLINE_SECONDS = float(env("OCPI_HTTP_DEADLINE_SECONDS", "20"))
 OCPI_ALLOW_PRIVATE_URLS = env_bool("OCPI_ALLOW_PRIVATE_URLS", DEBUG)
+# Charge points without a password are refused unless this is on (development only).
+CSMS_ALLOW_CHARGERS_WITHOUT_PASSWORD = env_bool("CSMS_ALLOW_CHARGERS_WITHOUT_PASSWORD", False)
+# Failed handshakes allowed per charge point id and per client address (`limits` notation),
+# per csms process; past them the handshake answers 429 until the window moves on.
+CSMS_AUTH_FAILURES_PER_ID = env("CSMS_AUTH_FAILURES_PER_ID", "10/minute")
+CSMS_AUTH_FAILURES_PER_ADDRESS = env("CSMS_AUTH_FAILURES_PER_ADDRESS", "30/minute")
 BOOKING_PENDING_TIMEOUT_SECONDS = int(env("BOOKING_PENDING_TIMEOUT_SECONDS", "300"))
 
 LOGGING = {

@@ -80,7 +80,11 @@ class ChargePointForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False),
         help_text="Set a new OCPP Basic-auth password (leave empty to keep the current one).",
     )
-    clear_password = forms.BooleanField(required=False, help_text="Remove the password.")
+    clear_password = forms.BooleanField(
+        required=False,
+        help_text="Remove the password: the csms then refuses the charger (unless "
+        "CSMS_ALLOW_CHARGERS_WITHOUT_PASSWORD is on, in development).",
+    )
 
     class Meta:
         model = ChargePoint

@@ -257,7 +257,8 @@ class ChargePoint(models.Model):
     password_hash = models.CharField(
         max_length=128,
         blank=True,
-        help_text="OCPP security profile 1 (HTTP Basic). Empty: no password required.",
+        help_text="OCPP security profile 1 (HTTP Basic). Empty: the charger is refused unless "
+        "CSMS_ALLOW_CHARGERS_WITHOUT_PASSWORD is on (development).",
     )
     vendor = models.CharField(max_length=50, blank=True)
     model = models.CharField(max_length=50, blank=True)
@@ -272,6 +273,9 @@ class ChargePoint(models.Model):
     )
     last_seen = models.DateTimeField(null=True, blank=True)
     last_boot = models.DateTimeField(null=True, blank=True)
+    connected_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its current or last connection opened."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_updated = models.DateTimeField(auto_now=True)
 

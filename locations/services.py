@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -93,6 +94,8 @@ def charge_point_set_connected(
 ) -> None:
     """Record a connection opened or dropped (a dropped connection marks the charger offline)."""
     fields = {"is_connected": connected, "last_seen": at, "last_updated": at}
+    if connected:
+        fields["connected_at"] = at
     if ocpp_version:
         fields["ocpp_version"] = ocpp_version
     ChargePoint.objects.filter(pk=charge_point.pk).update(**fields)
@@ -108,6 +111,22 @@ def charge_points_touch(*, identities: Iterable[str], at: datetime) -> int:
 
 class ProvisioningError(Exception):
     pass
+
+
+def charger_password() -> str:
+    """A new OCPP Basic-auth password: 32 hex characters (128 random bits), within OCPP
+    2.0.1's 16 to 40 characters and plain enough for any charger's setup tool."""
+    return secrets.token_hex(16)
+
+
+@transaction.atomic
+def charge_point_set_password(*, charge_point: ChargePoint, password: str | None = None) -> str:
+    """Give the charge point a new password (a generated one unless given); only its hash is
+    stored, so the password returned is shown once. Its connection, if any, stays open."""
+    password = password or charger_password()
+    charge_point.set_password(password)
+    ChargePoint.objects.filter(pk=charge_point.pk).update(password_hash=charge_point.password_hash)
+    return password
 
 
 @transaction.atomic

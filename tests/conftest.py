@@ -4,8 +4,9 @@ DATABASE_URL / REDIS_URL."""
 import pytest
 from django.contrib.auth import get_user_model
 
-# The csms stack (a real csms, Redis bus, simulated chargers) for every app's tests.
-pytest_plugins = ["tests.chargers.fixtures"]
+# The csms stack (a real csms, Redis bus, simulated chargers) for every app's tests, and the
+# charger fault tests' real processes (tests/faults).
+pytest_plugins = ["tests.chargers.fixtures", "tests.faults.chargers_processes"]
 
 
 @pytest.fixture

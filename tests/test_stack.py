@@ -215,6 +215,24 @@ def registered_emsp(stack: Stack) -> str:
     return f"Token {base64.b64encode(token.encode()).decode()}"
 
 
+def test_stack_demo_chargers_connect_with_their_seeded_passwords(stack):
+    # The csms refuses charge points without a password: the simulated demo chargers get in
+    # with the passwords seed_demo kept for them.
+    assert json.loads((stack.run_dir / "charger-passwords.json").read_text())
+    with psycopg.connect(stack.database_url) as conn:
+
+        def counts() -> tuple[int, int]:
+            return conn.execute(
+                "SELECT count(*) FILTER (WHERE is_connected AND password_hash <> ''), count(*) "
+                "FROM locations_chargepoint"
+            ).fetchone()
+
+        deadline = time.monotonic() + 60
+        while (found := counts())[0] < found[1] and time.monotonic() < deadline:
+            time.sleep(0.5)
+    assert found[0] == found[1] > 0, "".join(stack.output[-40:])
+
+
 def test_stack_answers_32_concurrent_emsp_connections_without_a_reset(stack):
     authorization = registered_emsp(stack)
     ready = threading.Barrier(CONCURRENT_CONNECTIONS)

@@ -163,7 +163,12 @@ def test_moved_booking_found_by_sweep_when_task_lost(stack):
         period=(later, later + timedelta(hours=1)),
         blocked_period=(later, later + timedelta(hours=1)),
     )
-    assert sweep_reservations(enqueue=False) == {"released": 1, "reserve": 0, "flagged": 0}
+    assert sweep_reservations(enqueue=False) == {
+        "resend": 0,
+        "released": 1,
+        "reserve": 0,
+        "flagged": 0,
+    }
     assert _received(sim, "CancelReservation") == [{"reservation_id": old.pk}]
     new = Reservation.objects.get(booking_id=booking.pk, is_current=True)
     assert new.status == ChargerReservation.HELD
@@ -217,7 +222,7 @@ def test_offline_charger_retried_with_backoff_then_flagged(stack):
     assert not booking.needs_attention
 
     assert sweep_reservations(now=booking.start + timedelta(seconds=1), enqueue=False) == {
-        "released": 0, "reserve": 0, "flagged": 1,
+        "resend": 0, "released": 0, "reserve": 0, "flagged": 1,
     }  # fmt: skip
     booking.refresh_from_db()
     assert booking.needs_attention
@@ -270,7 +275,7 @@ def test_session_with_booking_token_fulfils_booking_and_uses_its_hold(stack, ver
     # The charger consumed the reservation: nothing is cancelled or placed again for it.
     later = booking.start + timedelta(minutes=20)
     assert sweep_reservations(now=later, enqueue=False) == {
-        "released": 0, "reserve": 0, "flagged": 0,
+        "resend": 0, "released": 0, "reserve": 0, "flagged": 0,
     }  # fmt: skip
     assert sweep_no_shows(now=later, enqueue=False) == []
     assert _received(sim, "CancelReservation") == []
@@ -421,7 +426,12 @@ def test_charger_dropping_a_held_reservation_releases_the_booking_hold(stack, up
         ChargerReservation.RELEASED, "CHARGER", cp.identity,
     )  # fmt: skip
     # Dropped by the charger: not cancelled there, and not placed again.
-    assert sweep_reservations(enqueue=False) == {"released": 0, "reserve": 0, "flagged": 0}
+    assert sweep_reservations(enqueue=False) == {
+        "resend": 0,
+        "released": 0,
+        "reserve": 0,
+        "flagged": 0,
+    }
     assert _received(sim, "CancelReservation") == []
 
 
@@ -468,7 +478,12 @@ def test_charger_without_reservation_support_is_never_sent(stack):
     evse.capabilities = []
     evse.save()
     booking = _booking(cp, charger_reservation=ChargerReservation.NOT_SUPPORTED)
-    assert sweep_reservations(enqueue=False) == {"released": 0, "reserve": 0, "flagged": 0}
+    assert sweep_reservations(enqueue=False) == {
+        "resend": 0,
+        "released": 0,
+        "reserve": 0,
+        "flagged": 0,
+    }
     assert _received(sim, "ReserveNow") == []
     booking.refresh_from_db()
     assert booking.charger_reservation == ChargerReservation.NOT_SUPPORTED
@@ -516,7 +531,7 @@ def test_ocpi_reserve_now_booking_is_retried_while_it_lasts(stack):
     )  # fmt: skip
     now = timezone.now()
     assert sweep_reservations(now=now, enqueue=False) == {
-        "released": 0, "reserve": 1, "flagged": 0,
+        "resend": 0, "released": 0, "reserve": 1, "flagged": 0,
     }  # fmt: skip
     booking.refresh_from_db()
     assert booking.charger_reservation == ChargerReservation.OFFLINE

@@ -17,6 +17,7 @@ import pytest
 from chargers.csms import Csms
 from chargers.simulator import SimulatedCharger
 from config.celery import app as celery_app
+from tests.locations.factories import CHARGER_PASSWORD
 
 
 class LoopThread:
@@ -57,7 +58,9 @@ class Stack:
         return f"ws://127.0.0.1:{(csms or self.nodes[0]).port}/ocpp"
 
     def charger(self, charge_point, *, csms: Csms | None = None, **kwargs) -> SimulatedCharger:
-        """Connect and boot a simulated charger for a provisioned ChargePoint row."""
+        """Connect and boot a simulated charger for a provisioned ChargePoint row (with the
+        factories' password unless given)."""
+        kwargs.setdefault("password", CHARGER_PASSWORD)
         sim = SimulatedCharger(
             self.url(csms),
             charge_point.identity,

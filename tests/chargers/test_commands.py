@@ -1,5 +1,6 @@
 """Management commands: add_charge_point provisions and prints EVSE uids."""
 
+import json
 import socket
 import time
 
@@ -27,6 +28,47 @@ def test_add_charge_point_creates_evses_and_prints_their_uids(capsys, settings):
     assert cp.ocpp_version == "2.0.1"
     assert cp.check_password("pw-123456")
     assert all(e.reservable and e.connectors.count() == 1 for e in cp.evses.all())
+
+
+def test_add_charge_point_without_password_generates_one_shown_once(capsys):
+    LocationFactory(ocpi_id="UTR-04")
+    call_command("add_charge_point", "UTR-CP04", "--location", "UTR-04", "--evses", "1")
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "EVSE UTR-CP04-1"
+    label, password = out[1].split()
+    assert label == "Password" and len(password) == 32
+    cp = ChargePoint.objects.get(identity="UTR-CP04")
+    assert password not in cp.password_hash
+    assert cp.check_password(password)
+
+
+def test_set_charge_point_password_replaces_it(capsys):
+    LocationFactory(ocpi_id="UTR-05")
+    call_command("add_charge_point", "UTR-CP05", "--location", "UTR-05", "--evses", "1")
+    first = capsys.readouterr().out.splitlines()[-1].split()[1]
+    call_command("set_charge_point_password", "UTR-CP05")
+    second = capsys.readouterr().out.split()[1]
+    cp = ChargePoint.objects.get(identity="UTR-CP05")
+    assert second != first
+    assert cp.check_password(second) and not cp.check_password(first)
+    with pytest.raises(CommandError, match="no charge point"):
+        call_command("set_charge_point_password", "NOPE")
+
+
+def test_seed_demo_gives_every_demo_charger_a_password_the_simulator_can_read(tmp_path):
+    passwords = tmp_path / "charger-passwords.json"
+    call_command("seed_demo", "--passwords-file", str(passwords))
+    known = json.loads(passwords.read_text())
+    assert oct(passwords.stat().st_mode & 0o777) == "0o600"
+    demo = ChargePoint.objects.all()
+    assert set(known) == {cp.identity for cp in demo} and len(known) >= 3
+    assert all(cp.check_password(known[cp.identity]) for cp in demo)
+    call_command("seed_demo", "--passwords-file", str(passwords))  # again: nothing changes
+    assert json.loads(passwords.read_text()) == known
+    passwords.unlink()  # lost: new passwords, which the database then holds
+    call_command("seed_demo", "--passwords-file", str(passwords))
+    renewed = json.loads(passwords.read_text())
+    assert all(ChargePoint.objects.get(identity=i).check_password(p) for i, p in renewed.items())
 
 
 def test_add_charge_point_refuses_unknown_location_and_duplicates():

@@ -17,7 +17,7 @@ from chargers.csms import Csms
 from chargers.models import ChargingSession
 from locations.models import ChargePoint, EVSEStatus
 from tests.chargers.fixtures import LoopThread, wait_for
-from tests.locations.factories import ChargePointFactory, EVSEFactory
+from tests.locations.factories import CHARGER_PASSWORD, ChargePointFactory, EVSEFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,10 +29,17 @@ def _cp(version="1.6", evses=2, **kwargs):
     return cp
 
 
+def _basic(identity, password=CHARGER_PASSWORD):
+    token = base64.b64encode(f"{identity}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
 async def _raw(url, identity, subprotocol, frames):
     """Send frames on a bare WebSocket and collect one answer per frame."""
     answers = []
-    async with websockets.connect(f"{url}/{identity}", subprotocols=[subprotocol]) as ws:
+    async with websockets.connect(
+        f"{url}/{identity}", subprotocols=[subprotocol], additional_headers=_basic(identity)
+    ) as ws:
         for frame in frames:
             await ws.send(frame)
             answers.append(json.loads(await ws.recv()))

@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 import factory
+from django.contrib.auth.hashers import make_password
 from factory.django import DjangoModelFactory
 
 from locations.models import (
@@ -58,6 +59,9 @@ class ExceptionalPeriodFactory(DjangoModelFactory[ExceptionalPeriod]):
     kind = ExceptionalPeriod.Kind.CLOSING
 
 
+CHARGER_PASSWORD = "charger-pass-123"  # every factory charge point's OCPP Basic-auth password
+
+
 class ChargePointFactory(DjangoModelFactory[ChargePoint]):
     class Meta:
         model = ChargePoint
@@ -68,6 +72,7 @@ class ChargePointFactory(DjangoModelFactory[ChargePoint]):
     vendor = "TestVendor"
     model = "TestModel"
     is_connected = True
+    password_hash = factory.LazyFunction(lambda: make_password(CHARGER_PASSWORD))
 
 
 class EVSEFactory(DjangoModelFactory[EVSE]):

@@ -4,10 +4,13 @@ history). Idempotent: running it again adds nothing that is already there."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -43,6 +46,9 @@ from locations.models import (
     TariffElement,
     TaxIncluded,
 )
+from locations.services import charge_point_set_password
+
+PASSWORDS_FILE = "charger-passwords.json"  # under RUN_DIR; simulate_chargers --passwords reads it
 
 AC22 = dict(standard=ConnectorStandard.IEC_62196_T2, format=ConnectorFormat.SOCKET,
             power_type=PowerType.AC_3_PHASE, max_voltage=400, max_amperage=32,
@@ -152,6 +158,13 @@ DRIVERS = [
 class Command(BaseCommand):
     help = "Seed demo locations, chargers, staff and admin logins, drivers and bookings."
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--passwords-file", default=None,
+            help="where the demo chargers' passwords are kept for the simulator "
+            "(default: RUN_DIR/charger-passwords.json)",
+        )  # fmt: skip
+
     def handle(self, *args, **options) -> None:
         with transaction.atomic():
             users = self._users()
@@ -159,13 +172,31 @@ class Command(BaseCommand):
             locations = [self._location(spec) for spec in LOCATIONS]
             for location in locations:
                 self._tariff(location)
+        passwords = Path(options["passwords_file"] or settings.RUN_DIR / PASSWORDS_FILE)
+        self._charger_passwords(locations, passwords)
         made = self._bookings(locations, drivers, users["staff"])
         with transaction.atomic():  # one commit for the whole history
             past = sum(self._history(location, drivers, users["staff"]) for location in locations)
         self.stdout.write(
             f"Demo data ready: {len(locations)} locations, "
-            f"{EVSE.objects.count()} EVSEs, {made} new bookings, {past} past bookings."
+            f"{EVSE.objects.count()} EVSEs, {made} new bookings, {past} past bookings; "
+            f"the demo chargers' passwords are in {passwords}."
         )
+
+    def _charger_passwords(self, locations: list[Location], path: Path) -> None:
+        """Give every demo charge point a password, kept in `path` (private to this user) for
+        the simulator: the csms refuses charge points without one. A charge point missing
+        from the file (a new database, a deleted file) gets a new password."""
+        known = json.loads(path.read_text()) if path.exists() else {}
+        changed = False
+        for cp in ChargePoint.objects.filter(location__in=locations).order_by("identity"):
+            if cp.identity not in known or not cp.password_hash:
+                known[cp.identity] = charge_point_set_password(charge_point=cp)
+                changed = True
+        if changed:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n")
 
     def _users(self) -> dict:
         User = get_user_model()

@@ -13,6 +13,7 @@ import contextlib
 import json
 import socket
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis
@@ -33,6 +34,10 @@ class Command(BaseCommand):
         parser.add_argument("--match", default="", help="only identities starting with this")
         parser.add_argument("--mode", choices=MODES, default="accept")
         parser.add_argument("--password", default=None, help="Basic-auth password for all")
+        parser.add_argument(
+            "--passwords", default=None, metavar="FILE",
+            help="JSON {charge point id: password} (seed_demo writes one for the demo)",
+        )  # fmt: skip
         parser.add_argument("--count", "--limit", dest="limit", type=int, default=None,
                             help="connect at most this many (in identity order)")  # fmt: skip
         parser.add_argument("--concurrency", type=int, default=200, help="parallel connects")
@@ -57,13 +62,14 @@ class Command(BaseCommand):
         if options["limit"]:
             qs = qs[: options["limit"]]
         url = options["url"] or settings.CSMS_PUBLIC_URL
+        passwords = self._passwords(options["passwords"])
         sims = {
             cp.identity: SimulatedCharger(
                 url,
                 cp.identity,
                 version=cp.ocpp_version,
                 evses=max(cp.n, 1),
-                password=options["password"],
+                password=passwords.get(cp.identity, options["password"]),
                 mode=options["mode"],
             )
             for cp in qs
@@ -75,6 +81,15 @@ class Command(BaseCommand):
         self.stdout.write(f"simulator: {len(sims)} chargers -> {url} (mode {options['mode']})")
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(self._run(sims, options["concurrency"]))
+
+    def _passwords(self, path: str | None) -> dict[str, str]:
+        if not path:
+            return {}
+        try:
+            return json.loads(Path(path).read_text())
+        except (OSError, ValueError) as error:
+            self.stderr.write(f"simulator: no passwords from {path} ({error})")
+            return {}
 
     def _wait_for_csms(self, url: str, seconds: float) -> None:
         """Return once the csms accepts a TCP connection, so that no charger's first connect
@@ -111,18 +126,31 @@ class Command(BaseCommand):
                 task.cancel()
 
     async def _control(self, sims: dict[str, SimulatedCharger]) -> None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-        pubsub = client.pubsub()
-        await pubsub.subscribe(control_channel(settings.CSMS_BUS_PREFIX))
-        async for message in pubsub.listen():
-            if message.get("type") != "message":
-                continue
+        """Apply --tell messages; a Redis restart only pauses them (the chargers stay up)."""
+        delay = 1.0
+        while True:
+            client = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
             try:
-                result = await handle_control(sims, json.loads(message["data"]))
-                if result != "no such charger":
-                    self.stdout.write(f"simulator: {result}")
-            except Exception as error:
-                self.stderr.write(f"simulator: control message failed: {error}")
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(control_channel(settings.CSMS_BUS_PREFIX))
+                    delay = 1.0
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            await self._apply(sims, message["data"])
+            except redis.RedisError as error:
+                self.stderr.write(f"simulator: control channel: {error}; retrying in {delay:.0f} s")
+            finally:
+                await client.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30)
+
+    async def _apply(self, sims: dict[str, SimulatedCharger], data: str) -> None:
+        try:
+            result = await handle_control(sims, json.loads(data))
+            if result != "no such charger":
+                self.stdout.write(f"simulator: {result}")
+        except Exception as error:
+            self.stderr.write(f"simulator: control message failed: {error}")
 
     def _tell(self, words: list[str]) -> None:
         if len(words) < 3:

@@ -19,13 +19,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import httpx
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from bookings.models import BookingTransition, Status
 from bookings.selectors import audit_rows_after
+from config import outbound
 
 from .models import (
     BookingRequest,
@@ -44,7 +44,6 @@ LEASE = timedelta(minutes=2)  # how long one deliverer owns a subscription's que
 MAX_ATTEMPTS = 12  # with the backoff below, about 5 hours of retrying before giving up
 BACKOFF_BASE_SECONDS = 5
 BACKOFF_MAX_SECONDS = 3600
-TIMEOUT_SECONDS = 10  # per POST: a slow receiver must not hold the queue for long
 
 Event = BookingTransition.Event
 STATUS_EVENTS = {
@@ -140,10 +139,10 @@ def payload(delivery: WebhookDelivery, client: Client) -> dict:
 def _post(sub: WebhookSubscription, delivery: WebhookDelivery, now: datetime) -> int:
     body = json.dumps(payload(delivery, sub.client), separators=(",", ":")).encode()
     timestamp = int(now.timestamp())
-    response = httpx.post(
+    status, _ = outbound.send(
+        "POST",
         sub.url,
         content=body,
-        timeout=TIMEOUT_SECONDS,
         headers={
             "Content-Type": "application/json",
             "User-Agent": "Chargebook-Webhooks/1",
@@ -153,7 +152,7 @@ def _post(sub: WebhookSubscription, delivery: WebhookDelivery, now: datetime) ->
             "X-Chargebook-Signature": sign(sub.secret, timestamp, body),
         },
     )
-    return response.status_code
+    return status
 
 
 @dataclass
@@ -194,7 +193,7 @@ def deliver(*, subscription_id: int, now: datetime | None = None, limit: int = 5
             try:
                 status = _post(sub, delivery, started)
                 error = "" if 200 <= status < 300 else f"HTTP {status}"
-            except httpx.HTTPError as exc:
+            except outbound.OutboundError as exc:
                 status, error = None, f"{type(exc).__name__}: {exc}"
             if not error:
                 WebhookDelivery.objects.filter(pk=delivery.pk).update(

@@ -308,11 +308,12 @@ CSMS_PUBLIC_URL = env("CSMS_PUBLIC_URL", f"ws://{CSMS_HOST}:{CSMS_PORT}/ocpp")
 CSMS_BUS_PREFIX = env("CSMS_BUS_PREFIX", "cb:csms")  # Redis keys of the worker-to-csms bus
 CSMS_COMMAND_TIMEOUT_SECONDS = float(env("CSMS_COMMAND_TIMEOUT_SECONDS", "15"))
 CSMS_HEARTBEAT_INTERVAL_SECONDS = int(env("CSMS_HEARTBEAT_INTERVAL_SECONDS", "300"))
-# Outbound OCPI calls (ocpi/client.py): the whole of one call, lookup to last byte, in seconds;
-# and whether a party's URLs may point at loopback, private or link-local addresses (only for
-# development and tests, where partners run on this machine).
-OCPI_HTTP_DEADLINE_SECONDS = float(env("OCPI_HTTP_DEADLINE_SECONDS", "20"))
-OCPI_ALLOW_PRIVATE_URLS = env_bool("OCPI_ALLOW_PRIVATE_URLS", DEBUG)
+# Calls to partners' servers (OCPI parties, webhook receivers; config/outbound.py): the whole of
+# one call, lookup to last byte, in seconds; and whether the URLs they give us may point at
+# loopback, private or link-local addresses (only for development and tests, where partners run
+# on this machine).
+OUTBOUND_HTTP_DEADLINE_SECONDS = float(env("OUTBOUND_HTTP_DEADLINE_SECONDS", "20"))
+OUTBOUND_ALLOW_PRIVATE_URLS = env_bool("OUTBOUND_ALLOW_PRIVATE_URLS", DEBUG)
 # Charge points without a password are refused unless this is on (development only).
 CSMS_ALLOW_CHARGERS_WITHOUT_PASSWORD = env_bool("CSMS_ALLOW_CHARGERS_WITHOUT_PASSWORD", False)
 # Failed handshakes allowed per charge point id and per client address (`limits` notation),

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 2000  # audit rows read per sweep pass
 # How long one deliverer owns a party's queue. It is renewed before every send, and one send
-# lasts at most the HTTP deadline (OCPI_HTTP_DEADLINE_SECONDS), so it cannot run out mid-send.
+# lasts at most the HTTP deadline (OUTBOUND_HTTP_DEADLINE_SECONDS), so it cannot run out mid-send.
 LEASE = timedelta(minutes=2)
 BUDGET = timedelta(seconds=60)  # a deliverer starts no send after this long; the next one goes on
 MAX_ATTEMPTS = 12  # with the backoff below, about 5 hours of retrying before giving up

@@ -61,7 +61,7 @@ def _test_http_settings(django_test_environment):
         CSRF_COOKIE_SECURE=False,
         ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, "testserver", "127.0.0.1", "localhost"],
         # The test partners (pytest-httpserver, tests/ocpi/partner.py) listen on 127.0.0.1.
-        OCPI_ALLOW_PRIVATE_URLS=True,
+        OUTBOUND_ALLOW_PRIVATE_URLS=True,
         STORAGES={
             **settings.STORAGES,
             "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

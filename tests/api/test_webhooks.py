@@ -4,6 +4,7 @@ a failure with later events waiting, re-sendable; subscriptions over the API."""
 import hashlib
 import hmac
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -179,3 +180,29 @@ def test_events_caused_by_others_reach_the_owner(booker, receiver, driver, tomor
     _deliver_all()
     assert [r.headers["X-Chargebook-Event"] for r in receiver.received] == ["booking.held"]
     assert json.loads(receiver.received[0].data)["booking"]["holdState"] == "held"
+
+
+def test_a_receiver_on_a_private_address_is_not_called_unless_allowed(
+    booker, receiver, driver, tomorrow_10, settings
+):
+    settings.OUTBOUND_ALLOW_PRIVATE_URLS = False
+    _subscribe(booker, f"http://127.0.0.1:{PORT}/hook")
+    _book(booker, driver, tomorrow_10)
+    _deliver_all()
+    assert receiver.received == []  # loopback: refused before any connection
+    held = WebhookDelivery.objects.get(event="booking.created")
+    assert held.state == WebhookDelivery.State.PENDING and "non-public address" in held.last_error
+
+
+def test_a_trickling_receiver_is_cut_at_the_deadline(booker, driver, tomorrow_10, settings):
+    from tests.ocpi.partner import Partner
+
+    settings.OUTBOUND_HTTP_DEADLINE_SECONDS = 1
+    with Partner(trickle_seconds=0.5) as partner:
+        _subscribe(booker, f"{partner.url}/hook")
+        _book(booker, driver, tomorrow_10)
+        started = time.monotonic()
+        _deliver_all()
+        assert time.monotonic() - started < 5  # not the minutes a trickle would take
+    delivery = WebhookDelivery.objects.get(event="booking.created")
+    assert delivery.state == WebhookDelivery.State.PENDING and "within 1.0 s" in delivery.last_error

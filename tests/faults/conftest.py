@@ -185,7 +185,7 @@ def start_web(processes: Processes, redis_url: str, **extra: str) -> str:
 
 def start_workers(processes: Processes, redis_url: str, *names: str, **extra: str) -> None:
     """The Procfile's Celery workers (`worker`, `ocpi`); returns once each is consuming."""
-    env = processes.env(redis_url, OCPI_ALLOW_PRIVATE_URLS="1", **extra)
+    env = processes.env(redis_url, OUTBOUND_ALLOW_PRIVATE_URLS="1", **extra)
     for name in names or ("worker", "ocpi"):
         procfile_process(processes, name, env)
     for name in names or ("worker", "ocpi"):

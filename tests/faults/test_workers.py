@@ -40,7 +40,7 @@ def commands(party, partner, count):
 def test_charger_work_runs_while_a_trickling_partner_holds_the_ocpi_workers(
     processes, redis_server
 ):
-    start_workers(processes, redis_server.url, OCPI_HTTP_DEADLINE_SECONDS="30")
+    start_workers(processes, redis_server.url, OUTBOUND_HTTP_DEADLINE_SECONDS="30")
     app = producer(redis_server.url)
     lost = ChargePointFactory(is_connected=True)  # no csms holds it: the check marks it offline
     with Partner(trickle_seconds=1) as partner:

@@ -3,12 +3,13 @@ deadline per call, and no calls to addresses inside our network unless allowed."
 
 import pytest
 
+from config import outbound
 from ocpi import client
 from tests.ocpi.partner import Partner
 
 
 def test_call_to_a_trickling_partner_ends_at_the_deadline(settings):
-    settings.OCPI_HTTP_DEADLINE_SECONDS = 1
+    settings.OUTBOUND_HTTP_DEADLINE_SECONDS = 1
     # One byte every 0.3 s: each read is well inside httpx's 10 s read timeout.
     with (
         Partner(trickle_seconds=0.3) as partner,
@@ -36,7 +37,7 @@ def test_call_to_a_healthy_partner_answers(settings):
 )
 def test_call_refuses_loopback_addresses_unless_allowed(settings, url):
     # Only addresses of this machine here: a test never sends anything to another network.
-    settings.OCPI_ALLOW_PRIVATE_URLS = False
+    settings.OUTBOUND_ALLOW_PRIVATE_URLS = False
     with Partner() as partner, pytest.raises(client.RefusedURL):
         client.call("GET", url.format(port=partner.server.server_port), token="t")
     assert partner.received == []
@@ -58,4 +59,4 @@ def test_call_refuses_other_schemes(settings):
     ],
 )  # fmt: skip
 def test_public_address_tells_addresses_inside_a_network(address, public):
-    assert client.public_address(address) is public
+    assert outbound.public_address(address) is public

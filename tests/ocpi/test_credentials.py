@@ -271,7 +271,7 @@ def test_credentials_two_emsps_see_and_receive_only_their_own_bookings(
 
 
 def test_credentials_post_to_a_trickling_partner_ends_at_the_deadline(ours, settings):
-    settings.OCPI_HTTP_DEADLINE_SECONDS = 1
+    settings.OUTBOUND_HTTP_DEADLINE_SECONDS = 1
     _, token_a = add_party("DE", "XMS")
     answers = []
     with Partner(trickle_seconds=0.3) as partner:
@@ -301,7 +301,7 @@ def _credentials_message(ours, token_a, url) -> tuple[int, str]:
 
 @pytest.mark.parametrize("allow_private", [True, False])
 def test_credentials_post_answers_alike_for_open_and_closed_ports(ours, settings, allow_private):
-    settings.OCPI_ALLOW_PRIVATE_URLS = allow_private
+    settings.OUTBOUND_ALLOW_PRIVATE_URLS = allow_private
     _, token_a = add_party("DE", "XMS")
     with Partner() as partner:  # answers 200 with an OCPI envelope, but no versions
         open_port = _credentials_message(ours, token_a, f"{partner.url}/ocpi/versions")

@@ -10,7 +10,7 @@ import uuid
 import pgtrigger
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
-from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
+from django.contrib.postgres.fields import ArrayField, DateTimeRangeField, RangeOperators
 from django.contrib.postgres.indexes import GistIndex
 from django.db import models
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
@@ -223,6 +223,10 @@ class Booking(models.Model):
     authorization_reference = models.CharField(max_length=36)
     power_required_kw = models.PositiveIntegerField(null=True, blank=True)
     terms = models.JSONField(default=dict, blank=True, help_text="The accepted OCPI BookingTerms.")
+    tariff_ids = ArrayField(
+        models.CharField(max_length=36), default=list, blank=True,
+        help_text="The tariffs in force at its EVSE when it was booked or moved (OCPI ids).",
+    )  # fmt: skip
     access_methods = models.JSONField(default=list, blank=True)
     notes = models.TextField(blank=True)
     # Cancellation (OCPI Cancellation).

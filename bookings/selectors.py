@@ -437,8 +437,6 @@ def booking_detail_queryset() -> QuerySet[Booking]:
     return Booking.objects.select_related(
         "evse__charge_point__location", "connector", "driver", "created_by", "canceled_by"
     ).prefetch_related(
-        "evse__tariffs",
-        "location__tariffs",
         Prefetch("tokens", queryset=BookingToken.objects.order_by("id")),
         Prefetch("requests", queryset=BookingRequest.objects.order_by("received_at", "id")),
     )

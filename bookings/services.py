@@ -31,6 +31,7 @@ from locations.selectors import (
     policy_for,
     policy_terms,
     published_location_exists,
+    tariff_ids_at,
 )
 
 from . import exceptions as exc
@@ -427,6 +428,7 @@ def _insert(
     block. Raises SlotUnavailable when a no-overlap constraint refuses it (`taken()` for the
     EVSE's)."""
     _check_token_owners(actor, tokens)
+    booking.tariff_ids = tariff_ids_at(evse=booking.evse, location=booking.location)
     with _conflicts_refused(taken):
         booking.save()
         BookingToken.objects.bulk_create(
@@ -605,6 +607,8 @@ def booking_change(
         exclude_booking_id=booking.pk, check_overlap=False,
     )  # fmt: skip
     policy = policy_for(new_evse, booking.location)
+    if new_evse.pk != booking.evse_id:
+        booking.tariff_ids = tariff_ids_at(evse=new_evse, location=booking.location)
     booking.evse = new_evse
     if booking.connector_id and booking.connector.evse_id != new_evse.pk:
         booking.connector = None
@@ -615,7 +619,14 @@ def booking_change(
     taken = partial(_slot_taken, new_evse, new_start, booking.location, policy)
     with _conflicts_refused(taken):
         booking.save(
-            update_fields=["evse", "connector", "period", "blocked_period", "last_updated"]
+            update_fields=[
+                "evse",
+                "connector",
+                "period",
+                "blocked_period",
+                "tariff_ids",
+                "last_updated",
+            ]
         )
     _audit(
         booking, event=BookingTransition.Event.CHANGED, from_status=booking.status, actor=actor,

@@ -123,6 +123,17 @@ def test_a_booking_names_the_tariffs_of_its_evse(client, emsp, site, tariff, tom
     assert posted.json()["data"]["tariff_id"] == ["AMS-STD"]
     listed = client.get("/ocpi/cpo/2.3.0/bookings", HTTP_AUTHORIZATION=emsp.auth).json()["data"]
     assert listed[0]["tariff_id"] == ["AMS-STD"]
+    # The tariffs accepted with the booking stay with it; moving it to an EVSE with tariffs of
+    # its own takes those.
+    TariffFactory(ocpi_id="AMS-NEW", locations=[site])
+    TariffFactory(ocpi_id="FAST-DC", evses=[EVSE.objects.get(uid="EVSE-2")])
+    listed = client.get("/ocpi/cpo/2.3.0/bookings", HTTP_AUTHORIZATION=emsp.auth).json()["data"]
+    assert listed[0]["tariff_id"] == ["AMS-STD"]
+    body["evse_uid"] = "EVSE-2"
+    moved = client.post("/ocpi/cpo/2.3.0/bookings", json.dumps(body),
+                        content_type="application/json", HTTP_AUTHORIZATION=emsp.auth)  # fmt: skip
+    assert moved.json()["data"]["evse_uid"] == "EVSE-2"
+    assert moved.json()["data"]["tariff_id"] == ["FAST-DC"]
 
 
 def test_tariff_rules_hold_in_the_database(tariff):

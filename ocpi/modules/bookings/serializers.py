@@ -142,9 +142,7 @@ def booking_object(
         "evse_uid": booking.evse.uid if booking.evse_id else "#NA",
         "connector_id": booking.connector.connector_id if booking.connector_id else None,
         "booking_tokens": [_token(t) for t in tokens],
-        "tariff_id": tariff_ids_for(
-            evse=booking.evse if booking.evse_id else None, location=booking.location
-        ),
+        "tariff_id": list(booking.tariff_ids),
         "period": _period(booking.period.lower, booking.period.upper),
         "reservation_status": booking.status,
         "access_methods": booking.access_methods or [{"location_access": "OPEN"}],

@@ -25,7 +25,7 @@ def client_of_token(token: AccessToken) -> Client:
 
 def _limited(client: Client) -> list[int] | None:
     """The client's location ids, or None when it is not limited."""
-    ids = [location.pk for location in client.locations.all()]
+    ids = list(client.locations.values_list("pk", flat=True))  # ids only: no Location rows
     return ids or None
 
 

@@ -327,6 +327,7 @@ class SimulatedCharger:
     async def run_forever(self, heartbeat_seconds: float = 300) -> None:
         """Stay connected (reconnecting with backoff) and heartbeat, unless the mode is offline."""
         delay = 1.0
+        last_heartbeat = time.monotonic()
         while True:
             if self.mode == "offline":
                 await asyncio.sleep(1)
@@ -335,14 +336,16 @@ class SimulatedCharger:
                 if not self.connected:
                     await self.connect()
                     delay = 1.0
-                wait = min(heartbeat_seconds, self.meter_seconds) if self.sessions else None
-                await asyncio.wait_for(asyncio.shield(self._reader), wait or heartbeat_seconds)
+                # Wake at least every meter interval: a session may start in between.
+                tick = min(heartbeat_seconds, self.meter_seconds)
+                await asyncio.wait_for(asyncio.shield(self._reader), tick)
             except TimeoutError:
                 with contextlib.suppress(Exception):
                     if self.sessions:
                         await self.send_meter_values()
-                    else:
+                    elif time.monotonic() - last_heartbeat >= heartbeat_seconds - 1:
                         await self.cp.heartbeat()
+                        last_heartbeat = time.monotonic()
             except asyncio.CancelledError:
                 await self.disconnect()
                 raise

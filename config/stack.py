@@ -257,6 +257,8 @@ def cmd_up(run_dir: Path) -> int:
                     f"  Staff UI   http://127.0.0.1:{port}/        login staff / staff-demo",
                     f"  Admin      http://127.0.0.1:{port}/admin/  login admin / admin-demo",
                     f"  OCPI       http://127.0.0.1:{port}/ocpi/versions",
+                    f"  API docs   http://127.0.0.1:{port}/api/docs/  "
+                    "(clients: manage.py api_add_client)",
                     f"  OCPP csms  ws://127.0.0.1:{csms_port}/ocpp/<charge point id>  "
                     "(demo chargers simulated)",
                     f"  Processes  {supervisorctl} -c {conf} status",

@@ -26,3 +26,27 @@ def test_control_sets_mode_and_starts_a_session(stack):
     stack.run(handle_control(sims, {"cp": cp.identity, "action": "mode", "mode": "offline"}))
     assert not sim.connected
     assert stack.run(handle_control(sims, {"cp": "NOPE", "action": "mode"})) == "no such charger"
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_a_running_simulator_reports_its_meter_while_a_session_charges(stack, version):
+    import asyncio
+
+    from tests.chargers.fixtures import wait_for
+
+    cp = ChargePointFactory(ocpp_version=version)
+    EVSEFactory(charge_point=cp, ocpp_evse_id=1)
+    sim = stack.charger(cp, meter_seconds=0.2, power_w=36_000_000)  # 10 kWh a second
+    runner = asyncio.run_coroutine_threadsafe(
+        sim.run_forever(heartbeat_seconds=300), stack.loop.loop
+    )
+    try:
+        # The session starts while run_forever waits: it still reports within a meter interval.
+        stack.run(handle_control({cp.identity: sim}, {"cp": cp.identity, "action": "start",
+                                                      "token": "T-MV", "evse": 1}))  # fmt: skip
+        session = ChargingSession.objects.get(charge_point=cp)
+        wait_for(lambda: session.meter_readings.count() >= 2, timeout=10)
+        session.refresh_from_db()
+        assert session.meter_last_wh is not None and session.energy_wh > 0
+    finally:
+        runner.cancel()

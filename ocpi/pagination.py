@@ -3,7 +3,7 @@ and `date_to` exclusive on last_updated, `Link rel="next"`, `X-Total-Count`, `X-
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,6 +27,16 @@ class PageFilterSerializer(InputSerializer):
         if date_from and date_to and date_to < date_from:
             raise serializers.ValidationError({"date_to": "Must not be before date_from."})
         return attrs
+
+
+def changed_between(items: QuerySet, filters: Mapping[str, Any], field: str = "last_updated"):
+    """The items whose `field` is in [date_from, date_to) of a PageFilterSerializer's data:
+    the OCPI rule for every list (date_from inclusive, date_to exclusive)."""
+    if filters.get("date_from"):
+        items = items.filter(**{f"{field}__gte": filters["date_from"]})
+    if filters.get("date_to"):
+        items = items.filter(**{f"{field}__lt": filters["date_to"]})
+    return items
 
 
 def paginated_response(

@@ -9,7 +9,7 @@ from locations.selectors import tariff_ids_for
 from ocpi import responses as r
 from ocpi.base import OcpiApi
 from ocpi.exceptions import OcpiError
-from ocpi.pagination import PageFilterSerializer, paginated_response
+from ocpi.pagination import PageFilterSerializer, changed_between, paginated_response
 from ocpi.schema import AUTH_ERRORS, PAGE_PARAMETERS, envelope_of
 from ocpi.selectors import published_location_get, published_locations
 
@@ -51,10 +51,7 @@ class LocationListApi(OcpiApi):
         filters.is_valid(raise_exception=True)
         f = filters.validated_data
         items = published_locations()
-        if f.get("date_from"):
-            items = items.filter(ocpi_last_updated__gte=f["date_from"])
-        if f.get("date_to"):
-            items = items.filter(ocpi_last_updated__lt=f["date_to"])
+        items = changed_between(items, f, "ocpi_last_updated")
         return paginated_response(
             request, items, lambda page: [location_object(x) for x in page],
             offset=f["offset"], limit=f.get("limit"),

@@ -10,7 +10,7 @@ from bookings.models import Booking
 from locations.selectors import tariff_catalog
 from ocpi.base import OcpiApi
 from ocpi.models import Token
-from ocpi.pagination import PageFilterSerializer, paginated_response
+from ocpi.pagination import PageFilterSerializer, changed_between, paginated_response
 from ocpi.schema import AUTH_ERRORS, PAGE_PARAMETERS, envelope_of
 from ocpi.selectors import sessions_of_party
 
@@ -29,10 +29,7 @@ class SessionListApi(OcpiApi):
         f = filters.validated_data
         party = self.party
         items = sessions_of_party(party)
-        if f.get("date_from"):
-            items = items.filter(ocpi_last_updated__gte=f["date_from"])
-        if f.get("date_to"):
-            items = items.filter(ocpi_last_updated__lt=f["date_to"])
+        items = changed_between(items, f, "ocpi_last_updated")
         now = timezone.now()
 
         def render(page):

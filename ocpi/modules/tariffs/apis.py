@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema
 
 from locations.selectors import tariff_list
 from ocpi.base import OcpiApi
-from ocpi.pagination import PageFilterSerializer, paginated_response
+from ocpi.pagination import PageFilterSerializer, changed_between, paginated_response
 from ocpi.schema import AUTH_ERRORS, PAGE_PARAMETERS, envelope_of
 
 from .serializers import TariffOut, tariff_object
@@ -23,10 +23,7 @@ class TariffListApi(OcpiApi):
         filters.is_valid(raise_exception=True)
         f = filters.validated_data
         items = tariff_list()
-        if f.get("date_from"):
-            items = items.filter(last_updated__gte=f["date_from"])
-        if f.get("date_to"):
-            items = items.filter(last_updated__lt=f["date_to"])
+        items = changed_between(items, f)
         version = self.party.booking_module_version
         return paginated_response(
             request,

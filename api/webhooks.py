@@ -162,12 +162,26 @@ class Delivered:
     retry_at: datetime | None = None
 
 
-def _claim(subscription_id: int, now: datetime) -> bool:
-    return bool(
+def _claim(subscription_id: int, now: datetime) -> datetime | None:
+    """Take the subscription's queue for LEASE unless another deliverer holds it."""
+    until = now + LEASE
+    taken = (
         WebhookSubscription.objects.filter(pk=subscription_id)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=now + LEASE)
+        .update(lease_until=until)
     )
+    return until if taken else None
+
+
+def _renew(subscription_id: int, lease: datetime) -> datetime | None:
+    """Extend a lease still held (unchanged since taken); None once another deliverer has it.
+    Renewed before every POST, and a POST lasts at most the outbound deadline, so a backlog
+    longer than LEASE never lets two deliverers send at once."""
+    until = timezone.now() + LEASE
+    kept = WebhookSubscription.objects.filter(pk=subscription_id, lease_until=lease).update(
+        lease_until=until
+    )
+    return until if kept else None
 
 
 def deliver(*, subscription_id: int, now: datetime | None = None, limit: int = 500) -> Delivered:
@@ -175,7 +189,8 @@ def deliver(*, subscription_id: int, now: datetime | None = None, limit: int = 5
     (retried with exponential backoff). One deliverer per subscription runs at a time."""
     now = now or timezone.now()
     result = Delivered()
-    if not _claim(subscription_id, now):
+    lease = _claim(subscription_id, now)
+    if lease is None:
         return result
     try:
         sub = WebhookSubscription.objects.select_related("client").get(pk=subscription_id)
@@ -189,6 +204,10 @@ def deliver(*, subscription_id: int, now: datetime | None = None, limit: int = 5
             if delivery.next_attempt_at and delivery.next_attempt_at > now:
                 result.retry_at = delivery.next_attempt_at
                 break  # in order: later deliveries wait behind this one
+            lease = _renew(subscription_id, lease)
+            if lease is None:
+                logger.warning("Webhook lease of subscription %s lost", subscription_id)
+                break
             started = max(now, timezone.now())
             try:
                 status = _post(sub, delivery, started)
@@ -217,7 +236,10 @@ def deliver(*, subscription_id: int, now: datetime | None = None, limit: int = 5
                 result.retry_at = retry_at
                 break
     finally:
-        WebhookSubscription.objects.filter(pk=subscription_id).update(lease_until=None)
+        if lease is not None:  # only our own lease: a lost one belongs to the next deliverer
+            WebhookSubscription.objects.filter(pk=subscription_id, lease_until=lease).update(
+                lease_until=None
+            )
     return result
 
 

@@ -206,3 +206,27 @@ def test_a_trickling_receiver_is_cut_at_the_deadline(booker, driver, tomorrow_10
         assert time.monotonic() - started < 5  # not the minutes a trickle would take
     delivery = WebhookDelivery.objects.get(event="booking.created")
     assert delivery.state == WebhookDelivery.State.PENDING and "within 1.0 s" in delivery.last_error
+
+
+def test_a_deliverer_that_lost_its_lease_stops_before_the_next_send(
+    booker, receiver, driver, tomorrow_10, monkeypatch
+):
+    hook = _subscribe(booker, f"http://127.0.0.1:{PORT}/hook")
+    first = _book(booker, driver, tomorrow_10)
+    booker.post("/api/v1/booking-requests", {"type": "cancel", "bookingId": first}, format="json")
+    webhooks.sweep()
+    post = webhooks._post
+
+    def post_then_lose_the_lease(sub, delivery, now):
+        status = post(sub, delivery, now)
+        # Meanwhile another deliverer took over (this one's lease had run out).
+        WebhookSubscription.objects.filter(pk=sub.pk).update(
+            lease_until=timezone.now() + timedelta(minutes=5)
+        )
+        return status
+
+    monkeypatch.setattr(webhooks, "_post", post_then_lose_the_lease)
+    assert webhooks.deliver(subscription_id=hook["id"]).sent == 1
+    assert [r.headers["X-Chargebook-Event"] for r in receiver.received] == ["booking.created"]
+    # The other deliverer's lease is left alone.
+    assert WebhookSubscription.objects.get(pk=hook["id"]).lease_until > timezone.now()

@@ -4,6 +4,7 @@ errors included, is built here."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -30,6 +31,13 @@ def ocpi_datetime(value: datetime | None) -> str | None:
 
 
 @lru_cache(maxsize=8192)  # calendars repeat the same day bounds and last_updated many times
+def ocpi_number(value: Decimal, places: str | None = None) -> int | float:
+    """A Decimal as an OCPI number: rounded to `places` when given (e.g. "0.0001"), without
+    trailing zeros (0.2500 -> 0.25, 3.000 -> 3)."""
+    normal = (value.quantize(Decimal(places)) if places else value).normalize()
+    return int(normal) if normal == normal.to_integral_value() else float(normal)
+
+
 def _format_utc(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)

@@ -17,14 +17,13 @@ from chargers.models import ChargingSession
 from locations.models import Tariff
 from locations.selectors import tariff_terms
 from locations.tariffs import Cost, Period, session_cost
-from ocpi.responses import ocpi_datetime
+from ocpi.responses import ocpi_datetime, ocpi_number
 
 HOUR = Decimal(3600)
 
 
 def _number(value: Decimal, places: str = "0.0001") -> int | float:
-    normal = value.quantize(Decimal(places)).normalize()
-    return int(normal) if normal == normal.to_integral_value() else float(normal)
+    return ocpi_number(value, places)
 
 
 def price_object(cost: Cost) -> dict[str, Any]:

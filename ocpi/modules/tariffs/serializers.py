@@ -11,7 +11,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from locations.models import Tariff, TariffElement, TaxIncluded
-from ocpi.responses import ocpi_datetime
+from ocpi.responses import ocpi_datetime, ocpi_number
 
 V11_BOOKING = {  # Bookings 1.1 prices a booking with TariffRestrictions.booking
     "RESERVATION": "BOOKING",
@@ -22,19 +22,13 @@ V11_BOOKING = {  # Bookings 1.1 prices a booking with TariffRestrictions.booking
 _NUMBERS = ("min_kwh", "max_kwh", "min_current", "max_current", "min_power", "max_power")
 
 
-def _number(value: Decimal) -> int | float:
-    """A Decimal as a JSON number, without trailing zeros (0.2500 -> 0.25, 3.000 -> 3)."""
-    normal = value.normalize()
-    return int(normal) if normal == normal.to_integral_value() else float(normal)
-
-
 def _price_limit(tariff: Tariff, amount: Decimal) -> dict[str, Any]:
-    limit: dict[str, Any] = {"before_taxes": _number(amount)}
+    limit: dict[str, Any] = {"before_taxes": ocpi_number(amount)}
     if tariff.tax_included == TaxIncluded.NOT_APPLICABLE:
-        limit["after_taxes"] = _number(amount)
+        limit["after_taxes"] = ocpi_number(amount)
     elif tariff.tax_percentage is not None:
         after = amount * (1 + tariff.tax_percentage / 100)
-        limit["after_taxes"] = _number(after.quantize(Decimal("0.0001")))
+        limit["after_taxes"] = ocpi_number(after.quantize(Decimal("0.0001")))
     return limit
 
 
@@ -51,7 +45,7 @@ def _restrictions(element: TariffElement, booking_module_version: str) -> dict[s
     for name in _NUMBERS:
         value = getattr(element, name)
         if value is not None:
-            r[name] = _number(value)
+            r[name] = ocpi_number(value)
     for name in ("min_duration", "max_duration"):
         value = getattr(element, name)
         if value is not None:
@@ -71,7 +65,7 @@ def tariff_object(tariff: Tariff, *, booking_module_version: str = "1.0") -> dic
     for element in tariff.elements.all():
         item: dict[str, Any] = {
             "price_components": [
-                {"type": c.type, "price": _number(c.price), "step_size": c.step_size}
+                {"type": c.type, "price": ocpi_number(c.price), "step_size": c.step_size}
                 for c in element.price_components.all()
             ]
         }

@@ -73,11 +73,12 @@ def test_a_booked_session_reads_with_its_energy_periods_and_cost(client, emsp, s
 
 def test_a_running_session_is_active_with_the_energy_so_far(client, emsp, site, tariff):
     evse = EVSE.objects.get(uid="EVSE-2")
-    TokenFactory(owner=emsp, country_code="DE", party_id="XMS", uid="APP-9")
-    session_with_readings(evse, id_tag="APP-9", stopped=False)
+    TokenFactory(owner=emsp, country_code="DE", party_id="XMS", uid="app-9", type="APP_USER")
+    session_with_readings(evse, id_tag="APP-9", stopped=False)  # uids are case-insensitive
     s = client.get(SESSIONS, HTTP_AUTHORIZATION=emsp.auth).json()["data"][0]
     assert s["status"] == "ACTIVE" and "end_date_time" not in s
-    assert s["kwh"] == 20 and s["cdr_token"]["uid"] == "APP-9"
+    assert s["kwh"] == 20
+    assert (s["cdr_token"]["uid"], s["cdr_token"]["type"]) == ("app-9", "APP_USER")
     assert s["total_cost"]["before_taxes"] == 9
 
 

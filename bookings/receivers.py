@@ -12,9 +12,10 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from chargers.models import ChargingSession, Reservation
-from chargers.signals import charger_booted, reservation_dropped, session_started
+from chargers.signals import charger_booted, reservation_dropped, session_started, session_stopped
 from locations.models import ChargePoint
 
+from .billing import session_record
 from .holds import booking_fulfil_from_session, booking_release_dropped_hold
 from .tasks import resend_holds_task
 
@@ -24,6 +25,11 @@ def fulfil_on_session_start(
     sender: type, *, session: ChargingSession, at: datetime, **kwargs: Any
 ) -> None:
     booking_fulfil_from_session(session=session, at=at)
+
+
+@receiver(session_stopped, dispatch_uid="bookings.record_on_session_stop")
+def record_on_session_stop(sender: type, *, session: ChargingSession, **kwargs: Any) -> None:
+    session_record(session)
 
 
 @receiver(reservation_dropped, dispatch_uid="bookings.release_on_reservation_dropped")

@@ -34,6 +34,7 @@ from locations.selectors import (
     tariff_ids_at,
 )
 
+from . import billing
 from . import exceptions as exc
 from .availability import Interval, grid_ceil, on_grid, opening_intervals, session_busy
 from .models import (
@@ -658,7 +659,7 @@ def booking_cancel(
             error=exc.TooLateToCancel, verb="cancel", override_reason=override_reason,
         )  # fmt: skip
     _charger_follow_up(booking)
-    return _transition(
+    booking = _transition(
         booking,
         to=Status.CANCELED,
         actor=actor,
@@ -672,6 +673,8 @@ def booking_cancel(
         canceled_by=actor.user,
         canceled_at=now,
     )
+    billing.cancellation_record(booking, by_driver_side=actor.bound_by_terms, at=now)
+    return booking
 
 
 @transaction.atomic
@@ -735,7 +738,7 @@ def booking_for_session(
 ) -> Booking | None:
     """The RESERVED booking on evse that a session started at `at` with token_uid redeems."""
     candidates = (
-        Booking.objects.filter(status=Status.RESERVED, evse=evse, tokens__uid=token_uid)
+        Booking.objects.filter(status=Status.RESERVED, evse=evse, tokens__uid__iexact=token_uid)
         .filter(period__overlap=(at - timedelta(hours=24), at + timedelta(hours=24)))
         .distinct()
         .order_by("period")
@@ -790,9 +793,11 @@ def booking_mark_no_show(
             )
         if not staff and now <= fulfil_window(booking).end:
             raise exc.InvalidRequest("The driver may still arrive; it is not a no-show yet.")
-    return _transition(
+    booking = _transition(
         booking, to=Status.NO_SHOW, actor=actor or Actor.system("no-show sweep"), now=now
     )
+    billing.no_show_record(booking, at=now)
+    return booking
 
 
 @transaction.atomic

@@ -1,8 +1,8 @@
-"""Read-only views of what the csms did: reservations placed at chargers and sessions."""
+"""Read-only views of what the csms did: reservations placed at chargers, sessions, CDRs."""
 
 from django.contrib import admin
 
-from .models import ChargingSession, MeterReading, Reservation
+from .models import ChargeDetailRecord, ChargingSession, MeterReading, Reservation
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -55,3 +55,21 @@ class ChargingSessionAdmin(ReadOnlyAdmin):
     list_filter = ["charge_point__location"]
     search_fields = ["transaction_id", "id_tag", "charge_point__identity", "=booking_id"]
     list_select_related = ["charge_point", "evse"]
+
+
+@admin.register(ChargeDetailRecord)
+class ChargeDetailRecordAdmin(ReadOnlyAdmin):
+    """Issued records, as eMSPs receive them (OCPI CDRs); never edited."""
+
+    list_display = [
+        "id", "kind", "location", "evse", "booking_id", "id_tag", "started_at", "ended_at",
+        "energy_kwh", "before_taxes", "after_taxes", "currency", "created_at",
+    ]  # fmt: skip
+    list_filter = ["kind", "location", "currency"]
+    search_fields = ["=id", "=booking_id", "id_tag", "authorization_reference", "tariff_id"]
+    list_select_related = ["location", "evse"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="energy (kWh)")
+    def energy_kwh(self, cdr: ChargeDetailRecord) -> str:
+        return f"{cdr.energy_wh / 1000:.3f}"

@@ -223,3 +223,80 @@ class MeterReading(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.energy_wh} Wh"
+
+
+class ChargeDetailRecord(models.Model):
+    """What a finished session, or a booking that owes a fee without one, costs: issued once
+    (bookings.billing) and never changed. It keeps its own copy of the charging periods and the
+    priced lines, so later meter readings or tariff edits do not change an issued record."""
+
+    class Kind(models.TextChoices):
+        SESSION = "SESSION", "Charging session"
+        NO_SHOW = "NO_SHOW", "No-show fee"
+        CANCELLATION = "CANCELLATION", "Cancellation fee"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    session = models.OneToOneField(
+        ChargingSession, on_delete=models.PROTECT, null=True, blank=True, related_name="cdr"
+    )
+    booking_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    location = models.ForeignKey(
+        "locations.Location", on_delete=models.PROTECT, related_name="cdrs"
+    )
+    evse = models.ForeignKey(
+        EVSE, on_delete=models.SET_NULL, null=True, blank=True, related_name="cdrs"
+    )
+    id_tag = models.CharField(max_length=36, blank=True, help_text="The token uid charged.")
+    authorization_reference = models.CharField(max_length=36, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    tariff_id = models.CharField(max_length=36, blank=True, help_text="OCPI id of the tariff.")
+    currency = models.CharField(max_length=3)
+    energy_wh = models.DecimalField(max_digits=16, decimal_places=3, default=Decimal(0))
+    charging_seconds = models.PositiveIntegerField(default=0)
+    parking_seconds = models.PositiveIntegerField(default=0)
+    # [{"start", "end", "energy_wh", "charging", "power_kw"}] of the session, or the booked or
+    # held time of a fee: [{"start", "end", "dimension"}]
+    periods = models.JSONField(default=list)
+    # [{"dimension", "volume", "price", "amount", "fee"}]: `fee` is the booking element kind
+    # (RESERVATION, ...) for booking fees, "" for the session's own lines.
+    lines = models.JSONField(default=list)
+    before_taxes = models.DecimalField(max_digits=14, decimal_places=4)
+    after_taxes = models.DecimalField(max_digits=14, decimal_places=4)
+    tax_name = models.CharField(max_length=32, blank=True)
+    tax_percentage = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    prices_include_taxes = models.BooleanField(
+        default=False, help_text="Whether the amounts of `lines` include taxes (as the tariff's)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "charge detail record"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["booking_id", "kind"],
+                condition=~Q(kind="SESSION"),
+                name="cdr_one_fee_per_booking",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="SESSION", session__isnull=False)
+                | (~Q(kind="SESSION") & Q(session__isnull=True, booking_id__isnull=False)),
+                name="cdr_kind_matches_source",
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_at__gte=models.F("started_at")), name="cdr_ends_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"CDR {self.pk} ({self.get_kind_display()}, {self.after_taxes} {self.currency})"
+
+    def amount_of(self, *, fee: bool, dimension: str | None = None) -> Decimal:
+        """The sum of the priced lines of booking fees (`fee`) or of the session itself, of one
+        dimension or all (in the tariff's prices, before or after taxes as it says)."""
+        return sum(
+            (Decimal(x["amount"]) for x in self.lines
+             if bool(x.get("fee")) == fee and dimension in (None, x["dimension"])),
+            Decimal(0),
+        )  # fmt: skip

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
@@ -27,7 +28,14 @@ from locations.services import charge_point_set_status, evse_set_status
 
 from . import gateway, signals
 from .meter import Reading
-from .models import RETRY_STATUSES, ChargerReservation, ChargingSession, MeterReading, Reservation
+from .models import (
+    RETRY_STATUSES,
+    ChargeDetailRecord,
+    ChargerReservation,
+    ChargingSession,
+    MeterReading,
+    Reservation,
+)
 
 RS = ChargerReservation
 
@@ -169,6 +177,7 @@ def reservation_mark_used(*, booking_id: int, now: datetime) -> int:
     )
 
 
+@transaction.atomic
 def session_stop(
     *,
     charge_point: ChargePoint,
@@ -177,19 +186,27 @@ def session_stop(
     meter_stop_wh: int | None = None,
     reason: str = "",
 ) -> ChargingSession | None:
-    """Record the end of a session. Returns None for a transaction never started here."""
-    session = ChargingSession.objects.filter(
-        charge_point=charge_point, transaction_id=transaction_id
-    ).first()
+    """Record the end of a session and send signals.session_stopped in the same transaction (a
+    receiver issues its charge detail record). Returns None for a transaction never started
+    here; a session already stopped keeps its first end."""
+    session = (
+        ChargingSession.objects.select_for_update()
+        .filter(charge_point=charge_point, transaction_id=transaction_id)
+        .first()
+    )
     if session is None:
         return None
+    if session.stopped_at is not None:
+        return session  # the charger sent the end again (it got no answer the first time)
     session.stopped_at = stopped_at
     session.meter_stop_wh = meter_stop_wh
     session.stop_reason = (reason or "")[:32]
     session.save(update_fields=["stopped_at", "meter_stop_wh", "stop_reason"])
+    signals.session_stopped.send(sender=ChargingSession, session=session)
     return session
 
 
+@transaction.atomic
 def session_meter_values(
     *,
     charge_point: ChargePoint,
@@ -226,7 +243,26 @@ def session_meter_values(
         changed += ["meter_last_wh", "meter_last_at"]
     if changed:
         session.save(update_fields=changed)
+        if session.stopped_at is None:
+            signals.session_updated.send(sender=ChargingSession, session=session)
     return session
+
+
+def cdr_issue(**fields: Any) -> ChargeDetailRecord:
+    """Write a charge detail record (fields as ChargeDetailRecord has them) and send
+    signals.cdr_issued in the same transaction. Issued once: a session's second record, or a
+    booking's second fee of one kind, returns the first (the database keeps them unique)."""
+    if fields.get("session") is not None:
+        unique = {"session": fields["session"]}
+    else:
+        unique = {"booking_id": fields["booking_id"], "kind": fields["kind"]}
+    with transaction.atomic():
+        existing = ChargeDetailRecord.objects.filter(**unique).first()
+        if existing is not None:
+            return existing
+        cdr = ChargeDetailRecord.objects.create(**fields)
+        signals.cdr_issued.send(sender=ChargeDetailRecord, cdr=cdr)
+    return cdr
 
 
 # --- reservations placed at chargers ---

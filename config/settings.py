@@ -300,6 +300,9 @@ OCPI_COUNTRY_CODE = (env("OCPI_COUNTRY_CODE", "NL") or "NL").upper()
 OCPI_PARTY_ID = (env("OCPI_PARTY_ID", "CBK") or "CBK").upper()
 # The currency of a session no tariff prices (OCPI Sessions and CDRs always name one).
 DEFAULT_CURRENCY = (env("DEFAULT_CURRENCY", "EUR") or "EUR").upper()
+# A running session is pushed to its eMSP at most once per this many seconds as its meter moves
+# (its start and end are always pushed at once).
+OCPI_SESSION_PUSH_INTERVAL_SECONDS = int(env("OCPI_SESSION_PUSH_INTERVAL_SECONDS", "60"))
 PUBLIC_BASE_URL = (env("PUBLIC_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
 PORT = int(env("PORT", "8000"))
 CSMS_HOST = env("CSMS_HOST", "127.0.0.1")

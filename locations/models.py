@@ -440,6 +440,11 @@ class BookingPolicy(models.Model):
         null=True, blank=True, default=15, help_text="Empty: no timeout (released at the end)."
     )
     noshow_fee = models.BooleanField(default=False)
+    cancel_fee_minutes = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="A cancellation by the driver's side this close to the start (or later) owes "
+        "the tariff's cancellation fee. Empty: cancelling is free.",
+    )  # fmt: skip
     late_stop_allowed = models.BooleanField(default=False)
     late_stop_minutes = models.PositiveIntegerField(default=0)
     rfid_auth_required = models.BooleanField(default=False)

@@ -371,3 +371,21 @@ def booking_fee(tariff: TariffTerms, *, kind: str, held: timedelta = timedelta(0
         amount = (seconds / HOUR * timed.price).quantize(PLACES, rounding=ROUND_HALF_UP)
         lines.append(Line(TIME, (seconds / HOUR).quantize(PLACES), timed.price, amount))
     return _total(replace(tariff, min_price=None, max_price=None), tuple(lines))
+
+
+def added(first: Cost, *more: Cost) -> Cost:
+    """Costs in one currency added up: a session and its booking's fees, as one total. Their
+    lines are kept in order; amounts before and after taxes are summed."""
+    lines, before, after = list(first.lines), first.before_taxes, first.after_taxes
+    for cost in more:
+        if cost.currency != first.currency:
+            raise ValueError(f"Cannot add {cost.currency} to {first.currency}.")
+        lines += cost.lines
+        before += cost.before_taxes
+        after += cost.after_taxes
+    return replace(first, lines=tuple(lines), before_taxes=before, after_taxes=after)
+
+
+def free(currency: str) -> Cost:
+    """Nothing to pay (a session at an EVSE without a tariff)."""
+    return Cost(currency, (), Decimal(0), Decimal(0))

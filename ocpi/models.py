@@ -204,6 +204,9 @@ class Push(models.Model):
     class Kind(models.TextChoices):
         BOOKING = "BOOKING", "Booking (PUT)"
         BOOKING_LOCATION = "LOCATION", "BookingLocation (PUT)"
+        SESSION = "SESSION", "Session (PUT)"
+        CDR = "CDR", "CDR (POST)"
+        TARIFF = "TARIFF", "Tariff (PUT or DELETE)"
 
     class State(models.TextChoices):
         PENDING = "PENDING", "Pending"
@@ -219,6 +222,16 @@ class Push(models.Model):
     evse = models.ForeignKey(
         "locations.EVSE", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
+    session = models.ForeignKey(
+        "chargers.ChargingSession", on_delete=models.CASCADE, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    cdr = models.ForeignKey(
+        "chargers.ChargeDetailRecord", on_delete=models.CASCADE, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    # A tariff is pushed by its OCPI id, which outlives the row: a deleted tariff is a DELETE.
+    tariff_uid = models.CharField(max_length=36, blank=True)
     transition_id = models.BigIntegerField(null=True, blank=True)
     state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -249,11 +262,23 @@ class Push(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(kind="BOOKING", booking__isnull=False)
-                | Q(kind="LOCATION", evse__isnull=False),
+                | Q(kind="LOCATION", evse__isnull=False)
+                | Q(kind="SESSION", session__isnull=False)
+                | Q(kind="CDR", cdr__isnull=False)
+                | (Q(kind="TARIFF") & ~Q(tariff_uid="")),
                 name="push_target_matches_kind",
+            ),
+            # A CDR is POSTed once to each party (it is not a PUT of a current state).
+            models.UniqueConstraint(
+                fields=["party", "cdr"], condition=Q(kind="CDR"), name="push_cdr_once"
             ),
         ]
 
     def __str__(self) -> str:
-        target = self.booking_id if self.kind == self.Kind.BOOKING else self.evse_id
+        target = {
+            self.Kind.BOOKING: self.booking_id,
+            self.Kind.BOOKING_LOCATION: self.evse_id,
+            self.Kind.SESSION: self.session_id,
+            self.Kind.CDR: self.cdr_id,
+        }.get(self.kind, self.tariff_uid)
         return f"{self.kind} {target} -> {self.party} ({self.state})"

@@ -1,10 +1,16 @@
-"""Pushes to eMSPs (Bookings Receiver, digest 4.4.1-4.4.3): an outbox over the bookings audit
-trail. The sweep reads BookingTransition rows past its own cursor and turns each into Push rows
-(the owning eMSP's Booking; every party's BookingLocation when availability changed); a
-deliverer per party sends its Push rows in id order, one party never waiting on another.
+"""Pushes to eMSPs: an outbox of Push rows, delivered per party in id order, one party never
+waiting on another.
 
-Every push is a PUT of the whole current object, so it is idempotent, and pending pushes of the
-same object are coalesced into one: the receiver always ends with the newest state.
+- Bookings and BookingLocations (Bookings Receiver, digest 4.4.1-4.4.3): the sweep reads the
+  bookings audit trail past its own cursor and turns each row into Push rows (the owning eMSP's
+  Booking; every party's BookingLocation when availability changed).
+- Sessions, CDRs and Tariffs: queued in the transaction that records the change (ocpi.signals,
+  on the chargers and locations signals): a session's start and end and, while it runs, its
+  meter at a bounded rate; each CDR once; a tariff whenever it is saved or deleted.
+
+Every push but a CDR is a PUT of the whole current object (or a DELETE of a tariff gone), so it
+is idempotent, and pending pushes of the same object are coalesced into one: the receiver always
+ends with the newest state. A CDR is POSTed once, as the Receiver interface says.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from django.utils import timezone
 from bookings.models import BLOCKING_STATUSES, Booking, BookingTransition
 from bookings.selectors import audit_rows_after, booking_detail_queryset
 from locations.models import EVSE
+from locations.selectors import tariff_list
 
 from . import client
 from .models import Party, Push, PushCursor
@@ -30,7 +37,10 @@ from .selectors import (
     bookable_evses,
     booking_locations,
     calendar_window,
+    cdrs_of_party,
+    owners_of_charge,
     parties_to_push,
+    sessions_of_party,
 )
 
 logger = logging.getLogger(__name__)
@@ -164,9 +174,71 @@ def _release(party_id: int, lease: datetime) -> None:
 
 
 def _same_target(push: Push) -> Q:
-    if push.kind == Push.Kind.BOOKING:
-        return Q(kind=Push.Kind.BOOKING, booking_id=push.booking_id)
-    return Q(kind=Push.Kind.BOOKING_LOCATION, evse_id=push.evse_id)
+    """Pending pushes this one makes unnecessary (a PUT of an object's current state covers
+    every earlier PUT of it; a CDR is POSTed once and covers nothing else)."""
+    target = {
+        Push.Kind.BOOKING: Q(booking_id=push.booking_id),
+        Push.Kind.BOOKING_LOCATION: Q(evse_id=push.evse_id),
+        Push.Kind.SESSION: Q(session_id=push.session_id),
+        Push.Kind.CDR: Q(pk=push.pk),
+        Push.Kind.TARIFF: Q(tariff_uid=push.tariff_uid),
+    }[push.kind]
+    return Q(kind=push.kind) & target
+
+
+# The module (and interface) each kind of push goes to on the party's side.
+MODULE_OF = {
+    Push.Kind.BOOKING: "booking",
+    Push.Kind.BOOKING_LOCATION: "booking",
+    Push.Kind.SESSION: "sessions",
+    Push.Kind.CDR: "cdrs",
+    Push.Kind.TARIFF: "tariffs",
+}
+
+
+def receiver_url(party: Party, kind: str) -> str | None:
+    """The party's Receiver endpoint for this kind of push, if it has one."""
+    module = MODULE_OF[kind]
+    return party.endpoint(module, "RECEIVER") or (
+        party.endpoint(module) if module == "booking" else None
+    )
+
+
+def queue_charge_pushes(
+    *,
+    kind: str,
+    booking_id: int | None,
+    id_tag: str,
+    session_id: int | None = None,
+    cdr_id: int | None = None,
+    unless_within: timedelta | None = None,
+) -> None:
+    """Queue a Session PUT (or a CDR POST) to the parties it belongs to. With `unless_within`,
+    a party that got a push of this session queued that recently is left out: a running
+    session is pushed at a bounded rate, whatever its meter sends."""
+    owners = owners_of_charge(booking_id=booking_id, id_tag=id_tag)
+    if unless_within is not None and owners:
+        recent = Push.objects.filter(
+            kind=kind, session_id=session_id, party_id__in=owners,
+            created_at__gte=timezone.now() - unless_within,
+        ).values_list("party_id", flat=True)  # fmt: skip
+        owners = sorted(set(owners) - set(recent))
+    Push.objects.bulk_create(
+        [Push(party_id=p, kind=kind, session_id=session_id, cdr_id=cdr_id) for p in owners],
+        ignore_conflicts=True,
+    )
+
+
+def queue_tariff_pushes(*, tariff_uids: list[str]) -> None:
+    """Queue a Tariff PUT (or DELETE, once it is gone) of these tariffs to every party."""
+    parties = list(parties_to_push().values_list("pk", flat=True))
+    Push.objects.bulk_create(
+        [
+            Push(party_id=p, kind=Push.Kind.TARIFF, tariff_uid=u)
+            for p in parties
+            for u in tariff_uids
+        ]
+    )
 
 
 def _location_body(evse_id: int, now: datetime) -> tuple[str, dict]:
@@ -191,19 +263,41 @@ def _location_body(evse_id: int, now: datetime) -> tuple[str, dict]:
 
 def _send(party: Party, push: Push, base: str, now: datetime) -> None:
     from .modules.bookings.serializers import booking_object
-
-    cc, pid = settings.OCPI_COUNTRY_CODE, settings.OCPI_PARTY_ID
     from .modules.bookings.versions import for_party
 
+    cc, pid = settings.OCPI_COUNTRY_CODE, settings.OCPI_PARTY_ID
+    base = base.rstrip("/")
+    method, body = "PUT", None
     if push.kind == Push.Kind.BOOKING:
         booking = booking_detail_queryset().get(pk=push.booking_id)
-        url = f"{base.rstrip('/')}/{cc}/{pid}/{booking.uid}"
+        url = f"{base}/{cc}/{pid}/{booking.uid}"
         body = for_party(party.booking_module_version, "booking", booking_object(booking))
-    else:
+    elif push.kind == Push.Kind.BOOKING_LOCATION:
         uid, body = _location_body(push.evse_id, now)
-        url = f"{base.rstrip('/')}/{cc}/{pid}/booking_locations/{uid}"
+        url = f"{base}/{cc}/{pid}/booking_locations/{uid}"
         body = for_party(party.booking_module_version, "booking_location", body)
-    client.call("PUT", url, token=party.token_b, raw_token=party.legacy_raw_token, json=body,
+    elif push.kind == Push.Kind.SESSION:
+        from .modules.sessions.serializers import session_context, session_object
+
+        session = sessions_of_party(party).get(pk=push.session_id)
+        context = session_context(party, [session])
+        url = f"{base}/{cc}/{pid}/{session.pk}"
+        body = session_object(session, party=party, context=context, now=now)
+    elif push.kind == Push.Kind.CDR:
+        from .modules.cdrs.apis import cdr_objects
+
+        method, url = "POST", base
+        body = cdr_objects(party, [cdrs_of_party(party).get(pk=push.cdr_id)])[0]
+    else:
+        from .modules.tariffs.serializers import tariff_object
+
+        url = f"{base}/{cc}/{pid}/{push.tariff_uid}"
+        tariff = tariff_list().filter(ocpi_id=push.tariff_uid).first()
+        if tariff is None:
+            method = "DELETE"
+        else:
+            body = tariff_object(tariff, booking_module_version=party.booking_module_version)
+    client.call(method, url, token=party.token_b, raw_token=party.legacy_raw_token, json=body,
                 to=(party.country_code, party.party_id))  # fmt: skip
 
 
@@ -220,11 +314,17 @@ def deliver(*, party_id: int, now: datetime | None = None, limit: int = 500) -> 
         return result
     try:
         party = Party.objects.get(pk=party_id)
-        base = party.endpoint("booking", "RECEIVER") or party.endpoint("booking")
         pending = Push.objects.filter(party_id=party_id, state=Push.State.PENDING)
-        if not party.is_registered or not party.token_b or not base:
-            pending.update(state=Push.State.SKIPPED, last_error="No Booking Receiver endpoint.")
+        if not party.is_registered or not party.token_b:
+            pending.update(state=Push.State.SKIPPED, last_error="The party is not registered.")
             return result
+        # Pushes to modules the party has no Receiver of are not sent (it reads them instead).
+        for kind in MODULE_OF:
+            if not receiver_url(party, kind):
+                pending.filter(kind=kind).update(
+                    state=Push.State.SKIPPED,
+                    last_error=f"No {MODULE_OF[kind]} Receiver endpoint.",
+                )
         for _ in range(limit):
             push = pending.order_by("id").first()
             if push is None:
@@ -241,7 +341,7 @@ def deliver(*, party_id: int, now: datetime | None = None, limit: int = 500) -> 
                 logger.warning("Push lease of party %s lost; another deliverer goes on", party_id)
                 return result
             try:
-                _send(party, push, base, started)
+                _send(party, push, receiver_url(party, push.kind), started)
             except client.ClientError as error:
                 attempts = push.attempts + 1
                 state = Push.State.GAVE_UP if attempts >= MAX_ATTEMPTS else Push.State.PENDING

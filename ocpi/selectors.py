@@ -9,14 +9,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Exists, Max, OuterRef, Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import (
+    Exists,
+    Max,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    prefetch_related_objects,
+)
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from bookings.availability import MAX_WINDOW, Interval, local_day_window, split
 from bookings.models import Booking
 from bookings.selectors import location_availability
-from chargers.models import ChargingSession, MeterReading
+from chargers.models import ChargeDetailRecord, ChargingSession, MeterReading
 from locations.models import EVSE, UNBOOKABLE_EVSE_STATUSES, Connector, Location
 from locations.selectors import evses_of_location, location_get, policy_for
 
@@ -250,18 +258,24 @@ def token_get(*, party: Party, country_code: str, party_id: str, uid: str, type:
     )
 
 
-def sessions_of_party(party: Party) -> QuerySet[ChargingSession]:
-    """The charging sessions an eMSP may read: those that fulfilled one of its bookings, or that
-    one of its tokens started. Annotated with `ocpi_last_updated` (the latest of start, stop and
-    meter reading), stably ordered by it, with what a Session object shows loaded."""
+def _charged_to(party: Party) -> Q:
+    """Sessions and CDRs (rows with `booking_id` and `id_tag`) of the party: of one of its
+    bookings, or charged to one of its tokens (uids are case-insensitive)."""
     its_booking = Booking.objects.filter(
         pk=OuterRef("booking_id"),
         emsp_country_code=party.country_code,
         emsp_party_id=party.party_id,
     )
     its_token = Token.objects.filter(owner=party, uid__iexact=OuterRef("id_tag"))
+    return Q(Exists(its_booking)) | Q(Exists(its_token))
+
+
+def sessions_of_party(party: Party) -> QuerySet[ChargingSession]:
+    """The charging sessions an eMSP may read: those that fulfilled one of its bookings, or that
+    one of its tokens started. Annotated with `ocpi_last_updated` (the latest of start, stop and
+    meter reading), stably ordered by it, with what a Session object shows loaded."""
     return (
-        ChargingSession.objects.filter(Exists(its_booking) | Exists(its_token))
+        ChargingSession.objects.filter(_charged_to(party))
         .annotate(
             ocpi_last_updated=Greatest(
                 "started_at",
@@ -275,4 +289,31 @@ def sessions_of_party(party: Party) -> QuerySet[ChargingSession]:
             Prefetch("meter_readings", queryset=MeterReading.objects.order_by("at")),
         )
         .order_by("ocpi_last_updated", "id")
+    )
+
+
+def owners_of_charge(*, booking_id: int | None, id_tag: str) -> list[int]:
+    """The registered parties (Party ids) a session or CDR is pushed to: the eMSP of the booking
+    it redeemed and the parties holding its token, as _charged_to() selects them for reading."""
+    parties = parties_to_push()
+    owners = (
+        Q(pk__in=Token.objects.filter(uid__iexact=id_tag).values("owner_id"))
+        if id_tag
+        else Q(pk__in=[])
+    )
+    if booking_id is not None:
+        booking = Booking.objects.filter(pk=booking_id).first()
+        if booking is not None and booking.emsp_country_code:
+            owners |= Q(country_code=booking.emsp_country_code, party_id=booking.emsp_party_id)
+    return list(parties.filter(owners).values_list("pk", flat=True))
+
+
+def cdrs_of_party(party: Party) -> QuerySet[ChargeDetailRecord]:
+    """The charge detail records an eMSP may read: of its bookings, or charged to its tokens.
+    Stably ordered by issue (`created_at`, never changed: a CDR is final)."""
+    return (
+        ChargeDetailRecord.objects.filter(_charged_to(party))
+        .select_related("location", "evse", "session")
+        .prefetch_related("evse__connectors")
+        .order_by("created_at", "id")
     )

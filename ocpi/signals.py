@@ -1,17 +1,25 @@
 """Immediate pushes: after a transaction that wrote a booking audit row (or changed what a
 BookingLocation shows) commits, nudge the push sweep. The sweep reads the database, so a lost
-nudge only delays a push until the next beat sweep."""
+nudge only delays a push until the next beat sweep.
+
+Sessions, CDRs and tariffs have no audit trail to sweep: their Push rows are written here, in the
+transaction that records the change (the chargers and locations signals), then nudged. The
+receivers of chargers' signals run after bookings' (INSTALLED_APPS order), so a session that
+redeems a booking is pushed to the booking's eMSP."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.db import transaction
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from bookings.signals import booking_audited
-from locations.models import EVSE, BookingPolicy, Location
+from chargers.models import ChargeDetailRecord, ChargingSession
+from chargers.signals import cdr_issued, session_started, session_stopped, session_updated
+from locations.models import EVSE, BookingPolicy, Location, PriceComponent, Tariff, TariffElement
 
 logger = logging.getLogger(__name__)
 
@@ -74,4 +82,58 @@ def _availability_source_saved(sender, instance, **kwargs):
         evse_ids = list(EVSE.objects.of_location(instance).values_list("pk", flat=True))
     if evse_ids:
         queue_location_pushes(evse_ids=evse_ids)
+        _nudge_on_commit()
+
+
+def _push_session(session: ChargingSession, **options) -> None:
+    from .push import queue_charge_pushes
+
+    queue_charge_pushes(kind="SESSION", booking_id=session.booking_id, id_tag=session.id_tag,
+                        session_id=session.pk, **options)  # fmt: skip
+    _nudge_on_commit()
+
+
+@receiver(session_started, dispatch_uid="ocpi_session_started")
+@receiver(session_stopped, dispatch_uid="ocpi_session_stopped")
+def _session_started_or_stopped(sender, session, **kwargs):
+    _push_session(session)
+
+
+@receiver(session_updated, dispatch_uid="ocpi_session_updated")
+def _session_updated(sender, session, **kwargs):
+    from django.conf import settings
+
+    interval = timedelta(seconds=settings.OCPI_SESSION_PUSH_INTERVAL_SECONDS)
+    _push_session(session, unless_within=interval)
+
+
+@receiver(cdr_issued, dispatch_uid="ocpi_cdr_issued")
+def _cdr_issued(sender, cdr: ChargeDetailRecord, **kwargs):
+    from .push import queue_charge_pushes
+
+    queue_charge_pushes(kind="CDR", booking_id=cdr.booking_id, id_tag=cdr.id_tag, cdr_id=cdr.pk)
+    _nudge_on_commit()
+
+
+@receiver(post_save, sender=Tariff, dispatch_uid="ocpi_tariff_saved")
+@receiver(post_delete, sender=Tariff, dispatch_uid="ocpi_tariff_deleted")
+@receiver(post_save, sender=TariffElement, dispatch_uid="ocpi_tariff_element_saved")
+@receiver(post_delete, sender=TariffElement, dispatch_uid="ocpi_tariff_element_deleted")
+@receiver(post_save, sender=PriceComponent, dispatch_uid="ocpi_price_component_saved")
+@receiver(post_delete, sender=PriceComponent, dispatch_uid="ocpi_price_component_deleted")
+def _tariff_changed(sender, instance, **kwargs):
+    from .push import queue_tariff_pushes
+
+    if sender is Tariff:
+        uid = instance.ocpi_id
+    elif sender is TariffElement:
+        uid = Tariff.objects.filter(pk=instance.tariff_id).values_list("ocpi_id", flat=True).first()
+    else:
+        uid = (
+            Tariff.objects.filter(elements__pk=instance.element_id)
+            .values_list("ocpi_id", flat=True)
+            .first()
+        )
+    if uid:
+        queue_tariff_pushes(tariff_uids=[uid])
         _nudge_on_commit()

@@ -7,6 +7,7 @@ from . import responses as r
 from .base import OcpiApi
 from .exceptions import OcpiError
 from .modules.bookings import apis as bookings
+from .modules.cdrs import apis as cdrs
 from .modules.commands import apis as commands
 from .modules.credentials import apis as credentials
 from .modules.locations import apis as locations
@@ -51,6 +52,7 @@ urlpatterns = [
          locations.ConnectorDetailApi.as_view(), name="connector"),
     path(f"{CPO}sessions", sessions.SessionListApi.as_view(), name="sessions"),
     path(f"{CPO}tariffs", tariffs.TariffListApi.as_view(), name="tariffs"),
+    path(f"{CPO}cdrs", cdrs.CdrListApi.as_view(), name="cdrs"),
     path(f"{CPO}tokens", NotFoundApi.as_view(), name="tokens_base"),
     path(f"{CPO}tokens/<str:country_code>/<str:party_id>/<str:token_uid>",
          tokens.TokenApi.as_view(), name="token"),

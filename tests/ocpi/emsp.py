@@ -28,6 +28,9 @@ class FakeEmsp:
         self.details_url = base + "ocpi/2.3.0"
         self.bookings_url = base + "ocpi/emsp/2.3.0/bookings"
         self.credentials_url = base + "ocpi/2.3.0/credentials"
+        self.sessions_url = base + "ocpi/emsp/2.3.0/sessions"
+        self.cdrs_url = base + "ocpi/emsp/2.3.0/cdrs"
+        self.tariffs_url = base + "ocpi/emsp/2.3.0/tariffs"
         self.accepted_tokens = {token_b}
 
     def authorized(self, request) -> bool:
@@ -65,7 +68,18 @@ class FakeEmsp:
         s.expect_request(re.compile(r"^/ocpi/emsp/2\.3\.0/commands/.+")).respond_with_handler(
             self._guard(self._record)
         )
+        s.expect_request(
+            re.compile(r"^/ocpi/emsp/2\.3\.0/(sessions|cdrs|tariffs)(/.*)?$")
+        ).respond_with_handler(self._guard(self._record))
         return self
+
+    def receivers(self, *modules: str) -> list[dict]:
+        """Endpoints of a party registered with these Receiver modules (and bookings)."""
+        urls = {"sessions": self.sessions_url, "cdrs": self.cdrs_url,
+                "tariffs": self.tariffs_url}  # fmt: skip
+        return [{"identifier": "Booking", "role": "RECEIVER", "url": self.bookings_url}] + [
+            {"identifier": m, "role": "RECEIVER", "url": urls[m]} for m in modules
+        ]
 
     def _record(self, request):
         if self.down:

@@ -12,7 +12,7 @@ from locations.selectors import tariff_ids_for
 from ocpi.responses import ocpi_datetime
 
 
-def _coordinate(value, digits: int) -> str:
+def coordinate(value, digits: int) -> str:
     return f"{value:.6f}"
 
 
@@ -92,8 +92,8 @@ def location_object(location: Location) -> dict[str, Any]:
         "city": location.city,
         "country": location.country,
         "coordinates": {
-            "latitude": _coordinate(location.latitude, 6),
-            "longitude": _coordinate(location.longitude, 6),
+            "latitude": coordinate(location.latitude, 6),
+            "longitude": coordinate(location.longitude, 6),
         },
         "evses": [evse_object(e) for e in location_evses(location)],
         "time_zone": location.time_zone,

@@ -10,13 +10,16 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db.models.functions import Upper
 from rest_framework import serializers
 
-from chargers.meter import Reading, charging_periods
+from bookings.models import Booking
 from chargers.models import ChargingSession
+from chargers.selectors import session_periods
 from locations.models import Tariff
-from locations.selectors import tariff_terms
+from locations.selectors import tariff_catalog, tariff_terms
 from locations.tariffs import Cost, Period, session_cost
+from ocpi.models import Token
 from ocpi.responses import ocpi_datetime, ocpi_number
 
 HOUR = Decimal(3600)
@@ -47,17 +50,27 @@ class SessionContext:
     tariff_for: Any  # (session) -> Tariff | None
 
 
-def session_periods(session: ChargingSession, *, until) -> list[Period]:
-    readings = [Reading(r.at, r.energy_wh, r.power_w, r.current_a)
-                for r in session.meter_readings.all()]  # fmt: skip
-    if session.stopped_at is not None and session.meter_stop_wh is not None:
-        readings.append(Reading(session.stopped_at, Decimal(session.meter_stop_wh)))
-    end = session.stopped_at or until
-    return charging_periods(readings, start=session.started_at, end=max(end, session.started_at),
-                            meter_start_wh=session.meter_start_wh)  # fmt: skip
+def session_context(party, sessions: Sequence[ChargingSession]) -> SessionContext:
+    """What rendering these sessions (or CDRs: anything with booking_id and id_tag) for the
+    party needs, loaded at once."""
+    booking_ids = {s.booking_id for s in sessions if s.booking_id}
+    bookings = Booking.objects.filter(pk__in=booking_ids).prefetch_related("tokens")
+    # Matched as sessions_of_party matched them: uids are case-insensitive.
+    tags = {s.id_tag.upper() for s in sessions}
+    tokens = Token.objects.annotate(key=Upper("uid")).filter(owner=party, key__in=tags)
+    catalog = tariff_catalog()
+    return SessionContext(
+        bookings={b.pk: b for b in bookings},
+        tokens={t.uid.upper(): t for t in tokens},
+        tariff_for=lambda s: catalog.for_session(
+            evse_id=s.evse_id, location_id=s.charge_point.location_id, at=s.started_at
+        ),
+    )
 
 
-def _cdr_token(session: ChargingSession, booking, token, party) -> dict[str, str]:
+def cdr_token(session, booking, token, party) -> dict[str, str]:
+    """The CdrToken of a session or CDR (anything with `id_tag`): the booking's token with that
+    uid, else the party's token, else the uid as an RFID of the party."""
     uid = session.id_tag
     for t in booking.tokens.all() if booking is not None else ():
         if t.uid.upper() == uid.upper():
@@ -103,9 +116,7 @@ def session_object(
         "id": str(session.pk),
         "start_date_time": ocpi_datetime(session.started_at),
         "kwh": _number(energy / 1000),
-        "cdr_token": _cdr_token(
-            session, booking, context.tokens.get(session.id_tag.upper()), party
-        ),
+        "cdr_token": cdr_token(session, booking, context.tokens.get(session.id_tag.upper()), party),
         "auth_method": "WHITELIST",
         "location_id": location.ocpi_id,
         "evse_uid": session.evse.uid if session.evse_id else "#NA",

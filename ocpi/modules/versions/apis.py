@@ -55,6 +55,7 @@ class VersionDetailsApi(OcpiApi):
                      "url": public_url("ocpi:sessions")},
                     {"identifier": "tariffs", "role": "SENDER",
                      "url": public_url("ocpi:tariffs")},
+                    {"identifier": "cdrs", "role": "SENDER", "url": public_url("ocpi:cdrs")},
                     {"identifier": "tokens", "role": "RECEIVER",
                      "url": public_url("ocpi:tokens_base")},
                     {"identifier": "commands", "role": "RECEIVER",

@@ -16,40 +16,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import time
-import uuid
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
+from csms_common import (
+    PASSWORD,
+    PREFIX,
+    Processes,
+    drop_database,
+    own_database,
+    provision,
+    rss_kib,
+    wait,
+)
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("SECRET_KEY", "benchmark-only")
-PREFIX = f"bench:{uuid.uuid4().hex[:8]}"
-os.environ["CSMS_BUS_PREFIX"] = PREFIX
-if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
-    sys.exit("Set DATABASE_URL and REDIS_URL (or run under `python -m config.stack exec`).")
-# A database of its own, created here and dropped at the end: audit rows are append-only
-# (a trigger), so benchmark bookings could never be removed from a shared database.
-SERVER_URL = os.environ["DATABASE_URL"]
-_parts = urlsplit(SERVER_URL)
-BENCH_DB = f"{_parts.path.lstrip('/')}_bench"
-os.environ["DATABASE_URL"] = urlunsplit(_parts._replace(path=f"/{BENCH_DB}"))
-
-
-def _server(sql: str) -> None:
-    with psycopg.connect(urlunsplit(_parts._replace(path="/postgres")), autocommit=True) as conn:
-        conn.execute(sql)
-
-
-_server(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-_server(f'CREATE DATABASE "{BENCH_DB}"')
+BENCH_DB = own_database("bench")
 
 import django  # noqa: E402
 
@@ -62,49 +44,7 @@ from django.utils import timezone  # noqa: E402
 from bookings.models import Booking, BookingToken, Status, tstzrange  # noqa: E402
 from chargers import gateway  # noqa: E402
 from chargers.models import Reservation  # noqa: E402
-from locations.models import (  # noqa: E402
-    EVSE,
-    BookingPolicy,
-    Capability,
-    ChargePoint,
-    Connector,
-    EVSEStatus,
-    Location,
-)
-
-LOCATION = "BENCH-LOC"
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-@transaction.atomic
-def provision(chargers: int) -> Location:
-    location = Location.objects.create(
-        ocpi_id=LOCATION, name="Benchmark site", address="Bench 1", city="Utrecht",
-        country="NLD", latitude=52.09, longitude=5.12, time_zone="Europe/Amsterdam",
-    )  # fmt: skip
-    BookingPolicy.objects.create(location=location, slot_step_minutes=1, min_duration_minutes=1)
-    cps = ChargePoint.objects.bulk_create(
-        ChargePoint(location=location, identity=f"BENCH-CP{n:05d}",
-                    ocpp_version="2.0.1" if n % 2 else "1.6")
-        for n in range(chargers)
-    )  # fmt: skip
-    evses = EVSE.objects.bulk_create(
-        EVSE(charge_point=cp, uid=f"BENCH-{n:05d}-1", ocpp_evse_id=1,
-             status=EVSEStatus.AVAILABLE, capabilities=[Capability.RESERVABLE])
-        for n, cp in enumerate(cps)
-    )  # fmt: skip
-    Connector.objects.bulk_create(
-        Connector(evse=evse, connector_id="1", standard="IEC_62196_T2", format="SOCKET",
-                  power_type="AC_3_PHASE", max_voltage=400, max_amperage=32)
-        for evse in evses
-    )  # fmt: skip
-    return location
+from locations.models import EVSE, ChargePoint, Location  # noqa: E402
 
 
 @transaction.atomic
@@ -128,15 +68,6 @@ def make_bookings(location: Location, count: int) -> list[int]:
     return [b.pk for b in bookings]
 
 
-def wait(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(interval)
-    return value
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chargers", type=int, default=2000)
@@ -150,16 +81,8 @@ def main() -> int:
     env = {**os.environ, "CSMS_BUS_PREFIX": PREFIX, "PYTHONUNBUFFERED": "1",
            "LOG_LEVEL": "WARNING"}  # fmt: skip
     py = sys.executable
-    procs: list[subprocess.Popen] = []
-    logs = BASE_DIR / ".run" / "bench"
-    logs.mkdir(parents=True, exist_ok=True)
-
-    def start(name: str, cmd: list[str]) -> subprocess.Popen:
-        out = (logs / f"{name}.log").open("w")
-        proc = subprocess.Popen(cmd, cwd=BASE_DIR, env=env, stdout=out, stderr=out,
-                                start_new_session=True)  # fmt: skip
-        procs.append(proc)
-        return proc
+    procs = Processes(env)
+    start = procs.start
 
     try:
         csms = start("csms", [py, "manage.py", "run_csms", "--port", str(args.port)])
@@ -168,7 +91,8 @@ def main() -> int:
         idle_rss = rss_kib(csms.pid)
         started = time.monotonic()
         start("simulator", [py, "manage.py", "simulate_chargers", "--url",
-                            f"ws://127.0.0.1:{args.port}/ocpp", "--match", "BENCH-CP"])  # fmt: skip
+                            f"ws://127.0.0.1:{args.port}/ocpp", "--match", "BENCH-CP",
+         "--password", PASSWORD])  # fmt: skip
         wait(lambda: len(r.keys(f"{PREFIX}:route:*")) >= args.chargers, 300, "connections")
         booted = ChargePoint.objects.filter(location=location, last_boot__isnull=False)
         wait(lambda: booted.count() >= args.chargers, 300, "boots")
@@ -211,20 +135,13 @@ def main() -> int:
         print(f"csms memory after the burst (RSS): {rss_kib(csms.pid) / 1024:.1f} MiB")
         return 0 if n_answered == len(ids) else 1
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        procs.__exit__(None, None, None)
         for key in gateway.client().scan_iter(f"{PREFIX}:*"):
             gateway.client().delete(key)
         from django.db import connections
 
         connections.close_all()
-        _server(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        drop_database(BENCH_DB)
 
 
 if __name__ == "__main__":

@@ -357,7 +357,8 @@ class SimulatedCharger:
 
 
 async def handle_control(chargers: dict[str, SimulatedCharger], message: dict[str, Any]) -> str:
-    """Apply a control message {"cp": id | "*", "action": "mode" | "start" | "stop", ...}."""
+    """Apply a control message {"cp": id | "*", "action": "mode" | "start" | "stop" |
+    "stop_all", ...}."""
     targets = list(chargers.values()) if message.get("cp") == "*" else (
         [chargers[message["cp"]]] if message.get("cp") in chargers else []
     )  # fmt: skip
@@ -373,6 +374,10 @@ async def handle_control(chargers: dict[str, SimulatedCharger], message: dict[st
         elif action == "stop":
             await sim.stop_session(message["transaction"], int(message.get("evse", 1)))
             results.append(f"{sim.identity}: session {message['transaction']} stopped")
+        elif action == "stop_all":
+            for transaction_id, evse in list(sim.sessions.items()):
+                await sim.stop_session(transaction_id, evse)
+            results.append(f"{sim.identity}: every session stopped")
     return "; ".join(results) or "no such charger"
 
 

@@ -93,14 +93,16 @@ def _push_session(session: ChargingSession, **options) -> None:
     _nudge_on_commit()
 
 
-@receiver(session_started, dispatch_uid="ocpi_session_started")
 @receiver(session_stopped, dispatch_uid="ocpi_session_stopped")
-def _session_started_or_stopped(sender, session, **kwargs):
+def _session_stopped(sender, session, **kwargs):
     _push_session(session)
 
 
+@receiver(session_started, dispatch_uid="ocpi_session_started")
 @receiver(session_updated, dispatch_uid="ocpi_session_updated")
-def _session_updated(sender, session, **kwargs):
+def _session_started_or_updated(sender, session, **kwargs):
+    # A start is pushed at once; a 2.0.1 charger reports it again with every Updated event
+    # that carries its token, and those count as updates, at the bounded rate.
     from django.conf import settings
 
     interval = timedelta(seconds=settings.OCPI_SESSION_PUSH_INTERVAL_SECONDS)

@@ -18,7 +18,9 @@ from locations.tariffs import (
     Period,
     Restrictions,
     TariffTerms,
+    added,
     booking_fee,
+    free,
     session_cost,
 )
 
@@ -165,6 +167,20 @@ def test_no_show_and_booking_fees():
     assert booking_fee(tariff, kind="RESERVATION_OVERTIME").before_taxes == 0
     # Booking elements never price the session itself.
     assert session_cost(tariff, [charging(at(10), 60, 10000)], AMS).before_taxes == D("3.00")
+
+
+def test_a_session_and_its_booking_fees_add_up_in_one_currency():
+    tariff = TariffTerms("EUR", (
+        Element((Component(FLAT, D("2.00")),), Restrictions(reservation="RESERVATION")),
+        Element((Component(ENERGY, D("0.30")),)),
+    ), tax_included="NO", tax_percentage=D("20"))  # fmt: skip
+    session = session_cost(tariff, [charging(at(10), 60, 10000)], AMS)
+    total = added(session, booking_fee(tariff, kind="RESERVATION"))
+    assert (total.before_taxes, total.after_taxes) == (D("5.00"), D("6.00"))
+    assert [line.dimension for line in total.lines] == [ENERGY, FLAT]
+    assert added(free("EUR")).before_taxes == 0
+    with pytest.raises(ValueError):
+        added(session, free("USD"))
 
 
 @pytest.mark.parametrize("hours", [1, 2, 3])

@@ -41,6 +41,8 @@ class Command(BaseCommand):
         parser.add_argument("--count", "--limit", dest="limit", type=int, default=None,
                             help="connect at most this many (in identity order)")  # fmt: skip
         parser.add_argument("--concurrency", type=int, default=200, help="parallel connects")
+        parser.add_argument("--meter-seconds", type=float, default=60,
+                            help="a meter value of each running session this often")  # fmt: skip
         parser.add_argument(
             "--wait-for-csms", type=float, default=0, metavar="SECONDS",
             help="first wait this long at most for the csms to accept connections",
@@ -71,6 +73,7 @@ class Command(BaseCommand):
                 evses=max(cp.n, 1),
                 password=passwords.get(cp.identity, options["password"]),
                 mode=options["mode"],
+                meter_seconds=options["meter_seconds"],
             )
             for cp in qs
         }

@@ -214,15 +214,13 @@ def queue_charge_pushes(
     unless_within: timedelta | None = None,
 ) -> None:
     """Queue a Session PUT (or a CDR POST) to the parties it belongs to. With `unless_within`,
-    a party that got a push of this session queued that recently is left out: a running
-    session is pushed at a bounded rate, whatever its meter sends."""
+    nothing is queued when a push of this session was queued that recently: a running session
+    is pushed at a bounded rate, whatever its meter sends (one indexed query per meter value)."""
+    if unless_within is not None and Push.objects.filter(
+        kind=kind, session_id=session_id, created_at__gte=timezone.now() - unless_within
+    ).exists():
+        return
     owners = owners_of_charge(booking_id=booking_id, id_tag=id_tag)
-    if unless_within is not None and owners:
-        recent = Push.objects.filter(
-            kind=kind, session_id=session_id, party_id__in=owners,
-            created_at__gte=timezone.now() - unless_within,
-        ).values_list("party_id", flat=True)  # fmt: skip
-        owners = sorted(set(owners) - set(recent))
     Push.objects.bulk_create(
         [Push(party_id=p, kind=kind, session_id=session_id, cdr_id=cdr_id) for p in owners],
         ignore_conflicts=True,

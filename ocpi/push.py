@@ -216,9 +216,12 @@ def queue_charge_pushes(
     """Queue a Session PUT (or a CDR POST) to the parties it belongs to. With `unless_within`,
     nothing is queued when a push of this session was queued that recently: a running session
     is pushed at a bounded rate, whatever its meter sends (one indexed query per meter value)."""
-    if unless_within is not None and Push.objects.filter(
-        kind=kind, session_id=session_id, created_at__gte=timezone.now() - unless_within
-    ).exists():
+    if (
+        unless_within is not None
+        and Push.objects.filter(
+            kind=kind, session_id=session_id, created_at__gte=timezone.now() - unless_within
+        ).exists()
+    ):
         return
     owners = owners_of_charge(booking_id=booking_id, id_tag=id_tag)
     Push.objects.bulk_create(

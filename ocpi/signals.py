@@ -23,36 +23,14 @@ from locations.models import EVSE, BookingPolicy, Location, PriceComponent, Tari
 
 logger = logging.getLogger(__name__)
 
-NUDGE_DEBOUNCE_MS = 200  # at most one queued sweep per this many ms, whatever the booking rate
-
-
-_redis_clients: dict[str, object] = {}
-
-
-def _redis():
-    import redis
-    from django.conf import settings
-
-    url = settings.REDIS_URL
-    if url not in _redis_clients:
-        _redis_clients[url] = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-    return _redis_clients[url]
-
-
-NUDGE_KEY = "ocpi:push-nudge"
-
 
 def nudge() -> None:
-    """Queue a push sweep soon, at most one per NUDGE_DEBOUNCE_MS across every process: the
-    first nudge of a window sets a Redis key that lives as long as the window and queues a
-    sweep to run when it ends, so that sweep reads every commit made during the window."""
+    """Queue a push sweep soon (at most one per window across every process)."""
+    from config.celery import sweep_soon
+
     from .tasks import push_sweep_task
 
-    try:
-        if _redis().set(NUDGE_KEY, 1, nx=True, px=NUDGE_DEBOUNCE_MS):
-            push_sweep_task.apply_async(countdown=NUDGE_DEBOUNCE_MS / 1000)
-    except Exception:
-        logger.warning("Could not nudge the OCPI push sweep", exc_info=True)
+    sweep_soon(push_sweep_task)
 
 
 def _nudge_on_commit() -> None:

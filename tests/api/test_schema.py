@@ -21,11 +21,9 @@ from schemathesis.checks import (
 from api.schema import API_SCHEMA_SETTINGS
 from tests.api.conftest import token_for
 from tests.api.factories import ClientFactory
-from tests.ocpi.test_schema import _restore_many_more
 
 pytestmark = pytest.mark.django_db
 
-_restore_many_more()
 MAX_EXAMPLES = 8  # per operation and generation method: keeps the suite fast
 CHECKS = (not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance)  # fmt: skip

@@ -3,7 +3,9 @@ BookingLocation shows) commits, nudge the push sweep. The sweep reads the databa
 nudge only delays a push until the next beat sweep.
 
 Sessions, CDRs and tariffs have no audit trail to sweep: their Push rows are written here, in the
-transaction that records the change (the chargers and locations signals), then nudged. The
+transaction that records the change (the chargers and locations signals), then nudged. A
+session's start and meter go out as they come (the meter at a bounded rate); its end goes out
+with its CDR. The
 receivers of chargers' signals run after bookings' (INSTALLED_APPS order), so a session that
 redeems a booking is pushed to the booking's eMSP."""
 
@@ -18,7 +20,7 @@ from django.dispatch import receiver
 
 from bookings.signals import booking_audited
 from chargers.models import ChargeDetailRecord, ChargingSession
-from chargers.signals import cdr_issued, session_started, session_stopped, session_updated
+from chargers.signals import cdr_issued, session_started, session_updated
 from locations.models import EVSE, BookingPolicy, Location, PriceComponent, Tariff, TariffElement
 
 logger = logging.getLogger(__name__)
@@ -71,11 +73,6 @@ def _push_session(session: ChargingSession, **options) -> None:
     _nudge_on_commit()
 
 
-@receiver(session_stopped, dispatch_uid="ocpi_session_stopped")
-def _session_stopped(sender, session, **kwargs):
-    _push_session(session)
-
-
 @receiver(session_started, dispatch_uid="ocpi_session_started")
 @receiver(session_updated, dispatch_uid="ocpi_session_updated")
 def _session_started_or_updated(sender, session, **kwargs):
@@ -89,8 +86,12 @@ def _session_started_or_updated(sender, session, **kwargs):
 
 @receiver(cdr_issued, dispatch_uid="ocpi_cdr_issued")
 def _cdr_issued(sender, cdr: ChargeDetailRecord, **kwargs):
+    # A session's end is pushed with its CDR, which is issued in the transaction that records
+    # the end (bookings.billing): the COMPLETED Session first, then the CDR.
     from .push import queue_charge_pushes
 
+    if cdr.session is not None:
+        _push_session(cdr.session)
     queue_charge_pushes(kind="CDR", booking_id=cdr.booking_id, id_tag=cdr.id_tag, cdr_id=cdr.pk)
     _nudge_on_commit()
 

@@ -211,12 +211,17 @@ def queue_charge_pushes(
     id_tag: str,
     session_id: int | None = None,
     cdr_id: int | None = None,
+    cdr_session_id: int | None = None,
     unless_within: timedelta | None = None,
 ) -> None:
-    """Queue a Session PUT (or a CDR POST) to the parties it belongs to. With `unless_within`,
-    a party that got a push of this session queued that recently is left out: a running
-    session is pushed at a bounded rate, whatever its meter sends."""
-    owners = owners_of_charge(booking_id=booking_id, id_tag=id_tag)
+    """Queue a Session PUT (or a CDR POST, with its session's id as `cdr_session_id`) to the
+    parties it belongs to. With `unless_within`, a party that got a push of this session
+    queued that recently is left out: a running session is pushed at a bounded rate, whatever
+    its meter sends."""
+    owners = owners_of_charge(
+        booking_id=booking_id, id_tag=id_tag,
+        session_id=session_id if session_id is not None else cdr_session_id,
+    )  # fmt: skip
     if unless_within is not None and owners:
         recent = Push.objects.filter(
             kind=kind, session_id=session_id, party_id__in=owners,

@@ -136,7 +136,7 @@ def test_command_reserve_now_foreign_token_rejected_unknown_location_2003(
 
 
 def test_command_unsupported_and_invalid(client, party, emsp_server, site):
-    other = command(client, party, "UNLOCK_CONNECTOR", {})
+    other = command(client, party, "SET_CHARGING_PROFILE", {})
     assert other.json()["data"]["result"] == "NOT_SUPPORTED"
     invalid = command(client, party, "RESERVE_NOW", reserve_body(emsp_server, expiry_date=5))
     assert (

@@ -128,8 +128,12 @@ def session_object(
     }
     if session.stopped_at:
         data["end_date_time"] = ocpi_datetime(session.stopped_at)
-    if booking is not None and booking.authorization_reference:
-        data["authorization_reference"] = booking.authorization_reference
+    # The latest reference applies (OCPI Sessions): a START_SESSION's, else the booking's.
+    reference = session.authorization_reference or (
+        booking.authorization_reference if booking is not None else ""
+    )
+    if reference:
+        data["authorization_reference"] = reference
     if tariff is not None:
         cost = session_cost(tariff_terms(tariff), periods, location.zone).rounded()
         data["total_cost"] = price_object(cost)

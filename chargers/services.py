@@ -669,7 +669,7 @@ def remote_command_claim(*, remote_command_id: int, now: datetime) -> RemoteComm
     """Claim the one send of a remote command: None when it was sent, answered or is being
     sent already (a task run twice never starts a second transaction)."""
     command = (
-        RemoteCommand.objects.select_for_update(skip_locked=True)
+        RemoteCommand.objects.select_for_update(of=("self",), skip_locked=True)
         .select_related("charge_point", "evse", "session")
         .filter(pk=remote_command_id, sent_at__isnull=True, reply="")
         .first()

@@ -149,10 +149,13 @@ def session_start(
             defaults={"evse": evse, "id_tag": id_tag, "started_at": started_at,
                       "reservation_id": reservation_id, "meter_start_wh": meter_start_wh},
         )  # fmt: skip
+        fresh = created
         if not created and id_tag and not session.id_tag:
             session.id_tag = id_tag
             session.save(update_fields=["id_tag"])
+            fresh = True
     else:
+        fresh = True
         session = ChargingSession.objects.create(
             charge_point=charge_point, evse=evse, transaction_id=uuid.uuid4().hex,
             id_tag=id_tag, started_at=started_at, reservation_id=reservation_id,
@@ -160,7 +163,8 @@ def session_start(
         )  # fmt: skip
         session.transaction_id = str(session.pk)
         session.save(update_fields=["transaction_id"])
-    remote_start_link(session=session, remote_start_id=remote_start_id)
+    if fresh:  # 2.0.1 repeats the start in every Updated event: look the remote start up once
+        remote_start_link(session=session, remote_start_id=remote_start_id)
     signals.session_started.send(sender=ChargingSession, session=session, at=started_at)
     return session
 

@@ -18,6 +18,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -91,7 +92,7 @@ class Sim16(_SimMixin, ChargePoint16):
 
     @after(Action16.remote_start_transaction)
     async def after_remote_start(self, id_tag, connector_id=None, **kw):
-        await self.sim.begin_remote_start(id_tag)
+        self.sim.spawn(self.sim.begin_remote_start(id_tag))
 
     @on(Action16.remote_stop_transaction)
     async def on_remote_stop(self, transaction_id, **kw):
@@ -102,7 +103,7 @@ class Sim16(_SimMixin, ChargePoint16):
 
     @after(Action16.remote_stop_transaction)
     async def after_remote_stop(self, transaction_id, **kw):
-        await self.sim.end_remote_stop(str(transaction_id))
+        self.sim.spawn(self.sim.end_remote_stop(str(transaction_id)))
 
     @on(Action16.unlock_connector)
     async def on_unlock_connector(self, connector_id, **kw):
@@ -116,7 +117,7 @@ class Sim16(_SimMixin, ChargePoint16):
         # OCPP 1.6 5.18: a transaction on the connector is stopped before it is unlocked.
         for transaction_id, evse in list(self.sim.sessions.items()):
             if evse == connector_id:
-                await self.sim.stop_session(transaction_id, evse)
+                self.sim.spawn(self.sim.stop_session(transaction_id, evse))
 
     async def boot(self) -> None:
         await self.call(call16.BootNotification(
@@ -190,7 +191,7 @@ class Sim201(_SimMixin, ChargePoint201):
 
     @after(Action201.request_start_transaction)
     async def after_request_start(self, id_token, remote_start_id, evse_id=None, **kw):
-        await self.sim.begin_remote_start(id_token["id_token"])
+        self.sim.spawn(self.sim.begin_remote_start(id_token["id_token"]))
 
     @on(Action201.request_stop_transaction)
     async def on_request_stop(self, transaction_id, **kw):
@@ -201,7 +202,7 @@ class Sim201(_SimMixin, ChargePoint201):
 
     @after(Action201.request_stop_transaction)
     async def after_request_stop(self, transaction_id, **kw):
-        await self.sim.end_remote_stop(transaction_id)
+        self.sim.spawn(self.sim.end_remote_stop(transaction_id))
 
     @on(Action201.unlock_connector)
     async def on_unlock_connector(self, evse_id, connector_id, **kw):
@@ -310,6 +311,7 @@ class SimulatedCharger:
         # Each EVSE's energy register (Wh) and when it last advanced; it runs while charging.
         self._registers: dict[int, tuple[float, float]] = {}
         self.cp: Sim16 | Sim201 | None = None
+        self._work: set[asyncio.Task] = set()  # what it does after answering a command
         self._ws = None
         self._reader: asyncio.Task | None = None
 
@@ -339,7 +341,18 @@ class SimulatedCharger:
         with contextlib.suppress(websockets.ConnectionClosed):
             await self.cp.start()
 
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Do something after a command's answer is out (a start after a remote start), as a
+        task of this charger's, ended on disconnect."""
+        task = asyncio.create_task(work)
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+
     async def disconnect(self) -> None:
+        for task in list(self._work):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._ws.close(), 5)

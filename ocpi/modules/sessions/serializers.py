@@ -117,7 +117,7 @@ def session_object(
         "start_date_time": ocpi_datetime(session.started_at),
         "kwh": _number(energy / 1000),
         "cdr_token": cdr_token(session, booking, context.tokens.get(session.id_tag.upper()), party),
-        "auth_method": "WHITELIST",
+        "auth_method": "COMMAND" if session.started_by_command else "WHITELIST",
         "location_id": location.ocpi_id,
         "evse_uid": session.evse.uid if session.evse_id else "#NA",
         "connector_id": connectors[0].connector_id if connectors else "#NA",

@@ -222,3 +222,27 @@ def test_booking_terms_offer_remote_auth_only_on_evses_that_start_remotely(clien
     terms = {bl["evse_uid"]: bl["booking_terms"][0] for bl in response.json()["data"]}
     assert terms["EVSE-1"]["remote_auth_supported"] is False
     assert terms["EVSE-2"]["remote_auth_supported"] is True
+
+
+def test_a_remote_command_no_worker_sent_in_time_is_closed_as_failed(
+    client, party, emsp_server, site
+):
+    from datetime import timedelta
+
+    from chargers.models import RemoteCommand
+    from chargers.tasks import sweep_remote_commands_task
+    from locations.models import EVSE, Capability
+
+    EVSE.objects.filter(uid="EVSE-1").update(capabilities=[Capability.REMOTE_START_STOP_CAPABLE])
+    assert (
+        command(client, party, "START_SESSION", start_body(emsp_server)).json()["data"]["result"]
+        == "ACCEPTED"
+    )
+    # Its task was lost (a broker outage at commit) and the sweep finds it too late to send.
+    RemoteCommand.objects.update(created_at=timezone.now() - timedelta(seconds=60))
+    sweep_remote_commands_task()
+    remote = RemoteCommand.objects.get()
+    assert (remote.reply, remote.sent_at) == ("NotSent", None)
+    assert command_result_deliver(command_id=Command.objects.get().pk) == "sent"
+    _, path, body = emsp_server.pushes[-1]
+    assert path == "/ocpi/emsp/2.3.0/commands/START_SESSION/1" and body["result"] == "FAILED"

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db.models.functions import Upper
 from rest_framework import serializers
 
+from bookings.billing import session_authorization_reference
 from bookings.models import Booking
 from chargers.models import ChargingSession
 from chargers.selectors import session_periods
@@ -128,10 +129,7 @@ def session_object(
     }
     if session.stopped_at:
         data["end_date_time"] = ocpi_datetime(session.stopped_at)
-    # The latest reference applies (OCPI Sessions): a START_SESSION's, else the booking's.
-    reference = session.authorization_reference or (
-        booking.authorization_reference if booking is not None else ""
-    )
+    reference = session_authorization_reference(session, booking)
     if reference:
         data["authorization_reference"] = reference
     if tariff is not None:

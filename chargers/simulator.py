@@ -64,6 +64,8 @@ class _SimMixin:
 
 
 class Sim16(_SimMixin, ChargePoint16):
+    charging_status = "Charging"  # the connector status reported once a session starts
+
     @on(Action16.reserve_now)
     async def on_reserve_now(self, connector_id, expiry_date, id_tag, reservation_id, **kw):
         payload = {"connector_id": connector_id, "expiry_date": expiry_date, "id_tag": id_tag,
@@ -144,7 +146,6 @@ class Sim16(_SimMixin, ChargePoint16):
             timestamp=_now(), reservation_id=reservation,
         ))  # fmt: skip
         self.sim.reservations.pop(reservation, None)
-        await self.report(evse, "Charging")
         return str(result.transaction_id)
 
     async def meter_values(self, transaction_id: str, evse: int) -> None:
@@ -162,6 +163,7 @@ class Sim16(_SimMixin, ChargePoint16):
 
 
 class Sim201(_SimMixin, ChargePoint201):
+    charging_status = "Occupied"
     seq_no = -1  # TransactionEvent sequence number, per connection
 
     @on(Action201.reserve_now)
@@ -252,7 +254,6 @@ class Sim201(_SimMixin, ChargePoint201):
             meter_value=[self.sim.sample(evse, "Transaction.Begin", version="2.0.1")],
         ))  # fmt: skip
         self.sim.reservations.pop(reservation, None)
-        await self.report(evse, "Occupied")
         return transaction_id
 
     async def meter_values(self, transaction_id: str, evse: int) -> None:
@@ -407,7 +408,8 @@ class SimulatedCharger:
     ) -> str:
         self.register(evse)  # the register stands still until the session starts
         transaction_id = await self.cp.start_session(id_tag, evse, remote_start_id)
-        self.sessions[transaction_id] = evse
+        self.sessions[transaction_id] = evse  # open (a remote stop may come) before the report
+        await self.cp.report(evse, self.cp.charging_status)
         return transaction_id
 
     def reserved_for(self, evse: int) -> str | None:

@@ -13,6 +13,7 @@ from bookings.models import Status
 from chargers.models import ChargingSession
 from locations.models import Capability
 from ocpi.models import Command
+from ocpi.push import deliver
 from tests.chargers.factories import ChargingSessionFactory
 from tests.chargers.fixtures import wait_for
 from tests.locations.factories import ChargePointFactory, EVSEFactory
@@ -34,7 +35,8 @@ def emsp(httpserver):
 
 @pytest.fixture
 def party(emsp):
-    return PartyFactory(country_code="DE", party_id="XMS", token_b=emsp.token_b)
+    return PartyFactory(country_code="DE", party_id="XMS", token_b=emsp.token_b,
+                        endpoints=emsp.receivers("sessions", "cdrs"))  # fmt: skip
 
 
 def charger(version, *, uid="EVSE-RC1", capabilities=REMOTE):
@@ -86,6 +88,7 @@ def test_start_session_starts_a_session_with_the_reference_then_stop_session_end
     else:
         assert sent[0]["id_token"]["id_token"] == "04AA0001" and sent[0]["evse_id"] == 1
     session = wait_for(lambda: ChargingSession.objects.filter(id_tag="04AA0001").first())
+    wait_for(lambda: session.transaction_id in sim.sessions)  # the charger has it open too
     assert session.authorization_reference == "EMSP-REF-1"
     assert session.evse.uid == "EVSE-RC1" and session.stopped_at is None
     listed = client.get("/ocpi/cpo/2.3.0/sessions", HTTP_AUTHORIZATION=party.auth).json()["data"]
@@ -101,6 +104,19 @@ def test_start_session_starts_a_session_with_the_reference_then_stop_session_end
         int(session.transaction_id) if version == "1.6" else session.transaction_id
     ]
     wait_for(lambda: ChargingSession.objects.get(pk=session.pk).stopped_at is not None)
+
+    # The eMSP matches what it is pushed by its reference: the Session, then the CDR.
+    deliver(party_id=party.pk)  # unless the deliverer queued on commit is at it already
+    session_path = f"/ocpi/emsp/2.3.0/sessions/NL/CBK/{session.pk}"
+
+    def pushed(method, path):
+        return [b for m, p, b in emsp.pushes if (m, p) == (method, path)]
+
+    wait_for(lambda: [b for b in pushed("PUT", session_path) if b["status"] == "COMPLETED"])
+    assert {(b["authorization_reference"], b["auth_method"]) for b in pushed("PUT", session_path)
+            } == {("EMSP-REF-1", "COMMAND")}  # fmt: skip
+    [cdr] = wait_for(lambda: pushed("POST", "/ocpi/emsp/2.3.0/cdrs"))
+    assert (cdr["session_id"], cdr["authorization_reference"]) == (str(session.pk), "EMSP-REF-1")
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])

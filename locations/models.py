@@ -362,6 +362,10 @@ class EVSE(models.Model):
     def unlockable(self) -> bool:
         return Capability.UNLOCK_CAPABLE in self.capabilities
 
+    @property
+    def start_needs_connector(self) -> bool:
+        return Capability.START_SESSION_CONNECTOR_REQUIRED in self.capabilities
+
     def connector_list(self) -> list[Connector]:
         """The EVSE's connectors in id order: those locations.selectors.evses_of_location loaded
         with it (a Prefetch to `loaded_connectors`), else one query."""

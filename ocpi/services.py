@@ -446,6 +446,8 @@ def command_start_session(
     if not evse.remote_startable:
         return "NOT_SUPPORTED", f"EVSE {evse.uid} cannot be started remotely."
     connector = None
+    if not data.get("connector_id") and evse.start_needs_connector:
+        return "REJECTED", f"Give connector_id: EVSE {evse.uid} starts on a named connector."
     if data.get("connector_id"):
         connector = evse.connectors.filter(connector_id__iexact=data["connector_id"]).first()
         if connector is None:

@@ -192,10 +192,13 @@ def test_remote_commands_need_the_evse_capability(client, party, emsp_server, si
     )
     assert not RemoteCommand.objects.exists()
 
-    evse.capabilities = [*evse.capabilities, Capability.REMOTE_START_STOP_CAPABLE]
+    evse.capabilities = [*evse.capabilities, Capability.REMOTE_START_STOP_CAPABLE,
+                         Capability.START_SESSION_CONNECTOR_REQUIRED]  # fmt: skip
     evse.save()
     start = command(client, party, "START_SESSION", start_body(emsp_server)).json()["data"]
-    assert start["result"] == "ACCEPTED"
+    assert start["result"] == "REJECTED" and "connector_id" in start["message"][0]["text"]
+    body = start_body(emsp_server, connector_id="1")
+    assert command(client, party, "START_SESSION", body).json()["data"]["result"] == "ACCEPTED"
     assert RemoteCommand.objects.get().id_tag == "APP-7781"
 
 

@@ -42,6 +42,14 @@ OPERATOR_REASONS = {
 }
 
 
+def session_authorization_reference(session: ChargingSession, booking: Booking | None) -> str:
+    """The authorization_reference a session's Session and CDR carry: the latest one given
+    (OCPI Sessions), the START_SESSION's that started it, else the booking's it redeemed."""
+    return session.authorization_reference or (
+        booking.authorization_reference if booking is not None else ""
+    )
+
+
 def tariff_in_force(*, evse_id: int | None, location: Location, at: datetime) -> Tariff | None:
     return tariff_catalog().for_session(evse_id=evse_id, location_id=location.pk, at=at)
 
@@ -110,7 +118,7 @@ def session_record(session: ChargingSession) -> ChargeDetailRecord | None:
         location=location,
         evse_id=session.evse_id,
         id_tag=session.id_tag,
-        authorization_reference=booking.authorization_reference if booking else "",
+        authorization_reference=session_authorization_reference(session, booking),
         started_at=session.started_at,
         ended_at=session.stopped_at,
         energy_wh=session.energy_wh or Decimal(0),

@@ -105,6 +105,11 @@ class ChangeNotAllowed(BookingError):
     default_message = "This booking's terms do not allow changes."
 
 
+class BookedForOthers(BookingError):
+    code = "booked_for_others"
+    default_message = "The EVSE is booked for another driver now."
+
+
 class InvalidTransition(BookingError):
     code = "invalid_transition"
     default_message = "The booking cannot go to that state from its current state."

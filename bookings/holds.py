@@ -29,20 +29,24 @@ from chargers.models import (
     ChargingSession,
     Reservation,
 )
-from locations.models import BookingPolicy, Capability
+from locations.models import EVSE, BookingPolicy, Capability
 from locations.selectors import policy_for
 
 from .availability import zone_label
-from .exceptions import BookingError, Busy
+from .exceptions import BookedForOthers, BookingError, Busy
 from .models import Booking, Status
 from .services import (
     Actor,
     ChargerState,
+    TokenData,
     booking_for_session,
     booking_fulfil,
     booking_record_charger_state,
     booking_record_charger_states,
+    booking_redeemable_at,
+    bookings_redeemable,
     bound_lock_waits,
+    check_token_owners,
     fulfil_window,
 )
 
@@ -62,17 +66,62 @@ def placement_for(booking: Booking) -> charger_services.Placement | None:
     None when its EVSE cannot take reservations."""
     if booking.evse is None or not booking.evse.reservable:
         return None
-    tokens = list(booking.tokens.all())
-    if tokens:
-        id_tag, token_type = tokens[0].uid, tokens[0].type
-    else:  # a booking without tokens is held for its authorization reference
-        id_tag, token_type = booking.authorization_reference[:20], None
+    id_tag, token_type = booking_id_tag(booking)
     return charger_services.placement(
         evse=booking.evse,
         id_tag=id_tag,
         ocpi_token_type=token_type,
         expires_at=fulfil_window(booking).end,
         connector=booking.connector,
+    )
+
+
+def booking_id_tag(booking: Booking) -> tuple[str, str | None]:
+    """The id tag a booking is held for at its charger, and its OCPI token type: its first
+    token, else its authorization reference (a booking without tokens)."""
+    tokens = list(booking.tokens.all())
+    if tokens:
+        return tokens[0].uid, tokens[0].type
+    return booking.authorization_reference[:20], None
+
+
+def remote_start_id_tag(
+    *,
+    evse: EVSE,
+    actor: Actor,
+    token: TokenData,
+    authorization_reference: str = "",
+    at: datetime | None = None,
+) -> tuple[str, str | None]:
+    """Who a remote start (OCPI START_SESSION) on evse starts for: (id tag, OCPI token type).
+    An eMSP starts with its own tokens only. While a booking holds the EVSE (its fulfil
+    window), only the booking's own token, or a start naming the booking's authorization
+    reference, may start there; the latter starts with the id tag the charger holds the EVSE
+    for, so the charger lets it through and the session redeems the booking.
+
+    Raises InvalidRequest for another party's token, BookedForOthers for anyone else's start
+    on a booked EVSE."""
+    check_token_owners(actor, [token])
+    at = at or timezone.now()
+    booking = booking_redeemable_at(
+        bookings_redeemable(evse=evse, at=at).prefetch_related("tokens"), at
+    )
+    if booking is None:
+        return token.uid, token.type
+    own = (booking.emsp_country_code, booking.emsp_party_id) == (
+        actor.country_code,
+        actor.party_id,
+    )
+    for booked in booking.tokens.all():
+        if (booked.uid.upper(), booked.country_code.upper(), booked.party_id.upper()) == (
+            token.uid.upper(), token.country_code.upper(), token.party_id.upper()
+        ):  # fmt: skip
+            return token.uid, token.type
+    reference = authorization_reference.upper()
+    if own and reference and reference == booking.authorization_reference.upper():
+        return booking_id_tag(booking)
+    raise BookedForOthers(
+        f"EVSE {evse.uid} is booked until {booking.period.upper:%H:%M} UTC for another driver."
     )
 
 

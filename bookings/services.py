@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg.errors
 from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from chargers.models import BOOKING_STATES
@@ -400,7 +401,7 @@ def _new_authorization_reference() -> str:
     return secrets.token_hex(12).upper()
 
 
-def _check_token_owners(actor: Actor, tokens: Sequence[TokenData]) -> None:
+def check_token_owners(actor: Actor, tokens: Sequence[TokenData]) -> None:
     """An eMSP books with its own tokens only (OCPI country code and party id are CiStrings).
     Raises InvalidRequest naming the first token of another party."""
     if not actor.is_emsp:
@@ -428,7 +429,7 @@ def _insert(
     """Save a new booking with its tokens and its CREATED audit row, inside the caller's atomic
     block. Raises SlotUnavailable when a no-overlap constraint refuses it (`taken()` for the
     EVSE's)."""
-    _check_token_owners(actor, tokens)
+    check_token_owners(actor, tokens)
     booking.tariff_ids = tariff_ids_at(evse=booking.evse, location=booking.location)
     with _conflicts_refused(taken):
         booking.save()
@@ -491,7 +492,7 @@ def booking_create(
         request_id=request_id,
         authorization_reference=authorization_reference or _new_authorization_reference(),
         power_required_kw=power_required_kw,
-        terms=policy_terms(policy),
+        terms=policy_terms(policy, evse=evse),
         access_methods=list(access_methods),
         notes=notes,
         charger_reservation=(
@@ -733,23 +734,35 @@ def booking_fulfil(
     return _transition(booking, to=Status.FULFILLED, actor=actor, now=_now(now), fulfilled_at=at)
 
 
+def bookings_redeemable(*, evse: EVSE, at: datetime) -> QuerySet[Booking]:
+    """The RESERVED bookings on evse that may be near `at`: those whose fulfil window holds it
+    are the ones a session starting then redeems (see booking_redeemable_at)."""
+    return (
+        Booking.objects.filter(status=Status.RESERVED, evse=evse)
+        .filter(period__overlap=(at - timedelta(hours=24), at + timedelta(hours=24)))
+        .order_by("period")
+    )
+
+
+def booking_redeemable_at(bookings: Iterable[Booking], at: datetime) -> Booking | None:
+    """The first of these bookings whose fulfil window holds `at`."""
+    for booking in bookings:
+        window = fulfil_window(booking)
+        if window.start <= at <= window.end:
+            return booking
+    return None
+
+
 def booking_for_session(
     *, evse: EVSE, token_uid: str, at: datetime, token_country_code: str | None = None
 ) -> Booking | None:
     """The RESERVED booking on evse that a session started at `at` with token_uid redeems."""
     candidates = (
-        Booking.objects.filter(status=Status.RESERVED, evse=evse, tokens__uid__iexact=token_uid)
-        .filter(period__overlap=(at - timedelta(hours=24), at + timedelta(hours=24)))
-        .distinct()
-        .order_by("period")
+        bookings_redeemable(evse=evse, at=at).filter(tokens__uid__iexact=token_uid).distinct()
     )
     if token_country_code:
         candidates = candidates.filter(tokens__country_code=token_country_code)
-    for booking in candidates:
-        window = fulfil_window(booking)
-        if window.start <= at <= window.end:
-            return booking
-    return None
+    return booking_redeemable_at(candidates, at)
 
 
 @transaction.atomic
@@ -1150,7 +1163,7 @@ def _unaccepted(
         request_id=data.request_id,
         authorization_reference=data.authorization_reference,
         power_required_kw=data.power_required_kw,
-        terms=policy_terms(policy) if policy else {},
+        terms=policy_terms(policy, evse=evse) if policy else {},
     )
     return _insert(
         booking, tokens=data.tokens, actor=actor, now=now, taken=lambda: error,
@@ -1211,7 +1224,7 @@ def _request_change(booking: Booking, *, actor: Actor, data: RequestData, now: d
 
 
 def _replace_tokens(booking: Booking, tokens: Sequence[TokenData], *, actor: Actor) -> None:
-    _check_token_owners(actor, tokens)
+    check_token_owners(actor, tokens)
     current = {
         (t.country_code, t.party_id, t.uid, t.type, t.contract_id) for t in booking.tokens.all()
     }
@@ -1273,7 +1286,7 @@ def booking_reserve_now(
     NoEVSEAvailable.
     """
     now = _now(now)
-    _check_token_owners(actor, tokens)
+    check_token_owners(actor, tokens)
     location = _resolve_ocpi_location(location) if isinstance(location, str) else location
     if until <= now:
         raise exc.InvalidRequest("The reservation's expiry is in the past.")
@@ -1312,7 +1325,11 @@ def booking_reserve_now(
                 authorization_reference=authorization_reference or _new_authorization_reference(),
                 # Held until its expiry, not a slot's no-show timeout: the driver may come
                 # any time before then (and is a no-show only once it has passed).
-                terms={k: v for k, v in policy_terms(policy).items() if k != "noshow_timeout"},
+                terms={
+                    k: v
+                    for k, v in policy_terms(policy, evse=evse).items()
+                    if k != "noshow_timeout"
+                },
                 charger_reservation=(
                     ChargerReservation.NOT_SENT
                     if evse.reservable

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from .models import ChargeDetailRecord, ChargingSession, MeterReading, Reservation
+from .models import ChargeDetailRecord, ChargingSession, MeterReading, RemoteCommand, Reservation
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -73,3 +73,13 @@ class ChargeDetailRecordAdmin(ReadOnlyAdmin):
     @admin.display(description="energy (kWh)")
     def energy_kwh(self, cdr: ChargeDetailRecord) -> str:
         return f"{cdr.energy_wh / 1000:.3f}"
+
+
+@admin.register(RemoteCommand)
+class RemoteCommandAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id", "action", "charge_point", "evse", "id_tag", "reply", "created_at", "answered_at",
+    ]  # fmt: skip
+    list_filter = ["action", "reply"]
+    search_fields = ["=id", "charge_point__identity", "evse__uid", "id_tag", "transaction_id"]
+    list_select_related = ["charge_point", "evse"]

@@ -233,6 +233,14 @@ class Central16(_CentralMixin, ChargePoint16):
             )
         if action == "CancelReservation":
             return call16.CancelReservation(reservation_id=payload["reservation_id"])
+        if action == "RemoteStart":
+            return call16.RemoteStartTransaction(
+                id_tag=payload["id_tag"][:20], connector_id=payload.get("evse_id") or None
+            )
+        if action == "RemoteStop":
+            return call16.RemoteStopTransaction(transaction_id=int(payload["transaction_id"]))
+        if action == "UnlockConnector":
+            return call16.UnlockConnector(connector_id=payload["evse_id"])
         raise ValueError(f"Unknown command {action!r}")
 
     @on(Action16.boot_notification)
@@ -322,6 +330,19 @@ class Central201(_CentralMixin, ChargePoint201):
             )  # fmt: skip
         if action == "CancelReservation":
             return call201.CancelReservation(reservation_id=payload["reservation_id"])
+        if action == "RemoteStart":
+            return call201.RequestStartTransaction(
+                id_token={"id_token": payload["id_tag"],
+                          "type": payload.get("token_type") or "Central"},
+                remote_start_id=payload["remote_start_id"],
+                evse_id=payload.get("evse_id") or None,
+            )  # fmt: skip
+        if action == "RemoteStop":
+            return call201.RequestStopTransaction(transaction_id=payload["transaction_id"])
+        if action == "UnlockConnector":
+            return call201.UnlockConnector(
+                evse_id=payload["evse_id"], connector_id=payload["connector_id"]
+            )
         raise ValueError(f"Unknown command {action!r}")
 
     @on(Action201.boot_notification)
@@ -371,6 +392,7 @@ class Central201(_CentralMixin, ChargePoint201):
                 services.session_start, charge_point=self.row, ocpp_evse_id=evse_id,
                 id_tag=id_token, started_at=at, transaction_id=transaction_id,
                 reservation_id=kw.get("reservation_id"),
+                remote_start_id=transaction_info.get("remote_start_id"),
             )  # fmt: skip
         if kw.get("meter_value"):
             await self.csms.db(

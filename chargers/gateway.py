@@ -50,7 +50,7 @@ class Command:
     """One command for one charger; `payload` is version-neutral, the csms builds the OCPP call."""
 
     charge_point_id: str
-    action: str  # ReserveNow | CancelReservation
+    action: str  # ReserveNow | CancelReservation | RemoteStart | RemoteStop | UnlockConnector
     payload: dict[str, Any]
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -172,6 +172,41 @@ def reserve_now_command(
 
 def cancel_reservation_command(*, charge_point_id: str, reservation_id: int) -> Command:
     return Command(charge_point_id, "CancelReservation", {"reservation_id": reservation_id})
+
+
+def remote_start_command(
+    *,
+    charge_point_id: str,
+    remote_start_id: int,
+    id_tag: str,
+    evse_id: int | None,
+    token_type: str = "Central",
+) -> Command:
+    """Start a transaction for id_tag (1.6 RemoteStartTransaction with evse_id as connectorId,
+    2.0.1 RequestStartTransaction with remote_start_id, which its TransactionEvent repeats)."""
+    return Command(
+        charge_point_id,
+        "RemoteStart",
+        {"remote_start_id": remote_start_id, "id_tag": id_tag, "evse_id": evse_id,
+         "token_type": token_type},
+    )  # fmt: skip
+
+
+def remote_stop_command(*, charge_point_id: str, transaction_id: str) -> Command:
+    """Stop a transaction (1.6 RemoteStopTransaction, 2.0.1 RequestStopTransaction)."""
+    return Command(charge_point_id, "RemoteStop", {"transaction_id": transaction_id})
+
+
+def unlock_connector_command(*, charge_point_id: str, evse_id: int, connector_id: int) -> Command:
+    """Unlock a connector: 1.6 uses evse_id as connectorId, 2.0.1 both."""
+    return Command(
+        charge_point_id, "UnlockConnector", {"evse_id": evse_id, "connector_id": connector_id}
+    )
+
+
+def send_one(command: Command, *, timeout: float | None = None) -> Reply:
+    """Send one command and wait for its reply (see send)."""
+    return send([command], timeout=timeout)[command.id]
 
 
 def reserve_now(*, timeout: float | None = None, **kwargs: Any) -> Reply:

@@ -173,6 +173,11 @@ class ChargingSession(models.Model):
     meter_last_wh = models.DecimalField(max_digits=16, decimal_places=3, null=True, blank=True)
     meter_last_at = models.DateTimeField(null=True, blank=True)
     stop_reason = models.CharField(max_length=32, blank=True)
+    authorization_reference = models.CharField(
+        max_length=36,
+        blank=True,
+        help_text="The reference of the remote start that began it (OCPI START_SESSION), if any.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -300,3 +305,71 @@ class ChargeDetailRecord(models.Model):
              if bool(x.get("fee")) == fee and dimension in (None, x["dimension"])),
             Decimal(0),
         )  # fmt: skip
+
+
+class RemoteCommand(models.Model):
+    """A remote start, stop or unlock sent to a charger on someone's behalf (OCPI START_SESSION,
+    STOP_SESSION, UNLOCK_CONNECTOR), and the charger's answer. Sent at most once: a command that
+    cannot go out at once is not sent later, when the driver may have left. Its id is the OCPP
+    2.0.1 remoteStartId, which the charger repeats in the transaction it starts."""
+
+    class Action(models.TextChoices):
+        START = "START", "Remote start"
+        STOP = "STOP", "Remote stop"
+        UNLOCK = "UNLOCK", "Unlock connector"
+
+    id = models.AutoField(primary_key=True)  # int4: OCPP 2.0.1 remoteStartId is an integer
+    action = models.CharField(max_length=8, choices=Action.choices)
+    charge_point = models.ForeignKey(
+        ChargePoint, on_delete=models.CASCADE, related_name="remote_commands"
+    )
+    evse = models.ForeignKey(
+        EVSE, on_delete=models.SET_NULL, null=True, blank=True, related_name="remote_commands"
+    )
+    ocpp_connector_id = models.PositiveSmallIntegerField(null=True, blank=True)
+    id_tag = models.CharField(max_length=36, blank=True, help_text="START: the token to start for.")
+    token_type = models.CharField(max_length=16, blank=True, help_text="OCPP 2.0.1 IdTokenEnum")
+    authorization_reference = models.CharField(max_length=36, blank=True)
+    transaction_id = models.CharField(max_length=36, blank=True, help_text="STOP: the session's.")
+    session = models.ForeignKey(
+        ChargingSession,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="remote_commands",
+        help_text="START: the session the charger then started; STOP: the session to stop.",
+    )
+    reply = models.CharField(
+        max_length=32, blank=True, help_text="The charger's answer, or Offline/Timeout/NotSent."
+    )
+    detail = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # A session start looks for the remote start it answers (services.session_start).
+            models.Index(
+                fields=["charge_point", "created_at"],
+                condition=Q(action="START", session__isnull=True),
+                name="remotecommand_open_start_idx",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(action__in=["START", "STOP", "UNLOCK"]),
+                name="remotecommand_action_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(action="START") | ~Q(id_tag=""), name="remotecommand_start_has_id_tag"
+            ),
+            models.CheckConstraint(
+                condition=~Q(action="STOP") | ~Q(transaction_id=""),
+                name="remotecommand_stop_has_transaction",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.pk} on {self.charge_point_id}"

@@ -34,6 +34,7 @@ from .models import (
     ChargerReservation,
     ChargingSession,
     MeterReading,
+    RemoteCommand,
     Reservation,
 )
 
@@ -131,11 +132,13 @@ def session_start(
     transaction_id: str | None = None,
     reservation_id: int | None = None,
     meter_start_wh: int | None = None,
+    remote_start_id: int | None = None,
 ) -> ChargingSession:
     """Record a started session and send signals.session_started in the same transaction, so
     what receivers write (a booking the session fulfils) commits with it or not at all.
     OCPP 1.6 sessions (no transaction_id) get this row's id; starting the same 2.0.1
-    transaction twice returns the first row."""
+    transaction twice returns the first row. A session a remote start began takes that
+    start's authorization reference (see remote_start_link)."""
     evse = None
     if ocpp_evse_id:
         evse = EVSE.objects.filter(charge_point=charge_point, ocpp_evse_id=ocpp_evse_id).first()
@@ -146,10 +149,13 @@ def session_start(
             defaults={"evse": evse, "id_tag": id_tag, "started_at": started_at,
                       "reservation_id": reservation_id, "meter_start_wh": meter_start_wh},
         )  # fmt: skip
+        fresh = created
         if not created and id_tag and not session.id_tag:
             session.id_tag = id_tag
             session.save(update_fields=["id_tag"])
+            fresh = True
     else:
+        fresh = True
         session = ChargingSession.objects.create(
             charge_point=charge_point, evse=evse, transaction_id=uuid.uuid4().hex,
             id_tag=id_tag, started_at=started_at, reservation_id=reservation_id,
@@ -157,8 +163,50 @@ def session_start(
         )  # fmt: skip
         session.transaction_id = str(session.pk)
         session.save(update_fields=["transaction_id"])
+    if fresh:  # 2.0.1 repeats the start in every Updated event: look the remote start up once
+        remote_start_link(session=session, remote_start_id=remote_start_id)
     signals.session_started.send(sender=ChargingSession, session=session, at=started_at)
     return session
+
+
+# How long after a remote start the charger's transaction is taken as its answer: an OCPP 1.6
+# charger waits for the cable to be plugged in (its ConnectionTimeOut, often 1-3 minutes).
+REMOTE_START_MATCH_SECONDS = 600
+
+
+def remote_start_link(
+    *, session: ChargingSession, remote_start_id: int | None = None
+) -> RemoteCommand | None:
+    """Link a session to the remote start it answers, and give it that start's authorization
+    reference: by remoteStartId (2.0.1), else the latest open remote start for its token on
+    its EVSE (or on any EVSE of the charger) that the charger did not refuse. Returns it."""
+    if not session.id_tag and remote_start_id is None:
+        return None
+    if session.remote_commands.filter(action=RemoteCommand.Action.START).exists():
+        return None
+    starts = RemoteCommand.objects.select_for_update().filter(
+        charge_point=session.charge_point_id,
+        action=RemoteCommand.Action.START,
+        session__isnull=True,
+        created_at__gte=session.started_at - timedelta(seconds=REMOTE_START_MATCH_SECONDS),
+    )
+    if remote_start_id is not None:
+        start = starts.filter(pk=remote_start_id).first()
+    else:
+        start = (
+            starts.filter(Q(reply="") | Q(reply="Accepted"), id_tag__iexact=session.id_tag)
+            .filter(Q(evse=session.evse_id) | Q(evse__isnull=True))
+            .order_by("-id")
+            .first()
+        )
+    if start is None:
+        return None
+    start.session = session
+    start.save(update_fields=["session"])
+    if start.authorization_reference:
+        session.authorization_reference = start.authorization_reference
+        session.save(update_fields=["authorization_reference"])
+    return start
 
 
 def session_link_booking(*, session: ChargingSession, booking_id: int) -> None:
@@ -587,3 +635,99 @@ def reservation_status_update(
                 sender=Reservation, reservation=reservation, update_status=update_status
             )
     return reservation
+
+
+# --- remote commands (start, stop, unlock) ---
+
+
+@transaction.atomic
+def remote_command_create(
+    *,
+    action: str,
+    evse: EVSE,
+    connector: Connector | None = None,
+    id_tag: str = "",
+    ocpi_token_type: str | None = None,
+    authorization_reference: str = "",
+    session: ChargingSession | None = None,
+) -> RemoteCommand:
+    """Record a remote start, stop or unlock for the charger of `evse` and queue it for a
+    worker once the transaction commits (chargers.tasks.remote_command_task)."""
+    from config.celery import enqueue_on_commit
+
+    from .tasks import remote_command_task
+
+    command = RemoteCommand.objects.create(
+        action=action, charge_point_id=evse.charge_point_id, evse=evse,
+        ocpp_connector_id=connector.ocpp_connector_id if connector is not None else None,
+        id_tag=id_tag, authorization_reference=authorization_reference,
+        transaction_id=session.transaction_id if session is not None else "",
+        token_type=TOKEN_TYPES.get(ocpi_token_type or "", "Central"), session=session,
+    )  # fmt: skip
+    enqueue_on_commit(remote_command_task, remote_command_id=command.pk)
+    return command
+
+
+@transaction.atomic
+def remote_command_claim(*, remote_command_id: int, now: datetime) -> RemoteCommand | None:
+    """Claim the one send of a remote command: None when it was sent, answered or is being
+    sent already (a task run twice never starts a second transaction)."""
+    command = (
+        RemoteCommand.objects.select_for_update(of=("self",), skip_locked=True)
+        .select_related("charge_point", "evse", "session")
+        .filter(pk=remote_command_id, sent_at__isnull=True, reply="")
+        .first()
+    )
+    if command is None:
+        return None
+    command.sent_at = now
+    command.save(update_fields=["sent_at"])
+    return command
+
+
+def remote_command_bus_command(command: RemoteCommand) -> gateway.Command:
+    """The bus command for a remote command row."""
+    cp = command.charge_point.identity
+    evse_id = command.evse.ocpp_evse_id if command.evse is not None else None
+    if command.action == RemoteCommand.Action.START:
+        return gateway.remote_start_command(
+            charge_point_id=cp, remote_start_id=command.pk, id_tag=command.id_tag,
+            evse_id=evse_id, token_type=command.token_type or "Central",
+        )  # fmt: skip
+    if command.action == RemoteCommand.Action.STOP:
+        return gateway.remote_stop_command(
+            charge_point_id=cp, transaction_id=command.transaction_id
+        )
+    return gateway.unlock_connector_command(
+        charge_point_id=cp, evse_id=evse_id or 0, connector_id=command.ocpp_connector_id or 1
+    )
+
+
+@transaction.atomic
+def remote_command_record_reply(
+    *, remote_command_id: int, reply_status: str, detail: str, now: datetime
+) -> RemoteCommand:
+    """Record the charger's answer to a remote command (once) and announce it with
+    signals.remote_command_answered in the same transaction."""
+    command = RemoteCommand.objects.select_for_update().get(pk=remote_command_id)
+    if command.reply:
+        return command
+    command.reply = reply_status[:32]
+    command.detail = detail[:255]
+    command.answered_at = now
+    command.save(update_fields=["reply", "detail", "answered_at"])
+    signals.remote_command_answered.send(sender=RemoteCommand, remote_command=command)
+    return command
+
+
+def remote_commands_unsent(*, now: datetime, send_within_seconds: float) -> list[int]:
+    """Remote commands whose task never ran: those younger than send_within_seconds (still
+    worth sending); older ones are answered NotSent, so the requester learns it failed."""
+    unsent = RemoteCommand.objects.filter(sent_at__isnull=True, reply="")
+    cutoff = now - timedelta(seconds=send_within_seconds)
+    for pk in unsent.filter(created_at__lt=cutoff).values_list("pk", flat=True):
+        remote_command_record_reply(
+            remote_command_id=pk, reply_status=gateway.NOT_SENT,
+            detail="Not sent in time (no worker took it).", now=now,
+        )  # fmt: skip
+    return list(unsent.filter(created_at__gte=cutoff).values_list("pk", flat=True))

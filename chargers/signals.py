@@ -34,3 +34,8 @@ session_updated = Signal()
 # A charge detail record was issued (chargers.services.cdr_issue). Sent with `cdr` inside the
 # transaction that writes it.
 cdr_issued = Signal()
+
+# A charger answered a remote start, stop or unlock (or it could not be reached, or did not
+# answer in time). Sent with `remote_command` (a RemoteCommand, its reply set) inside the
+# transaction that records the answer.
+remote_command_answered = Signal()

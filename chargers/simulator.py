@@ -1,9 +1,12 @@
 """Simulated charge points, built on the `ocpp` library's charge point classes (1.6 and 2.0.1).
 
 Each boots, reports its EVSEs' status, heartbeats, answers ReserveNow/CancelReservation as its
-mode says, and starts a session with a token when told. `python manage.py simulate_chargers`
-runs many; tests drive them directly. Modes: accept, occupied, faulted, unavailable, rejected
-(the ReserveNow answer), offline (disconnected until the mode changes).
+mode says, and starts a session with a token when told. Like a real charger it takes remote
+starts (refused for a token other than the reservation's on a reserved connector, or on a busy
+one), remote stops of its open transactions and unlocks, and then starts or stops the session.
+`python manage.py simulate_chargers` runs many; tests drive them directly. Modes: accept,
+occupied, faulted, unavailable, rejected (the ReserveNow answer; a charger in any mode but
+accept refuses remote starts), offline (disconnected until the mode changes).
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import json
 import logging
 import random
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import websockets
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
@@ -60,6 +64,8 @@ class _SimMixin:
 
 
 class Sim16(_SimMixin, ChargePoint16):
+    charging_status = "Charging"  # the connector status reported once a session starts
+
     @on(Action16.reserve_now)
     async def on_reserve_now(self, connector_id, expiry_date, id_tag, reservation_id, **kw):
         payload = {"connector_id": connector_id, "expiry_date": expiry_date, "id_tag": id_tag,
@@ -78,6 +84,43 @@ class Sim16(_SimMixin, ChargePoint16):
         found = self.sim.reservations.pop(reservation_id, None) is not None
         return result16.CancelReservation(status="Accepted" if found else "Rejected")
 
+    @on(Action16.remote_start_transaction)
+    async def on_remote_start(self, id_tag, connector_id=None, **kw):
+        self._record("RemoteStartTransaction", {"id_tag": id_tag, "connector_id": connector_id,
+                                                **kw})  # fmt: skip
+        await self.sim.think()
+        accepted = self.sim.accept_remote_start(id_tag, connector_id)
+        return result16.RemoteStartTransaction(status="Accepted" if accepted else "Rejected")
+
+    @after(Action16.remote_start_transaction)
+    async def after_remote_start(self, id_tag, connector_id=None, **kw):
+        self.sim.spawn(self.sim.begin_remote_start(id_tag))
+
+    @on(Action16.remote_stop_transaction)
+    async def on_remote_stop(self, transaction_id, **kw):
+        self._record("RemoteStopTransaction", {"transaction_id": transaction_id})
+        await self.sim.think()
+        known = str(transaction_id) in self.sim.sessions
+        return result16.RemoteStopTransaction(status="Accepted" if known else "Rejected")
+
+    @after(Action16.remote_stop_transaction)
+    async def after_remote_stop(self, transaction_id, **kw):
+        self.sim.spawn(self.sim.end_remote_stop(str(transaction_id)))
+
+    @on(Action16.unlock_connector)
+    async def on_unlock_connector(self, connector_id, **kw):
+        self._record("UnlockConnector", {"connector_id": connector_id})
+        await self.sim.think()
+        known = 1 <= connector_id <= self.sim.evses
+        return result16.UnlockConnector(status="Unlocked" if known else "NotSupported")
+
+    @after(Action16.unlock_connector)
+    async def after_unlock_connector(self, connector_id, **kw):
+        # OCPP 1.6 5.18: a transaction on the connector is stopped before it is unlocked.
+        for transaction_id, evse in list(self.sim.sessions.items()):
+            if evse == connector_id:
+                self.sim.spawn(self.sim.stop_session(transaction_id, evse))
+
     async def boot(self) -> None:
         await self.call(call16.BootNotification(
             charge_point_model="Sim 1", charge_point_vendor="Chargebook", firmware_version="1.0"
@@ -93,7 +136,7 @@ class Sim16(_SimMixin, ChargePoint16):
     async def heartbeat(self) -> None:
         await self.call(call16.Heartbeat())
 
-    async def start_session(self, id_tag: str, evse: int) -> str:
+    async def start_session(self, id_tag: str, evse: int, remote_start_id: int | None) -> str:
         await self.call(call16.Authorize(id_tag=id_tag))
         reservation = next(
             (rid for rid, r in self.sim.reservations.items() if r["connector_id"] == evse), None
@@ -103,7 +146,6 @@ class Sim16(_SimMixin, ChargePoint16):
             timestamp=_now(), reservation_id=reservation,
         ))  # fmt: skip
         self.sim.reservations.pop(reservation, None)
-        await self.report(evse, "Charging")
         return str(result.transaction_id)
 
     async def meter_values(self, transaction_id: str, evse: int) -> None:
@@ -121,6 +163,7 @@ class Sim16(_SimMixin, ChargePoint16):
 
 
 class Sim201(_SimMixin, ChargePoint201):
+    charging_status = "Occupied"
     seq_no = -1  # TransactionEvent sequence number, per connection
 
     @on(Action201.reserve_now)
@@ -140,6 +183,41 @@ class Sim201(_SimMixin, ChargePoint201):
         found = self.sim.reservations.pop(reservation_id, None) is not None
         return result201.CancelReservation(status="Accepted" if found else "Rejected")
 
+    @on(Action201.request_start_transaction)
+    async def on_request_start(self, id_token, remote_start_id, evse_id=None, **kw):
+        self._record("RequestStartTransaction", {"id_token": id_token,
+                     "remote_start_id": remote_start_id, "evse_id": evse_id, **kw})  # fmt: skip
+        await self.sim.think()
+        accepted = self.sim.accept_remote_start(id_token["id_token"], evse_id, remote_start_id)
+        return result201.RequestStartTransaction(status="Accepted" if accepted else "Rejected")
+
+    @after(Action201.request_start_transaction)
+    async def after_request_start(self, id_token, remote_start_id, evse_id=None, **kw):
+        self.sim.spawn(self.sim.begin_remote_start(id_token["id_token"]))
+
+    @on(Action201.request_stop_transaction)
+    async def on_request_stop(self, transaction_id, **kw):
+        self._record("RequestStopTransaction", {"transaction_id": transaction_id})
+        await self.sim.think()
+        known = transaction_id in self.sim.sessions
+        return result201.RequestStopTransaction(status="Accepted" if known else "Rejected")
+
+    @after(Action201.request_stop_transaction)
+    async def after_request_stop(self, transaction_id, **kw):
+        self.sim.spawn(self.sim.end_remote_stop(transaction_id))
+
+    @on(Action201.unlock_connector)
+    async def on_unlock_connector(self, evse_id, connector_id, **kw):
+        self._record("UnlockConnector", {"evse_id": evse_id, "connector_id": connector_id})
+        await self.sim.think()
+        if not 1 <= evse_id <= self.sim.evses or connector_id != 1:
+            status = "UnknownConnector"
+        elif evse_id in self.sim.sessions.values():
+            status = "OngoingAuthorizedTransaction"
+        else:
+            status = "Unlocked"
+        return result201.UnlockConnector(status=status)
+
     async def boot(self) -> None:
         await self.call(call201.BootNotification(
             charging_station={"vendor_name": "Chargebook", "model": "Sim 2",
@@ -157,22 +235,25 @@ class Sim201(_SimMixin, ChargePoint201):
     async def heartbeat(self) -> None:
         await self.call(call201.Heartbeat())
 
-    async def start_session(self, id_tag: str, evse: int) -> str:
+    async def start_session(self, id_tag: str, evse: int, remote_start_id: int | None) -> str:
         token = {"id_token": id_tag, "type": "ISO14443"}
         await self.call(call201.Authorize(id_token=token))
         reservation = next(
             (rid for rid, r in self.sim.reservations.items() if r.get("evse_id") == evse), None
         )
         transaction_id = f"T{random.randrange(10**9)}"
+        info: dict[str, Any] = {"transaction_id": transaction_id}
+        if remote_start_id is not None:
+            info["remote_start_id"] = remote_start_id
         self.seq_no += 1
         await self.call(call201.TransactionEvent(
-            event_type="Started", timestamp=_now(), trigger_reason="Authorized",
-            seq_no=self.seq_no, transaction_info={"transaction_id": transaction_id},
+            event_type="Started", timestamp=_now(),
+            trigger_reason="RemoteStart" if remote_start_id is not None else "Authorized",
+            seq_no=self.seq_no, transaction_info=info,
             evse={"id": evse, "connector_id": 1}, id_token=token, reservation_id=reservation,
             meter_value=[self.sim.sample(evse, "Transaction.Begin", version="2.0.1")],
         ))  # fmt: skip
         self.sim.reservations.pop(reservation, None)
-        await self.report(evse, "Occupied")
         return transaction_id
 
     async def meter_values(self, transaction_id: str, evse: int) -> None:
@@ -226,9 +307,12 @@ class SimulatedCharger:
         self.power_w = power_w
         self.meter_seconds = meter_seconds
         self.sessions: dict[str, int] = {}  # open transaction -> EVSE
+        # Remote starts accepted and not begun yet: id tag -> (EVSE, remoteStartId).
+        self.remote_starts: dict[str, tuple[int, int | None]] = {}
         # Each EVSE's energy register (Wh) and when it last advanced; it runs while charging.
         self._registers: dict[int, tuple[float, float]] = {}
         self.cp: Sim16 | Sim201 | None = None
+        self._work: set[asyncio.Task] = set()  # what it does after answering a command
         self._ws = None
         self._reader: asyncio.Task | None = None
 
@@ -258,7 +342,18 @@ class SimulatedCharger:
         with contextlib.suppress(websockets.ConnectionClosed):
             await self.cp.start()
 
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Do something after a command's answer is out (a start after a remote start), as a
+        task of this charger's, ended on disconnect."""
+        task = asyncio.create_task(work)
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+
     async def disconnect(self) -> None:
+        for task in list(self._work):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._ws.close(), 5)
@@ -308,11 +403,51 @@ class SimulatedCharger:
                        for v, m, u in values]  # fmt: skip
         return {"timestamp": _now(), "sampled_value": sampled}
 
-    async def start_session(self, id_tag: str, evse: int = 1) -> str:
+    async def start_session(
+        self, id_tag: str, evse: int = 1, remote_start_id: int | None = None
+    ) -> str:
         self.register(evse)  # the register stands still until the session starts
-        transaction_id = await self.cp.start_session(id_tag, evse)
-        self.sessions[transaction_id] = evse
+        transaction_id = await self.cp.start_session(id_tag, evse, remote_start_id)
+        self.sessions[transaction_id] = evse  # open (a remote stop may come) before the report
+        await self.cp.report(evse, self.cp.charging_status)
         return transaction_id
+
+    def reserved_for(self, evse: int) -> str | None:
+        """The id tag a reservation holds the EVSE for, if any."""
+        for reservation in self.reservations.values():
+            if reservation.get("connector_id", reservation.get("evse_id")) == evse:
+                return reservation.get("id_tag") or reservation["id_token"]["id_token"]
+        return None
+
+    def accept_remote_start(
+        self, id_tag: str, evse: int | None, remote_start_id: int | None = None
+    ) -> bool:
+        """Whether to accept a remote start (noting it for begin_remote_start): the charger
+        must take commands (mode accept), and the EVSE (the first fitting one when none is
+        named) must be free and not reserved for another id tag."""
+        if self.mode != "accept":
+            return False
+        busy = {*self.sessions.values(), *(e for e, _ in self.remote_starts.values())}
+        for candidate in [evse] if evse else range(1, self.evses + 1):
+            if not 1 <= candidate <= self.evses or candidate in busy:
+                continue
+            held_for = self.reserved_for(candidate)
+            if held_for is not None and held_for.upper() != id_tag.upper():
+                continue
+            self.remote_starts[id_tag] = (candidate, remote_start_id)
+            return True
+        return False
+
+    async def begin_remote_start(self, id_tag: str) -> None:
+        """Start the session of an accepted remote start (the driver plugs in at once)."""
+        accepted = self.remote_starts.pop(id_tag, None)
+        if accepted is not None:
+            await self.start_session(id_tag, accepted[0], remote_start_id=accepted[1])
+
+    async def end_remote_stop(self, transaction_id: str) -> None:
+        evse = self.sessions.get(transaction_id)
+        if evse is not None:
+            await self.stop_session(transaction_id, evse)
 
     async def send_meter_values(self) -> None:
         """A periodic meter value for every open session."""

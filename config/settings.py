@@ -193,6 +193,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 60.0,
     },
     # OCPI outbox: audit rows -> pushes to eMSPs, retries that came due (ocpi.push).
+    "sweep-remote-commands": {
+        "task": "chargers.tasks.sweep_remote_commands_task",
+        "schedule": 15.0,
+    },
     "ocpi-push-sweep": {"task": "ocpi.tasks.push_sweep_task", "schedule": 15.0},
     "ocpi-command-results": {"task": "ocpi.tasks.command_results_sweep_task", "schedule": 30.0},
     # Operator API webhooks: the same audit rows -> deliveries to clients (api.webhooks).

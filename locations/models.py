@@ -351,6 +351,21 @@ class EVSE(models.Model):
     def reservable(self) -> bool:
         return Capability.RESERVABLE in self.capabilities
 
+    # The commands the capabilities promise (OCPI START_SESSION/STOP_SESSION, UNLOCK_CONNECTOR)
+    # are part of OCPP's core in both versions this platform speaks (1.6 Core profile; 2.0.1
+    # Core), so the capability an operator sets on the EVSE is the one thing that decides.
+    @property
+    def remote_startable(self) -> bool:
+        return Capability.REMOTE_START_STOP_CAPABLE in self.capabilities
+
+    @property
+    def unlockable(self) -> bool:
+        return Capability.UNLOCK_CAPABLE in self.capabilities
+
+    @property
+    def start_needs_connector(self) -> bool:
+        return Capability.START_SESSION_CONNECTOR_REQUIRED in self.capabilities
+
     def connector_list(self) -> list[Connector]:
         """The EVSE's connectors in id order: those locations.selectors.evses_of_location loaded
         with it (a Prefetch to `loaded_connectors`), else one query."""

@@ -84,12 +84,14 @@ def policy_for(evse: EVSE, location: Location | None = None) -> BookingPolicy:
     return location_policy(location or evse.charge_point.location)
 
 
-def policy_terms(policy: BookingPolicy) -> dict:
-    """The policy's OCPI BookingTerms object (the shape stored on a booking when accepted)."""
+def policy_terms(policy: BookingPolicy, *, evse: EVSE) -> dict:
+    """The policy's OCPI BookingTerms object on an EVSE (the shape stored on a booking when
+    accepted). Remote authorisation (START_SESSION) is offered only where the EVSE can start
+    remotely (EVSE.remote_startable) and the policy allows it."""
     terms = {
         "RFID_auth_required": policy.rfid_auth_required,
         "token_groups_supported": policy.token_groups_supported,
-        "remote_auth_supported": policy.remote_auth_supported,
+        "remote_auth_supported": policy.remote_auth_supported and evse.remote_startable,
         "supported_access_methods": list(policy.supported_access_methods) or ["OPEN"],
         "change_until_minutes": policy.change_until_minutes,
         "cancel_until_minutes": policy.cancel_until_minutes,

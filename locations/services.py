@@ -178,7 +178,7 @@ def charge_point_provision(
             charge_point=charge_point, uid=uid[:36], ocpp_evse_id=number,
             evse_id=f"{country}*{settings.OCPI_PARTY_ID}*E{base.replace('-', '')}{number}"[:48],
             capabilities=[Capability.RESERVABLE, Capability.RFID_READER,
-                          Capability.REMOTE_START_STOP_CAPABLE],
+                          Capability.REMOTE_START_STOP_CAPABLE, Capability.UNLOCK_CAPABLE],
             physical_reference=f"{number}",
         )  # fmt: skip
         Connector.objects.create(

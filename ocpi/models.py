@@ -148,11 +148,15 @@ class Token(models.Model):
 
 
 class Command(models.Model):
-    """A RESERVE_NOW or CANCEL_RESERVATION received from an eMSP, and its CommandResult."""
+    """A command received from an eMSP, and its CommandResult. A RESERVE_NOW makes a booking;
+    START_SESSION, STOP_SESSION and UNLOCK_CONNECTOR go to the charger as a RemoteCommand."""
 
     class Type(models.TextChoices):
         RESERVE_NOW = "RESERVE_NOW"
         CANCEL_RESERVATION = "CANCEL_RESERVATION"
+        START_SESSION = "START_SESSION"
+        STOP_SESSION = "STOP_SESSION"
+        UNLOCK_CONNECTOR = "UNLOCK_CONNECTOR"
 
     class Result(models.TextChoices):
         ACCEPTED = "ACCEPTED"
@@ -167,10 +171,18 @@ class Command(models.Model):
 
     party = models.ForeignKey(Party, on_delete=models.CASCADE, related_name="commands")
     type = models.CharField(max_length=24, choices=Type.choices)
-    reservation_id = models.CharField(max_length=36)
+    reservation_id = models.CharField(max_length=36, blank=True)
     response_url = models.URLField(max_length=255)
     booking = models.ForeignKey(
         "bookings.Booking", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    remote_command = models.ForeignKey(
+        "chargers.RemoteCommand",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="START_SESSION, STOP_SESSION, UNLOCK_CONNECTOR: what went to the charger.",
     )
     payload = models.JSONField()
     result = models.CharField(max_length=24, choices=Result.choices, blank=True)

@@ -211,11 +211,13 @@ def queue_charge_pushes(
     id_tag: str,
     session_id: int | None = None,
     cdr_id: int | None = None,
+    cdr_session_id: int | None = None,
     unless_within: timedelta | None = None,
 ) -> None:
-    """Queue a Session PUT (or a CDR POST) to the parties it belongs to. With `unless_within`,
-    nothing is queued when a push of this session was queued that recently: a running session
-    is pushed at a bounded rate, whatever its meter sends (one indexed query per meter value)."""
+    """Queue a Session PUT (or a CDR POST, with its session's id as `cdr_session_id`) to the
+    parties it belongs to. With `unless_within`, nothing is queued when a push of this session
+    was queued that recently: a running session is pushed at a bounded rate, whatever its meter
+    sends (one indexed query per meter value)."""
     if (
         unless_within is not None
         and Push.objects.filter(
@@ -223,7 +225,10 @@ def queue_charge_pushes(
         ).exists()
     ):
         return
-    owners = owners_of_charge(booking_id=booking_id, id_tag=id_tag)
+    owners = owners_of_charge(
+        booking_id=booking_id, id_tag=id_tag,
+        session_id=session_id if session_id is not None else cdr_session_id,
+    )  # fmt: skip
     Push.objects.bulk_create(
         [Push(party_id=p, kind=kind, session_id=session_id, cdr_id=cdr_id) for p in owners],
         ignore_conflicts=True,

@@ -28,7 +28,7 @@ from chargers.models import ChargeDetailRecord, ChargingSession, MeterReading
 from locations.models import EVSE, UNBOOKABLE_EVSE_STATUSES, Connector, Location
 from locations.selectors import evses_of_location, location_get, policy_for
 
-from .models import Party, Token
+from .models import Command, Party, Token
 
 
 def published_locations() -> QuerySet[Location]:
@@ -258,30 +258,54 @@ def token_get(*, party: Party, country_code: str, party_id: str, uid: str, type:
     )
 
 
-def _charged_to(party: Party) -> Q:
-    """Sessions and CDRs (rows with `booking_id` and `id_tag`) of the party: of one of its
-    bookings, or charged to one of its tokens (uids are case-insensitive)."""
+def _charged_to(party: Party, *, session: str) -> Q:
+    """Sessions and CDRs (rows with `booking_id` and `id_tag`, and their session's id in the
+    field `session`) of the party: of one of its bookings, charged to one of its tokens (uids
+    are case-insensitive), or of a session its START_SESSION started."""
     its_booking = Booking.objects.filter(
         pk=OuterRef("booking_id"),
         emsp_country_code=party.country_code,
         emsp_party_id=party.party_id,
     )
     its_token = Token.objects.filter(owner=party, uid__iexact=OuterRef("id_tag"))
-    return Q(Exists(its_booking)) | Q(Exists(its_token))
+    return Q(Exists(its_booking)) | Q(Exists(its_token)) | Q(Exists(_started_by(party, session)))
+
+
+def _started_by(party: Party, session: str = "pk") -> QuerySet[Command]:
+    """The party's START_SESSION that began the outer row's session, if any."""
+    return Command.objects.filter(
+        party=party, type=Command.Type.START_SESSION, remote_command__session=OuterRef(session)
+    )
+
+
+def session_of_party(party: Party, session_id: str) -> ChargingSession | None:
+    """One of the party's sessions (as sessions_of_party selects them) by its OCPI id (our row
+    id), with its EVSE; else None."""
+    if not session_id.isascii() or not session_id.isdigit() or len(session_id) > 18:
+        return None
+    return (
+        ChargingSession.objects.filter(_charged_to(party, session="pk"))
+        .select_related("evse")
+        .filter(pk=int(session_id))
+        .first()
+    )
 
 
 def sessions_of_party(party: Party) -> QuerySet[ChargingSession]:
-    """The charging sessions an eMSP may read: those that fulfilled one of its bookings, or that
-    one of its tokens started. Annotated with `ocpi_last_updated` (the latest of start, stop and
-    meter reading), stably ordered by it, with what a Session object shows loaded."""
+    """The charging sessions an eMSP may read: those that fulfilled one of its bookings, that
+    one of its tokens started, or that its START_SESSION started. Annotated with
+    `ocpi_last_updated` (the latest of start, stop and meter reading), stably ordered by it, and
+    `started_by_command` (its START_SESSION began it), with what a Session object shows
+    loaded."""
     return (
-        ChargingSession.objects.filter(_charged_to(party))
+        ChargingSession.objects.filter(_charged_to(party, session="pk"))
         .annotate(
+            started_by_command=Exists(_started_by(party)),
             ocpi_last_updated=Greatest(
                 "started_at",
                 Coalesce("stopped_at", "started_at"),
                 Coalesce("meter_last_at", "started_at"),
-            )
+            ),
         )
         .select_related("evse", "charge_point__location")
         .prefetch_related(
@@ -292,15 +316,23 @@ def sessions_of_party(party: Party) -> QuerySet[ChargingSession]:
     )
 
 
-def owners_of_charge(*, booking_id: int | None, id_tag: str) -> list[int]:
+def owners_of_charge(
+    *, booking_id: int | None, id_tag: str, session_id: int | None = None
+) -> list[int]:
     """The registered parties (Party ids) a session or CDR is pushed to: the eMSP of the booking
-    it redeemed and the parties holding its token, as _charged_to() selects them for reading."""
+    it redeemed, the parties holding its token and the one whose START_SESSION started its
+    session, as _charged_to() selects them for reading."""
     parties = parties_to_push()
     owners = (
         Q(pk__in=Token.objects.filter(uid__iexact=id_tag).values("owner_id"))
         if id_tag
         else Q(pk__in=[])
     )
+    if session_id is not None:
+        started = Command.objects.filter(
+            type=Command.Type.START_SESSION, remote_command__session=session_id
+        )
+        owners |= Q(pk__in=started.values("party_id"))
     if booking_id is not None:
         booking = Booking.objects.filter(pk=booking_id).first()
         if booking is not None and booking.emsp_country_code:
@@ -312,7 +344,7 @@ def cdrs_of_party(party: Party) -> QuerySet[ChargeDetailRecord]:
     """The charge detail records an eMSP may read: of its bookings, or charged to its tokens.
     Stably ordered by issue (`created_at`, never changed: a CDR is final)."""
     return (
-        ChargeDetailRecord.objects.filter(_charged_to(party))
+        ChargeDetailRecord.objects.filter(_charged_to(party, session="session_id"))
         .select_related("location", "evse", "session")
         .prefetch_related("evse__connectors")
         .order_by("created_at", "id")

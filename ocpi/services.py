@@ -283,9 +283,11 @@ def token_patch(*, token: Token, data: Mapping[str, Any]) -> Token:
     return token
 
 
-# --- Commands module (receiver): RESERVE_NOW / CANCEL_RESERVATION ---
+# --- Commands module (receiver) ---
 
 COMMAND_TIMEOUT_SECONDS = 30  # CommandResponse.timeout: how long the eMSP waits for the result
+# The commands that go to the charger as a chargers.RemoteCommand.
+REMOTE_TYPES = ("START_SESSION", "STOP_SESSION", "UNLOCK_CONNECTOR")
 
 
 def _command_request_id(party: Party, location_id: str, reservation_id: str) -> str:
@@ -305,14 +307,11 @@ def command_reserve_now(
     from bookings import exceptions as booking_exc
     from bookings.models import OPEN_STATUSES, CanceledReason
     from bookings.services import Actor, TokenData, booking_cancel, booking_reserve_now
-    from locations.models import Location
 
     from .models import Command
 
     token = data["token"]
-    location = Location.objects.published().filter(ocpi_id__iexact=data["location_id"]).first()
-    if location is None:
-        raise OcpiError(r.UNKNOWN_LOCATION, f"location_id: unknown {data['location_id']!r}.")
+    location = _command_location(data["location_id"])
     actor = Actor.emsp(party.country_code, party.party_id)
     request_id = _command_request_id(party, location.ocpi_id, data["reservation_id"])
     try:
@@ -403,6 +402,141 @@ def command_cancel_reservation(
     return "ACCEPTED", ""
 
 
+def _command_location(location_id: str):
+    """The published location a command names. Raises OcpiError 2003 for any other."""
+    from locations.models import Location
+
+    location = Location.objects.published().filter(ocpi_id__iexact=location_id).first()
+    if location is None:
+        raise OcpiError(r.UNKNOWN_LOCATION, f"location_id: unknown {location_id!r}.")
+    return location
+
+
+def _command_evse(location, evse_uid: str):
+    from locations.models import EVSE
+
+    return (
+        EVSE.objects.of_location(location)
+        .select_related("charge_point")
+        .filter(uid__iexact=evse_uid)
+        .first()
+    )
+
+
+def command_start_session(
+    *, party: Party, data: Mapping[str, Any], payload: Mapping[str, Any]
+) -> tuple[str, str]:
+    """START_SESSION: a remote start at the EVSE for the token (bookings.holds.
+    remote_start_id_tag says who may start on a booked EVSE); returns the CommandResponse.
+    Raises OcpiError 2003 for an unknown location."""
+    from bookings.exceptions import BookingError
+    from bookings.holds import remote_start_id_tag
+    from bookings.services import Actor, TokenData
+    from chargers.models import RemoteCommand
+    from chargers.services import remote_command_create
+
+    from .models import Command
+
+    location = _command_location(data["location_id"])
+    if not data.get("evse_uid"):
+        return "REJECTED", "Give evse_uid: a session is started on one EVSE."
+    evse = _command_evse(location, data["evse_uid"])
+    if evse is None:
+        return "REJECTED", f"There is no EVSE {data['evse_uid']!r} at {location.ocpi_id}."
+    if not evse.remote_startable:
+        return "NOT_SUPPORTED", f"EVSE {evse.uid} cannot be started remotely."
+    connector = None
+    if not data.get("connector_id") and evse.start_needs_connector:
+        return "REJECTED", f"Give connector_id: EVSE {evse.uid} starts on a named connector."
+    if data.get("connector_id"):
+        connector = evse.connectors.filter(connector_id__iexact=data["connector_id"]).first()
+        if connector is None:
+            return "REJECTED", f"EVSE {evse.uid} has no connector {data['connector_id']!r}."
+    token = data["token"]
+    reference = data.get("authorization_reference") or ""
+    try:
+        id_tag, token_type = remote_start_id_tag(
+            evse=evse, actor=Actor.emsp(party.country_code, party.party_id),
+            token=TokenData(token["country_code"], token["party_id"], token["uid"],
+                            token["type"], token["contract_id"]),
+            authorization_reference=reference,
+        )  # fmt: skip
+    except BookingError as error:
+        return "REJECTED", error.message
+    with transaction.atomic():
+        remote = remote_command_create(
+            action=RemoteCommand.Action.START, evse=evse, connector=connector, id_tag=id_tag,
+            ocpi_token_type=token_type, authorization_reference=reference,
+        )  # fmt: skip
+        command = Command.objects.create(
+            party=party, type=Command.Type.START_SESSION, remote_command=remote,
+            response_url=data["response_url"], payload=dict(payload),
+        )  # fmt: skip
+        _after_commit_result(command.pk)
+    return "ACCEPTED", ""
+
+
+def command_stop_session(
+    *, party: Party, data: Mapping[str, Any], payload: Mapping[str, Any]
+) -> tuple[str, str]:
+    """STOP_SESSION: a remote stop of one of the party's sessions (ocpi.selectors.
+    sessions_of_party), found by its OCPI id; UNKNOWN_SESSION for any other."""
+    from chargers.models import RemoteCommand
+    from chargers.services import remote_command_create
+
+    from .models import Command
+    from .selectors import session_of_party
+
+    session = session_of_party(party, data["session_id"])
+    if session is None:
+        return "UNKNOWN_SESSION", f"You have no session {data['session_id']!r}."
+    if session.stopped_at is not None:
+        return "REJECTED", f"Session {session.pk} has ended."
+    if session.evse is None or not session.evse.remote_startable:
+        return "NOT_SUPPORTED", f"Session {session.pk}'s EVSE cannot be stopped remotely."
+    with transaction.atomic():
+        remote = remote_command_create(
+            action=RemoteCommand.Action.STOP, evse=session.evse, session=session
+        )
+        command = Command.objects.create(
+            party=party, type=Command.Type.STOP_SESSION, remote_command=remote,
+            response_url=data["response_url"], payload=dict(payload),
+        )  # fmt: skip
+        _after_commit_result(command.pk)
+    return "ACCEPTED", ""
+
+
+def command_unlock_connector(
+    *, party: Party, data: Mapping[str, Any], payload: Mapping[str, Any]
+) -> tuple[str, str]:
+    """UNLOCK_CONNECTOR: release a connector's lock. Raises OcpiError 2003 for an unknown
+    location."""
+    from chargers.models import RemoteCommand
+    from chargers.services import remote_command_create
+
+    from .models import Command
+
+    location = _command_location(data["location_id"])
+    evse = _command_evse(location, data["evse_uid"])
+    if evse is None:
+        return "REJECTED", f"There is no EVSE {data['evse_uid']!r} at {location.ocpi_id}."
+    connector = evse.connectors.filter(connector_id__iexact=data["connector_id"]).first()
+    if connector is None:
+        return "REJECTED", f"EVSE {evse.uid} has no connector {data['connector_id']!r}."
+    if not evse.unlockable:
+        return "NOT_SUPPORTED", f"EVSE {evse.uid} has no lock that can be released remotely."
+    with transaction.atomic():
+        remote = remote_command_create(
+            action=RemoteCommand.Action.UNLOCK, evse=evse, connector=connector
+        )
+        command = Command.objects.create(
+            party=party, type=Command.Type.UNLOCK_CONNECTOR, remote_command=remote,
+            response_url=data["response_url"], payload=dict(payload),
+        )  # fmt: skip
+        _after_commit_result(command.pk)
+    return "ACCEPTED", ""
+
+
 def _after_commit_result(command_id: int) -> None:
     from config.celery import enqueue_on_commit
 
@@ -423,6 +557,30 @@ CHARGER_RESULTS = {
 }
 
 
+# The charger's answer to a remote start, stop or unlock (and the bus's own statuses) -> the
+# CommandResult.
+REMOTE_RESULTS = {
+    "Accepted": ("ACCEPTED", ""),
+    "Unlocked": ("ACCEPTED", "The connector was unlocked."),
+    "Rejected": ("REJECTED", "The charge point rejected the command."),
+    "UnlockFailed": ("FAILED", "The charge point could not unlock the connector."),
+    "NotSupported": ("NOT_SUPPORTED", "The charge point cannot unlock this connector."),
+    "OngoingAuthorizedTransaction": ("REJECTED", "A session is running on the connector."),
+    "UnknownConnector": ("FAILED", "The charge point does not know the connector."),
+    "Offline": ("FAILED", "The charge point is offline."),
+    "Timeout": ("TIMEOUT", "The charge point did not answer in time."),
+    "NotSent": ("FAILED", "The charge point was busy; the command was not sent."),
+    "CallError": ("FAILED", "The charge point could not process the command."),
+}
+
+
+def _remote_outcome(remote) -> tuple[str, str] | None:
+    if not remote.reply:
+        return None
+    unknown = ("FAILED", f"The charge point answered {remote.reply}.")
+    return REMOTE_RESULTS.get(remote.reply, unknown)
+
+
 def command_outcome(command, *, now) -> tuple[str, str] | None:
     """The CommandResult for a command, or None while the charger has not answered yet."""
     from datetime import timedelta
@@ -431,6 +589,13 @@ def command_outcome(command, *, now) -> tuple[str, str] | None:
 
     if command.result:
         return command.result, command.last_error
+    if command.type in REMOTE_TYPES:
+        decided = _remote_outcome(command.remote_command) if command.remote_command else None
+        if decided:
+            return decided
+        if now >= command.received_at + timedelta(seconds=COMMAND_TIMEOUT_SECONDS):
+            return "TIMEOUT", "The charge point did not answer in time."
+        return None
     booking = command.booking
     if booking is None:
         return "FAILED", "The reservation no longer exists."
@@ -449,7 +614,9 @@ def command_result_deliver(*, command_id: int, now=None) -> str:
     from .models import Command
 
     now = now or timezone.now()
-    command = Command.objects.select_related("booking", "party").get(pk=command_id)
+    command = Command.objects.select_related("booking", "party", "remote_command").get(
+        pk=command_id
+    )
     if command.result_sent_at is not None:
         return "sent"
     outcome = command_outcome(command, now=now)

@@ -20,7 +20,12 @@ from django.dispatch import receiver
 
 from bookings.signals import booking_audited
 from chargers.models import ChargeDetailRecord, ChargingSession
-from chargers.signals import cdr_issued, session_started, session_updated
+from chargers.signals import (
+    cdr_issued,
+    remote_command_answered,
+    session_started,
+    session_updated,
+)
 from locations.models import EVSE, BookingPolicy, Location, PriceComponent, Tariff, TariffElement
 
 logger = logging.getLogger(__name__)
@@ -92,7 +97,8 @@ def _cdr_issued(sender, cdr: ChargeDetailRecord, **kwargs):
 
     if cdr.session is not None:
         _push_session(cdr.session)
-    queue_charge_pushes(kind="CDR", booking_id=cdr.booking_id, id_tag=cdr.id_tag, cdr_id=cdr.pk)
+    queue_charge_pushes(kind="CDR", booking_id=cdr.booking_id, id_tag=cdr.id_tag, cdr_id=cdr.pk,
+                        cdr_session_id=cdr.session_id)  # fmt: skip
     _nudge_on_commit()
 
 
@@ -118,3 +124,16 @@ def _tariff_changed(sender, instance, **kwargs):
     if uid:
         queue_tariff_pushes(tariff_uids=[uid])
         _nudge_on_commit()
+
+
+@receiver(remote_command_answered, dispatch_uid="ocpi_remote_command_answered")
+def _remote_command_answered(sender, remote_command, **kwargs):
+    """The charger answered a START_SESSION, STOP_SESSION or UNLOCK_CONNECTOR: its
+    CommandResult can go (the results sweep sends what this misses)."""
+    from config.celery import enqueue_on_commit
+
+    from .models import Command
+    from .tasks import command_result_task
+
+    for pk in Command.objects.filter(remote_command=remote_command).values_list("pk", flat=True):
+        enqueue_on_commit(command_result_task, command_id=pk)

@@ -136,9 +136,116 @@ def test_command_reserve_now_foreign_token_rejected_unknown_location_2003(
 
 
 def test_command_unsupported_and_invalid(client, party, emsp_server, site):
-    other = command(client, party, "UNLOCK_CONNECTOR", {})
+    other = command(client, party, "SET_CHARGING_PROFILE", {})
     assert other.json()["data"]["result"] == "NOT_SUPPORTED"
     invalid = command(client, party, "RESERVE_NOW", reserve_body(emsp_server, expiry_date=5))
     assert (
         invalid.json()["status_code"] == 2001 and "expiry_date" in invalid.json()["status_message"]
     )
+
+
+def start_body(emsp_server, **extra):
+    body = {
+        "response_url": emsp_server.server.url_for("/ocpi/emsp/2.3.0/commands/START_SESSION/1"),
+        "token": reserve_body(emsp_server)["token"],
+        "location_id": "LOC-AMS-001",
+        "evse_uid": "EVSE-1",
+    }
+    body.update(extra)
+    return body
+
+
+def test_remote_commands_bad_input_answers_ocpi_status_codes(client, party, emsp_server, site):
+    url = emsp_server.server.url_for("/ocpi/emsp/2.3.0/commands/X/1")
+    cases = [
+        ("START_SESSION", {**start_body(emsp_server), "token": None}, 2001, "token"),
+        ("START_SESSION", start_body(emsp_server, evse_uid=None, connector_id="1"), 2001,
+         "evse_uid"),
+        ("START_SESSION", start_body(emsp_server, response_url="not a url"), 2001, "response_url"),
+        ("START_SESSION", start_body(emsp_server, location_id="NOPE"), 2003, "NOPE"),
+        ("STOP_SESSION", {"response_url": url, "session_id": "9" * 37}, 2001, "session_id"),
+        ("STOP_SESSION", {"response_url": url}, 2001, "session_id"),
+        ("UNLOCK_CONNECTOR", {"response_url": url, "location_id": "LOC-AMS-001",
+                              "evse_uid": "EVSE-1"}, 2001, "connector_id"),
+        ("UNLOCK_CONNECTOR", {"response_url": url, "location_id": "NOPE", "evse_uid": "EVSE-1",
+                              "connector_id": "1"}, 2003, "NOPE"),
+    ]  # fmt: skip
+    for name, body, status_code, named in cases:
+        response = command(client, party, name, body)
+        assert response.status_code < 500
+        assert response.json()["status_code"] == status_code, (name, body)
+        assert named in response.json()["status_message"]
+    assert not Command.objects.exists()
+
+
+def test_remote_commands_need_the_evse_capability(client, party, emsp_server, site):
+    from chargers.models import RemoteCommand
+    from locations.models import EVSE, Capability
+
+    evse = EVSE.objects.get(uid="EVSE-1")  # RESERVABLE and RFID_READER only
+    start = command(client, party, "START_SESSION", start_body(emsp_server)).json()["data"]
+    assert start["result"] == "NOT_SUPPORTED" and "remotely" in start["message"][0]["text"]
+    unlock = {"response_url": emsp_server.server.url_for("/ocpi/emsp/2.3.0/commands/U/1"),
+              "location_id": "LOC-AMS-001", "evse_uid": "EVSE-1", "connector_id": "1"}  # fmt: skip
+    assert command(client, party, "UNLOCK_CONNECTOR", unlock).json()["data"]["result"] == (
+        "NOT_SUPPORTED"
+    )
+    assert not RemoteCommand.objects.exists()
+
+    evse.capabilities = [*evse.capabilities, Capability.REMOTE_START_STOP_CAPABLE,
+                         Capability.START_SESSION_CONNECTOR_REQUIRED]  # fmt: skip
+    evse.save()
+    start = command(client, party, "START_SESSION", start_body(emsp_server)).json()["data"]
+    assert start["result"] == "REJECTED" and "connector_id" in start["message"][0]["text"]
+    body = start_body(emsp_server, connector_id="1")
+    assert command(client, party, "START_SESSION", body).json()["data"]["result"] == "ACCEPTED"
+    assert RemoteCommand.objects.get().id_tag == "APP-7781"
+
+
+def test_start_session_with_another_partys_token_is_rejected(client, party, emsp_server, site):
+    from chargers.models import RemoteCommand
+    from locations.models import EVSE, Capability
+
+    EVSE.objects.filter(uid="EVSE-1").update(capabilities=[Capability.REMOTE_START_STOP_CAPABLE])
+    body = start_body(emsp_server)
+    body["token"]["party_id"] = "ZZZ"
+    data = command(client, party, "START_SESSION", body).json()["data"]
+    assert data["result"] == "REJECTED" and "own tokens" in data["message"][0]["text"]
+    assert not RemoteCommand.objects.exists()
+
+
+def test_booking_terms_offer_remote_auth_only_on_evses_that_start_remotely(client, party, site):
+    from locations.models import EVSE, Capability
+
+    EVSE.objects.filter(uid="EVSE-2").update(
+        capabilities=[Capability.RESERVABLE, Capability.REMOTE_START_STOP_CAPABLE]
+    )
+    response = client.get("/ocpi/cpo/2.3.0/bookings/booking_locations",
+                          HTTP_AUTHORIZATION=party.auth)  # fmt: skip
+    terms = {bl["evse_uid"]: bl["booking_terms"][0] for bl in response.json()["data"]}
+    assert terms["EVSE-1"]["remote_auth_supported"] is False
+    assert terms["EVSE-2"]["remote_auth_supported"] is True
+
+
+def test_a_remote_command_no_worker_sent_in_time_is_closed_as_failed(
+    client, party, emsp_server, site
+):
+    from datetime import timedelta
+
+    from chargers.models import RemoteCommand
+    from chargers.tasks import sweep_remote_commands_task
+    from locations.models import EVSE, Capability
+
+    EVSE.objects.filter(uid="EVSE-1").update(capabilities=[Capability.REMOTE_START_STOP_CAPABLE])
+    assert (
+        command(client, party, "START_SESSION", start_body(emsp_server)).json()["data"]["result"]
+        == "ACCEPTED"
+    )
+    # Its task was lost (a broker outage at commit) and the sweep finds it too late to send.
+    RemoteCommand.objects.update(created_at=timezone.now() - timedelta(seconds=60))
+    sweep_remote_commands_task()
+    remote = RemoteCommand.objects.get()
+    assert (remote.reply, remote.sent_at) == ("NotSent", None)
+    assert command_result_deliver(command_id=Command.objects.get().pk) == "sent"
+    _, path, body = emsp_server.pushes[-1]
+    assert path == "/ocpi/emsp/2.3.0/commands/START_SESSION/1" and body["result"] == "FAILED"

@@ -259,7 +259,10 @@ class Command(BaseCommand):
                     ocpp_evse_id=m,
                     status=EVSEStatus.AVAILABLE,
                     capabilities=[Capability.RESERVABLE, Capability.RFID_READER,
-                                  Capability.REMOTE_START_STOP_CAPABLE],
+                                  Capability.REMOTE_START_STOP_CAPABLE,
+                                  # a socket's lock can be released; a cable has none
+                                  *([Capability.UNLOCK_CAPABLE]
+                                    if conn.get("format") == ConnectorFormat.SOCKET else [])],
                     physical_reference=f"{n}{chr(64 + m)}",
                 )  # fmt: skip
                 Connector.objects.create(evse=evse, connector_id="1", **conn)

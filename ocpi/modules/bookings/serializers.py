@@ -190,7 +190,7 @@ def booking_location_object(bl: BookingLocationData) -> dict[str, Any]:
         "evse_uid": bl.evse.uid,
         "bookable": {"reservation_required": False},
         "tariff_id": tariff_ids_for(evse=bl.evse, location=bl.location),
-        "booking_terms": [policy_terms(bl.policy)],  # A14: one element
+        "booking_terms": [policy_terms(bl.policy, evse=bl.evse)],  # A14: one element
         "calendars": [calendar_object(c) for c in bl.calendars],
         "last_updated": ocpi_datetime(bl.last_updated),
     }

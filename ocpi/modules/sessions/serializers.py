@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db.models.functions import Upper
 from rest_framework import serializers
 
+from bookings.billing import session_authorization_reference
 from bookings.models import Booking
 from chargers.models import ChargingSession
 from chargers.selectors import session_periods
@@ -117,7 +118,7 @@ def session_object(
         "start_date_time": ocpi_datetime(session.started_at),
         "kwh": _number(energy / 1000),
         "cdr_token": cdr_token(session, booking, context.tokens.get(session.id_tag.upper()), party),
-        "auth_method": "WHITELIST",
+        "auth_method": "COMMAND" if session.started_by_command else "WHITELIST",
         "location_id": location.ocpi_id,
         "evse_uid": session.evse.uid if session.evse_id else "#NA",
         "connector_id": connectors[0].connector_id if connectors else "#NA",
@@ -128,8 +129,9 @@ def session_object(
     }
     if session.stopped_at:
         data["end_date_time"] = ocpi_datetime(session.stopped_at)
-    if booking is not None and booking.authorization_reference:
-        data["authorization_reference"] = booking.authorization_reference
+    reference = session_authorization_reference(session, booking)
+    if reference:
+        data["authorization_reference"] = reference
     if tariff is not None:
         cost = session_cost(tariff_terms(tariff), periods, location.zone).rounded()
         data["total_cost"] = price_object(cost)

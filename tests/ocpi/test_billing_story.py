@@ -1,8 +1,9 @@
 """The whole story an eMSP bills from, against a real local eMSP HTTP server and a real OCPP
 charge point (1.6 and 2.0.1) on a real WebSocket: tariff published -> booking requested ->
-ReserveNow held -> the driver starts with the booking's token -> meter values -> stop ->
-Session pushes, then the CDR with booking_id, the tariff and a total that matches a hand
-computation; a no-show with a fee; a cancellation inside the fee window and one before it."""
+ReserveNow held -> the driver starts with the booking's token (or the eMSP with START_SESSION)
+-> meter values -> stop -> Session pushes, then the CDR with booking_id, the tariff and a total
+that matches a hand computation; a no-show with a fee; a cancellation inside the fee window and
+one before it."""
 
 import json
 from datetime import timedelta
@@ -14,7 +15,7 @@ from django.utils import timezone
 from bookings.models import Booking, ChargerReservation, Status
 from bookings.sweeps import sweep_no_shows, sweep_reservations
 from chargers.models import ChargingSession
-from locations.models import TariffDimension, TaxIncluded
+from locations.models import Capability, TariffDimension, TaxIncluded
 from ocpi.tasks import push_sweep_task
 from tests.chargers.fixtures import wait_for
 from tests.locations.factories import (
@@ -55,8 +56,22 @@ def money(value: Decimal) -> Decimal:
     return value.quantize(D("0.01"), rounding=ROUND_HALF_UP)
 
 
+def command(client, party, emsp, name, ref, **body):
+    """Send an OCPI command; returns the CommandResult the eMSP then receives."""
+    path = f"/ocpi/emsp/2.3.0/commands/{name}/{ref}"
+    body["response_url"] = emsp.server.url_for(path)
+    response = client.post(f"/ocpi/cpo/2.3.0/commands/{name}", data=json.dumps(body),
+                           content_type="application/json",
+                           HTTP_AUTHORIZATION=party.auth)  # fmt: skip
+    assert response.json()["data"]["result"] == "ACCEPTED", response.content
+    return wait_for(lambda: [b for _, p, b in emsp.pushes if p == path])[0]
+
+
+@pytest.mark.parametrize("start_by", ["rfid", "START_SESSION"])
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-def test_a_booked_charge_flows_from_request_to_invoice_line(stack, client, httpserver, version):
+def test_a_booked_charge_flows_from_request_to_invoice_line(
+    stack, client, httpserver, version, start_by
+):
     emsp = FakeEmsp(httpserver).install()
     party = PartyFactory(country_code="DE", party_id="XMS", token_b=emsp.token_b,
                          endpoints=emsp.receivers("sessions", "cdrs", "tariffs"))  # fmt: skip
@@ -65,7 +80,10 @@ def test_a_booked_charge_flows_from_request_to_invoice_line(stack, client, https
     BookingPolicyFactory(location=location, slot_step_minutes=1, reserve_lead_minutes=10,
                          noshow_fee=True, noshow_timeout_minutes=15, cancel_until_minutes=5,
                          cancel_fee_minutes=120)  # fmt: skip
-    [EVSEFactory(charge_point=cp, ocpp_evse_id=n, uid=f"EVSE-S{n}") for n in (1, 2)]
+    capabilities = [Capability.RESERVABLE, Capability.RFID_READER,
+                    Capability.REMOTE_START_STOP_CAPABLE]  # fmt: skip
+    for n in (1, 2):
+        EVSEFactory(charge_point=cp, ocpp_evse_id=n, uid=f"EVSE-S{n}", capabilities=capabilities)
 
     # The tariff is published: 0.40/kWh and 1.00 a session; a booking 2.00, a no-show 5.00,
     # a late cancellation 3.00; 21% VAT on top.
@@ -96,17 +114,35 @@ def test_a_booked_charge_flows_from_request_to_invoice_line(stack, client, https
              == ChargerReservation.HELD)  # fmt: skip
     assert [r.payload for r in sim.received if r.action == "ReserveNow"]
 
-    # The driver arrives and starts with the booking's token; the meter runs; they stop.
-    tx = stack.run(sim.start_session(TOKEN["uid"], 1))
+    # The driver arrives and starts with the booking's token, or their eMSP starts it for
+    # them with the booking's authorization reference; the meter runs; they stop.
+    if start_by == "rfid":
+        tx = stack.run(sim.start_session(TOKEN["uid"], 1))
+    else:
+        token = {**TOKEN, "issuer": "Fake eMSP", "valid": True, "whitelist": "ALLOWED",
+                 "last_updated": "2026-01-01T00:00:00Z"}  # fmt: skip
+        result = command(client, party, emsp, "START_SESSION", "s1", token=token,
+                         location_id=location.ocpi_id, evse_uid="EVSE-S1",
+                         authorization_reference="AUTH-R-CHARGE")  # fmt: skip
+        assert result["result"] == "ACCEPTED"
+        running = wait_for(lambda: ChargingSession.objects.filter(stopped_at=None).first())
+        tx = running.transaction_id
+        wait_for(lambda: tx in sim.sessions)
     wait_for(lambda: Booking.objects.get(pk=booking.pk).status == Status.FULFILLED)
     for _ in range(3):
         stack.run(sim.send_meter_values())
-    stack.run(sim.stop_session(tx, 1))
+    if start_by == "rfid":
+        stack.run(sim.stop_session(tx, 1))
+    else:
+        result = command(client, party, emsp, "STOP_SESSION", "s2", session_id=str(running.pk))
+        assert result["result"] == "ACCEPTED"
     session = wait_for(lambda: ChargingSession.objects.filter(stopped_at__isnull=False).first())
     push_sweep_task()
     wait_for(lambda: any(p.endswith("/cdrs") for _, p, _ in emsp.pushes))
 
-    pushes = [(m, p, b) for m, p, b in emsp.pushes if "/tariffs/" not in p]
+    pushes = [
+        (m, p, b) for m, p, b in emsp.pushes if "/tariffs/" not in p and "/commands/" not in p
+    ]
     kinds = ["cdr" if p.endswith("/cdrs") else "session" if "/sessions/" in p else "booking"
              for _, p, _ in pushes]  # fmt: skip
     # Every Session push before the CDR, the last one COMPLETED; the booking FULFILLED.
@@ -115,6 +151,7 @@ def test_a_booked_charge_flows_from_request_to_invoice_line(stack, client, https
     sessions = [b for (_, p, b), k in zip(pushes, kinds, strict=True) if k == "session"]
     assert sessions[-1]["status"] == "COMPLETED" and sessions[-1]["id"] == str(session.pk)
     assert sessions[-1]["authorization_reference"] == "AUTH-R-CHARGE"
+    assert sessions[-1]["auth_method"] == ("WHITELIST" if start_by == "rfid" else "COMMAND")
     bookings = [b for (_, p, b), k in zip(pushes, kinds, strict=True) if k == "booking"]
     assert bookings[-1]["reservation_status"] == "FULFILLED"
 

@@ -103,6 +103,9 @@ def test_schema_and_docs_page(client):
     schema = response.json()
     assert schema["info"]["title"] == "Chargebook operator API"
     assert "/api/v1/booking-requests" in schema["paths"]
+    token = schema["paths"]["/api/v1/oauth/token"]["post"]  # how to get a token, too
+    form = token["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    assert form["properties"]["grant_type"]["enum"] == ["client_credentials"]
     assert all(path.startswith("/api/v1/") for path in schema["paths"])
     page = client.get("/api/docs/")
     assert page.status_code == 200

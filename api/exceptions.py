@@ -68,6 +68,14 @@ BOOKING_ERROR_STATUS = {
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, booking_exc.DATABASE_UNAVAILABLE):
+        logger.warning("API view %s: database unavailable: %s", context.get("view"), exc)
+        response = error_response(
+            503, "The service is unavailable for a moment. Send the request again: a booking "
+            "request with the same externalId is only ever applied once.", code="unavailable",
+        )  # fmt: skip
+        response["Retry-After"] = str(booking_exc.RETRY_AFTER_SECONDS)
+        return response
     if isinstance(exc, drf.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"body": exc.detail}
         return error_response(422, "The given data was invalid.", errors=field_errors(detail))

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import db
+
+# Errors that mean the database went away for a moment (a restart, a failover, a cut
+# connection), not that a request was wrong: every interface answers them 503 with Retry-After
+# in its own format, and the client sends the request again (idempotently).
+DATABASE_UNAVAILABLE = (db.OperationalError, db.InterfaceError)
+RETRY_AFTER_SECONDS = 5
+
 
 class BookingError(Exception):
     code = "booking_error"

@@ -64,6 +64,16 @@ BOOKING_ERROR_CODES = {
 
 
 def ocpi_exception_handler(exc: Exception, context: dict) -> Any:
+    if isinstance(exc, booking_exc.DATABASE_UNAVAILABLE):
+        logger.warning("OCPI view %s: database unavailable: %s", context.get("view"), exc)
+        response = r.ocpi_error(
+            r.SERVER_ERROR,
+            "The database is unavailable for a moment. Send the request again: one with the same "
+            "request_id is only ever applied once.",
+            http_status=503,
+        )
+        response["Retry-After"] = str(booking_exc.RETRY_AFTER_SECONDS)
+        return response
     if isinstance(exc, OcpiError):
         return r.ocpi_error(exc.status_code, exc.message, http_status=exc.http_status)
     if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):

@@ -135,3 +135,15 @@ def test_times_at_the_ends_of_the_calendar_are_422(api, site, driver, start, end
         "/api/v1/locations/SITE-1/availability", {"startAfter": start, "endBefore": end}
     )
     assert response.status_code == 422
+
+
+def test_the_database_away_is_503_with_retry_after(api, site, monkeypatch):
+    from django.db import OperationalError
+
+    def away(**kwargs):  # fault injection: the connection was cut mid-request
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("api.selectors.client_locations", away)
+    response = api.get("/api/v1/locations")
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert response.json()["code"] == "unavailable"

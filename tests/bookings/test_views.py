@@ -1074,3 +1074,16 @@ def test_booking_panel_shows_the_session_that_redeemed_it(staff_client, site):
     )  # fmt: skip
     html = staff_client.get(reverse("bookings:booking_detail", args=[booking.uid])).content.decode()
     assert "<dt>Charging</dt>" in html and "22.50 kWh" in html
+
+
+def test_a_page_while_the_database_is_away_is_a_503_that_retries(staff_client, monkeypatch):
+    from django.db import OperationalError
+
+    def away(**kwargs):  # fault injection: the connection was cut mid-request
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("bookings.views.location_list_for_staff", away)
+    response = staff_client.get(reverse("bookings:location_list"))
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    html = response.content.decode()
+    assert "Back in a moment" in html and 'http-equiv="refresh"' in html

@@ -321,3 +321,36 @@ class BookingCancelForm(forms.Form):
 
 class LocationSearchForm(forms.Form):
     q = forms.CharField(required=False, max_length=100, label="Search by name or city")
+
+
+class OutOfOrderForm(forms.Form):
+    """A charger out of order: which charge point, move or cancel, over what time, and why."""
+
+    def __init__(self, *args, charge_points: Iterable = (), **kwargs):
+        kwargs.setdefault("auto_id", "ooo-%s")
+        super().__init__(*args, **kwargs)
+        self.fields["charge_point"].choices = [("", "Choose a charge point")] + [
+            (cp.pk, cp.identity) for cp in charge_points
+        ]
+
+    charge_point = forms.TypedChoiceField(coerce=int, label="Charge point")
+    action = forms.ChoiceField(
+        choices=[
+            ("move", "Move each booking to a free EVSE (same current), else cancel it"),
+            ("cancel", "Cancel every booking"),
+        ],
+        initial="move",
+        widget=forms.RadioSelect,
+        label="What to do with its bookings",
+    )
+    days = forms.TypedChoiceField(
+        coerce=int,
+        choices=[(1, "For the rest of today"), (7, "For the next 7 days")],
+        initial=1,
+        widget=forms.RadioSelect,
+        label="Bookings",
+    )
+    reason = forms.CharField(
+        max_length=200,
+        label="Reason (recorded on every booking, told to drivers' providers as broken charger)",
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -25,6 +25,7 @@ from django.utils import timezone
 from locations.models import (
     EVSE,
     UNBOOKABLE_EVSE_STATUSES,
+    ChargePoint,
     ConnectorStandard,
     EVSEStatus,
     ExceptionalPeriod,
@@ -65,6 +66,7 @@ from .models import (
     BLOCKING_STATUSES_SQL,
     ENDED_STATUSES,
     ENDED_STATUSES_SQL,
+    OPEN_STATUSES,
     Booking,
     BookingRequest,
     BookingToken,
@@ -399,9 +401,11 @@ def evse_choose(
     now: datetime | None = None,
     criteria: Criteria | None = None,
     exclude_booking: Booking | None = None,
+    exclude_evses: Collection[int] = (),
 ) -> EVSE | None:
     """The EVSE to give a [start, end) booking: it fits, and it leaves the least fragmented
-    free time (ties: EVSE display order). None when nothing fits."""
+    free time (ties: EVSE display order); never one of `exclude_evses`. None when nothing
+    fits."""
     slot = Interval(start.astimezone(UTC), end.astimezone(UTC))
     day = Interval(slot.start - timedelta(hours=24), slot.end + timedelta(hours=24))
     avail = location_availability(
@@ -412,6 +416,8 @@ def evse_choose(
         free = ea.free
         if exclude_booking is not None and ea.evse.pk == exclude_booking.evse_id:
             continue  # a moved booking is placed by the caller, which knows its own slot
+        if ea.evse.pk in exclude_evses:
+            continue
         cost = fragmentation_cost(slot, free, ea.rules)
         if cost == UNFIT:
             continue
@@ -885,4 +891,20 @@ def drivers_by_ids(*, ids: Sequence[int]) -> list[Driver]:
         Driver.objects.filter(id__in=ids)
         .prefetch_related(Prefetch("tokens", queryset=DriverToken.objects.order_by("uid")))
         .order_by("name", "id")
+    )
+
+
+def bookings_on_charger(
+    *, charge_point: ChargePoint, now: datetime, until: datetime
+) -> QuerySet[Booking]:
+    """The active bookings (pending or reserved) on the charge point's EVSEs that have not
+    ended by `now` and start before `until`, by start."""
+    return (
+        Booking.objects.filter(
+            evse__charge_point=charge_point,
+            status__in=OPEN_STATUSES,
+            period__overlap=(now, until),
+        )
+        .select_related("evse", "location", "driver")
+        .order_by("period", "pk")
     )

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from chargers.models import BOOKING_STATES
 from config.celery import enqueue_on_commit
-from locations.models import EVSE, BookingPolicy, Connector, Location
+from locations.models import EVSE, BookingPolicy, ChargePoint, Connector, Location
 from locations.selectors import (
     evses_of_location,
     location_get_ci,
@@ -56,6 +56,7 @@ from .models import (
 from .selectors import (
     Criteria,
     _resolve_ocpi_location,
+    bookings_on_charger,
     evse_choose,
     evse_unbookable_reason,
     opening_hours_of,
@@ -1377,3 +1378,63 @@ def driver_create(
         row.full_clean()
         row.save()
     return driver
+
+
+# --- a charger out of order ---
+
+
+@dataclass(frozen=True)
+class OutOfOrderOutcome:
+    """What charger_out_of_order did with each booking: moved (to which EVSE), cancelled, or
+    left as it was (why)."""
+
+    moved: list[tuple[Booking, EVSE, EVSE]] = field(default_factory=list)  # booking, from, to
+    canceled: list[Booking] = field(default_factory=list)
+    untouched: list[tuple[Booking, str]] = field(default_factory=list)
+
+
+def charger_out_of_order(
+    *,
+    charge_point: ChargePoint,
+    actor: Actor,
+    reason: str,
+    until: datetime,
+    move: bool = True,
+    now: datetime | None = None,
+) -> OutOfOrderOutcome:
+    """A charge point is broken: each of its active bookings until `until` is moved to a free
+    EVSE of the same location with the same kind of current (AC or DC) at the same time, or,
+    when none is free (or `move` is false), cancelled with BROKEN_CHARGER. `reason` is recorded
+    on every change (and passes the change and cancel deadlines for staff). Each booking is
+    changed in its own transaction by booking_change / booking_cancel, so every eMSP and API
+    client hears of it through the usual pushes and webhooks, and one refusal stops nothing."""
+    now = _now(now)
+    if not reason.strip():
+        raise exc.InvalidRequest("Give a reason: it is recorded on every booking changed.")
+    outcome = OutOfOrderOutcome()
+    broken = set(charge_point.evses.values_list("pk", flat=True))
+    for booking in bookings_on_charger(charge_point=charge_point, now=now, until=until):
+        source = booking.evse
+        target = None
+        if move:
+            dc = any(c.is_dc for c in source.connector_list())
+            target = evse_choose(
+                location=booking.location, start=booking.period.lower, end=booking.period.upper,
+                now=now, criteria=Criteria(power_type="DC" if dc else "AC"),
+                exclude_evses=broken,
+            )  # fmt: skip
+        try:
+            if target is not None:
+                try:
+                    booking_change(booking=booking, actor=actor, evse=target,
+                                   override_reason=reason, now=now)  # fmt: skip
+                    outcome.moved.append((booking, source, target))
+                    continue
+                except exc.BookingError:
+                    pass  # taken meanwhile, or the move breaks a rule: cancel instead
+            booking_cancel(booking=booking, actor=actor, reason=CanceledReason.BROKEN_CHARGER,
+                           note=reason, override_reason=reason, now=now)  # fmt: skip
+            outcome.canceled.append(booking)
+        except exc.BookingError as refusal:
+            outcome.untouched.append((booking, refusal.message))
+    return outcome

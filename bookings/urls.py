@@ -16,6 +16,11 @@ urlpatterns = [
     ),
     path("locations/<int:location_id>/arrivals/", views.location_arrivals, name="arrivals"),
     path("locations/<int:location_id>/bookings/new/", views.booking_new, name="booking_new"),
+    path(
+        "locations/<int:location_id>/out-of-order/",
+        views.charger_out_of_order_view,
+        name="out_of_order",
+    ),
     path("bookings/<uuid:uid>/", views.booking_detail, name="booking_detail"),
     path("bookings/<uuid:uid>/change/", views.booking_change_view, name="booking_change"),
     path("bookings/<uuid:uid>/cancel/", views.booking_cancel_view, name="booking_cancel"),

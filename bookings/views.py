@@ -39,6 +39,7 @@ from .forms import (
     BookingChangeForm,
     BookingForm,
     LocationSearchForm,
+    OutOfOrderForm,
     TimelineFilterForm,
     format_minutes,
     parse_instant,
@@ -60,6 +61,7 @@ from .selectors import (
     booking_get,
     booking_sessions,
     booking_transitions,
+    bookings_on_charger,
     day_timeline,
     desk_day_bookings,
     desk_search,
@@ -72,11 +74,13 @@ from .selectors import (
 )
 from .services import (
     Actor,
+    OutOfOrderOutcome,
     booking_cancel,
     booking_change,
     booking_check_in,
     booking_create,
     booking_mark_no_show,
+    charger_out_of_order,
 )
 
 UID_SLOT = uuid.UUID(int=0)  # reversed once, then filled in per booking
@@ -1131,3 +1135,50 @@ def search(request: HttpRequest) -> HttpResponse:
     if _partial(request):
         template += "#search_results"
     return render(request, template, {"q": q, "drivers": drivers, "rows": rows, "form": form})
+
+
+# --- A charger out of order ---
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def charger_out_of_order_view(request: HttpRequest, location_id: int) -> HttpResponse:
+    """Move or cancel every booking of a broken charge point (charger_out_of_order). "Show its
+    bookings" (GET) lists what it will touch; the POST does it and lists what it did."""
+    location = _location(location_id)
+    charge_points = list(location.charge_points.order_by("identity"))
+    now = timezone.now()
+    posted = request.method == "POST"
+    query = request.POST if posted else request.GET
+    form = OutOfOrderForm(
+        request.POST if posted else None, charge_points=charge_points,
+        initial={"charge_point": query.get("charge_point"), "days": query.get("days") or 1,
+                 "action": query.get("action") or "move"},
+    )  # fmt: skip
+    chosen = next((cp for cp in charge_points if str(cp.pk) == query.get("charge_point")), None)
+    days = 7 if query.get("days") == "7" else 1
+    today = now.astimezone(location.zone).date()
+    until = local_day_window(today, location.zone, days=days).end
+    outcome: OutOfOrderOutcome | None = None
+    if posted and form.is_valid():
+        try:
+            outcome = charger_out_of_order(
+                charge_point=chosen, actor=Actor.staff(request.user),
+                reason=form.cleaned_data["reason"], until=until,
+                move=form.cleaned_data["action"] == "move", now=now,
+            )  # fmt: skip
+        except BookingError as error:
+            form.add_error("reason", error.message)
+    affected = (
+        list(bookings_on_charger(charge_point=chosen, now=now, until=until))
+        if chosen is not None and outcome is None
+        else []
+    )
+    return render(
+        request,
+        "bookings/out_of_order.html",
+        {"location": location, "form": form, "outcome": outcome, "affected": affected,
+         "chosen": chosen, "last_day": today + timedelta(days=days - 1),
+         "zone": zone_label(now, location.zone),
+         "day_url": reverse("bookings:location_day", args=[location.pk])},
+    )  # fmt: skip

@@ -1087,3 +1087,37 @@ def test_a_page_while_the_database_is_away_is_a_503_that_retries(staff_client, m
     assert response.status_code == 503 and response["Retry-After"] == "5"
     html = response.content.decode()
     assert "Back in a moment" in html and 'http-equiv="refresh"' in html
+
+
+# --- A charger out of order ---
+
+
+def test_charger_out_of_order_shows_its_bookings_then_moves_or_cancels_them(staff_client, site):
+    location, ac, dc = site
+    spare = EVSEFactory(charge_point=ChargePointFactory(location=location, identity="HH-CP02"),
+                        uid="HH-3")  # fmt: skip
+    now = timezone.now()
+    start = (now + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    if start.astimezone(location.zone).date() != now.astimezone(location.zone).date():
+        start = now + timedelta(minutes=20)  # late in the day: still today
+    moved = BookingFactory(evse=ac, start=start, duration=timedelta(minutes=30))
+    cancelled = BookingFactory(evse=dc, start=start, duration=timedelta(minutes=30))
+    url = reverse("bookings:out_of_order", args=[location.pk])
+
+    page = staff_client.get(url).content.decode()
+    assert "HH-CP01" in page and "HH-CP02" in page
+    cp = ac.charge_point
+    preview = staff_client.get(url, {"charge_point": cp.pk, "days": 1}).content.decode()
+    assert "HH-CP01: 2 bookings for the rest of today" in preview and "Move or cancel these bookings" in preview
+
+    refused = staff_client.post(url, {"charge_point": cp.pk, "days": 1, "action": "move",
+                                      "reason": ""})  # fmt: skip
+    assert refused.status_code == 200 and "This field is required" in refused.content.decode()
+    assert Booking.objects.get(pk=moved.pk).evse_id == ac.pk
+
+    done = staff_client.post(url, {"charge_point": cp.pk, "days": 1, "action": "move",
+                                   "reason": "Display broken"}).content.decode()  # fmt: skip
+    assert "1 moved, 1 cancelled" in done
+    assert "Moved from HH-1 to <strong>HH-3</strong>" in done
+    assert Booking.objects.get(pk=moved.pk).evse_id == spare.pk
+    assert Booking.objects.get(pk=cancelled.pk).status == Status.CANCELED  # no other DC EVSE

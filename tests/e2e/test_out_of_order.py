@@ -26,7 +26,8 @@ def test_staff_move_the_bookings_of_a_broken_charger_in_one_go(page: Page, hub, 
     page.get_by_label("Charge point").select_option(label="HH-CP01")
     page.get_by_label("For the next 7 days").check()
     page.get_by_role("button", name="Show its bookings").click()
-    expect(page.get_by_role("heading", name=f"HH-CP01: {len(before)} bookings until")).to_be_visible()
+    heading = page.get_by_role("heading", name=f"HH-CP01: {len(before)} bookings until")
+    expect(heading).to_be_visible()
     screenshot(page, "out-of-order-preview", full_page=True)
 
     page.get_by_label("Move each booking to a free EVSE").check()

@@ -12,7 +12,7 @@ class ClientAdmin(admin.ModelAdmin):
     """An API client: pick its OAuth2 application (Django OAuth Toolkit > Applications, grant
     "client credentials", copy the secret before saving), its scopes and location limits."""
 
-    list_display = ["__str__", "client_id", "scopes", "created_at"]
+    list_display = ["__str__", "client_id", "scopes", "rate_limit_per_minute", "created_at"]
     search_fields = ["application__name", "application__client_id"]
     filter_horizontal = ["locations"]
     raw_id_fields = ["application"]

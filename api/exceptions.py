@@ -14,6 +14,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from bookings import exceptions as booking_exc
+from config.ratelimit import retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +100,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         response = error_response(
             429, "Too many requests. Please try again later.", code="rate_limited"
         )
-        if exc.wait is not None:
-            response["Retry-After"] = str(int(exc.wait) + 1)
+        response["Retry-After"] = retry_after(exc.wait)
         return response
     if isinstance(exc, booking_exc.BookingError):
         for cls, http_status in BOOKING_ERROR_STATUS.items():

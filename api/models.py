@@ -41,6 +41,11 @@ class Client(models.Model):
         related_name="+",
         help_text="Limit the client to these locations; none means every location.",
     )
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Requests a minute per scope; empty: API_RATE_LIMIT_PER_MINUTE.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -266,7 +266,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # The operator REST API (/api/v1/): OAuth2 client credentials (django-oauth-toolkit), each
-# client's scopes from its api.Client row; rate limits per client and scope, counted in Redis.
+# client's scopes from its api.Client row; rate limits per client and scope (config.ratelimit).
 OAUTH2_PROVIDER = {
     "SCOPES": {
         "read": "Read locations, availability, own requests, bookings and drivers",
@@ -291,14 +291,18 @@ OAUTH2_PROVIDER = {
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "api": {
+    # Rate-limit counters of the operator API and OCPI (config.ratelimit), shared by every
+    # web process.
+    "ratelimit": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "cb:api",
+        "KEY_PREFIX": "cb:rl",
     },
 }
-# Requests per minute per client and scope (read, book, drivers, webhooks).
+# Requests per minute per client and scope (read, book, drivers, webhooks), and per eMSP party
+# over all of OCPI; a client's or party's own limit in the admin replaces these.
 API_RATE_LIMIT_PER_MINUTE = int(env("API_RATE_LIMIT_PER_MINUTE", "300"))
+OCPI_RATE_LIMIT_PER_MINUTE = int(env("OCPI_RATE_LIMIT_PER_MINUTE", "600"))
 
 # Our own identity and public addresses.
 OCPI_COUNTRY_CODE = (env("OCPI_COUNTRY_CODE", "NL") or "NL").upper()

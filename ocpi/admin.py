@@ -6,14 +6,15 @@ from .models import Command, Party, Push, Token
 
 @admin.register(Party)
 class PartyAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "role", "state", "version", "registered_at", "legacy_raw_token"]
+    list_display = ["__str__", "role", "state", "version", "registered_at", "legacy_raw_token",
+                    "rate_limit_per_minute"]  # fmt: skip
     list_filter = ["state", "role"]
     search_fields = ["country_code", "party_id", "name"]
     readonly_fields = ["state", "versions_url", "version", "endpoints", "roles", "registered_at",
                        "created_at", "last_updated", "push_lease_until"]  # fmt: skip
     fields = ["country_code", "party_id", "role", "name", "legacy_raw_token", "booking_module_id",
               "booking_module_version",
-              *readonly_fields]  # fmt: skip
+              "rate_limit_per_minute", *readonly_fields]  # fmt: skip
     # Tokens are shown nowhere: A and C exist only as digests, B only for outbound calls.
 
 

@@ -1,5 +1,6 @@
-"""The base of every OCPI APIView: token auth, the one exception handler, and the transport
-headers (X-Request-ID / X-Correlation-ID echoed, routing headers on functional modules)."""
+"""The base of every OCPI APIView: token auth, a rate limit per party, the one exception
+handler, and the transport headers (X-Request-ID / X-Correlation-ID echoed, routing headers
+on functional modules)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .exceptions import OcpiError, ocpi_exception_handler
 from .models import Party
 from .parsers import OcpiJSONParser
 from .renderers import OcpiJSONRenderer
+from .throttling import PartyThrottle
 
 
 class OcpiNegotiation(DefaultContentNegotiation):
@@ -31,6 +33,7 @@ class OcpiApi(APIView):
     content_negotiation_class = OcpiNegotiation
     authentication_classes = [TokenAuthentication]
     permission_classes = [PartyPermission]
+    throttle_classes = [PartyThrottle]
     token_a_allowed = False
     functional_module = True  # routing headers apply to functional modules only (digest 1.9)
 

@@ -12,6 +12,7 @@ from django.http import Http404
 from rest_framework import exceptions as drf
 
 from bookings import exceptions as booking_exc
+from config.ratelimit import retry_after
 
 from . import responses as r
 
@@ -98,6 +99,15 @@ def ocpi_exception_handler(exc: Exception, context: dict) -> Any:
         return r.ocpi_error(r.CLIENT_ERROR, exc.message)
     if isinstance(exc, Http404 | drf.NotFound):
         return r.ocpi_error(r.CLIENT_ERROR, "Not found.", http_status=404)
+    if isinstance(exc, drf.Throttled):
+        # OCPI 2.3.0 transport: HTTP 429 when a party sends too much; the envelope still says
+        # what happened, and Retry-After when to come back.
+        response = r.ocpi_error(
+            r.CLIENT_ERROR, "Too many requests; retry after the Retry-After seconds.",
+            http_status=429,
+        )  # fmt: skip
+        response["Retry-After"] = retry_after(exc.wait)
+        return response
     if isinstance(exc, drf.MethodNotAllowed):
         return r.ocpi_error(r.CLIENT_ERROR, str(exc.detail), http_status=405)
     if isinstance(exc, drf.APIException):

@@ -71,6 +71,11 @@ class Party(models.Model):
         default="1.0",
         help_text="Wire shape of the Bookings module for this party (agreed out of band).",
     )
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Requests a minute over all of OCPI; empty: OCPI_RATE_LIMIT_PER_MINUTE.",
+    )
     registered_at = models.DateTimeField(null=True, blank=True)
     push_lease_until = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="A deliverer holds this party's queue."

@@ -41,6 +41,21 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Each test starts with no requests counted (config.ratelimit): only the counters' keys go,
+    never the rest of the test Redis."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    prefix = settings.CACHES["ratelimit"]["KEY_PREFIX"]
+    keys = list(client.scan_iter(f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _test_http_settings(django_test_environment):
     """Plain-HTTP settings and partners on this machine for the whole session, in force

@@ -5,7 +5,6 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from django.core.cache import caches
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -38,13 +37,6 @@ def api_for(client) -> APIClient:
     http = APIClient()
     http.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(client)}")
     return http
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    caches["api"].clear()
-    yield
-    caches["api"].clear()
 
 
 @pytest.fixture

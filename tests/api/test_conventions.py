@@ -147,3 +147,15 @@ def test_the_database_away_is_503_with_retry_after(api, site, monkeypatch):
     response = api.get("/api/v1/locations")
     assert response.status_code == 503 and response["Retry-After"] == "5"
     assert response.json()["code"] == "unavailable"
+
+
+def test_rate_limit_of_a_client_set_in_the_admin(api, api_client_row, site, settings, admin_client):
+    settings.API_RATE_LIMIT_PER_MINUTE = 100
+    response = admin_client.post(
+        f"/admin/api/client/{api_client_row.pk}/change/",
+        {"application": api_client_row.application_id, "scopes": ",".join(api_client_row.scopes),
+         "rate_limit_per_minute": "2"},
+    )  # fmt: skip
+    assert response.status_code == 302, response.content[:3000]
+    statuses = [api.get("/api/v1/locations").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]

@@ -18,7 +18,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from django.db import connection
-from django.db.models import Prefetch, Q, QuerySet, Value
+from django.db.models import Count, Prefetch, Q, QuerySet, Value
 from django.db.models.functions import Lower, Replace
 from django.utils import timezone
 
@@ -908,3 +908,10 @@ def bookings_on_charger(
         .select_related("evse", "location", "driver")
         .order_by("period", "pk")
     )
+
+
+def booking_counts() -> dict[tuple[str, str], int]:
+    """How many bookings there are by (status, channel), for the metrics: one GROUP BY over
+    the table."""
+    rows = Booking.objects.order_by().values_list("status", "channel").annotate(n=Count("id"))
+    return {(status, channel): n for status, channel, n in rows}

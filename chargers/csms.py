@@ -46,6 +46,7 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
+from prometheus_client import start_http_server
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
 
@@ -56,7 +57,7 @@ from locations.services import (
     charge_points_touch,
 )
 
-from . import gateway, meter, services
+from . import gateway, meter, metrics, services
 
 logger = logging.getLogger("chargers.csms")
 T = TypeVar("T")
@@ -200,10 +201,12 @@ class _CentralMixin:
                 await self.turn.acquire()
         except TimeoutError:
             raise NotSent from None
+        sent = time.monotonic()
         try:
             async with asyncio.timeout(timeout):
                 result = await self.call(call, suppress=False)
         finally:
+            metrics.COMMAND_SECONDS.labels(action).observe(time.monotonic() - sent)
             self.turn.release()
         return str(result.status), ""
 
@@ -539,6 +542,9 @@ class Csms:
             max_size=2**20,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        metrics.CONNECTED.set_function(lambda: len(self.connections))
+        with contextlib.suppress(redis.RedisError):
+            await self._report_node()
         self._tasks = [
             asyncio.create_task(self._bus_loop(), name="csms-bus"),
             asyncio.create_task(self._route_refresh_loop(), name="csms-routes"),
@@ -574,6 +580,9 @@ class Csms:
             await within(self._server.wait_closed(), "closing the charger connections")
         await within(self._flush_last_seen(), "writing last-seen times")
         if self.redis is not None:
+            with contextlib.suppress(redis.RedisError):
+                await within(self.redis.delete(gateway.node_key(self.node, self.prefix)),
+                             "leaving the bus")  # fmt: skip
             await within(self.redis.aclose(close_connection_pool=True), "closing Redis")
         await within(
             loop.run_in_executor(None, self._close_db_threads), "closing database connections"
@@ -613,6 +622,7 @@ class Csms:
         address = str((connection.remote_address or ("?",))[0])
         wait = self.guard.retry_after(identity, address)
         if wait is not None:
+            metrics.HANDSHAKE_FAILURES.labels("rate_limited").inc()
             logger.warning("Refused %r from %s: too many failed handshakes", identity, address)
             response = connection.respond(
                 HTTPStatus.TOO_MANY_REQUESTS, "Too many failed attempts; try again later.\n"
@@ -622,6 +632,7 @@ class Csms:
         charge_point = await self.db(_charge_point_for_handshake, identity)
         if charge_point is None:
             self.guard.failed(identity, address)
+            metrics.HANDSHAKE_FAILURES.labels("unknown_charge_point").inc()
             logger.warning("Refused unknown charge point %r from %s", identity, address)
             return connection.respond(HTTPStatus.NOT_FOUND, "Unknown charge point.\n")
         if charge_point.password_hash:
@@ -632,6 +643,7 @@ class Csms:
             reason = "it has no password (set one; docs/operations.md)"
         if not admitted:
             self.guard.failed(identity, address)
+            metrics.HANDSHAKE_FAILURES.labels("wrong_credentials").inc()
             logger.warning("Refused %r from %s: %s", identity, address, reason)
             response = connection.respond(HTTPStatus.UNAUTHORIZED, "Wrong credentials.\n")
             response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
@@ -765,6 +777,7 @@ class Csms:
             except Exception as error:
                 logger.exception("command %s failed", command.get("id"))
                 status, detail = gateway.CALL_ERROR, str(error)[:200]
+        metrics.COMMANDS.labels(command["action"], status).inc()
         reply = json.dumps({"id": command["id"], "status": status, "detail": detail,
                             "node": self.node})  # fmt: skip
         try:
@@ -784,12 +797,20 @@ class Csms:
                         pipe.set(gateway.route_key(identity, self.prefix), self.node,
                                  ex=ROUTE_TTL_SECONDS)  # fmt: skip
                     await pipe.execute()
+                await self._report_node()
             except asyncio.CancelledError:
                 raise
             except redis.RedisError as error:
                 logger.warning("route refresh failed: %s", error)
             except Exception:
                 logger.exception("route refresh failed")
+
+    async def _report_node(self) -> None:
+        """Say on the bus that this csms is up and how many chargers it holds (the readiness
+        check reads it; chargers.gateway.csms_nodes). Gone with the routes if it dies."""
+        report = json.dumps({"connected": len(self.connections), "at": time.time()})
+        await self.redis.set(gateway.node_key(self.node, self.prefix), report,
+                             ex=ROUTE_TTL_SECONDS)  # fmt: skip
 
     async def _last_seen_loop(self) -> None:
         while True:
@@ -812,6 +833,11 @@ def run(*, host: str, port: int, node: str | None = None) -> None:
 
     async def main() -> None:
         csms = Csms(host=host, port=port, node=node)
+        if settings.CSMS_METRICS_PORT:
+            # prometheus_client's own server, on a thread: GET /metrics (docs/operations.md).
+            start_http_server(settings.CSMS_METRICS_PORT, addr=settings.CSMS_METRICS_HOST)
+            logger.info("csms %s: metrics on http://%s:%s/metrics", csms.node,
+                        settings.CSMS_METRICS_HOST, settings.CSMS_METRICS_PORT)  # fmt: skip
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

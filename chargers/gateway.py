@@ -67,6 +67,32 @@ def inbox_key(node: str, prefix: str | None = None) -> str:
     return f"{prefix or bus_prefix()}:inbox:{node}"
 
 
+def node_key(node: str, prefix: str | None = None) -> str:
+    """Where a csms process says it is up, reading its inbox, and how many chargers it holds."""
+    return f"{prefix or bus_prefix()}:node:{node}"
+
+
+@dataclass(frozen=True)
+class Node:
+    """A csms process as it last reported on the bus."""
+
+    node: str
+    connected: int
+    reported_at: float  # epoch seconds
+
+
+def csms_nodes() -> list[Node]:
+    """The csms processes that reported on the bus within their key's lifetime (30 s)."""
+    r = client()
+    keys = sorted(r.scan_iter(match=node_key("*"), count=1000))
+    nodes = []
+    for key, raw in zip(keys, r.mget(keys) if keys else [], strict=True):
+        if raw:
+            data = json.loads(raw)
+            nodes.append(Node(key.rpartition(":")[2], int(data["connected"]), float(data["at"])))
+    return nodes
+
+
 BLPOP_SLICE_SECONDS = 1.0  # wait for replies in slices shorter than the socket timeout
 SOCKET_TIMEOUT_SECONDS = 30  # redis-py's default of 5 s would cut a long wait for replies
 

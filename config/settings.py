@@ -83,9 +83,13 @@ INSTALLED_APPS = [
     "bookings",
     "ocpi",
     "api",
+    "monitoring",
+    "django_prometheus",
 ]
 
 MIDDLEWARE = [
+    # Requests by view and status for /metrics (django-prometheus: first and last).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -96,6 +100,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "bookings.middleware.DatabaseUnavailableMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -246,6 +251,18 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Probes and scrapers may speak plain HTTP to a web process directly.
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
+
+# Health and metrics (monitoring; docs/operations.md). Readiness fails when the newest finished
+# sweep is older than this (the most frequent sweeps run every 10-15 s); each check has this
+# long to answer.
+HEALTH_SWEEP_MAX_AGE_SECONDS = float(env("HEALTH_SWEEP_MAX_AGE_SECONDS", "120"))
+HEALTH_CHECK_TIMEOUT_SECONDS = float(env("HEALTH_CHECK_TIMEOUT_SECONDS", "5"))
+# Who may read /metrics: a Bearer token and/or client networks (CIDR, comma-separated); with
+# neither, /metrics answers 404 unless DEBUG.
+METRICS_TOKEN = env("METRICS_TOKEN", "") or ""
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -318,6 +335,9 @@ CSMS_HOST = env("CSMS_HOST", "127.0.0.1")
 CSMS_PORT = int(env("CSMS_PORT", "9000"))
 CSMS_PUBLIC_URL = env("CSMS_PUBLIC_URL", f"ws://{CSMS_HOST}:{CSMS_PORT}/ocpp")
 CSMS_BUS_PREFIX = env("CSMS_BUS_PREFIX", "cb:csms")  # Redis keys of the worker-to-csms bus
+# Each csms serves its own Prometheus metrics here (0: none); keep it off the public network.
+CSMS_METRICS_PORT = int(env("CSMS_METRICS_PORT", "0"))
+CSMS_METRICS_HOST = env("CSMS_METRICS_HOST", "127.0.0.1")
 CSMS_COMMAND_TIMEOUT_SECONDS = float(env("CSMS_COMMAND_TIMEOUT_SECONDS", "15"))
 CSMS_HEARTBEAT_INTERVAL_SECONDS = int(env("CSMS_HEARTBEAT_INTERVAL_SECONDS", "300"))
 # Calls to partners' servers (OCPI parties, webhook receivers; config/outbound.py): the whole of

@@ -11,7 +11,9 @@ from these environment variables (an empty one means its default):
   after granian has read all of it, so a slow client never holds one;
 - WEB_HEADER_TIMEOUT: seconds a client has to send a request's headers before granian closes
   the connection (default 10, at most 60);
-- WEB_ACCESS_LOG: `1` for an access log on stdout.
+- WEB_ACCESS_LOG: `1` for an access log on stdout;
+- PROMETHEUS_MULTIPROC_DIR: where the worker processes keep their metrics for /metrics
+  (prometheus_client's multiprocess mode; default `$RUN_DIR/web-metrics`), emptied at start.
 
 granian calls `application()` in each worker process (`--factory`) to load Django.
 """
@@ -26,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 DEFAULT_BIND = "0.0.0.0:8000"
 DEFAULT_THREADS = 2  # 4 cost more CPU per request in GIL hand-offs (docs/adr/0001-web-server.md)
@@ -101,8 +104,20 @@ def application() -> Callable:
     return wsgi_application
 
 
+def metrics_dir(environ: Mapping[str, str]) -> Path:
+    """The multiprocess metrics directory, emptied: prometheus_client asks for it to be wiped
+    before the processes start, so that a restart does not add up old counts."""
+    run_dir = environ.get("RUN_DIR") or str(Path(__file__).resolve().parent.parent / ".run")
+    directory = Path(environ.get("PROMETHEUS_MULTIPROC_DIR") or Path(run_dir) / "web-metrics")
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    return directory
+
+
 def main() -> None:
     """Replace this process with granian, so that signals reach granian itself."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(os.environ))
     argv = [sys.executable, "-m", "granian", *granian_args(os.environ)]
     os.execv(sys.executable, argv)
 

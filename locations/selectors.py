@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from .models import EVSE, BookingPolicy, ChargePoint, Connector, Location, Tariff, TariffElement
 from .tariffs import Component, Element, Restrictions, TariffTerms
@@ -265,3 +265,11 @@ def tariff_terms(tariff: Tariff) -> TariffTerms:
             for e in tariff.elements.all()
         ),
     )
+
+
+def charge_points_connected() -> tuple[int, int]:
+    """(connected, all) charge points, as the csms processes recorded them."""
+    counts = ChargePoint.objects.aggregate(
+        connected=Count("id", filter=Q(is_connected=True)), total=Count("id")
+    )
+    return counts["connected"], counts["total"]

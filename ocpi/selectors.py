@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 from django.db.models import (
+    Count,
     Exists,
     Max,
+    Min,
     OuterRef,
     Prefetch,
     Q,
@@ -28,7 +30,7 @@ from chargers.models import ChargeDetailRecord, ChargingSession, MeterReading
 from locations.models import EVSE, UNBOOKABLE_EVSE_STATUSES, Connector, Location
 from locations.selectors import evses_of_location, location_get, policy_for
 
-from .models import Command, Party, Token
+from .models import Command, Party, Push, Token
 
 
 def published_locations() -> QuerySet[Location]:
@@ -349,3 +351,29 @@ def cdrs_of_party(party: Party) -> QuerySet[ChargeDetailRecord]:
         .prefetch_related("evse__connectors")
         .order_by("created_at", "id")
     )
+
+
+@dataclass(frozen=True)
+class PushBacklog:
+    """A party's pushes still to send: how many, and since when the oldest waits."""
+
+    party: str  # "DE*XMS"
+    pending: int
+    oldest: datetime | None
+
+
+def push_backlogs() -> list[PushBacklog]:
+    """Every party that is not unregistered, with its pending pushes (none: 0, no oldest)."""
+    pending = {
+        row["party_id"]: row
+        for row in Push.objects.filter(state=Push.State.PENDING)
+        .order_by()
+        .values("party_id")
+        .annotate(n=Count("id"), oldest=Min("created_at"))
+    }
+    backlogs = []
+    for party in Party.objects.exclude(state=Party.State.UNREGISTERED).order_by("pk"):
+        row = pending.get(party.pk, {})
+        name = f"{party.country_code}*{party.party_id}"
+        backlogs.append(PushBacklog(name, row.get("n", 0), row.get("oldest")))
+    return backlogs

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -20,6 +21,8 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -185,10 +188,49 @@ def wait_for_ports(ports: list[int], process: subprocess.Popen, timeout: float =
     return True
 
 
+READY_TIMEOUT_SECONDS = 120  # beat's first sweeps run 10-15 s after it starts
+
+
+def wait_for_readiness(
+    url: str, process: subprocess.Popen, timeout: float = READY_TIMEOUT_SECONDS
+) -> tuple[bool, dict]:
+    """(True, answer) once the readiness endpoint answers 200; (False, its last answer) if
+    `process` exits first or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    last: dict = {}
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=15) as response:
+                return True, json.load(response)
+        except urllib.error.HTTPError as error:  # 503: some check fails
+            with error:
+                last = json.load(error)
+        except (OSError, ValueError):
+            pass  # not answering yet
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False, last
+        time.sleep(1)
+
+
+def not_ready(answer: dict) -> str:
+    """The failing checks of a readiness answer, for a person."""
+    failing = [
+        f"{name}: {check.get('error', '?')}"
+        for name, check in answer.get("checks", {}).items()
+        if check.get("status") != "ok"
+    ]
+    return "; ".join(failing) or "no answer"
+
+
 def run_processes(
-    conf: Path, env: dict[str, str], ports: list[int], banner: Callable[[], str]
+    conf: Path,
+    env: dict[str, str],
+    ports: list[int],
+    ready_url: str,
+    banner: Callable[[bool, dict], str],
 ) -> int:
-    """Run supervisord on `conf` until it exits; print the banner once `ports` answer.
+    """Run supervisord on `conf` until it exits; print the banner once `ports` answer and
+    `ready_url` (the readiness endpoint) says every part is ready, or gives up waiting.
 
     Ctrl-C reaches supervisord from the terminal; SIGTERM or SIGINT sent to this process alone
     is passed on. Either way supervisord stops every process before this returns, and the
@@ -210,7 +252,8 @@ def run_processes(
     signal.signal(signal.SIGINT, pass_on)
     signal.signal(signal.SIGTERM, pass_on)
     if wait_for_ports(ports, supervisord):
-        print(banner(), flush=True)
+        ready, answer = wait_for_readiness(ready_url, supervisord)
+        print(banner(ready, answer), flush=True)
     elif supervisord.poll() is None:
         print(f"stack | not every port of {ports} answers yet; see the output above", flush=True)
     return supervisord.wait()
@@ -247,13 +290,24 @@ def cmd_up(run_dir: Path) -> int:
         where = ", ".join(svc.embedded) or "none"
         supervisorctl = os.path.relpath(Path(sys.executable).parent / "supervisorctl", BASE_DIR)
 
-        def banner() -> str:  # printed once the web and csms ports answer
+        ready_url = f"http://127.0.0.1:{port}/health/ready"
+
+        def banner(ready: bool, answer: dict) -> str:  # once the ports answer and readiness
+            health = (
+                f"  Health     {ready_url}  every check passes"
+                if ready
+                else f"  Health     NOT READY ({ready_url}): {not_ready(answer)}"
+            )
+            csms = answer.get("checks", {}).get("csms", {})
             return "\n".join(
                 [
                     "",
                     "=" * 72,
                     f"  Chargebook is running (embedded servers: {where}; "
-                    f"ready in {time.monotonic() - started:.1f} s)",
+                    f"{'ready' if ready else 'started'} in {time.monotonic() - started:.1f} s)",
+                    health,
+                    f"  Metrics    http://127.0.0.1:{port}/metrics  "
+                    f"({csms.get('connected_chargers', 0)} chargers connected)",
                     f"  Staff UI   http://127.0.0.1:{port}/        login staff / staff-demo",
                     f"  Admin      http://127.0.0.1:{port}/admin/  login admin / admin-demo",
                     f"  OCPI       http://127.0.0.1:{port}/ocpi/versions",
@@ -269,7 +323,7 @@ def cmd_up(run_dir: Path) -> int:
                 ]
             )
 
-        return run_processes(conf, env, [port, csms_port], banner)
+        return run_processes(conf, env, [port, csms_port], ready_url, banner)
 
 
 def cmd_exec(run_dir: Path, command: list[str]) -> int:

@@ -100,8 +100,8 @@ def ocpi_exception_handler(exc: Exception, context: dict) -> Any:
     if isinstance(exc, Http404 | drf.NotFound):
         return r.ocpi_error(r.CLIENT_ERROR, "Not found.", http_status=404)
     if isinstance(exc, drf.Throttled):
-        # OCPI 2.3.0 transport: HTTP 429 when a party sends too much; the envelope still says
-        # what happened, and Retry-After when to come back.
+        # HTTP 429 with Retry-After (RFC 6585); the body stays an OCPI envelope, so a partner
+        # reads it like any other refusal.
         response = r.ocpi_error(
             r.CLIENT_ERROR, "Too many requests; retry after the Retry-After seconds.",
             http_status=429,

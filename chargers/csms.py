@@ -699,6 +699,7 @@ class Csms:
         try:
             await self.redis.set(gateway.route_key(identity, self.prefix), self.node,
                                  ex=ROUTE_TTL_SECONDS)  # fmt: skip
+            await self._report_node()
         except redis.RedisError as error:
             # Without Redis no worker reaches the charger, but it may still report (sessions
             # and statuses go to PostgreSQL); the route refresh loop publishes the route once
@@ -720,6 +721,7 @@ class Csms:
                     await self.redis.eval(
                         _DELETE_IF_OURS, 1, gateway.route_key(identity, self.prefix), self.node
                     )
+                    await self._report_node()
                 await self.db(
                     charge_point_set_connected, charge_point=row, connected=False,
                     at=timezone.now(),
@@ -807,7 +809,8 @@ class Csms:
 
     async def _report_node(self) -> None:
         """Say on the bus that this csms is up and how many chargers it holds (the readiness
-        check reads it; chargers.gateway.csms_nodes). Gone with the routes if it dies."""
+        check reads it; chargers.gateway.csms_nodes): every 10 s and when a charger comes or
+        goes. Gone with the routes if it dies."""
         report = json.dumps({"connected": len(self.connections), "at": time.time()})
         await self.redis.set(gateway.node_key(self.node, self.prefix), report,
                              ex=ROUTE_TTL_SECONDS)  # fmt: skip

@@ -308,14 +308,9 @@ OAUTH2_PROVIDER = {
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    # Rate-limit counters of the operator API and OCPI (config.ratelimit), shared by every
-    # web process.
-    "ratelimit": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "cb:rl",
-    },
 }
+# Redis keys of the rate-limit counters of the operator API and OCPI (config.ratelimit).
+RATELIMIT_KEY_PREFIX = "cb:rl"
 # Requests per minute per client and scope (read, book, drivers, webhooks), and per eMSP party
 # over all of OCPI; a client's or party's own limit in the admin replaces these.
 API_RATE_LIMIT_PER_MINUTE = int(env("API_RATE_LIMIT_PER_MINUTE", "300"))

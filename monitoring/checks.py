@@ -64,11 +64,12 @@ class Sweeps(HealthCheck):
     detail: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     def run(self) -> None:
-        # A thread of the check's own: its database connection closes with the check.
-        with connection.temporary_connection():
+        try:
             newest = SweepRun.objects.filter(task__in=beat_tasks()).aggregate(
                 newest=Max("finished_at")
             )["newest"]
+        finally:
+            connection.close()  # the check runs on a thread of its own, which then ends
         if newest is None:
             raise ServiceUnavailable("no sweep has finished yet (beat and a worker running?)")
         age = (timezone.now() - newest).total_seconds()

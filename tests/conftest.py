@@ -49,7 +49,7 @@ def _fresh_rate_limits():
     from django.conf import settings
 
     client = redis.Redis.from_url(settings.REDIS_URL)
-    prefix = settings.CACHES["ratelimit"]["KEY_PREFIX"]
+    prefix = settings.RATELIMIT_KEY_PREFIX
     keys = list(client.scan_iter(f"{prefix}:*", count=1000))
     if keys:
         client.delete(*keys)

@@ -46,6 +46,7 @@ def test_ocpi_reserve_now_during_a_redis_outage_answers_accepted(processes, redi
     assert booking.charger_reservation == ChargerReservation.NOT_SENT
     assert Command.objects.get().result_sent_at is None  # the command-results sweep's job
     assert "its sweep will pick it up" in processes.log("web")
+    assert "Rate limit not counted" in processes.log("web")  # served, not refused, without Redis
 
 
 def test_staff_cancel_during_a_redis_outage_shows_the_cancel(processes, redis_server, staff_client):

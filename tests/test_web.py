@@ -2,7 +2,7 @@
 
 import pytest
 
-from config.web import granian_args
+from config.web import granian_args, metrics_dir
 
 
 def option(args: list[str], name: str) -> str:
@@ -35,3 +35,14 @@ def test_granian_args_bind_a_unix_socket_or_refuse_a_bad_bind():
     assert "--host" not in args
     with pytest.raises(SystemExit, match="WEB_BIND"):
         granian_args({"WEB_BIND": "localhost"})
+
+
+def test_metrics_dir_is_emptied_of_earlier_counts_and_defaults_under_the_run_dir(tmp_path):
+    own = tmp_path / "metrics"
+    own.mkdir()
+    (own / "counter_123.db").write_bytes(b"old counts")
+    (own / "keep.txt").write_text("not a metrics file")
+    assert metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(own)}) == own
+    assert sorted(p.name for p in own.iterdir()) == ["keep.txt"]
+    assert metrics_dir({"RUN_DIR": str(tmp_path)}) == tmp_path / "web-metrics"
+    assert (tmp_path / "web-metrics").is_dir()

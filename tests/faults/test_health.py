@@ -99,3 +99,31 @@ def test_readiness_and_metrics_follow_the_processes(processes, redis_server):
     web_scope = httpx.get(f"{base}/health/ready?scope=web", timeout=30)
     assert web_scope.status_code == 503
     assert httpx.get(f"{base}/health/live", timeout=10).status_code == 200
+
+
+def test_web_metrics_add_up_the_counts_of_every_web_process(processes, redis_server):
+    port = free_port()
+    env = processes.env(
+        redis_server.url, WEB_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2", DEBUG="1"
+    )
+    procfile_process(processes, "web", env)
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: httpx.get(f"{base}/health/live", timeout=2).status_code == 200, 60,
+               "the web to answer")  # fmt: skip
+    files = processes.directory / "web-metrics"
+    # Both worker processes write their counts there (prometheus_client's multiprocess mode).
+    wait_until(lambda: len({p.name.rpartition("_")[2] for p in files.glob("*.db")}) >= 2, 30,
+               "both web processes to count")  # fmt: skip
+
+    def live_200(text: str) -> float:
+        labels = {"method": "GET", "status": "200", "view": "health-live"}
+        return sample(text, "django_http_responses_total_by_status_view_method_total", **labels)
+
+    first = live_200(httpx.get(f"{base}/metrics", timeout=10).text)
+    for _ in range(20):
+        with httpx.Client() as fresh:  # a new connection each: either process may answer
+            assert fresh.get(f"{base}/health/live", timeout=10).status_code == 200
+    # Whichever process answers the scrape, it reports the sum over both.
+    for _ in range(4):
+        with httpx.Client() as fresh:
+            assert live_200(fresh.get(f"{base}/metrics", timeout=10).text) == first + 20

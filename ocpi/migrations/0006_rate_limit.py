@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("ocpi", "0004_push_sessions_cdrs_tariffs"),
+        ("ocpi", "0005_remote_commands"),
     ]
 
     operations = [

@@ -17,8 +17,8 @@ HANDSHAKE_FAILURES = Counter(
 )
 COMMANDS = Counter(
     "chargebook_csms_commands",
-    "Commands from the workers (ReserveNow, CancelReservation) by outcome: the charger's status, "
-    "or Timeout, CallError, NotSent, Offline.",
+    "Commands from the workers (ReserveNow, CancelReservation, remote start, stop and unlock) "
+    "by outcome: the charger's status, or Timeout, CallError, NotSent, Offline.",
     ["action", "outcome"],
 )
 COMMAND_SECONDS = Histogram(

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 BASE_DIR = Path(__file__).resolve().parent.parent
 PREFIX = f"bench:{uuid.uuid4().hex[:8]}"  # the csms bus keys of this run
 LOCATION = "BENCH-LOC"
-PASSWORD = "bench-charger-password"  # every simulated charger's (simulate_chargers --password)
+PASSWORD = "bench-charger-password"  # every simulated charger's, with --with-passwords
 
 
 def _admin_url() -> str:
@@ -50,9 +50,10 @@ def drop_database(name: str) -> None:
     _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def provision(chargers: int, *, evses: int = 1):
+def provision(chargers: int, *, evses: int = 1, passwords: bool = False):
     """A location with `chargers` charge points (every other one 2.0.1), one bookable EVSE and
-    connector each, all with the password PASSWORD; returns the location."""
+    connector each; returns the location. With `passwords`, each has the password PASSWORD;
+    without, the csms must run with CSMS_ALLOW_CHARGERS_WITHOUT_PASSWORD=1 (see csms_env)."""
     from django.contrib.auth.hashers import make_password
     from django.db import transaction
 
@@ -66,7 +67,7 @@ def provision(chargers: int, *, evses: int = 1):
         Location,
     )
 
-    password_hash = make_password(PASSWORD)  # hashed once: hashing is slow on purpose
+    password_hash = make_password(PASSWORD) if passwords else ""  # hashed once: slow on purpose
     with transaction.atomic():
         location = Location.objects.create(
             ocpi_id=LOCATION, name="Benchmark site", address="Bench 1", city="Utrecht",
@@ -90,6 +91,21 @@ def provision(chargers: int, *, evses: int = 1):
             for evse in made
         )  # fmt: skip
     return location
+
+
+def csms_env(passwords: bool) -> dict[str, str]:
+    """Environment of the benchmark's processes. Checking a password is slow on purpose (one
+    PBKDF2 per first connection of a charger to a csms process), so a thousand chargers
+    connecting at once queue for minutes: benchmarks of other work admit chargers without one
+    unless asked to measure exactly that (--with-passwords)."""
+    return {**os.environ, "CSMS_BUS_PREFIX": PREFIX, "PYTHONUNBUFFERED": "1",
+            "LOG_LEVEL": "WARNING", "OUTBOUND_ALLOW_PRIVATE_URLS": "1",
+            "CSMS_ALLOW_CHARGERS_WITHOUT_PASSWORD": "0" if passwords else "1"}  # fmt: skip
+
+
+def simulator_args(port: int, passwords: bool) -> list[str]:
+    args = ["--url", f"ws://127.0.0.1:{port}/ocpp", "--match", "BENCH-CP"]
+    return args + (["--password", PASSWORD] if passwords else [])
 
 
 def rss_kib(pid: int) -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import threading
@@ -26,13 +25,14 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from csms_common import (
-    PASSWORD,
     PREFIX,
     Processes,
     cpu_seconds,
+    csms_env,
     drop_database,
     own_database,
     provision,
+    simulator_args,
     wait,
 )
 
@@ -113,10 +113,15 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=5)
     parser.add_argument("--meter-seconds", type=float, default=10)
     parser.add_argument("--port", type=int, default=9170)
+    parser.add_argument(
+        "--with-passwords",
+        action="store_true",
+        help="chargers authenticate (slow on first connect, on purpose)",
+    )
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
-    location = provision(args.chargers)
+    location = provision(args.chargers, passwords=args.with_passwords)
     receiver = Receiver()
     party = Party.objects.create(
         country_code="DE", party_id="BEN", name="Benchmark eMSP", role=Party.Role.EMSP,
@@ -130,8 +135,7 @@ def main() -> int:
                          type="RFID", contract_id="DE-BEN-C1", issuer="Bench", valid=True,
                          whitelist="ALWAYS", last_updated=timezone.now())  # fmt: skip
 
-    env = {**os.environ, "CSMS_BUS_PREFIX": PREFIX, "PYTHONUNBUFFERED": "1",
-           "LOG_LEVEL": "WARNING", "OUTBOUND_ALLOW_PRIVATE_URLS": "1"}  # fmt: skip
+    env = csms_env(args.with_passwords)
     py = sys.executable
     with Processes(env) as procs:
         csms = procs.start("csms", [py, "manage.py", "run_csms", "--port", str(args.port)])
@@ -141,9 +145,8 @@ def main() -> int:
         procs.start("ocpi", [py, "-m", "celery", "-A", "config", "worker", "-Q", "ocpi", "-c",
                              "2", "-n", "bench-ocpi@%h", "--without-mingle",
                              "--without-gossip"])  # fmt: skip
-        procs.start("simulator", [py, "manage.py", "simulate_chargers", "--url",
-                                  f"ws://127.0.0.1:{args.port}/ocpp", "--match", "BENCH-CP",
-         "--password", PASSWORD,
+        procs.start("simulator", [py, "manage.py", "simulate_chargers",
+                                  *simulator_args(args.port, args.with_passwords),
                                   "--meter-seconds", str(args.meter_seconds)])  # fmt: skip
         booted = ChargePoint.objects.filter(location=location, last_boot__isnull=False)
         wait(lambda: booted.count() >= args.chargers, 300, "boots")

@@ -15,19 +15,19 @@ Options: --chargers 2000 --bookings 1000 --port 9160 --workers 2
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import timedelta
 
 from csms_common import (
-    PASSWORD,
     PREFIX,
     Processes,
+    csms_env,
     drop_database,
     own_database,
     provision,
     rss_kib,
+    simulator_args,
     wait,
 )
 
@@ -74,12 +74,16 @@ def main() -> int:
     parser.add_argument("--bookings", type=int, default=1000)
     parser.add_argument("--port", type=int, default=9160)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--with-passwords",
+        action="store_true",
+        help="chargers authenticate (slow on first connect, on purpose)",
+    )
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
-    location = provision(args.chargers)
-    env = {**os.environ, "CSMS_BUS_PREFIX": PREFIX, "PYTHONUNBUFFERED": "1",
-           "LOG_LEVEL": "WARNING"}  # fmt: skip
+    location = provision(args.chargers, passwords=args.with_passwords)
+    env = csms_env(args.with_passwords)
     py = sys.executable
     procs = Processes(env)
     start = procs.start
@@ -90,9 +94,10 @@ def main() -> int:
         time.sleep(2)
         idle_rss = rss_kib(csms.pid)
         started = time.monotonic()
-        start("simulator", [py, "manage.py", "simulate_chargers", "--url",
-                            f"ws://127.0.0.1:{args.port}/ocpp", "--match", "BENCH-CP",
-         "--password", PASSWORD])  # fmt: skip
+        start(
+            "simulator",
+            [py, "manage.py", "simulate_chargers", *simulator_args(args.port, args.with_passwords)],
+        )
         wait(lambda: len(r.keys(f"{PREFIX}:route:*")) >= args.chargers, 300, "connections")
         booted = ChargePoint.objects.filter(location=location, last_boot__isnull=False)
         wait(lambda: booted.count() >= args.chargers, 300, "boots")

@@ -142,3 +142,36 @@ def test_flood_of_bad_passwords_does_not_hold_up_a_real_chargers_reports(stack, 
         1: EVSEStatus.OUTOFORDER,
         2: EVSEStatus.CHARGING,
     }
+
+
+def test_a_password_verified_once_is_not_hashed_again_by_another_csms(stack, monkeypatch):
+    """After a csms restart (here: a second csms process), a thousand chargers reconnecting
+    must not queue for the slow hash one by one: a verified password is remembered, as a keyed
+    digest, for every csms. A wrong password and a changed password are still refused."""
+    from locations.models import ChargePoint
+
+    hashed: list[str] = []
+    original = ChargePoint.check_password
+
+    def counting(self, raw: str) -> bool:
+        hashed.append(self.identity)
+        return original(self, raw)
+
+    monkeypatch.setattr(ChargePoint, "check_password", counting)
+    cp = _cp(evses=1)
+    first, second = stack.start_csms(), stack.start_csms()
+    sim = stack.charger(cp, csms=first)
+    assert sim.connected and hashed == [cp.identity]
+    stack.run(sim.disconnect())
+
+    again = stack.charger(cp, csms=second)  # the other process, as after a restart
+    assert again.connected and hashed == [cp.identity]  # no second slow hash
+    stack.run(again.disconnect())
+    assert _refusal(stack, cp.identity, "wrong-password", csms=second).status_code == 401
+    assert hashed == [cp.identity]  # refused by the digest, without the hasher
+
+    cp.set_password("a-new-password-456")
+    cp.save()
+    assert _refusal(stack, cp.identity, CHARGER_PASSWORD, csms=second).status_code == 401
+    renewed = stack.charger(cp, csms=second, password="a-new-password-456")
+    assert renewed.connected and hashed[-1] == cp.identity and len(hashed) == 3

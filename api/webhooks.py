@@ -235,6 +235,9 @@ def deliver(*, subscription_id: int, now: datetime | None = None, limit: int = 5
             if not gave_up:
                 result.retry_at = retry_at
                 break
+        else:  # `limit` deliveries done: if more wait, a fresh task goes on at once
+            if pending.exists():
+                result.retry_at = timezone.now()
     finally:
         if lease is not None:  # only our own lease: a lost one belongs to the next deliverer
             WebhookSubscription.objects.filter(pk=subscription_id, lease_until=lease).update(

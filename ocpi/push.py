@@ -373,6 +373,9 @@ def deliver(*, party_id: int, now: datetime | None = None, limit: int = 500) -> 
                 last_status="200", last_error="",
             )  # fmt: skip
             result.sent += 1
+        else:  # `limit` sends done: if more wait, a fresh task goes on at once
+            if pending.exists():
+                result.retry_at = timezone.now()
     finally:
         if lease is not None:
             _release(party_id, lease)

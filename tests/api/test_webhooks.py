@@ -230,3 +230,18 @@ def test_a_deliverer_that_lost_its_lease_stops_before_the_next_send(
     assert [r.headers["X-Chargebook-Event"] for r in receiver.received] == ["booking.created"]
     # The other deliverer's lease is left alone.
     assert WebhookSubscription.objects.get(pk=hook["id"]).lease_until > timezone.now()
+
+
+def test_a_webhook_deliverer_that_reaches_its_limit_says_to_go_on(
+    booker, receiver, driver, tomorrow_10
+):
+    """As the OCPI deliverer: more deliveries than `limit` mean a fresh task at once."""
+    hook = _subscribe(booker, f"http://127.0.0.1:{PORT}/hook")
+    booking_id = _book(booker, driver, tomorrow_10)
+    booker.post("/api/v1/booking-requests", {"type": "cancel", "bookingId": booking_id},
+                format="json")  # fmt: skip
+    webhooks.sweep()
+    first = webhooks.deliver(subscription_id=hook["id"], limit=1)
+    assert first.sent == 1 and first.retry_at is not None
+    last = webhooks.deliver(subscription_id=hook["id"], limit=1)
+    assert last.sent == 1 and last.retry_at is None

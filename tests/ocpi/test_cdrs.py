@@ -274,3 +274,16 @@ def test_a_tariff_saved_or_deleted_is_pushed_to_every_party(emsp_server, site, t
     tariff.delete()
     deliver(party_id=party.pk)
     assert emsp_server.pushes[-1][:2] == ("DELETE", url)
+
+
+def test_a_deliverer_that_reaches_its_limit_says_to_go_on(emsp_server, site):
+    """A deliverer sends at most `limit` pushes per task; with more waiting it asks for a fresh
+    task at once instead of leaving them to beat's next sweep."""
+    party = PartyFactory(country_code="DE", party_id="XMS", token_b=emsp_server.token_b,
+                         endpoints=emsp_server.receivers("tariffs"))  # fmt: skip
+    for n in range(3):
+        TariffFactory(ocpi_id=f"T-{n}", locations=[site])
+    first = deliver(party_id=party.pk, limit=2)
+    assert first.sent == 2 and first.retry_at is not None
+    last = deliver(party_id=party.pk, limit=2)
+    assert last.sent == 1 and last.retry_at is None

@@ -57,6 +57,7 @@ from .availability import (
     local_midnight,
     opening_intervals,
     session_busy,
+    shown_window,
     subtract,
     to_us,
 )
@@ -544,7 +545,7 @@ class TimelineRow:
 @dataclass
 class Timeline:
     location: Location
-    window: Interval
+    window: Interval  # the local days asked for
     now: datetime
     rows: list[TimelineRow]
     closed: list[Segment]
@@ -553,6 +554,16 @@ class Timeline:
     now_left: float | None
     standards: list[tuple[str, str]]
     evse_total: int
+    shown: Interval | None = None  # the part of the window placed on the axis (None: all of it)
+
+    @property
+    def shown_hours(self) -> float:
+        span = self.shown or self.window
+        return span.duration.total_seconds() / 3600
+
+    @property
+    def all_shown(self) -> bool:
+        return self.shown is None or self.shown == self.window
 
 
 @dataclass(frozen=True)
@@ -641,10 +652,13 @@ def day_timeline(
     days: int = 1,
     criteria: Criteria | None = None,
     now: datetime | None = None,
+    focus: bool = False,
 ) -> Timeline:
     """Every EVSE of a location over `days` local days from `day`: live state, free time,
-    bookings and closed hours, placed on the window. A fixed number of queries whatever the
-    EVSE or booking count (location_availability's and timeline_blocks', nothing per row).
+    bookings and closed hours, placed on the window. With `focus`, one day is placed on its
+    shown hours only (availability.shown_window: opening hours widened to every booking and to
+    now). A fixed number of queries whatever the EVSE or booking count
+    (location_availability's and timeline_blocks', nothing per row).
 
     Raises UnknownLocation, InvalidWindow (more than 7 days).
     """
@@ -661,6 +675,10 @@ def day_timeline(
         include_unbookable=True,
     )
     by_evse = timeline_blocks(location=location, window=window)
+    shown = window
+    if focus and days == 1:
+        spans = (Interval(b.start, b.end) for bs in by_evse.values() for b in bs)
+        shown = shown_window(window=window, open_time=avail.open_time, busy=spans, now=now, tz=tz)
     standards: dict[str, str] = {}
     rows = []
     for ea in avail.evses:
@@ -670,10 +688,10 @@ def day_timeline(
             continue
         blocks = []
         for b in by_evse.get(ea.evse.pk, ()):
-            seg = _place(b.start, b.end, window)
+            seg = _place(b.start, b.end, shown)
             if seg is not None:
                 blocks.append((b, seg))
-        free = [s for iv in ea.free if (s := _place(iv.start, iv.end, window)) is not None]
+        free = [s for iv in ea.free if (s := _place(iv.start, iv.end, shown)) is not None]
         rows.append(
             TimelineRow(
                 evse=ea.evse,
@@ -688,19 +706,19 @@ def day_timeline(
         )
     closed = [
         s
-        for iv in subtract([window], avail.open_time)
-        if (s := _place(iv.start, iv.end, window)) is not None
+        for iv in subtract([shown], avail.open_time)
+        if (s := _place(iv.start, iv.end, shown)) is not None
     ]
     # Hour ticks run in UTC steps and are labelled in local time, so a DST day shows its real
     # 23 or 25 hours (02:00 is skipped or repeated) instead of a distorted axis.
     hours = []
-    moment = window.start
-    while moment < window.end:
-        hours.append(Tick(moment, _place(moment, window.end, window).left))
+    moment = shown.start
+    while moment < shown.end:
+        hours.append(Tick(moment, _place(moment, shown.end, shown).left))
         moment += timedelta(hours=1)
     day_ticks = [Tick(local_midnight(day + timedelta(days=i), tz), 0.0) for i in range(days)]
     day_ticks = [Tick(t.at, _place(t.at, window.end, window).left) for t in day_ticks]
-    now_left = _place(now, window.end, window).left if window.start <= now < window.end else None
+    now_left = _place(now, shown.end, shown).left if shown.start <= now < shown.end else None
     return Timeline(
         location=location,
         window=window,
@@ -712,6 +730,7 @@ def day_timeline(
         now_left=now_left,
         standards=sorted(standards.items(), key=lambda kv: kv[1]),
         evse_total=len(avail.evses),
+        shown=shown,
     )
 
 
@@ -837,7 +856,7 @@ def desk_day_bookings(*, location: Location, window: Interval) -> list[Booking]:
             | Q(status__in=ENDED_STATUSES),
             period__overlap=span,
         )
-        .select_related("driver", "evse__charge_point")
+        .select_related("driver", "evse__charge_point", "created_by")
         .order_by("period", "id")
     )
 

@@ -205,6 +205,12 @@ class TimelineFilterForm(forms.Form):
         widget=forms.NumberInput(attrs={"step": 1, "inputmode": "numeric", "placeholder": "any"}),
     )
 
+    # The day view shows its opening hours (widened to every booking and to now) unless asked
+    # for the whole day: ?hours=all.
+    hours = forms.ChoiceField(
+        required=False, label="Hours shown", choices=[("", "Opening hours"), ("all", "All 24 h")]
+    )
+
     def valid_data(self) -> dict:
         """The fields that are valid: one bad filter in a URL keeps the others."""
         self.is_valid()

@@ -315,13 +315,29 @@ def test_day_view_free_time_links_open_the_prefilled_form(staff_client, site):
     location, ac, _ = site
     day = tomorrow_at(location, 0).date()
     BookingFactory(evse=ac, start=tomorrow_at(location, 10))
-    html = staff_client.get(
-        reverse("bookings:location_day", args=[location.pk]), {"date": day.isoformat()}
-    ).content.decode()
+    url = reverse("bookings:location_day", args=[location.pk])
+    html = staff_client.get(url, {"date": day.isoformat(), "hours": "all"}).content.decode()
     # Free 00:00-10:00 and 11:00-24:00 on the booked EVSE, each a link to the form.
     assert "Book 1A, free 00:00 to 10:00" in html
     assert "Book 1A, free 11:00 to 00:00" in html
     assert "?evse=HH-1&amp;start=" in html
+    assert "--hours: 24" in html
+
+
+def test_day_view_shows_the_daytime_of_a_24_7_site_widened_to_its_bookings(staff_client, site):
+    location, ac, _ = site
+    day = tomorrow_at(location, 0).date()
+    BookingFactory(evse=ac, start=tomorrow_at(location, 10))
+    url = reverse("bookings:location_day", args=[location.pk])
+    html = staff_client.get(url, {"date": day.isoformat()}).content.decode()
+    # Open around the clock: 06:00-22:00 first, the free time clipped to it.
+    assert "--hours: 16" in html and ">06:00–22:00</a>" in html
+    assert "Book 1A, free 06:00 to 10:00" in html and "Book 1A, free 11:00 to 22:00" in html
+    assert 'href="' + url + "?date=" + day.isoformat() + '&amp;hours=all"' in html
+    # A booking in the night widens the shown hours to it, on whole hours.
+    BookingFactory(evse=ac, start=tomorrow_at(location, 4, 30))
+    html = staff_client.get(url, {"date": day.isoformat()}).content.decode()
+    assert "--hours: 18" in html and ">04:00–22:00</a>" in html
 
 
 def test_day_view_unknown_location_is_404(staff_client):

@@ -236,6 +236,23 @@ class TimelineFilterForm(forms.Form):
         return qd.urlencode()
 
 
+class QuickBookForm(forms.Form):
+    """Quick book: what to find the next free slot for (all GET parameters)."""
+
+    current = forms.ChoiceField(
+        required=False, label="Current", choices=TimelineFilterForm.CURRENT_CHOICES
+    )
+    min_kw = forms.IntegerField(
+        required=False, min_value=0, max_value=1000, label="Minimum power (kW)"
+    )
+    duration = forms.TypedChoiceField(
+        label="For",
+        coerce=int,
+        initial=60,
+        choices=[(m, format_minutes(m)) for m in (30, 60, 90, 120, 180)],
+    )
+
+
 class EVSEChoiceField(forms.ChoiceField):
     def __init__(self, evses: Iterable[EVSE], **kwargs):
         self.evses = {e.uid: e for e in evses}

@@ -49,6 +49,7 @@ from .availability import (
     Rules,
     WeeklyPeriod,
     clip,
+    fits,
     fragmentation_cost,
     free_intervals,
     free_time,
@@ -426,6 +427,74 @@ def evse_choose(
         if best is None or key < best[0]:
             best = (key, ea.evse)
     return best[1] if best else None
+
+
+@dataclass(frozen=True)
+class SlotOffer:
+    """A slot a booking would get now: an EVSE and an instant range."""
+
+    evse: EVSE
+    start: datetime
+    end: datetime
+
+
+def next_free_slots(
+    *,
+    location: Location | int | str,
+    after: datetime,
+    duration: timedelta,
+    criteria: Criteria | None = None,
+    evse: EVSE | str | None = None,
+    now: datetime | None = None,
+    limit: int = 1,
+) -> list[SlotOffer]:
+    """The earliest slot of `duration` (elapsed time) at or after `after` on each EVSE that
+    matches, earliest first (ties: EVSE display order), within the 7 days from `after`. The
+    free time of location_availability already holds every rule (opening hours, notice,
+    buffers, the slot grid, the horizon); an EVSE whose policy does not allow the duration is
+    left out.
+
+    Raises UnknownLocation, UnknownEVSE.
+    """
+    now = now or timezone.now()
+    start = max(after, now).astimezone(UTC)
+    avail = location_availability(
+        location=location, start=start, end=start + MAX_WINDOW, now=now, evse=evse,
+        criteria=criteria,
+    )  # fmt: skip
+    found = []
+    for i, ea in enumerate(avail.evses):
+        if not ea.rules.min_duration <= duration <= ea.rules.max_duration:
+            continue
+        for iv in ea.free:  # on the slot grid, in time order
+            if iv.start + duration <= iv.end:
+                found.append((iv.start, i, SlotOffer(ea.evse, iv.start, iv.start + duration)))
+                break
+    found.sort(key=lambda f: (f[0], f[1]))
+    return [offer for _, _, offer in found[:limit]]
+
+
+def free_evses_at(
+    *,
+    location: Location | int | str,
+    start: datetime,
+    end: datetime,
+    criteria: Criteria | None = None,
+    now: datetime | None = None,
+) -> list[EVSE]:
+    """The EVSEs a [start, end) booking would fit on now, in display order.
+
+    Raises InvalidWindow, UnknownLocation.
+    """
+    avail = location_availability(
+        location=location, start=start, end=end, now=now, criteria=criteria
+    )
+    slot = Interval(start.astimezone(UTC), end.astimezone(UTC))
+    return [
+        ea.evse
+        for ea in avail.evses
+        if ea.rules.min_duration <= slot.duration <= ea.rules.max_duration and fits(slot, ea.free)
+    ]
 
 
 def booking_get(*, uid: str) -> Booking:

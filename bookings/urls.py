@@ -22,6 +22,7 @@ urlpatterns = [
         views.charger_out_of_order_view,
         name="out_of_order",
     ),
+    path("locations/<int:location_id>/quick-book/", views.quick_book, name="quick_book"),
     path("bookings/<uuid:uid>/", views.booking_detail, name="booking_detail"),
     path("bookings/<uuid:uid>/change/", views.booking_change_view, name="booking_change"),
     path("bookings/<uuid:uid>/cancel/", views.booking_cancel_view, name="booking_cancel"),

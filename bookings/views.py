@@ -35,13 +35,14 @@ from locations.models import BookingPolicy, Location
 from locations.selectors import evses_of_location, location_get, location_policy, policy_for
 
 from .availability import grid_ceil, local_day_window, zone_label
-from .exceptions import BookingError
+from .exceptions import BookingError, SlotUnavailable
 from .forms import (
     BookingCancelForm,
     BookingChangeForm,
     BookingForm,
     LocationSearchForm,
     OutOfOrderForm,
+    QuickBookForm,
     TimelineFilterForm,
     format_minutes,
     parse_instant,
@@ -57,7 +58,9 @@ from .models import (
 )
 from .selectors import (
     STANDARD_LABELS,
+    Criteria,
     Segment,
+    SlotOffer,
     Timeline,
     TimelineRow,
     booking_get,
@@ -70,8 +73,10 @@ from .selectors import (
     driver_search,
     drivers_by_ids,
     evse_choose,
+    free_evses_at,
     location_capacities,
     location_list_for_staff,
+    next_free_slots,
     running_session_starts,
     timeline_version,
 )
@@ -510,6 +515,8 @@ def _timeline_context(
         "new_booking_url": f"{new_url}?{urlencode({'start': first.astimezone(UTC).isoformat()})}",
         "csv_url": f"{reverse('bookings:day_csv', args=[location.pk])}?date={day.isoformat()}",
         "arrivals_url": f"{reverse('bookings:arrivals', args=[location.pk])}?date={day}",
+        "quick_url": reverse("bookings:quick_book", args=[location.pk]),
+        "quick_durations": QuickBookForm.base_fields["duration"].choices,
     }
 
 
@@ -646,7 +653,7 @@ def booking_new(request: HttpRequest, location_id: int) -> HttpResponse:
 
         form = BookingForm(request.POST, evses=evses, policy=policy)
         q = request.POST.get("q", "").strip()[:100]
-        refused = False
+        refused, alternatives = False, []
         if form.is_valid():
             try:
                 booking = booking_create(
@@ -660,6 +667,8 @@ def booking_new(request: HttpRequest, location_id: int) -> HttpResponse:
             except BookingError as error:
                 form.add_error(None, error.message)
                 refused = True
+                if isinstance(error, SlotUnavailable):
+                    alternatives = _alternatives(request, location, form)
             else:
                 if not _partial(request):
                     return redirect("bookings:booking_detail", uid=booking.uid)
@@ -676,11 +685,102 @@ def booking_new(request: HttpRequest, location_id: int) -> HttpResponse:
             request,
             location,
             "booking_form",
-            _form_context(location, form, q),
+            {**_form_context(location, form, q), "alternatives": alternatives},
             day=start.astimezone(location.zone).date(),
         )
         # A refusal may mean someone else just took the slot: reload the rows to show it.
         return _changed(response) if refused else response
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A slot offered instead of a taken one (or found by quick book): a link that opens the
+    booking form on it, keeping the driver and notes already chosen."""
+
+    href: str
+    text: str
+
+
+def _offer(location: Location, offer: SlotOffer, text: str, keep: dict[str, str]) -> Offer:
+    minutes = int((offer.end - offer.start).total_seconds() // 60)
+    query = {
+        "evse": offer.evse.uid,
+        "start": offer.start.astimezone(UTC).isoformat(),
+        "duration": str(minutes),
+        **{k: v for k, v in keep.items() if v},
+    }
+    href = f"{reverse('bookings:booking_new', args=[location.pk])}?{urlencode(query)}"
+    return Offer(href=href, text=text)
+
+
+ALTERNATIVES = 4  # other EVSEs offered at the taken time
+
+
+def _alternatives(request: HttpRequest, location: Location, form: BookingForm) -> list[Offer]:
+    """When the slot is taken: the same time on other EVSEs, and the next free time on the
+    chosen one (bookings.selectors decides what is free)."""
+    evse, start, end = form.cleaned_data["evse"], form.cleaned_data["start"], form.end
+    tz = location.zone
+    keep = {
+        "driver": request.POST.get("driver", ""),
+        "notes": request.POST.get("notes", "")[:500],
+        "q": request.POST.get("q", "")[:100],
+    }
+    offers = []
+    wall = f"{start.astimezone(tz):%H:%M}"
+    others = [e for e in free_evses_at(location=location, start=start, end=end) if e != evse]
+    for other in others[:ALTERNATIVES]:
+        slot = SlotOffer(other, start, end)
+        offers.append(_offer(location, slot, f"{other} at {wall} (same time)", keep))
+    for slot in next_free_slots(location=location, evse=evse, after=start, duration=end - start):
+        local = slot.start.astimezone(tz)
+        day = (
+            ""
+            if local.date() == start.astimezone(tz).date()
+            else f"{DAY_NAMES[local.weekday()]} {local.day} {local:%b} "
+        )
+        offers.append(
+            _offer(location, slot, f"{evse} at {day}{local:%H:%M} (next free on {evse})", keep)
+        )
+    return offers
+
+
+@require_GET
+@staff_required
+def quick_book(request: HttpRequest, location_id: int) -> HttpResponse:
+    """The next free slot for a duration across the location (e.g. DC >= 100 kW for 1 h),
+    opened in the booking form."""
+    location = _location(location_id)
+    form = QuickBookForm(request.GET)
+    with timezone.override(location.zone):
+        if not form.is_valid():
+            context = {"location": location, "quick_form": form, "offers": []}
+            return _panel(
+                request, location, "quick_result", context, day=timezone.localdate(), status=400
+            )
+        data = form.cleaned_data
+        duration = timedelta(minutes=int(data["duration"]))
+        criteria = Criteria(power_type=data["current"] or None, min_power_kw=data["min_kw"])
+        offers = next_free_slots(
+            location=location, after=timezone.now(), duration=duration, criteria=criteria,
+            limit=ALTERNATIVES,
+        )  # fmt: skip
+        tz = location.zone
+        links = []
+        for offer in offers:
+            local = offer.start.astimezone(tz)
+            text = (
+                f"{offer.evse} · {DAY_NAMES[local.weekday()]} {local.day} {local:%b}, "
+                f"{local:%H:%M}–{offer.end.astimezone(tz):%H:%M}"
+            )
+            links.append(_offer(location, offer, text, {}))
+        context = {
+            "location": location,
+            "quick_form": form,
+            "offers": links,
+            "duration_label": format_minutes(int(data["duration"])),
+        }
+        return _panel(request, location, "quick_result", context, day=timezone.localdate())
 
 
 def _when(start: datetime, end: datetime, tz: ZoneInfo, *, with_day: bool = True) -> str:

@@ -30,6 +30,8 @@
     var el = evt.detail.elt;
     var ev = evt.detail.triggeringEvent;
     if (!el.matches) return;
+    var target = evt.detail.target;
+    if (target && target.id === "panel" && evt.detail.verb === "get") opening = null;
     if (el.matches("a.block")) opening = { booking: el.dataset.booking };
     if (!el.matches("a.free")) return;
     var row = el.closest("[data-evse]");
@@ -289,7 +291,15 @@
   function revealOpening() {
     var scroller = document.querySelector("[data-scroller]");
     var grid = scroller && scroller.querySelector("#grid");
-    if (!grid || !opening) return;
+    if (!grid) return;
+    if (!opening) {
+      // Nothing on the grid was chosen (quick book, New booking): keep now in view.
+      var now = grid.querySelector(".now");
+      var span = visibleSpan(scroller);
+      var x = now && now.getBoundingClientRect().left;
+      if (now && (x < span.left || x > span.right)) scrollToNow(document);
+      return;
+    }
     if (opening.booking) {
       var block = grid.querySelector('[data-booking="' + opening.booking + '"]');
       if (block && !grid.classList.contains("is-week")) {

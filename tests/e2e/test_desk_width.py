@@ -234,7 +234,7 @@ def test_panel_leaves_the_slot_in_view_at_1024_and_stays_in_the_address(
     slot = x_of(page, at(20))
     assert left <= slot and x_of(page, at(20, 30)) <= min(right, panel_left), (slot, panel_left)
     expect(page).to_have_url(re.compile(r"/bookings/new/\?evse=DH-3A&start="))
-    screenshot(page, "booking-form-1024")
+    screenshot(page, "panel-beside-slot-1024")
 
     # Reload: the form is still open on the same slot, and in view.
     page.reload()
@@ -339,3 +339,23 @@ def test_print_stylesheet_makes_a_shift_sheet(page: Page, dock, screenshot):
     expect(page.locator(".topbar")).to_be_hidden()
     expect(page.locator("table.arrivals th", has_text="Actions")).to_be_hidden()
     screenshot(page, "print-arrivals", full_page=True)
+
+
+def test_quick_book_opens_the_next_free_dc_slot_in_the_form(page: Page, dock, screenshot):
+    location, _evses, _anna, _tomorrow, _at = dock
+    log_in(page, day_url(location))
+    expect(page.locator(".row")).to_have_count(6)
+    quick = page.locator("form.quickbook")
+    expect(quick.get_by_label("Current")).to_have_value("DC")
+    quick.get_by_label("for").select_option("60")
+    quick.get_by_role("button", name="Find next free").click()
+    result = page.locator("#quick-result")
+    expect(result.get_by_role("link").filter(has_text=" · ")).to_have_count(4)
+    screenshot(page, "quick-book")
+    first = result.get_by_role("link").filter(has_text=" · ").first
+    evse = first.inner_text().split(" · ")[0]
+    first.click()
+    form = page.locator("#booking-form")
+    expect(form.get_by_label("EVSE")).to_have_value(f"DH-{evse}")
+    assert evse[0] in "12"  # a DC EVSE (1A-2B are CCS2 150 kW)
+    expect(form.get_by_label("1 h", exact=True)).to_be_checked()

@@ -330,9 +330,14 @@
     var track = grid.querySelector(".track-col").getBoundingClientRect();
     var middle = (span.left + span.right) / 2;
     var frac = (middle - track.left) / track.width;
-    document.documentElement.style.setProperty("--hour-w", next + "px");
+    // Back at the width's own default (120 px, 96 px on a phone): nothing to remember.
+    var root = document.documentElement.style;
+    root.removeProperty("--hour-w");
+    var base = hourWidth();
+    if (next !== base) root.setProperty("--hour-w", next + "px");
     try {
-      window.localStorage.setItem(ZOOM_KEY, String(next));
+      if (next === base) window.localStorage.removeItem(ZOOM_KEY);
+      else window.localStorage.setItem(ZOOM_KEY, String(next));
     } catch (e) { /* private mode: the zoom lasts for this page */ }
     var after = grid.querySelector(".track-col").getBoundingClientRect();
     scroller.scrollLeft += after.left + frac * after.width - (span.left + span.right) / 2;

@@ -360,3 +360,26 @@ def test_quick_book_opens_the_next_free_dc_slot_in_the_form(page: Page, dock, sc
     expect(form.get_by_label("EVSE")).to_have_value(f"DH-{evse}")
     assert evse[0] in "12"  # a DC EVSE (1A-2B are CCS2 150 kW)
     expect(form.get_by_label("1 h", exact=True)).to_be_checked()
+
+
+def test_a_taken_slot_offers_other_evses_and_the_next_free_time(page: Page, dock):
+    location, evses, anna, tomorrow, at = dock
+    page.set_viewport_size({"width": 1024, "height": 768})
+    log_in(page, day_url(location, tomorrow))
+    page.locator("[data-scroller]").evaluate("s => { s.scrollLeft = s.scrollWidth; }")
+    row(page, "DH-3A").locator(".label-col").scroll_into_view_if_needed()
+    click_free_at(page, "DH-3A", at(20))
+    form = page.locator("#booking-form")
+    form.get_by_label("Find by email, name or token uid").press_sequentially("anna@", delay=40)
+    form.get_by_label(re.compile("Anna de Vries")).check()
+    BookingFactory(evse=evses["3A"], start=at(20))  # taken meanwhile
+    form.get_by_role("button", name="Book").click()
+    expect(form.get_by_role("alert")).to_contain_text("3A is already booked")
+    expect(form.get_by_role("link", name="1A at 20:00 (same time)")).to_be_visible()
+    form.get_by_role("link", name="3A at 21:00 (next free on 3A)").click()
+    expect(form.get_by_label("Start (Europe/Amsterdam)")).to_have_value(f"{tomorrow}T21:00")
+    expect(form.get_by_label(re.compile("Anna de Vries"))).to_be_checked()
+    form.get_by_role("button", name="Book").click()
+    expect(page.locator("#panel").get_by_role("status")).to_have_text("Booked.")
+    booking = Booking.objects.get(driver=anna, evse=evses["3A"])
+    assert booking.period.lower == at(21)

@@ -290,7 +290,7 @@ def _timeline_rows(
     ]
     if week:
         rows = [
-            replace(text, days=_week_cells(row, text, timeline, local))
+            replace(text, days=_week_cells(row, text, timeline, local, new_url))
             for row, text in zip(timeline.rows, rows, strict=True)
         ]
     return rows
@@ -301,6 +301,7 @@ def _week_cells(
     text: EVSERow,
     timeline: Timeline,
     local: Callable[[datetime], tuple[str, str, str]],
+    new_url: str,
 ) -> list[WeekCell]:
     """An EVSE's week as seven day cells (a booking across midnight shows on both days)."""
     bounds = [t.at for t in timeline.days] + [timeline.window.end]
@@ -326,16 +327,23 @@ def _week_cells(
             iso, hm, _ = local(start)
             wall = start.astimezone(tz)
             free_text = f"+ {format_minutes(minutes)} free"
+            href, vals = _free_link_target(new_url, text.uid, iso)
             free_link = replace(
                 link,
-                href=link.href.rsplit("start=", 1)[0] + f"start={iso}",
-                vals=link.vals.rsplit('"start": "', 1)[0] + f'"start": "{iso}"}}',
+                href=href,
+                vals=vals,
                 start=str(int(start.timestamp())),
                 label=f" on {text.name}, {DAY_NAMES[wall.weekday()]} {wall.day} {wall:%b}: "
                 f"book from {hm}",
             )
         cells.append(WeekCell(blocks=blocks, free=free_link, free_text=free_text))
     return cells
+
+
+def _free_link_target(new_url: str, evse_uid: str, iso: str) -> tuple[str, str]:
+    """The booking form's URL for an EVSE and a UTC start, and the same as htmx values."""
+    href = f"{new_url}?evse={quote(evse_uid, safe='')}&start={iso}"
+    return href, f'{{"evse": {json.dumps(evse_uid)}, "start": "{iso}"}}'
 
 
 def _offline_label(last_seen: datetime | None, tz: ZoneInfo) -> str:
@@ -359,15 +367,14 @@ def _evse_row(
 ) -> EVSERow:
     evse = row.evse
     name = str(evse)
-    href = f"{new_url}?evse={quote(evse.uid, safe='')}&start="
-    vals = f'{{"evse": {json.dumps(evse.uid)}, "start": "'
     free = []
     for seg in row.free:
         iso, start_label, _ = local(seg.start)
+        href, vals = _free_link_target(new_url, evse.uid, iso)
         free.append(
             FreeLink(
-                href=href + iso,
-                vals=f'{vals}{iso}"}}',
+                href=href,
+                vals=vals,
                 start=str(int(seg.start.timestamp())),
                 end=str(int(seg.end.timestamp())),
                 style=_style(seg),

@@ -349,8 +349,25 @@
       "[data-scroll-now]").forEach(function (el) { el.hidden = false; });
   }
 
+  // On a phone the date and filters fold away until asked for, and stay as the user left them
+  // when the view reloads (a day changed, a filter applied).
+  var PHONE = "(max-width: 699px)";
+  var filtersOpen = null;
+
+  function foldFilters(view) {
+    var box = view.querySelector("[data-filter-box]");
+    if (!box) return;
+    var open = filtersOpen;
+    if (open === null) open = !window.matchMedia(PHONE).matches;
+    if (window.matchMedia(PHONE).matches) box.open = open;
+    box.addEventListener("toggle", function () {
+      if (window.matchMedia(PHONE).matches) filtersOpen = box.open;
+    });
+  }
+
   function settleView(view) {
     enhance(view);
+    foldFilters(view);
     if (opening && document.querySelector("#panel > *")) revealOpening();
     else scrollToNow(view);
   }

@@ -212,6 +212,14 @@ def test_tap_targets_are_at_least_24_px_on_a_phone(page: Page, dock):
                 .map(([name, r]) => `${name}: ${r.width.toFixed(0)}x${r.height.toFixed(0)}`)"""
         )
         assert small == [], small
+    # The date and filters fold away on a phone; opened, they stay open from day to day.
+    current = page.get_by_label("Current", exact=True)
+    expect(current).to_be_hidden()
+    page.get_by_text("Date and filters").click()
+    expect(current).to_be_visible()
+    page.get_by_role("link", name="Next week →").click()
+    expect(page).to_have_url(re.compile(rf"date={tomorrow + timedelta(days=7)}"))
+    expect(page.get_by_label("Current", exact=True)).to_be_visible()
 
 
 def test_panel_leaves_the_slot_in_view_at_1024_and_stays_in_the_address(

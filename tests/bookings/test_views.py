@@ -398,15 +398,6 @@ def _grid_version(html: str) -> str:
     return re.search(r'"X-Grid-Version": "([0-9a-f]+)"', html).group(1)
 
 
-def _morning() -> datetime:
-    """10:00 UTC tomorrow (11:00 or 12:00 in Amsterdam): most of that local day ahead, and
-    after the fixtures' own writes, so a test of "today" passes whenever it runs (this one
-    failed after 22:30 local: a booking 90 minutes ahead landed tomorrow)."""
-    now = timezone.now() + timedelta(days=1)
-    return now.replace(hour=10, minute=0, second=0, microsecond=0)
-
-
-@time_machine.travel(_morning(), tick=False)
 def test_grid_poll_answers_no_content_until_something_shown_changes(
     staff_client, site, django_assert_max_num_queries
 ):

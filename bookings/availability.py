@@ -440,6 +440,7 @@ UNFIT = (timedelta.max, 0, timedelta.max)
 # The hours a day view shows first at a site open around the clock (local wall times): the
 # desk's working day; the night shows when something happens in it, or on request.
 DEFAULT_SHOWN_HOURS = (time(6), time(22))
+SHOWN_AHEAD = timedelta(hours=2)  # late in the day the next hours stay bookable on the axis
 
 
 def shown_window(
@@ -451,7 +452,8 @@ def shown_window(
     tz: ZoneInfo,
 ) -> Interval:
     """The part of a local day a timeline shows first: its opening hours (or 06:00-22:00 when
-    open all day or not at all), widened to every booking and to now, on whole local hours."""
+    open all day or not at all), widened to every booking and to the two hours from now, on
+    whole local hours."""
     open_time = clip(open_time, window)
     if open_time and sum((iv.duration for iv in open_time), timedelta(0)) < window.duration:
         start, end = open_time[0].start, open_time[-1].end
@@ -462,7 +464,7 @@ def shown_window(
     for iv in busy:
         start, end = min(start, iv.start), max(end, iv.end)
     if window.start <= now < window.end:
-        start, end = min(start, now), max(end, now + timedelta(minutes=1))
+        start, end = min(start, now), max(end, now + SHOWN_AHEAD)
     hour = timedelta(hours=1)
     start = max(window.start, grid_floor(start, hour, tz))
     end = min(window.end, grid_ceil(end, hour, tz))

@@ -726,7 +726,7 @@ def day_timeline(
     """Every EVSE of a location over `days` local days from `day`: live state, free time,
     bookings and closed hours, placed on the window. With `focus`, one day is placed on its
     shown hours only (availability.shown_window: opening hours widened to every booking and to
-    now). A fixed number of queries whatever the EVSE or booking count
+    the next two hours). A fixed number of queries whatever the EVSE or booking count
     (location_availability's and timeline_blocks', nothing per row).
 
     Raises UnknownLocation, InvalidWindow (more than 7 days).

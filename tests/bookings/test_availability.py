@@ -385,6 +385,11 @@ def test_shown_window_of_a_24_7_site_is_daytime_widened_to_bookings_and_now():
     assert _shown(day, AMS, busy=[booking]) == ("04:00 CET", "22:00 CET", 18)
     late = datetime(2027, 3, 10, 23, 10, tzinfo=AMS).astimezone(UTC)
     assert _shown(day, AMS, now=late) == ("06:00 CET", "00:00 CET", 18)
+    # Late in the evening the next two hours stay on the axis, bookable.
+    evening = datetime(2027, 3, 10, 20, 40, tzinfo=AMS).astimezone(UTC)
+    assert _shown(day, AMS, now=evening) == ("06:00 CET", "23:00 CET", 17)
+    early = datetime(2027, 3, 10, 3, 20, tzinfo=AMS).astimezone(UTC)
+    assert _shown(day, AMS, now=early) == ("03:00 CET", "22:00 CET", 19)
 
 
 def test_shown_window_follows_opening_hours_and_whole_local_hours_in_odd_zones():

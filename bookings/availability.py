@@ -435,3 +435,37 @@ def fragmentation_cost(slot: Interval, free: Sequence[Interval], rules: Rules) -
 
 
 UNFIT = (timedelta.max, 0, timedelta.max)
+
+
+# The hours a day view shows first at a site open around the clock (local wall times): the
+# desk's working day; the night shows when something happens in it, or on request.
+DEFAULT_SHOWN_HOURS = (time(6), time(22))
+SHOWN_AHEAD = timedelta(hours=2)  # late in the day the next hours stay bookable on the axis
+
+
+def shown_window(
+    *,
+    window: Interval,
+    open_time: Sequence[Interval],
+    busy: Iterable[Interval],
+    now: datetime,
+    tz: ZoneInfo,
+) -> Interval:
+    """The part of a local day a timeline shows first: its opening hours (or 06:00-22:00 when
+    open all day or not at all), widened to every booking and to the two hours from now, on
+    whole local hours."""
+    open_time = clip(open_time, window)
+    if open_time and sum((iv.duration for iv in open_time), timedelta(0)) < window.duration:
+        start, end = open_time[0].start, open_time[-1].end
+    else:
+        day = window.start.astimezone(tz).date()
+        start = max(window.start, _wall(day, DEFAULT_SHOWN_HOURS[0], tz))
+        end = min(window.end, _wall(day, DEFAULT_SHOWN_HOURS[1], tz))
+    for iv in busy:
+        start, end = min(start, iv.start), max(end, iv.end)
+    if window.start <= now < window.end:
+        start, end = min(start, now), max(end, now + SHOWN_AHEAD)
+    hour = timedelta(hours=1)
+    start = max(window.start, grid_floor(start, hour, tz))
+    end = min(window.end, grid_ceil(end, hour, tz))
+    return Interval(start, end) if end > start else window

@@ -205,6 +205,12 @@ class TimelineFilterForm(forms.Form):
         widget=forms.NumberInput(attrs={"step": 1, "inputmode": "numeric", "placeholder": "any"}),
     )
 
+    # The day view shows its opening hours (widened to every booking and to now) unless asked
+    # for the whole day: ?hours=all.
+    hours = forms.ChoiceField(
+        required=False, label="Hours shown", choices=[("", "Opening hours"), ("all", "All 24 h")]
+    )
+
     def valid_data(self) -> dict:
         """The fields that are valid: one bad filter in a URL keeps the others."""
         self.is_valid()
@@ -228,6 +234,23 @@ class TimelineFilterForm(forms.Form):
             if value not in (None, ""):
                 qd[key] = value.isoformat() if hasattr(value, "isoformat") else str(value)
         return qd.urlencode()
+
+
+class QuickBookForm(forms.Form):
+    """Quick book: what to find the next free slot for (all GET parameters)."""
+
+    current = forms.ChoiceField(
+        required=False, label="Current", choices=TimelineFilterForm.CURRENT_CHOICES
+    )
+    min_kw = forms.IntegerField(
+        required=False, min_value=0, max_value=1000, label="Minimum power (kW)"
+    )
+    duration = forms.TypedChoiceField(
+        label="For",
+        coerce=int,
+        initial=60,
+        choices=[(m, format_minutes(m)) for m in (30, 60, 90, 120, 180)],
+    )
 
 
 class EVSEChoiceField(forms.ChoiceField):

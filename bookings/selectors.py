@@ -49,6 +49,7 @@ from .availability import (
     Rules,
     WeeklyPeriod,
     clip,
+    fits,
     fragmentation_cost,
     free_intervals,
     free_time,
@@ -57,6 +58,7 @@ from .availability import (
     local_midnight,
     opening_intervals,
     session_busy,
+    shown_window,
     subtract,
     to_us,
 )
@@ -427,6 +429,74 @@ def evse_choose(
     return best[1] if best else None
 
 
+@dataclass(frozen=True)
+class SlotOffer:
+    """A slot a booking would get now: an EVSE and an instant range."""
+
+    evse: EVSE
+    start: datetime
+    end: datetime
+
+
+def next_free_slots(
+    *,
+    location: Location | int | str,
+    after: datetime,
+    duration: timedelta,
+    criteria: Criteria | None = None,
+    evse: EVSE | str | None = None,
+    now: datetime | None = None,
+    limit: int = 1,
+) -> list[SlotOffer]:
+    """The earliest slot of `duration` (elapsed time) at or after `after` on each EVSE that
+    matches, earliest first (ties: EVSE display order), within the 7 days from `after`. The
+    free time of location_availability already holds every rule (opening hours, notice,
+    buffers, the slot grid, the horizon); an EVSE whose policy does not allow the duration is
+    left out.
+
+    Raises UnknownLocation, UnknownEVSE.
+    """
+    now = now or timezone.now()
+    start = max(after, now).astimezone(UTC)
+    avail = location_availability(
+        location=location, start=start, end=start + MAX_WINDOW, now=now, evse=evse,
+        criteria=criteria,
+    )  # fmt: skip
+    found = []
+    for i, ea in enumerate(avail.evses):
+        if not ea.rules.min_duration <= duration <= ea.rules.max_duration:
+            continue
+        for iv in ea.free:  # on the slot grid, in time order
+            if iv.start + duration <= iv.end:
+                found.append((iv.start, i, SlotOffer(ea.evse, iv.start, iv.start + duration)))
+                break
+    found.sort(key=lambda f: (f[0], f[1]))
+    return [offer for _, _, offer in found[:limit]]
+
+
+def free_evses_at(
+    *,
+    location: Location | int | str,
+    start: datetime,
+    end: datetime,
+    criteria: Criteria | None = None,
+    now: datetime | None = None,
+) -> list[EVSE]:
+    """The EVSEs a [start, end) booking would fit on now, in display order.
+
+    Raises InvalidWindow, UnknownLocation.
+    """
+    avail = location_availability(
+        location=location, start=start, end=end, now=now, criteria=criteria
+    )
+    slot = Interval(start.astimezone(UTC), end.astimezone(UTC))
+    return [
+        ea.evse
+        for ea in avail.evses
+        if ea.rules.min_duration <= slot.duration <= ea.rules.max_duration and fits(slot, ea.free)
+    ]
+
+
 def booking_get(*, uid: str) -> Booking:
     """Raises Booking.DoesNotExist (also for a malformed id)."""
     import uuid
@@ -544,7 +614,7 @@ class TimelineRow:
 @dataclass
 class Timeline:
     location: Location
-    window: Interval
+    window: Interval  # the local days asked for
     now: datetime
     rows: list[TimelineRow]
     closed: list[Segment]
@@ -553,6 +623,16 @@ class Timeline:
     now_left: float | None
     standards: list[tuple[str, str]]
     evse_total: int
+    shown: Interval | None = None  # the part of the window placed on the axis (None: all of it)
+
+    @property
+    def shown_hours(self) -> float:
+        span = self.shown or self.window
+        return span.duration.total_seconds() / 3600
+
+    @property
+    def all_shown(self) -> bool:
+        return self.shown is None or self.shown == self.window
 
 
 @dataclass(frozen=True)
@@ -641,10 +721,13 @@ def day_timeline(
     days: int = 1,
     criteria: Criteria | None = None,
     now: datetime | None = None,
+    focus: bool = False,
 ) -> Timeline:
     """Every EVSE of a location over `days` local days from `day`: live state, free time,
-    bookings and closed hours, placed on the window. A fixed number of queries whatever the
-    EVSE or booking count (location_availability's and timeline_blocks', nothing per row).
+    bookings and closed hours, placed on the window. With `focus`, one day is placed on its
+    shown hours only (availability.shown_window: opening hours widened to every booking and to
+    the next two hours). A fixed number of queries whatever the EVSE or booking count
+    (location_availability's and timeline_blocks', nothing per row).
 
     Raises UnknownLocation, InvalidWindow (more than 7 days).
     """
@@ -661,6 +744,10 @@ def day_timeline(
         include_unbookable=True,
     )
     by_evse = timeline_blocks(location=location, window=window)
+    shown = window
+    if focus and days == 1:
+        spans = (Interval(b.start, b.end) for bs in by_evse.values() for b in bs)
+        shown = shown_window(window=window, open_time=avail.open_time, busy=spans, now=now, tz=tz)
     standards: dict[str, str] = {}
     rows = []
     for ea in avail.evses:
@@ -670,10 +757,10 @@ def day_timeline(
             continue
         blocks = []
         for b in by_evse.get(ea.evse.pk, ()):
-            seg = _place(b.start, b.end, window)
+            seg = _place(b.start, b.end, shown)
             if seg is not None:
                 blocks.append((b, seg))
-        free = [s for iv in ea.free if (s := _place(iv.start, iv.end, window)) is not None]
+        free = [s for iv in ea.free if (s := _place(iv.start, iv.end, shown)) is not None]
         rows.append(
             TimelineRow(
                 evse=ea.evse,
@@ -688,19 +775,19 @@ def day_timeline(
         )
     closed = [
         s
-        for iv in subtract([window], avail.open_time)
-        if (s := _place(iv.start, iv.end, window)) is not None
+        for iv in subtract([shown], avail.open_time)
+        if (s := _place(iv.start, iv.end, shown)) is not None
     ]
     # Hour ticks run in UTC steps and are labelled in local time, so a DST day shows its real
     # 23 or 25 hours (02:00 is skipped or repeated) instead of a distorted axis.
     hours = []
-    moment = window.start
-    while moment < window.end:
-        hours.append(Tick(moment, _place(moment, window.end, window).left))
+    moment = shown.start
+    while moment < shown.end:
+        hours.append(Tick(moment, _place(moment, shown.end, shown).left))
         moment += timedelta(hours=1)
     day_ticks = [Tick(local_midnight(day + timedelta(days=i), tz), 0.0) for i in range(days)]
     day_ticks = [Tick(t.at, _place(t.at, window.end, window).left) for t in day_ticks]
-    now_left = _place(now, window.end, window).left if window.start <= now < window.end else None
+    now_left = _place(now, shown.end, shown).left if shown.start <= now < shown.end else None
     return Timeline(
         location=location,
         window=window,
@@ -712,6 +799,7 @@ def day_timeline(
         now_left=now_left,
         standards=sorted(standards.items(), key=lambda kv: kv[1]),
         evse_total=len(avail.evses),
+        shown=shown,
     )
 
 
@@ -837,7 +925,7 @@ def desk_day_bookings(*, location: Location, window: Interval) -> list[Booking]:
             | Q(status__in=ENDED_STATUSES),
             period__overlap=span,
         )
-        .select_related("driver", "evse__charge_point")
+        .select_related("driver", "evse__charge_point", "created_by")
         .order_by("period", "id")
     )
 

@@ -7,12 +7,14 @@ only the swapped region for an htmx one; POSTs from htmx answer with the refresh
 
 from __future__ import annotations
 
+import csv
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import wraps
+from itertools import pairwise
 from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
@@ -27,19 +29,20 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.html import format_html_join
 from django.views.decorators.http import require_GET, require_http_methods
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, push_url, trigger_client_event
 
 from locations.models import BookingPolicy, Location
 from locations.selectors import evses_of_location, location_get, location_policy, policy_for
 
-from .availability import local_day_window, zone_label
-from .exceptions import BookingError
+from .availability import grid_ceil, local_day_window, zone_label
+from .exceptions import BookingError, SlotUnavailable
 from .forms import (
     BookingCancelForm,
     BookingChangeForm,
     BookingForm,
     LocationSearchForm,
     OutOfOrderForm,
+    QuickBookForm,
     TimelineFilterForm,
     format_minutes,
     parse_instant,
@@ -55,7 +58,9 @@ from .models import (
 )
 from .selectors import (
     STANDARD_LABELS,
+    Criteria,
     Segment,
+    SlotOffer,
     Timeline,
     TimelineRow,
     booking_get,
@@ -67,8 +72,11 @@ from .selectors import (
     desk_search,
     driver_search,
     drivers_by_ids,
+    evse_choose,
+    free_evses_at,
     location_capacities,
     location_list_for_staff,
+    next_free_slots,
     running_session_starts,
     timeline_version,
 )
@@ -221,6 +229,16 @@ class BlockLink:
 
 
 @dataclass(frozen=True, slots=True)
+class WeekCell:
+    """One EVSE's day in the week view: its bookings as readable chips, and its free time as
+    one link to the booking form at the day's first free slot."""
+
+    blocks: list[BlockLink]
+    free: FreeLink | None
+    free_text: str
+
+
+@dataclass(frozen=True, slots=True)
 class EVSERow:
     """One EVSE's heading and track, every value ready to print."""
 
@@ -238,6 +256,7 @@ class EVSERow:
     min_duration: str  # seconds
     free: list[FreeLink]
     blocks: list[BlockLink]
+    days: list[WeekCell] = field(default_factory=list)
 
 
 def _style(seg: Segment) -> str:
@@ -260,15 +279,71 @@ def _timeline_rows(
             u = moment.astimezone(UTC)
             seen[moment] = (
                 f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:00Z",
-                f"{DAY_NAMES[wall.weekday()]} {hm}" if week else hm,
+                hm,
                 hm,
             )
         return seen[moment]
 
-    return [
+    rows = [
         _evse_row(row, local=local, new_url=new_url, detail_url=detail_url, tz=tz)
         for row in timeline.rows
     ]
+    if week:
+        rows = [
+            replace(text, days=_week_cells(row, text, timeline, local, new_url))
+            for row, text in zip(timeline.rows, rows, strict=True)
+        ]
+    return rows
+
+
+def _week_cells(
+    row: TimelineRow,
+    text: EVSERow,
+    timeline: Timeline,
+    local: Callable[[datetime], tuple[str, str, str]],
+    new_url: str,
+) -> list[WeekCell]:
+    """An EVSE's week as seven day cells (a booking across midnight shows on both days)."""
+    bounds = [t.at for t in timeline.days] + [timeline.window.end]
+    tz = timeline.location.zone
+    cells = []
+    for day_start, day_end in pairwise(bounds):
+        blocks = [
+            link
+            for (block, _), link in sorted(
+                zip(row.blocks, text.blocks, strict=True), key=lambda pair: pair[0][0].start
+            )
+            if block.start < day_end and day_start < block.end
+        ]
+        free_link, free_text = None, ""
+        pieces = [
+            (max(seg.start, day_start), min(seg.end, day_end), link)
+            for seg, link in zip(row.free, text.free, strict=True)
+            if seg.start < day_end and day_start < seg.end
+        ]
+        if pieces:
+            start, _, link = pieces[0]
+            minutes = int(sum((e - s).total_seconds() for s, e, _ in pieces) // 60)
+            iso, hm, _ = local(start)
+            wall = start.astimezone(tz)
+            free_text = f"+ {format_minutes(minutes)} free"
+            href, vals = _free_link_target(new_url, text.uid, iso)
+            free_link = replace(
+                link,
+                href=href,
+                vals=vals,
+                start=str(int(start.timestamp())),
+                label=f" on {text.name}, {DAY_NAMES[wall.weekday()]} {wall.day} {wall:%b}: "
+                f"book from {hm}",
+            )
+        cells.append(WeekCell(blocks=blocks, free=free_link, free_text=free_text))
+    return cells
+
+
+def _free_link_target(new_url: str, evse_uid: str, iso: str) -> tuple[str, str]:
+    """The booking form's URL for an EVSE and a UTC start, and the same as htmx values."""
+    href = f"{new_url}?evse={quote(evse_uid, safe='')}&start={iso}"
+    return href, f'{{"evse": {json.dumps(evse_uid)}, "start": "{iso}"}}'
 
 
 def _offline_label(last_seen: datetime | None, tz: ZoneInfo) -> str:
@@ -292,15 +367,14 @@ def _evse_row(
 ) -> EVSERow:
     evse = row.evse
     name = str(evse)
-    href = f"{new_url}?evse={quote(evse.uid, safe='')}&start="
-    vals = f'{{"evse": {json.dumps(evse.uid)}, "start": "'
     free = []
     for seg in row.free:
         iso, start_label, _ = local(seg.start)
+        href, vals = _free_link_target(new_url, evse.uid, iso)
         free.append(
             FreeLink(
-                href=href + iso,
-                vals=f'{vals}{iso}"}}',
+                href=href,
+                vals=vals,
                 start=str(int(seg.start.timestamp())),
                 end=str(int(seg.end.timestamp())),
                 style=_style(seg),
@@ -382,8 +456,14 @@ def _timeline_context(
         day = filters.cleaned_data.get("date") or today
     start = day  # the week view is the 7 days from the chosen day: the desk looks ahead
     days = 7 if week else 1
+    focus = not week and filters.valid_data().get("hours") != "all"
     timeline = day_timeline(
-        location=location, day=start, days=days, criteria=filters.criteria(), now=now
+        location=location,
+        day=start,
+        days=days,
+        criteria=filters.criteria(),
+        now=now,
+        focus=focus,
     )
     step = timedelta(days=days)
     view_name = "bookings:location_week" if week else "bookings:location_day"
@@ -394,6 +474,14 @@ def _timeline_context(
 
     new_url = reverse("bookings:booking_new", args=[location.pk])
     detail_url = reverse("bookings:booking_detail", args=[UID_SLOT]).replace(str(UID_SLOT), "{uid}")
+    shown = timeline.shown or timeline.window
+    # "New booking" (and its key, n) opens the form at the next step from now on today, else
+    # where the shown hours begin; with no EVSE the form proposes one (bookings.selectors).
+    slot_step = timeline.rows[0].rules.step if timeline.rows else timedelta(minutes=15)
+    first = (
+        grid_ceil(now, slot_step, location.zone) if shown.start <= now < shown.end else shown.start
+    )
+    tz = location.zone
     return {
         "location": location,
         "timeline": timeline,
@@ -422,6 +510,20 @@ def _timeline_context(
         "poll_seconds": poll_seconds(),
         "changed_event": CHANGED_EVENT,
         "grid_version": timeline_version(location=location, window=timeline.window, now=now),
+        "focus": focus,
+        "shown_hours": f"{timeline.shown_hours:g}",
+        "shown_start": int(shown.start.timestamp()),
+        "shown_end": int(shown.end.timestamp()),
+        "shown_label": f"{shown.start.astimezone(tz):%H:%M}–"
+        + ("24:00" if shown.end == timeline.window.end else f"{shown.end.astimezone(tz):%H:%M}"),
+        "is_today": day == today,
+        "hours_focus_url": f"{base}?{filters.query(date=day, hours='')}",
+        "hours_all_url": f"{base}?{filters.query(date=day, hours='all')}",
+        "new_booking_url": f"{new_url}?{urlencode({'start': first.astimezone(UTC).isoformat()})}",
+        "csv_url": f"{reverse('bookings:day_csv', args=[location.pk])}?date={day.isoformat()}",
+        "arrivals_url": f"{reverse('bookings:arrivals', args=[location.pk])}?date={day}",
+        "quick_url": reverse("bookings:quick_book", args=[location.pk]),
+        "quick_durations": QuickBookForm.base_fields["duration"].choices,
     }
 
 
@@ -529,10 +631,20 @@ def booking_new(request: HttpRequest, location_id: int) -> HttpResponse:
     with timezone.override(location.zone):
         if request.method == "GET":
             start = _local_initial(request.GET.get("start"), location)
+            evse_uid = request.GET.get("evse")
+            duration = request.GET.get("duration") or _default_duration(policy)
+            if not evse_uid and start is not None and str(duration).isdigit():
+                # "New booking" names a time only: propose the EVSE the engine would give it.
+                chosen = evse_choose(
+                    location=location,
+                    start=start,
+                    end=start.astimezone(UTC) + timedelta(minutes=int(duration)),
+                )
+                evse_uid = chosen.uid if chosen else None
             initial = {
-                "evse": request.GET.get("evse"),
+                "evse": evse_uid,
                 "start": start,
-                "duration": request.GET.get("duration") or _default_duration(policy),
+                "duration": duration,
                 "driver": request.GET.get("driver"),
                 "notes": request.GET.get("notes", ""),
             }
@@ -548,7 +660,7 @@ def booking_new(request: HttpRequest, location_id: int) -> HttpResponse:
 
         form = BookingForm(request.POST, evses=evses, policy=policy)
         q = request.POST.get("q", "").strip()[:100]
-        refused = False
+        refused, alternatives = False, []
         if form.is_valid():
             try:
                 booking = booking_create(
@@ -562,22 +674,120 @@ def booking_new(request: HttpRequest, location_id: int) -> HttpResponse:
             except BookingError as error:
                 form.add_error(None, error.message)
                 refused = True
+                if isinstance(error, SlotUnavailable):
+                    alternatives = _alternatives(request, location, form)
             else:
                 if not _partial(request):
                     return redirect("bookings:booking_detail", uid=booking.uid)
                 booking = booking_get(uid=booking.uid)
                 context = _detail_context(booking, notice="Booked.")
-                return _changed(render(request, f"{TEMPLATE}#booking_detail", context))
+                response = render(request, f"{TEMPLATE}#booking_detail", context)
+                # The open panel is in the URL: reload, back and a shared link show the booking.
+                response = push_url(
+                    response, reverse("bookings:booking_detail", args=[booking.uid])
+                )
+                return _changed(response)
         start = form.cleaned_data.get("start") or timezone.now()
         response = _panel(
             request,
             location,
             "booking_form",
-            _form_context(location, form, q),
+            {**_form_context(location, form, q), "alternatives": alternatives},
             day=start.astimezone(location.zone).date(),
         )
         # A refusal may mean someone else just took the slot: reload the rows to show it.
         return _changed(response) if refused else response
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A slot offered instead of a taken one (or found by quick book): a link that opens the
+    booking form on it, keeping the driver and notes already chosen."""
+
+    href: str
+    text: str
+
+
+def _offer(location: Location, offer: SlotOffer, text: str, keep: dict[str, str]) -> Offer:
+    minutes = int((offer.end - offer.start).total_seconds() // 60)
+    query = {
+        "evse": offer.evse.uid,
+        "start": offer.start.astimezone(UTC).isoformat(),
+        "duration": str(minutes),
+        **{k: v for k, v in keep.items() if v},
+    }
+    href = f"{reverse('bookings:booking_new', args=[location.pk])}?{urlencode(query)}"
+    return Offer(href=href, text=text)
+
+
+ALTERNATIVES = 4  # other EVSEs offered at the taken time
+
+
+def _alternatives(request: HttpRequest, location: Location, form: BookingForm) -> list[Offer]:
+    """When the slot is taken: the same time on other EVSEs, and the next free time on the
+    chosen one (bookings.selectors decides what is free)."""
+    evse, start, end = form.cleaned_data["evse"], form.cleaned_data["start"], form.end
+    tz = location.zone
+    keep = {
+        "driver": request.POST.get("driver", ""),
+        "notes": request.POST.get("notes", "")[:500],
+        "q": request.POST.get("q", "")[:100],
+    }
+    offers = []
+    wall = f"{start.astimezone(tz):%H:%M}"
+    others = [e for e in free_evses_at(location=location, start=start, end=end) if e != evse]
+    for other in others[:ALTERNATIVES]:
+        slot = SlotOffer(other, start, end)
+        offers.append(_offer(location, slot, f"{other} at {wall} (same time)", keep))
+    for slot in next_free_slots(location=location, evse=evse, after=start, duration=end - start):
+        local = slot.start.astimezone(tz)
+        day = (
+            ""
+            if local.date() == start.astimezone(tz).date()
+            else f"{DAY_NAMES[local.weekday()]} {local.day} {local:%b} "
+        )
+        offers.append(
+            _offer(location, slot, f"{evse} at {day}{local:%H:%M} (next free on {evse})", keep)
+        )
+    return offers
+
+
+@require_GET
+@staff_required
+def quick_book(request: HttpRequest, location_id: int) -> HttpResponse:
+    """The next free slot for a duration across the location (e.g. DC >= 100 kW for 1 h),
+    opened in the booking form."""
+    location = _location(location_id)
+    form = QuickBookForm(request.GET)
+    with timezone.override(location.zone):
+        if not form.is_valid():
+            context = {"location": location, "quick_form": form, "offers": []}
+            return _panel(
+                request, location, "quick_result", context, day=timezone.localdate(), status=400
+            )
+        data = form.cleaned_data
+        duration = timedelta(minutes=int(data["duration"]))
+        criteria = Criteria(power_type=data["current"] or None, min_power_kw=data["min_kw"])
+        offers = next_free_slots(
+            location=location, after=timezone.now(), duration=duration, criteria=criteria,
+            limit=ALTERNATIVES,
+        )  # fmt: skip
+        tz = location.zone
+        links = []
+        for offer in offers:
+            local = offer.start.astimezone(tz)
+            text = (
+                f"{offer.evse} · {DAY_NAMES[local.weekday()]} {local.day} {local:%b}, "
+                f"{local:%H:%M}–{offer.end.astimezone(tz):%H:%M}"
+            )
+            links.append(_offer(location, offer, text, {}))
+        context = {
+            "location": location,
+            "quick_form": form,
+            "offers": links,
+            "duration_label": format_minutes(int(data["duration"])),
+        }
+        return _panel(request, location, "quick_result", context, day=timezone.localdate())
 
 
 def _when(start: datetime, end: datetime, tz: ZoneInfo, *, with_day: bool = True) -> str:
@@ -1064,6 +1274,8 @@ def _arrivals_response(
             "zone": zone_label(now, location.zone),
             "day_url": f"{reverse('bookings:location_day', args=[location.pk])}?date={day}",
             "self_url": f"{reverse('bookings:arrivals', args=[location.pk])}?date={day}",
+            "csv_url": f"{reverse('bookings:day_csv', args=[location.pk])}?date={day}",
+            "printed": now,
             "poll_seconds": poll_seconds(),
             "changed_event": CHANGED_EVENT,
         }
@@ -1182,3 +1394,89 @@ def charger_out_of_order_view(request: HttpRequest, location_id: int) -> HttpRes
          "zone": zone_label(now, location.zone),
          "day_url": reverse("bookings:location_day", args=[location.pk])},
     )  # fmt: skip
+
+
+# --- The shift sheet: the day as CSV ---
+
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
+
+
+def _csv_cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(CSV_FORMULA_STARTS) else text
+
+
+def _csv_time(moment: datetime | None, tz: ZoneInfo) -> str:
+    # Which clock it is read on, so a time in the repeated hour of a fall-back night names one
+    # instant: "2027-10-31 02:30 (CET, UTC+1)".
+    if moment is None:
+        return ""
+    return f"{moment.astimezone(tz):%Y-%m-%d %H:%M} ({zone_label(moment, tz)})"
+
+
+@require_GET
+@staff_required
+def location_day_csv(request: HttpRequest, location_id: int) -> HttpResponse:
+    """The day's bookings as CSV for the shift sheet: times on the location's clock (labelled)
+    and in UTC, EVSE, driver, plate, state and channel."""
+    location = _location(location_id)
+    tz = location.zone
+    filters = _timeline_filters(request)
+    day = filters.cleaned_data.get("date") or timezone.now().astimezone(tz).date()
+    bookings = desk_day_bookings(location=location, window=local_day_window(day, tz))
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    name = f"{location.ocpi_id}-{day.isoformat()}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    writer = csv.writer(response)
+    writer.writerow(
+        [
+            "Reference",
+            f"Start ({location.time_zone})",
+            f"End ({location.time_zone})",
+            "Start (UTC)",
+            "End (UTC)",
+            "EVSE",
+            "Charge point",
+            "Driver",
+            "Plate",
+            "Phone",
+            "State",
+            "Arrived",
+            "Channel",
+            "Notes",
+        ]
+    )
+    for b in bookings:
+        driver = b.driver
+        who = (
+            driver.name
+            if driver
+            else (f"{b.emsp_country_code}*{b.emsp_party_id}" if b.emsp_party_id else "")
+        )
+        channel = b.get_channel_display()
+        if b.emsp_party_id:
+            channel += f" {b.emsp_country_code}*{b.emsp_party_id}"
+        elif b.created_by_id:
+            channel += f" ({b.created_by.get_username()})"
+        writer.writerow(
+            [
+                _csv_cell(value)
+                for value in (
+                    b.authorization_reference,
+                    _csv_time(b.start, tz),
+                    _csv_time(b.end, tz),
+                    b.start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    b.end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    str(b.evse) if b.evse else "",
+                    b.evse.charge_point.identity if b.evse else "",
+                    who,
+                    driver.license_plate if driver else "",
+                    driver.phone if driver else "",
+                    STATE_LABELS.get(b.status, b.status),
+                    _csv_time(b.checked_in_at, tz),
+                    channel,
+                    b.notes,
+                )
+            ]
+        )
+    return response

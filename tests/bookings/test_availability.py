@@ -355,3 +355,57 @@ def test_grid_fast_path_agrees_with_the_general_grid():
                 assert from_us(ceil(to_us(moment))) == grid_ceil(moment, step, tz)
                 assert from_us(floor(to_us(moment))) == grid_floor(moment, step, tz)
                 moment += timedelta(minutes=7, seconds=13)
+
+
+# --- The hours a day view shows first (shown_window) ---
+
+
+def _shown(day: date, tz: ZoneInfo, open_time=None, busy=(), now=None) -> tuple[str, str, float]:
+    from bookings.availability import local_day_window, shown_window
+
+    window = local_day_window(day, tz)
+    shown = shown_window(
+        window=window,
+        open_time=[window] if open_time is None else open_time,
+        busy=busy,
+        now=now or datetime(2000, 1, 1, tzinfo=UTC),
+        tz=tz,
+    )
+    local = shown.start.astimezone(tz), shown.end.astimezone(tz)
+    return f"{local[0]:%H:%M %Z}", f"{local[1]:%H:%M %Z}", shown.duration.total_seconds() / 3600
+
+
+def test_shown_window_of_a_24_7_site_is_daytime_widened_to_bookings_and_now():
+    day = date(2027, 3, 10)
+    assert _shown(day, AMS) == ("06:00 CET", "22:00 CET", 16)
+    booking = Interval(
+        datetime(2027, 3, 10, 4, 30, tzinfo=AMS).astimezone(UTC),
+        datetime(2027, 3, 10, 5, 15, tzinfo=AMS).astimezone(UTC),
+    )
+    assert _shown(day, AMS, busy=[booking]) == ("04:00 CET", "22:00 CET", 18)
+    late = datetime(2027, 3, 10, 23, 10, tzinfo=AMS).astimezone(UTC)
+    assert _shown(day, AMS, now=late) == ("06:00 CET", "00:00 CET", 18)
+    # Late in the evening the next two hours stay on the axis, bookable.
+    evening = datetime(2027, 3, 10, 20, 40, tzinfo=AMS).astimezone(UTC)
+    assert _shown(day, AMS, now=evening) == ("06:00 CET", "23:00 CET", 17)
+    early = datetime(2027, 3, 10, 3, 20, tzinfo=AMS).astimezone(UTC)
+    assert _shown(day, AMS, now=early) == ("03:00 CET", "22:00 CET", 19)
+
+
+def test_shown_window_follows_opening_hours_and_whole_local_hours_in_odd_zones():
+    day = date(2027, 3, 10)
+    opened = [Interval(datetime(2027, 3, 10, 7, 30, tzinfo=KOLKATA).astimezone(UTC),
+                       datetime(2027, 3, 10, 19, 0, tzinfo=KOLKATA).astimezone(UTC))]  # fmt: skip
+    assert _shown(day, KOLKATA, open_time=opened) == ("07:00 IST", "19:00 IST", 12)
+    # Closed all day: the daytime, on the hatched axis.
+    assert _shown(day, AMS, open_time=[]) == ("06:00 CET", "22:00 CET", 16)
+
+
+def test_shown_window_on_a_fall_back_night_keeps_both_two_o_clocks_apart():
+    day = date(2027, 10, 31)  # Amsterdam: 03:00 CEST becomes 02:00 CET
+    second = datetime(2027, 10, 31, 1, 30, tzinfo=UTC)  # 02:30 CET, the second 02:30
+    booking = Interval(second, second + timedelta(hours=1))
+    # Floored to the second 02:00 (CET), not to the first (CEST) an hour earlier.
+    assert _shown(day, AMS, busy=[booking]) == ("02:00 CET", "22:00 CET", 20)
+    first = Interval(second - timedelta(hours=1), second)  # 02:30 CEST
+    assert _shown(day, AMS, busy=[first]) == ("02:00 CEST", "22:00 CET", 21)

@@ -315,13 +315,29 @@ def test_day_view_free_time_links_open_the_prefilled_form(staff_client, site):
     location, ac, _ = site
     day = tomorrow_at(location, 0).date()
     BookingFactory(evse=ac, start=tomorrow_at(location, 10))
-    html = staff_client.get(
-        reverse("bookings:location_day", args=[location.pk]), {"date": day.isoformat()}
-    ).content.decode()
+    url = reverse("bookings:location_day", args=[location.pk])
+    html = staff_client.get(url, {"date": day.isoformat(), "hours": "all"}).content.decode()
     # Free 00:00-10:00 and 11:00-24:00 on the booked EVSE, each a link to the form.
     assert "Book 1A, free 00:00 to 10:00" in html
     assert "Book 1A, free 11:00 to 00:00" in html
     assert "?evse=HH-1&amp;start=" in html
+    assert "--hours: 24" in html
+
+
+def test_day_view_shows_the_daytime_of_a_24_7_site_widened_to_its_bookings(staff_client, site):
+    location, ac, _ = site
+    day = tomorrow_at(location, 0).date()
+    BookingFactory(evse=ac, start=tomorrow_at(location, 10))
+    url = reverse("bookings:location_day", args=[location.pk])
+    html = staff_client.get(url, {"date": day.isoformat()}).content.decode()
+    # Open around the clock: 06:00-22:00 first, the free time clipped to it.
+    assert "--hours: 16" in html and ">06:00–22:00</a>" in html
+    assert "Book 1A, free 06:00 to 10:00" in html and "Book 1A, free 11:00 to 22:00" in html
+    assert 'href="' + url + "?date=" + day.isoformat() + '&amp;hours=all"' in html
+    # A booking in the night widens the shown hours to it, on whole hours.
+    BookingFactory(evse=ac, start=tomorrow_at(location, 4, 30))
+    html = staff_client.get(url, {"date": day.isoformat()}).content.decode()
+    assert "--hours: 18" in html and ">04:00–22:00</a>" in html
 
 
 def test_day_view_unknown_location_is_404(staff_client):
@@ -1128,3 +1144,164 @@ def _charger_out_of_order(staff_client, site):
     assert "Moved from HH-1 to <strong>HH-3</strong>" in done
     assert Booking.objects.get(pk=moved.pk).evse_id == spare.pk
     assert Booking.objects.get(pk=cancelled.pk).status == Status.CANCELED  # no other DC EVSE
+
+
+# --- Week cells, the New booking link and the shift sheet (issue 15) ---
+
+
+def test_week_view_lists_each_days_bookings_as_chips_with_one_free_link_a_day(staff_client, site):
+    location, ac, _ = site
+    start = tomorrow_at(location, 23)  # across midnight: on both days
+    BookingFactory(
+        evse=ac, start=start, duration=timedelta(hours=2), driver=DriverFactory(name="Nina")
+    )
+    html = staff_client.get(
+        reverse("bookings:location_week", args=[location.pk]), {"date": start.date().isoformat()}
+    ).content.decode()
+    row = html.split('data-evse="HH-1"')[1].split('data-evse="HH-2"')[0]
+    cells = row.split('<div class="cell">')[1:]
+    assert len(cells) == 7
+    assert "✓ Nina" in cells[0] and "23:00–01:00" in cells[0]
+    assert "✓ Nina" in cells[1] and "✓ Nina" not in cells[2]
+    assert "+ 23 h free" in cells[0] and "+ 23 h free" in cells[1] and "+ 24 h free" in cells[2]
+    # The second day's free time starts where the booking ends (01:00 local).
+    one = datetime.combine(start.date() + timedelta(days=1), time(1), location.zone)
+    assert f"start={one.astimezone(UTC):%Y-%m-%dT%H:%M}:00Z" in cells[1]
+
+
+def test_new_booking_link_opens_the_form_at_a_time_on_an_evse_the_engine_proposes(
+    staff_client, site
+):
+    location, ac, _dc = site
+    start = tomorrow_at(location, 10)
+    BookingFactory(evse=ac, start=start, duration=timedelta(hours=2))
+    html = staff_client.get(
+        reverse("bookings:booking_new", args=[location.pk]), {"start": start.isoformat()}
+    ).content.decode()
+    assert '<option value="HH-2" selected>' in html  # 1A is taken at 10:00
+    assert f'value="{start:%Y-%m-%d}T10:00"' in html
+
+
+def _csv_rows(response) -> list[list[str]]:
+    import csv
+    import io
+
+    return list(csv.reader(io.StringIO(response.content.decode())))
+
+
+def test_day_csv_lists_the_days_bookings_with_labelled_local_times(staff_client, site):
+    location, ac, dc = site
+    ana = DriverFactory(name="Ana", license_plate="GX-123-B", phone="+31 6 1234")
+    day = tomorrow_at(location, 0).date()
+    BookingFactory(
+        evse=ac, start=tomorrow_at(location, 9), driver=ana, authorization_reference="R1"
+    )
+    BookingFactory(
+        evse=dc, start=tomorrow_at(location, 11), status=Status.CANCELED, channel="OCPI",
+        emsp_country_code="DE", emsp_party_id="EMP", request_id="REQ", driver=None,
+        authorization_reference="=HYPERLINK(1)", notes="@evil",
+    )  # fmt: skip
+    BookingFactory(evse=ac, start=tomorrow_at(location, 9) + timedelta(days=1))  # another day
+    response = staff_client.get(
+        reverse("bookings:day_csv", args=[location.pk]), {"date": day.isoformat()}
+    )
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert f'filename="{location.ocpi_id}-{day}.csv"' in response["Content-Disposition"]
+    head, *rows = _csv_rows(response)
+    assert head[:6] == [
+        "Reference",
+        "Start (Europe/Amsterdam)",
+        "End (Europe/Amsterdam)",
+        "Start (UTC)",
+        "End (UTC)",
+        "EVSE",
+    ]
+    assert len(rows) == 2
+    first = dict(zip(head, rows[0], strict=True))
+    label = (
+        "CET, UTC+1"
+        if tomorrow_at(location, 9).utcoffset() == timedelta(hours=1)
+        else "CEST, UTC+2"
+    )
+    assert first["Start (Europe/Amsterdam)"] == f"{day} 09:00 ({label})"
+    assert first["End (Europe/Amsterdam)"] == f"{day} 10:00 ({label})"
+    assert first["Start (UTC)"] == f"{tomorrow_at(location, 9).astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    assert (first["EVSE"], first["Driver"], first["Plate"], first["Phone"]) == (
+        "1A", "Ana", "GX-123-B", "'+31 6 1234"  # a leading + is quoted too
+    )  # fmt: skip
+    assert (first["State"], first["Channel"]) == ("Reserved", "Site staff")
+    second = dict(zip(head, rows[1], strict=True))
+    assert (second["Driver"], second["State"]) == ("DE*EMP", "Canceled")
+    assert second["Channel"] == "eMSP (OCPI booking) DE*EMP"
+    # Cells a spreadsheet would run as formulas are quoted.
+    assert second["Reference"] == "'=HYPERLINK(1)" and second["Notes"] == "'@evil"
+
+
+def test_day_csv_labels_both_two_o_clocks_of_a_fall_back_night(staff_client, site):
+    location, ac, _ = site
+    first = datetime(2027, 10, 31, 0, 30, tzinfo=UTC)  # 02:30 CEST
+    BookingFactory(evse=ac, start=first, duration=timedelta(hours=1))  # to 02:30 CET
+    response = staff_client.get(
+        reverse("bookings:day_csv", args=[location.pk]), {"date": "2027-10-31"}
+    )
+    _, row = _csv_rows(response)
+    assert row[1:3] == ["2027-10-31 02:30 (CEST, UTC+2)", "2027-10-31 02:30 (CET, UTC+1)"]
+
+
+def test_day_csv_needs_staff_and_a_known_location(staff_client):
+    assert Client().get(reverse("bookings:day_csv", args=[1])).status_code == 302
+    assert staff_client.get(reverse("bookings:day_csv", args=[999999])).status_code == 404
+
+
+def test_day_and_arrivals_pages_link_the_csv_and_load_the_print_stylesheet(staff_client, site):
+    location, _, _ = site
+    for name in ("bookings:location_day", "bookings:arrivals"):
+        html = staff_client.get(reverse(name, args=[location.pk])).content.decode()
+        assert f"/locations/{location.pk}/day.csv?date=" in html
+        assert "data-print" in html
+    css = (settings_base_dir() / "static" / "css" / "staff.css").read_text()
+    assert "@media print" in css
+
+
+def settings_base_dir():
+    from django.conf import settings
+
+    return settings.BASE_DIR
+
+
+def test_booking_a_taken_slot_offers_other_evses_then_and_the_next_free_time(
+    staff_client, site, driver
+):
+    location, ac, _dc = site
+    start = tomorrow_at(location, 10)
+    BookingFactory(evse=ac, start=start - timedelta(minutes=30))  # 1A: 09:30-10:30
+    html = _book(staff_client, location, ac, driver, start).content.decode()
+    assert "Free instead:" in html
+    assert "1B at 10:00 (same time)" in html
+    assert "1A at 10:30 (next free on 1A)" in html
+    # Each offer opens the form on that slot with the driver already chosen.
+    offer = re.search(r'href="([^"]+)"[^>]*>1A at 10:30', html).group(1).replace("&amp;", "&")
+    form = staff_client.get(offer).content.decode()
+    assert f'value="{start:%Y-%m-%d}T10:30"' in form
+    assert f'value="{driver.pk}" checked' in form or f'value="{driver.pk}"  checked' in form
+
+
+def test_quick_book_finds_the_next_free_dc_slot_across_the_location(staff_client, site):
+    location, _ac, dc = site  # 1A is AC 22 kW, 1B DC 150 kW
+    now = timezone.now()
+    BookingFactory(evse=dc, start=now - timedelta(minutes=5), duration=timedelta(hours=3))
+    url = reverse("bookings:quick_book", args=[location.pk])
+    html = staff_client.get(
+        url, {"current": "DC", "min_kw": 100, "duration": 60}, headers={"HX-Request": "true"}
+    ).content.decode()
+    offers = re.findall(r'hx-push-url="true">([^<]+)</a>', html)
+    assert offers and all(o.startswith("1B · ") for o in offers)
+    # The first one starts when the running booking on the only DC EVSE ends.
+    from bookings.availability import grid_ceil
+
+    end = grid_ceil(now + timedelta(hours=2, minutes=55), timedelta(minutes=15), location.zone)
+    assert f"{end.astimezone(location.zone):%H:%M}–" in offers[0]
+    none = staff_client.get(url, {"current": "DC", "min_kw": 400, "duration": 60}).content
+    assert "Nothing matching is free" in none.decode()
+    bad = staff_client.get(url, {"duration": 7})
+    assert bad.status_code == 400 and "For:" in bad.content.decode()

@@ -49,7 +49,8 @@ def choose_anna(form) -> None:
 def test_staff_books_extends_and_moves_in_the_repeated_hour(page: Page, polder, screenshot):
     location, evses, anna = polder
     with time_machine.travel(datetime(2027, 10, 30, 12, tzinfo=UTC), tick=True):
-        log_in(page, f"/locations/{location.pk}/?date={FALL_BACK}")
+        # The whole night on the axis (hours=all): the day view opens on 06:00-22:00.
+        log_in(page, f"/locations/{location.pk}/?date={FALL_BACK}&hours=all")
         expect(page.locator(".row")).to_have_count(2)
         # The second 02:30 of the night: 02:30 CET is 01:30 UTC.
         click_free_at(page, "PH-1", datetime(2027, 10, 31, 1, 30, tzinfo=UTC))
@@ -93,7 +94,7 @@ def test_staff_books_extends_and_moves_in_the_repeated_hour(page: Page, polder, 
 def test_staff_books_two_real_hours_across_the_spring_forward_gap(page: Page, polder):
     location, _evses, anna = polder
     with time_machine.travel(datetime(2027, 3, 27, 12, tzinfo=UTC), tick=True):
-        log_in(page, f"/locations/{location.pk}/?date=2027-03-28")
+        log_in(page, f"/locations/{location.pk}/?date=2027-03-28&hours=all")
         expect(page.locator(".tick:not(.day)")).to_have_count(23)  # a 23-hour day
         click_free_at(page, "PH-1", datetime(2027, 3, 28, 0, 30, tzinfo=UTC))  # 01:30 CET
         form = page.locator("#booking-form")

@@ -28,7 +28,7 @@ from django.utils import timezone
 from bookings.models import BLOCKING_STATUSES, Booking, BookingTransition
 from bookings.selectors import audit_rows_after, booking_detail_queryset
 from locations.models import EVSE
-from locations.selectors import tariff_list
+from locations.selectors import tariff_catalog, tariff_list
 
 from . import client
 from .models import Party, Push, PushCursor
@@ -267,7 +267,8 @@ def _location_body(evse_id: int, now: datetime) -> tuple[str, dict]:
     return bl.evse.uid, booking_location_object(bl)
 
 
-def _send(party: Party, push: Push, base: str, now: datetime) -> None:
+def _send(party: Party, push: Push, base: str, now: datetime, memo: dict) -> None:
+    """Send one push; `memo` keeps what several sends of one deliverer share (the tariffs)."""
     from .modules.bookings.serializers import booking_object
     from .modules.bookings.versions import for_party
 
@@ -286,7 +287,9 @@ def _send(party: Party, push: Push, base: str, now: datetime) -> None:
         from .modules.sessions.serializers import session_context, session_object
 
         session = sessions_of_party(party).get(pk=push.session_id)
-        context = session_context(party, [session])
+        if "catalog" not in memo:
+            memo["catalog"] = tariff_catalog()
+        context = session_context(party, [session], catalog=memo["catalog"])
         url = f"{base}/{cc}/{pid}/{session.pk}"
         body = session_object(session, party=party, context=context, now=now)
     elif push.kind == Push.Kind.CDR:
@@ -321,6 +324,7 @@ def deliver(*, party_id: int, now: datetime | None = None, limit: int = 500) -> 
     try:
         party = Party.objects.get(pk=party_id)
         pending = Push.objects.filter(party_id=party_id, state=Push.State.PENDING)
+        memo: dict = {}
         if not party.is_registered or not party.token_b:
             pending.update(state=Push.State.SKIPPED, last_error="The party is not registered.")
             return result
@@ -347,7 +351,7 @@ def deliver(*, party_id: int, now: datetime | None = None, limit: int = 500) -> 
                 logger.warning("Push lease of party %s lost; another deliverer goes on", party_id)
                 return result
             try:
-                _send(party, push, receiver_url(party, push.kind), started)
+                _send(party, push, receiver_url(party, push.kind), started, memo)
             except client.ClientError as error:
                 attempts = push.attempts + 1
                 state = Push.State.GAVE_UP if attempts >= MAX_ATTEMPTS else Push.State.PENDING

@@ -18,7 +18,7 @@ from bookings.models import Booking
 from chargers.models import ChargingSession
 from chargers.selectors import session_periods
 from locations.models import Tariff
-from locations.selectors import tariff_catalog, tariff_terms
+from locations.selectors import TariffCatalog, tariff_catalog, tariff_terms
 from locations.tariffs import Cost, Period, session_cost
 from ocpi.models import Token
 from ocpi.responses import ocpi_datetime, ocpi_number
@@ -51,21 +51,31 @@ class SessionContext:
     tariff_for: Any  # (session) -> Tariff | None
 
 
-def session_context(party, sessions: Sequence[ChargingSession]) -> SessionContext:
+def session_context(
+    party, sessions: Sequence[ChargingSession], *, catalog: TariffCatalog | None = None
+) -> SessionContext:
     """What rendering these sessions (or CDRs: anything with booking_id and id_tag) for the
-    party needs, loaded at once."""
+    party needs, loaded at once. The tariffs are loaded when first asked for, unless the caller
+    gives the `catalog` it already has (a deliverer pushing many sessions)."""
     booking_ids = {s.booking_id for s in sessions if s.booking_id}
     bookings = Booking.objects.filter(pk__in=booking_ids).prefetch_related("tokens")
     # Matched as sessions_of_party matched them: uids are case-insensitive.
     tags = {s.id_tag.upper() for s in sessions}
     tokens = Token.objects.annotate(key=Upper("uid")).filter(owner=party, key__in=tags)
-    catalog = tariff_catalog()
+    loaded: list[TariffCatalog] = [catalog] if catalog is not None else []
+
+    def tariff_for(session: ChargingSession) -> Tariff | None:
+        if not loaded:
+            loaded.append(tariff_catalog())
+        return loaded[0].for_session(
+            evse_id=session.evse_id, location_id=session.charge_point.location_id,
+            at=session.started_at,
+        )  # fmt: skip
+
     return SessionContext(
         bookings={b.pk: b for b in bookings},
         tokens={t.uid.upper(): t for t in tokens},
-        tariff_for=lambda s: catalog.for_session(
-            evse_id=s.evse_id, location_id=s.charge_point.location_id, at=s.started_at
-        ),
+        tariff_for=tariff_for,
     )
 
 

@@ -108,11 +108,16 @@ def test_staff_books_two_real_hours_across_the_spring_forward_gap(page: Page, po
         assert booking.period.upper - booking.period.lower == timedelta(hours=2)
 
 
+def tomorrow_url(location) -> str:
+    tomorrow = timezone.now().astimezone(location.zone).date() + timedelta(days=1)
+    return f"/locations/{location.pk}/?date={tomorrow}"
+
+
 def test_staff_stale_csrf_token_is_explained_and_the_retry_books(page: Page, polder, settings):
     # No poll meanwhile: one while signed out would (rightly) send this tab to the login page.
     settings.STAFF_TIMELINE_POLL_SECONDS = 600
     location, _evses, anna = polder
-    log_in(page, f"/locations/{location.pk}/")
+    log_in(page, tomorrow_url(location))  # today may have no free time left late at night
     row(page, "PH-1").locator("a.free").last.focus()
     page.keyboard.press("Enter")
     form = page.locator("#booking-form")
@@ -144,7 +149,7 @@ def test_staff_stale_csrf_token_is_explained_and_the_retry_books(page: Page, pol
 
 def test_staff_server_error_and_lost_connection_are_shown(page: Page, polder, monkeypatch):
     location, _evses, _anna = polder
-    log_in(page, f"/locations/{location.pk}/")
+    log_in(page, tomorrow_url(location))  # today may have no free time left late at night
     row(page, "PH-1").locator("a.free").last.focus()
     page.keyboard.press("Enter")
     form = page.locator("#booking-form")
@@ -174,7 +179,7 @@ def test_staff_server_error_and_lost_connection_are_shown(page: Page, polder, mo
 
 def test_staff_choose_a_driver_error_goes_once_one_is_chosen(page: Page, polder):
     location, _evses, _anna = polder
-    log_in(page, f"/locations/{location.pk}/")
+    log_in(page, tomorrow_url(location))  # today may have no free time left late at night
     row(page, "PH-1").locator("a.free").last.focus()
     page.keyboard.press("Enter")
     form = page.locator("#booking-form")

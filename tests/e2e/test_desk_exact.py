@@ -237,7 +237,20 @@ def test_staff_day_shows_what_happened_at_three_widths(page: Page, polder, scree
         screenshot(page, f"booking-history-{width}", full_page=True)
 
 
+def midday(location) -> datetime:
+    """Noon today on the location's clock."""
+    today = timezone.now().astimezone(location.zone).date()
+    return datetime.combine(today, time(12), tzinfo=location.zone)
+
+
 def test_staff_checks_a_driver_in_from_the_arrivals_list(page: Page, polder, screenshot):
+    # At midday on the location's clock: the bookings placed minutes around "now" stay on
+    # today's list whatever the time the test runs (around midnight they fell on another day).
+    with time_machine.travel(midday(polder[0]), tick=True):
+        _test_staff_checks_a_driver_in_from_the_arrivals_list(page, polder, screenshot)
+
+
+def _test_staff_checks_a_driver_in_from_the_arrivals_list(page: Page, polder, screenshot):
     location, evses, anna = polder
     now = timezone.now().replace(second=0, microsecond=0)
     anna.license_plate = "GX-123-B"

@@ -142,8 +142,10 @@ def _fee_record(
     if not fee.lines:
         return None
     token = booking.tokens.order_by("id").first()
-    start = booking.period.lower if fee_kind != "RESERVATION_CANCELLATION_FEES" else at
-    end = start + held if fee_kind != "RESERVATION_CANCELLATION_FEES" else at
+    if fee_kind == "RESERVATION_CANCELLATION_FEES":
+        start = end = at  # a moment, not a stretch of time
+    else:
+        start, end = booking.period.lower, booking.period.lower + held
     return cdr_issue(
         kind=kind,
         booking_id=booking.pk,
@@ -151,15 +153,9 @@ def _fee_record(
         evse_id=booking.evse_id,
         id_tag=token.uid if token is not None else "",
         authorization_reference=booking.authorization_reference,
-        started_at=min(start, end),
-        ended_at=max(start, end),
-        periods=[
-            {
-                "start": min(start, end).isoformat(),
-                "end": max(start, end).isoformat(),
-                "dimension": fee_kind,
-            }
-        ],
+        started_at=start,
+        ended_at=end,
+        periods=[{"start": start.isoformat(), "end": end.isoformat(), "dimension": fee_kind}],
         lines=_lines(fee, fee_kind),
         **_money(fee, tariff),
     )

@@ -14,8 +14,8 @@ from rest_framework import serializers
 from chargers.models import ChargeDetailRecord
 from locations.tariffs import Cost
 from ocpi.modules.locations.serializers import coordinate
-from ocpi.modules.sessions.serializers import SessionContext, cdr_token, price_object
-from ocpi.responses import ocpi_datetime, ocpi_number
+from ocpi.modules.sessions.serializers import SessionContext, cdr_token, number, price_object
+from ocpi.responses import ocpi_datetime
 
 HOUR = Decimal(3600)
 FEE_DIMENSIONS = {  # the booking element a fee line comes from -> its CDR dimension
@@ -24,10 +24,6 @@ FEE_DIMENSIONS = {  # the booking element a fee line comes from -> its CDR dimen
     "RESERVATION_OVERTIME": "RESERVATION_OVERTIME",
     "RESERVATION_CANCELLATION_FEES": "RESERVATION_TIME",
 }
-
-
-def _number(value: Decimal, places: str = "0.0001") -> int | float:
-    return ocpi_number(value, places)
 
 
 def _hours(seconds: float) -> Decimal:
@@ -50,17 +46,17 @@ def _periods(cdr: ChargeDetailRecord) -> list[dict[str, Any]]:
         start, end = datetime.fromisoformat(p["start"]), datetime.fromisoformat(p["end"])
         hours = _hours((end - start).total_seconds())
         if "dimension" in p:  # the booked or held time of a fee
-            dimensions = [{"type": FEE_DIMENSIONS[p["dimension"]], "volume": _number(hours)}]
+            dimensions = [{"type": FEE_DIMENSIONS[p["dimension"]], "volume": number(hours)}]
         else:
             dimensions = []
             if Decimal(p["energy_wh"]):
                 dimensions.append(
-                    {"type": "ENERGY", "volume": _number(Decimal(p["energy_wh"]) / 1000)}
+                    {"type": "ENERGY", "volume": number(Decimal(p["energy_wh"]) / 1000)}
                 )
             dimensions.append({"type": "TIME" if p["charging"] else "PARKING_TIME",
-                               "volume": _number(hours)})  # fmt: skip
+                               "volume": number(hours)})  # fmt: skip
             if p.get("power_kw") is not None:
-                power = _number(Decimal(p["power_kw"]), "0.001")
+                power = number(Decimal(p["power_kw"]), "0.001")
                 dimensions.append({"type": "MAX_POWER", "volume": power})
         item: dict[str, Any] = {"start_date_time": ocpi_datetime(start), "dimensions": dimensions}
         if cdr.tariff_id:
@@ -73,7 +69,7 @@ def _periods(cdr: ChargeDetailRecord) -> list[dict[str, Any]]:
             if line["dimension"] == "TIME":
                 out.append({"start_date_time": ocpi_datetime(cdr.ended_at),
                             "dimensions": [{"type": dimension,
-                                            "volume": _number(Decimal(line["volume"]))}],
+                                            "volume": number(Decimal(line["volume"]))}],
                             **({"tariff_id": cdr.tariff_id} if cdr.tariff_id else {})})  # fmt: skip
     return out or [{"start_date_time": ocpi_datetime(cdr.started_at),
                     "dimensions": [{"type": "TIME", "volume": 0}]}]  # fmt: skip
@@ -132,8 +128,8 @@ def cdr_object(
                 cdr.tax_percentage,
             )
         ),
-        "total_energy": _number(cdr.energy_wh / 1000),
-        "total_time": _number(total_time),
+        "total_energy": number(cdr.energy_wh / 1000),
+        "total_time": number(total_time),
         "last_updated": ocpi_datetime(cdr.created_at),
     }
     if cdr.session_id:
@@ -150,7 +146,7 @@ def cdr_object(
         if amount:
             data[key] = _price(cdr, amount)
     if cdr.parking_seconds:
-        data["total_parking_time"] = _number(_hours(cdr.parking_seconds))
+        data["total_parking_time"] = number(_hours(cdr.parking_seconds))
         amount = cdr.amount_of(fee=False, dimension="PARKING_TIME")
         if amount:
             data["total_parking_cost"] = _price(cdr, amount)

@@ -26,17 +26,18 @@ from ocpi.responses import ocpi_datetime, ocpi_number
 HOUR = Decimal(3600)
 
 
-def _number(value: Decimal, places: str = "0.0001") -> int | float:
+def number(value: Decimal, places: str = "0.0001") -> int | float:
+    """A volume or amount as an OCPI number, to four places (Sessions and CDRs)."""
     return ocpi_number(value, places)
 
 
 def price_object(cost: Cost) -> dict[str, Any]:
     """A 2.3.0 Price: before taxes, and the taxes as TaxAmounts."""
-    price: dict[str, Any] = {"before_taxes": _number(cost.before_taxes), "taxes": []}
+    price: dict[str, Any] = {"before_taxes": number(cost.before_taxes), "taxes": []}
     if cost.taxes:
-        tax: dict[str, Any] = {"name": cost.tax_name or "VAT", "amount": _number(cost.taxes)}
+        tax: dict[str, Any] = {"name": cost.tax_name or "VAT", "amount": number(cost.taxes)}
         if cost.tax_percentage is not None:
-            tax["percentage"] = _number(cost.tax_percentage)
+            tax["percentage"] = number(cost.tax_percentage)
         price["taxes"].append(tax)
     return price
 
@@ -98,11 +99,11 @@ def _period_object(period: Period, tariff: Tariff | None) -> dict[str, Any]:
     hours = Decimal(str((period.end - period.start).total_seconds())) / HOUR
     dimensions = []
     if period.energy_wh:
-        dimensions.append({"type": "ENERGY", "volume": _number(period.energy_wh / 1000)})
+        dimensions.append({"type": "ENERGY", "volume": number(period.energy_wh / 1000)})
     dimensions.append({"type": "TIME" if period.charging else "PARKING_TIME",
-                       "volume": _number(hours)})  # fmt: skip
+                       "volume": number(hours)})  # fmt: skip
     if period.power_kw is not None:
-        dimensions.append({"type": "MAX_POWER", "volume": _number(period.power_kw, "0.001")})
+        dimensions.append({"type": "MAX_POWER", "volume": number(period.power_kw, "0.001")})
     item: dict[str, Any] = {
         "start_date_time": ocpi_datetime(period.start),
         "dimensions": dimensions,
@@ -126,7 +127,7 @@ def session_object(
         "party_id": settings.OCPI_PARTY_ID,
         "id": str(session.pk),
         "start_date_time": ocpi_datetime(session.started_at),
-        "kwh": _number(energy / 1000),
+        "kwh": number(energy / 1000),
         "cdr_token": cdr_token(session, booking, context.tokens.get(session.id_tag.upper()), party),
         "auth_method": "COMMAND" if session.started_by_command else "WHITELIST",
         "location_id": location.ocpi_id,

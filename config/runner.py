@@ -9,7 +9,9 @@ starts them in the Procfile's order (and stops them in reverse), restarts one th
 logs that it did. To stop one it signals the process itself (granian and Celery stop their own
 children) and kills its whole process group if it has not exited after STOP_WAIT_SECONDS. The
 processes' output reaches supervisord's stdout through the `log` event listener, each line
-after the process's name.
+after the process's name. `make run`'s embedded PostgreSQL and Redis run under the same
+supervisord as `Server`s: started before the Procfile's processes, stopped after them, and
+restarted like them; their own output goes to `<run dir>/<name>.log`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import secrets
 import shlex
 import signal
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,6 +32,16 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PROCFILE = BASE_DIR / "Procfile"
 STOP_WAIT_SECONDS = 20  # then supervisord kills the process group
 LISTENER_BUFFER_EVENTS = 10_000  # output chunks queued for the log listener before any is lost
+
+
+@dataclass(frozen=True)
+class Server:
+    """A database or cache server that supervisord runs in the foreground and restarts."""
+
+    name: str
+    argv: list[str]
+    stop_signal: str = "TERM"  # PostgreSQL: INT, its fast shutdown (TERM waits for clients)
+    user: str | None = None  # PostgreSQL refuses to run as root; supervisord switches user
 
 
 def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
@@ -49,8 +62,19 @@ def _value(text: str) -> str:
     return text.replace("%", "%%")
 
 
-def supervisord_conf(processes: Mapping[str, str], run_dir: Path, python: str) -> str:
-    """supervisord's configuration for `processes` (name -> shell command)."""
+def supervisord_conf(
+    processes: Mapping[str, str],
+    run_dir: Path,
+    python: str,
+    *,
+    servers: Sequence[Server] = (),
+    autostart: bool = True,
+) -> str:
+    """supervisord's configuration for `servers` and `processes` (name -> shell command).
+
+    Servers start first and stop last. With `autostart` false the processes wait for
+    `supervisorctl start` (`make run` migrates the database first).
+    """
     sock = run_dir / "supervisor.sock"
     password = secrets.token_hex(16)  # for supervisorctl; keep the file private
     sections = [
@@ -88,12 +112,32 @@ stderr_logfile = /dev/stdout
 stderr_logfile_maxbytes = 0
 """
     ]
+    for order, server in enumerate(servers, start=1):
+        user = f"user = {server.user}\n" if server.user else ""
+        sections.append(
+            f"""[program:{server.name}]
+command = {_value(shlex.join(server.argv))}
+directory = {_value(str(BASE_DIR))}
+{user}priority = {10 + order}
+autorestart = true
+startsecs = 2
+startretries = 10
+stopsignal = {server.stop_signal}
+stopwaitsecs = {STOP_WAIT_SECONDS}
+killasgroup = true
+redirect_stderr = true
+stdout_logfile = {_value(str(run_dir / f"{server.name}.log"))}
+stdout_logfile_maxbytes = 10MB
+stdout_logfile_backups = 2
+"""
+        )
     for order, (name, command) in enumerate(processes.items(), start=1):
         sections.append(
             f"""[program:{name}]
 command = /bin/sh -c {_value(shlex.quote("exec " + command))}
 directory = {_value(str(BASE_DIR))}
 priority = {100 + order}
+autostart = {str(autostart).lower()}
 autorestart = true
 startsecs = 1
 startretries = 5

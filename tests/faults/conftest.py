@@ -112,8 +112,9 @@ class Processes:
             DATABASE_URL=test_database_url(), REDIS_URL=redis_url,
             # The test's own key: a session the test client logged in is valid there too.
             SECRET_KEY=settings.SECRET_KEY, RUN_DIR=str(self.directory),
-            PYTHONUNBUFFERED="1", **extra,
+            PYTHONUNBUFFERED="1",
         )  # fmt: skip
+        env.update(extra)  # may name another DATABASE_URL
         return env
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:

@@ -361,7 +361,7 @@ def cmd_up(run_dir: Path) -> int:
                 if ready
                 else f"  Health     NOT READY ({ready_url}): {not_ready(answer)}"
             )
-            csms = answer.get("checks", {}).get("csms", {})
+            chargers = answer.get("checks", {}).get("csms", {}).get("connected_chargers", 0)
             return "\n".join(
                 [
                     "",
@@ -370,7 +370,7 @@ def cmd_up(run_dir: Path) -> int:
                     f"{'ready' if ready else 'started'} in {time.monotonic() - started:.1f} s)",
                     health,
                     f"  Metrics    http://127.0.0.1:{port}/metrics  "
-                    f"({csms.get('connected_chargers', 0)} chargers connected)",
+                    f"({chargers} charger{'' if chargers == 1 else 's'} connected so far)",
                     f"  Staff UI   http://127.0.0.1:{port}/        login staff / staff-demo",
                     f"  Admin      http://127.0.0.1:{port}/admin/  login admin / admin-demo",
                     f"  OCPI       http://127.0.0.1:{port}/ocpi/versions",

@@ -575,8 +575,21 @@ REMOTE_RESULTS = {
 
 
 def _remote_outcome(remote) -> tuple[str, str] | None:
+    from bookings.selectors import running_sessions
+    from chargers.models import RemoteCommand
+    from locations.models import EVSEStatus
+
     if not remote.reply:
         return None
+    if remote.reply == "Rejected" and remote.action == RemoteCommand.Action.START and remote.evse:
+        # A charger says only "Rejected"; what we know of the EVSE says why, when it can.
+        evse = remote.evse
+        if evse.status in (EVSEStatus.CHARGING, EVSEStatus.BLOCKED) or running_sessions(
+            evse_ids=[evse.pk]
+        ):
+            return "EVSE_OCCUPIED", f"EVSE {evse.uid} is occupied: a session is running on it."
+        if evse.status in (EVSEStatus.INOPERATIVE, EVSEStatus.OUTOFORDER):
+            return "EVSE_INOPERATIVE", f"EVSE {evse.uid} is out of order."
     unknown = ("FAILED", f"The charge point answered {remote.reply}.")
     return REMOTE_RESULTS.get(remote.reply, unknown)
 

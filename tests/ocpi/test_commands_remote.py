@@ -120,6 +120,24 @@ def test_start_session_starts_a_session_with_the_reference_then_stop_session_end
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_a_start_the_charger_refuses_on_an_occupied_evse_gives_evse_occupied(
+    stack, client, emsp, party, version
+):
+    cp = charger(version)
+    sim = stack.charger(cp)
+    assert post(client, party, "START_SESSION", start_body(emsp, cp, "first")).status_code == 200
+    assert result_at(emsp, "/ocpi/emsp/2.3.0/commands/START_SESSION/first")["result"] == "ACCEPTED"
+    wait_for(lambda: ChargingSession.objects.filter(stopped_at__isnull=True).exists())
+    wait_for(lambda: sim.sessions)  # the charger has it open too
+
+    second = post(client, party, "START_SESSION", start_body(emsp, cp, "second", uid="04AA0002"))
+    assert second.json()["data"]["result"] == "ACCEPTED"  # sent on to the charger
+    result = result_at(emsp, "/ocpi/emsp/2.3.0/commands/START_SESSION/second")
+    assert result["result"] == "EVSE_OCCUPIED" and "occupied" in result["message"][0]["text"]
+    assert len([r for r in sim.received if r.action == START[version]]) == 2  # it said Rejected
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 def test_start_session_on_a_booked_evse_only_for_the_booking(stack, client, emsp, party, version):
     cp = charger(version)
     sim = stack.charger(cp)

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from bookings.models import BookingTransition, Status
 from bookings.selectors import audit_rows_after
-from config import outbound
+from partners import outbound
 
 from .models import (
     BookingRequest,

@@ -14,7 +14,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from bookings import exceptions as booking_exc
-from config.ratelimit import retry_after
+from partners.ratelimit import retry_after
 
 logger = logging.getLogger(__name__)
 

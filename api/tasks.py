@@ -15,15 +15,14 @@ def webhook_sweep_task() -> None:
         webhook_deliver_task.delay(subscription_id=subscription_id)
 
 
+# The default time limits (120 s soft) leave room for partners.outbox.BUDGET (60 s) and one
+# send's HTTP deadline (20 s).
 @shared_task(ignore_result=True)
 def webhook_deliver_task(subscription_id: int) -> None:
-    from django.utils import timezone
-
     from .webhooks import deliver
 
-    result = deliver(subscription_id=subscription_id)
-    if result.retry_at is not None:
-        delay = max((result.retry_at - timezone.now()).total_seconds(), 1)
+    countdown = deliver(subscription_id=subscription_id).countdown()
+    if countdown is not None:
         webhook_deliver_task.apply_async(
-            kwargs={"subscription_id": subscription_id}, countdown=delay
+            kwargs={"subscription_id": subscription_id}, countdown=countdown
         )

@@ -1,4 +1,4 @@
-"""Rate limits per client and scope (config.ratelimit): the client's own limit from the admin,
+"""Rate limits per client and scope (partners.ratelimit): the client's own limit from the admin,
 else API_RATE_LIMIT_PER_MINUTE. The view reads `limit`, `remaining` and `reset` for the
 X-RateLimit-* headers."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from config.ratelimit import PerMinuteThrottle, Quota
+from partners.ratelimit import PerMinuteThrottle, Quota
 
 from .permissions import required_scope
 

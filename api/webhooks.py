@@ -2,8 +2,8 @@
 sweep reads BookingTransition rows past its own cursor and queues one delivery per event for
 each subscription of the client that owns the booking; a deliverer per subscription POSTs them
 in id order (so in order per booking), stopping at the first failure, which is retried with
-backoff. Everything is decided from the database: a lost task or a restarted worker loses
-nothing, the next sweep finds what is due.
+backoff (partners.outbox, which delivers the pushes too). Everything is decided from the
+database: a lost task or a restarted worker loses nothing, the next sweep finds what is due.
 
 Each delivery is signed: `X-Chargebook-Signature: v1=<hex HMAC-SHA256 of "<timestamp>.<body>">`
 with the subscription's secret, `X-Chargebook-Timestamp` in epoch seconds.
@@ -16,16 +16,16 @@ import hmac
 import json
 import logging
 import secrets
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from bookings.models import BookingTransition, Status
 from bookings.selectors import audit_rows_after
-from config import outbound
+from partners import outbound
+from partners.outbox import Delivery, Outbox, SendFailed, due_owners
 
 from .models import (
     BookingRequest,
@@ -40,10 +40,6 @@ from .selectors import client_booking_get
 logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 2000  # audit rows read per sweep pass
-LEASE = timedelta(minutes=2)  # how long one deliverer owns a subscription's queue
-MAX_ATTEMPTS = 12  # with the backoff below, about 5 hours of retrying before giving up
-BACKOFF_BASE_SECONDS = 5
-BACKOFF_MAX_SECONDS = 3600
 
 Event = BookingTransition.Event
 STATUS_EVENTS = {
@@ -53,12 +49,6 @@ STATUS_EVENTS = {
     Status.FAILED: WebhookEvent.FAILED,
     Status.RESERVED: WebhookEvent.CHANGED,
 }
-
-
-def backoff(attempts: int) -> timedelta:
-    """Exponential: 5 s, 10 s, 20 s, ... capped at an hour."""
-    seconds = BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0)
-    return timedelta(seconds=min(seconds, BACKOFF_MAX_SECONDS))
 
 
 def event_of(row: BookingTransition) -> str | None:
@@ -115,12 +105,7 @@ def sweep(*, now: datetime | None = None) -> set[int]:
         if new_cursor != cursor.last_transition_id:
             cursor.last_transition_id = new_cursor
             cursor.save(update_fields=["last_transition_id", "updated_at"])
-    return set(
-        WebhookDelivery.objects.filter(state=WebhookDelivery.State.PENDING)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .values_list("subscription_id", flat=True)
-        .distinct()
-    )
+    return due_owners(WebhookDelivery.objects.all(), "subscription_id", now=now)
 
 
 def payload(delivery: WebhookDelivery, client: Client) -> dict:
@@ -155,95 +140,47 @@ def _post(sub: WebhookSubscription, delivery: WebhookDelivery, now: datetime) ->
     return status
 
 
-@dataclass
-class Delivered:
-    sent: int = 0
-    failed: bool = False
-    retry_at: datetime | None = None
+class SubscriptionDeliveries(Outbox):
+    """A subscription's deliveries (partners.outbox delivers them): each POSTed, signed; any 2xx
+    counts as received."""
 
+    lease_field = "lease_until"
+    subscription: WebhookSubscription  # loaded under the lease (prepare)
 
-def _claim(subscription_id: int, now: datetime) -> datetime | None:
-    """Take the subscription's queue for LEASE unless another deliverer holds it."""
-    until = now + LEASE
-    taken = (
-        WebhookSubscription.objects.filter(pk=subscription_id)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=until)
-    )
-    return until if taken else None
+    def __init__(self, subscription_id: int) -> None:
+        self.subscription_id = subscription_id
 
+    def __str__(self) -> str:
+        return f"Webhooks of subscription {self.subscription_id}"
 
-def _renew(subscription_id: int, lease: datetime) -> datetime | None:
-    """Extend a lease still held (unchanged since taken); None once another deliverer has it.
-    Renewed before every POST, and a POST lasts at most the outbound deadline, so a backlog
-    longer than LEASE never lets two deliverers send at once."""
-    until = timezone.now() + LEASE
-    kept = WebhookSubscription.objects.filter(pk=subscription_id, lease_until=lease).update(
-        lease_until=until
-    )
-    return until if kept else None
+    def owner(self) -> QuerySet[WebhookSubscription]:
+        return WebhookSubscription.objects.filter(pk=self.subscription_id)
 
-
-def deliver(*, subscription_id: int, now: datetime | None = None, limit: int = 500) -> Delivered:
-    """POST this subscription's pending deliveries in id order, stopping at the first failure
-    (retried with exponential backoff). One deliverer per subscription runs at a time."""
-    now = now or timezone.now()
-    result = Delivered()
-    lease = _claim(subscription_id, now)
-    if lease is None:
-        return result
-    try:
-        sub = WebhookSubscription.objects.select_related("client").get(pk=subscription_id)
-        pending = WebhookDelivery.objects.filter(
-            subscription_id=subscription_id, state=WebhookDelivery.State.PENDING
+    def rows(self) -> QuerySet[WebhookDelivery]:
+        return WebhookDelivery.objects.filter(subscription_id=self.subscription_id).select_related(
+            "booking", "transition"
         )
-        for _ in range(limit):
-            delivery = pending.select_related("booking", "transition").order_by("id").first()
-            if delivery is None:
-                break
-            if delivery.next_attempt_at and delivery.next_attempt_at > now:
-                result.retry_at = delivery.next_attempt_at
-                break  # in order: later deliveries wait behind this one
-            lease = _renew(subscription_id, lease)
-            if lease is None:
-                logger.warning("Webhook lease of subscription %s lost", subscription_id)
-                break
-            started = max(now, timezone.now())
-            try:
-                status = _post(sub, delivery, started)
-                error = "" if 200 <= status < 300 else f"HTTP {status}"
-            except outbound.OutboundError as exc:
-                status, error = None, f"{type(exc).__name__}: {exc}"
-            if not error:
-                WebhookDelivery.objects.filter(pk=delivery.pk).update(
-                    state=WebhookDelivery.State.SENT, attempts=delivery.attempts + 1,
-                    sent_at=timezone.now(), last_status=str(status), last_error="",
-                )  # fmt: skip
-                result.sent += 1
-                continue
-            attempts = delivery.attempts + 1
-            gave_up = attempts >= MAX_ATTEMPTS
-            retry_at = started + backoff(attempts)
-            WebhookDelivery.objects.filter(pk=delivery.pk).update(
-                attempts=attempts, last_error=error[:2000],
-                last_status=str(status or "unreachable"), next_attempt_at=retry_at,
-                state=WebhookDelivery.State.GAVE_UP if gave_up else WebhookDelivery.State.PENDING,
-            )  # fmt: skip
-            logger.warning("Webhook %s to %s failed (%s): %s", delivery.pk, sub.url, attempts,
-                           error)  # fmt: skip
-            result.failed = True
-            if not gave_up:
-                result.retry_at = retry_at
-                break
-        else:  # `limit` deliveries done: if more wait, a fresh task goes on at once
-            if pending.exists():
-                result.retry_at = timezone.now()
-    finally:
-        if lease is not None:  # only our own lease: a lost one belongs to the next deliverer
-            WebhookSubscription.objects.filter(pk=subscription_id, lease_until=lease).update(
-                lease_until=None
-            )
-    return result
+
+    def prepare(self) -> bool:
+        self.subscription = WebhookSubscription.objects.select_related("client").get(
+            pk=self.subscription_id
+        )
+        return True
+
+    def send(self, row: WebhookDelivery, *, started: datetime) -> str:
+        try:
+            status = _post(self.subscription, row, started)
+        except outbound.OutboundError as error:
+            raise SendFailed(f"{type(error).__name__}: {error}") from error
+        if not 200 <= status < 300:
+            raise SendFailed(f"HTTP {status}", status=str(status))
+        return str(status)
+
+
+def deliver(*, subscription_id: int, now: datetime | None = None, limit: int = 500) -> Delivery:
+    """POST this subscription's pending deliveries in id order, one deliverer per subscription
+    at a time, retrying a failure with backoff (partners.outbox)."""
+    return SubscriptionDeliveries(subscription_id).deliver(now=now, limit=limit)
 
 
 def resend(*, delivery_ids: list[int]) -> int:

@@ -283,7 +283,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # The operator REST API (/api/v1/): OAuth2 client credentials (django-oauth-toolkit), each
-# client's scopes from its api.Client row; rate limits per client and scope (config.ratelimit).
+# client's scopes from its api.Client row; rate limits per client and scope (partners.ratelimit).
 OAUTH2_PROVIDER = {
     "SCOPES": {
         "read": "Read locations, availability, own requests, bookings and drivers",
@@ -309,7 +309,7 @@ OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
 }
-# Redis keys of the rate-limit counters of the operator API and OCPI (config.ratelimit).
+# Redis keys of the rate-limit counters of the operator API and OCPI (partners.ratelimit).
 RATELIMIT_KEY_PREFIX = "cb:rl"
 # Requests per minute per client and scope (read, book, drivers, webhooks), and per eMSP party
 # over all of OCPI; a client's or party's own limit in the admin replaces these.
@@ -335,7 +335,7 @@ CSMS_METRICS_PORT = int(env("CSMS_METRICS_PORT", "0"))
 CSMS_METRICS_HOST = env("CSMS_METRICS_HOST", "127.0.0.1")
 CSMS_COMMAND_TIMEOUT_SECONDS = float(env("CSMS_COMMAND_TIMEOUT_SECONDS", "15"))
 CSMS_HEARTBEAT_INTERVAL_SECONDS = int(env("CSMS_HEARTBEAT_INTERVAL_SECONDS", "300"))
-# Calls to partners' servers (OCPI parties, webhook receivers; config/outbound.py): the whole of
+# Calls to partners' servers (OCPI parties, webhook receivers; partners/outbound.py): the whole of
 # one call, lookup to last byte, in seconds; and whether the URLs they give us may point at
 # loopback, private or link-local addresses (only for development and tests, where partners run
 # on this machine).

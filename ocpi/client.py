@@ -3,7 +3,7 @@
 Every call carries our token for them (Base64 unless the party is legacy), fresh X-Request-ID and
 X-Correlation-ID, and on functional modules the routing headers (FROM = us, TO = them).
 
-Every call goes through config.outbound: a total deadline, a cap on the answer's size, and
+Every call goes through partners.outbound: a total deadline, a cap on the answer's size, and
 public addresses only (unless OUTBOUND_ALLOW_PRIVATE_URLS). Any failure reads the same to the
 party (UNUSABLE), so our answers never tell which hosts or ports answer inside our network.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 
-from config import outbound
+from partners import outbound
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from django.http import Http404
 from rest_framework import exceptions as drf
 
 from bookings import exceptions as booking_exc
-from config.ratelimit import retry_after
+from partners.ratelimit import retry_after
 
 from . import responses as r
 

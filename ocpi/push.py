@@ -16,19 +16,19 @@ ends with the newest state. A CDR is POSTed once, as the Receiver interface says
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from bookings.models import BLOCKING_STATUSES, Booking, BookingTransition
 from bookings.selectors import audit_rows_after, booking_detail_queryset
 from locations.models import EVSE
 from locations.selectors import tariff_catalog, tariff_list
+from partners.outbox import Delivery, Outbox, SendFailed, due_owners
 
 from . import client
 from .models import Party, Push, PushCursor
@@ -46,22 +46,9 @@ from .selectors import (
 logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 2000  # audit rows read per sweep pass
-# How long one deliverer owns a party's queue. It is renewed before every send, and one send
-# lasts at most the HTTP deadline (OUTBOUND_HTTP_DEADLINE_SECONDS), so it cannot run out mid-send.
-LEASE = timedelta(minutes=2)
-BUDGET = timedelta(seconds=60)  # a deliverer starts no send after this long; the next one goes on
-MAX_ATTEMPTS = 12  # with the backoff below, about 5 hours of retrying before giving up
-BACKOFF_BASE_SECONDS = 5
-BACKOFF_MAX_SECONDS = 3600
 
 Event = BookingTransition.Event
 AVAILABILITY_EVENTS = {Event.CREATED, Event.STATUS, Event.CHANGED}
-
-
-def backoff(attempts: int) -> timedelta:
-    """Exponential: 5 s, 10 s, 20 s, ... capped at an hour."""
-    return timedelta(seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0),
-                                 BACKOFF_MAX_SECONDS))  # fmt: skip
 
 
 def _affects_availability(row: BookingTransition) -> bool:
@@ -135,42 +122,10 @@ def sweep(*, now: datetime | None = None) -> SweepResult:
         if new_cursor != cursor.last_transition_id:
             cursor.last_transition_id = new_cursor
             cursor.save(update_fields=["last_transition_id", "updated_at"])
-    parties = set(
-        Push.objects.filter(state=Push.State.PENDING)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .values_list("party_id", flat=True)
-        .distinct()
+    return SweepResult(
+        parties=due_owners(Push.objects.all(), "party_id", now=now),
+        command_bookings=command_bookings,
     )
-    return SweepResult(parties=parties, command_bookings=command_bookings)
-
-
-@dataclass
-class Delivery:
-    sent: int = 0
-    failed: bool = False
-    retry_at: datetime | None = None
-
-
-def _claim(party_id: int, now: datetime) -> datetime | None:
-    """Take the party's queue for LEASE unless another deliverer holds it; returns the lease."""
-    until = now + LEASE
-    taken = (
-        Party.objects.filter(pk=party_id)
-        .filter(Q(push_lease_until__isnull=True) | Q(push_lease_until__lt=now))
-        .update(push_lease_until=until)
-    )
-    return until if taken else None
-
-
-def _renew(party_id: int, lease: datetime) -> datetime | None:
-    """Extend a lease still held (its expiry unchanged since it was taken); None once lost."""
-    until = timezone.now() + LEASE
-    kept = Party.objects.filter(pk=party_id, push_lease_until=lease).update(push_lease_until=until)
-    return until if kept else None
-
-
-def _release(party_id: int, lease: datetime) -> None:
-    Party.objects.filter(pk=party_id, push_lease_until=lease).update(push_lease_until=None)
 
 
 def _same_target(push: Push) -> Q:
@@ -310,80 +265,60 @@ def _send(party: Party, push: Push, base: str, now: datetime, memo: dict) -> Non
                 to=(party.country_code, party.party_id))  # fmt: skip
 
 
-def deliver(*, party_id: int, now: datetime | None = None, limit: int = 500) -> Delivery:
-    """Send this party's pending pushes in order, stopping at the first failure (which is
-    retried with exponential backoff). Only one deliverer per party runs at a time: it renews
-    its lease before each send and stops if it lost it. After BUDGET it stops with
-    `retry_at` = now, so that a long backlog goes on in a fresh task."""
-    now = now or timezone.now()
-    began = time.monotonic()
-    result = Delivery()
-    lease = _claim(party_id, now)
-    if lease is None:
-        return result
-    try:
-        party = Party.objects.get(pk=party_id)
-        pending = Push.objects.filter(party_id=party_id, state=Push.State.PENDING)
-        memo: dict = {}
-        if not party.is_registered or not party.token_b:
+class PartyPushes(Outbox):
+    """A party's pushes (partners.outbox delivers them): PUT or POST to its Receivers, skipped
+    where it has none, and a sent PUT covers the pushes of the same object queued before it."""
+
+    lease_field = "push_lease_until"
+    party: Party  # loaded under the lease (prepare)
+
+    def __init__(self, party_id: int) -> None:
+        self.party_id = party_id
+        self.memo: dict = {}  # what several sends of one deliverer share (the tariffs)
+
+    def __str__(self) -> str:
+        return f"Pushes to party {self.party_id}"
+
+    def owner(self) -> QuerySet[Party]:
+        return Party.objects.filter(pk=self.party_id)
+
+    def rows(self) -> QuerySet[Push]:
+        return Push.objects.filter(party_id=self.party_id)
+
+    def prepare(self) -> bool:
+        self.party = Party.objects.get(pk=self.party_id)
+        pending = self.pending()
+        if not self.party.is_registered or not self.party.token_b:
             pending.update(state=Push.State.SKIPPED, last_error="The party is not registered.")
-            return result
+            return False
         # Pushes to modules the party has no Receiver of are not sent (it reads them instead).
         for kind in MODULE_OF:
-            if not receiver_url(party, kind):
+            if not receiver_url(self.party, kind):
                 pending.filter(kind=kind).update(
                     state=Push.State.SKIPPED,
                     last_error=f"No {MODULE_OF[kind]} Receiver endpoint.",
                 )
-        for _ in range(limit):
-            push = pending.order_by("id").first()
-            if push is None:
-                break
-            if push.next_attempt_at and push.next_attempt_at > timezone.now():
-                result.retry_at = push.next_attempt_at
-                break  # in order: later pushes wait behind this one
-            started = timezone.now()
-            if time.monotonic() - began > BUDGET.total_seconds():
-                result.retry_at = started
-                break
-            lease = _renew(party_id, lease)
-            if lease is None:
-                logger.warning("Push lease of party %s lost; another deliverer goes on", party_id)
-                return result
-            try:
-                _send(party, push, receiver_url(party, push.kind), started, memo)
-            except client.ClientError as error:
-                attempts = push.attempts + 1
-                state = Push.State.GAVE_UP if attempts >= MAX_ATTEMPTS else Push.State.PENDING
-                retry_at = started + backoff(attempts)
-                Push.objects.filter(pk=push.pk).update(
-                    attempts=attempts, state=state, last_error=str(error)[:2000],
-                    last_status=str(error.http_status or error.ocpi_status or "unreachable"),
-                    next_attempt_at=retry_at,
-                )  # fmt: skip
-                logger.warning("Push %s to %s failed (%s): %s", push.pk, party, attempts, error)
-                result.failed = True
-                if state == Push.State.PENDING:
-                    result.retry_at = retry_at
-                    break
-                continue
-            # Everything queued for the same object up to now is covered by this PUT.
-            sent_at = timezone.now()
-            pending.filter(_same_target(push), id__gt=push.pk, created_at__lte=started).update(
-                state=Push.State.SKIPPED, last_status="superseded", sent_at=sent_at
-            )
-            Push.objects.filter(pk=push.pk).update(
-                state=Push.State.SENT, attempts=push.attempts + 1, sent_at=sent_at,
-                last_status="200", last_error="",
-            )  # fmt: skip
-            result.sent += 1
-        else:  # `limit` sends done: if more wait, a fresh task goes on at once
-            if pending.exists():
-                result.retry_at = timezone.now()
-    finally:
-        if lease is not None:
-            _release(party_id, lease)
-    return result
+        return True
+
+    def send(self, row: Push, *, started: datetime) -> str:
+        try:
+            _send(self.party, row, receiver_url(self.party, row.kind), started, self.memo)
+        except client.ClientError as error:
+            status = error.http_status or error.ocpi_status or "unreachable"
+            raise SendFailed(str(error), status=str(status)) from error
+        return "200"
+
+    def settle(self, row: Push, *, started: datetime, sent_at: datetime) -> None:
+        # Everything queued for the same object up to now is covered by this PUT.
+        self.pending().filter(_same_target(row), id__gt=row.pk, created_at__lte=started).update(
+            state=Push.State.SKIPPED, last_status="superseded", sent_at=sent_at
+        )
+
+
+def deliver(*, party_id: int, now: datetime | None = None, limit: int = 500) -> Delivery:
+    """Send this party's pending pushes in order, one deliverer per party at a time, retrying
+    a failure with backoff and handing a long backlog to a fresh task (partners.outbox)."""
+    return PartyPushes(party_id).deliver(now=now, limit=limit)
 
 
 def retry_now(*, push_ids: list[int]) -> int:

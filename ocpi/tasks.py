@@ -21,18 +21,15 @@ def push_sweep_task() -> None:
         command_result_task.delay(command_id=pk)
 
 
-# A deliverer starts no send after push.BUDGET (60 s), and one send ends by the HTTP deadline
-# (20 s): the soft limit leaves room for both, and releases the lease if it ever hits.
+# A deliverer starts no send after partners.outbox.BUDGET (60 s), and one send ends by the HTTP
+# deadline (20 s): the soft limit leaves room for both, and releases the lease if it ever hits.
 @shared_task(ignore_result=True, soft_time_limit=100, time_limit=120)
 def push_deliver_task(party_id: int) -> None:
-    from django.utils import timezone
-
     from .push import deliver
 
-    result = deliver(party_id=party_id)
-    if result.retry_at is not None:
-        delay = max((result.retry_at - timezone.now()).total_seconds(), 1)
-        push_deliver_task.apply_async(kwargs={"party_id": party_id}, countdown=delay)
+    countdown = deliver(party_id=party_id).countdown()
+    if countdown is not None:
+        push_deliver_task.apply_async(kwargs={"party_id": party_id}, countdown=countdown)
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=5, soft_time_limit=40, time_limit=60)

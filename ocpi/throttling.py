@@ -1,11 +1,11 @@
-"""Rate limits per eMSP party over all of OCPI (config.ratelimit): the party's own limit from
+"""Rate limits per eMSP party over all of OCPI (partners.ratelimit): the party's own limit from
 the admin, else OCPI_RATE_LIMIT_PER_MINUTE."""
 
 from __future__ import annotations
 
 from django.conf import settings
 
-from config.ratelimit import PerMinuteThrottle, Quota
+from partners.ratelimit import PerMinuteThrottle, Quota
 
 from .models import Party
 

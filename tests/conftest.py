@@ -43,7 +43,7 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
-    """Each test starts with no requests counted (config.ratelimit): only the counters' keys go,
+    """Each test starts with no requests counted (partners.ratelimit): only the counters' keys go,
     never the rest of the test Redis."""
     import redis
     from django.conf import settings

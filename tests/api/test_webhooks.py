@@ -245,3 +245,30 @@ def test_a_webhook_deliverer_that_reaches_its_limit_says_to_go_on(
     assert first.sent == 1 and first.retry_at is not None
     last = webhooks.deliver(subscription_id=hook["id"], limit=1)
     assert last.sent == 1 and last.retry_at is None
+
+
+def test_a_webhook_deliverer_past_its_budget_hands_the_rest_to_a_fresh_one(
+    booker, driver, tomorrow_10, monkeypatch
+):
+    """As the OCPI deliverer: after its time budget a deliverer starts no more POSTs and asks
+    for a fresh task at once, which goes on in order (before, one task sent a whole backlog)."""
+    from partners import outbox
+    from tests.ocpi.partner import Partner
+
+    monkeypatch.setattr(outbox, "BUDGET", timedelta(seconds=1))
+    with Partner(answer_seconds=0.6) as partner:
+        hook = _subscribe(booker, f"{partner.url}/hook")
+        for hours in (0, 3):
+            booking_id = _book(booker, driver, tomorrow_10 + timedelta(hours=hours))
+            booker.post("/api/v1/booking-requests", {"type": "cancel", "bookingId": booking_id},
+                        format="json")  # fmt: skip
+        webhooks.sweep()
+        first = webhooks.deliver(subscription_id=hook["id"])
+        assert first.sent < 4 and len(partner.received) == first.sent  # 0.6 s each: two at most
+        assert first.retry_at is not None and first.retry_at <= timezone.now()
+        for _ in range(4):
+            if webhooks.deliver(subscription_id=hook["id"]).retry_at is None:
+                break
+    delivered = [body["id"] for _, _, body in partner.received]
+    assert delivered == sorted(WebhookDelivery.objects.values_list("pk", flat=True))
+    assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {"SENT"}

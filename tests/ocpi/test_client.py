@@ -3,8 +3,8 @@ deadline per call, and no calls to addresses inside our network unless allowed."
 
 import pytest
 
-from config import outbound
 from ocpi import client
+from partners import outbound
 from tests.ocpi.partner import Partner
 
 

@@ -10,7 +10,8 @@ from django.utils import timezone
 from bookings.models import BookingTransition
 from bookings.services import Actor, booking_cancel, booking_create
 from ocpi.models import Push, PushCursor
-from ocpi.push import backoff, deliver, sweep
+from ocpi.push import deliver, sweep
+from partners.outbox import backoff
 from tests.ocpi.emsp import FakeEmsp
 from tests.ocpi.factories import PartyFactory
 
@@ -201,10 +202,11 @@ def test_push_lease_is_renewed_so_two_deliverers_never_overlap(site, monkeypatch
     from django.db import connection
 
     from ocpi import push
+    from partners import outbox
     from tests.locations.factories import EVSEFactory
     from tests.ocpi.partner import Partner
 
-    monkeypatch.setattr(push, "LEASE", timedelta(seconds=1))
+    monkeypatch.setattr(outbox, "LEASE", timedelta(seconds=1))
     cp = site.charge_points.first()
     evses = [EVSEFactory(charge_point=cp, uid=f"EVSE-L{n}") for n in range(8)]
     with Partner(answer_seconds=0.3) as partner:

@@ -1,4 +1,4 @@
-"""Rate limits per eMSP party (ocpi.throttling, config.ratelimit): 429 in the OCPI envelope with
+"""Rate limits per eMSP party (ocpi.throttling, partners.ratelimit): 429 in the OCPI envelope with
 Retry-After, counted per party, set per party in the admin."""
 
 import pytest

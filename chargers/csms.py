@@ -234,7 +234,7 @@ class Central16(_CentralMixin, ChargePoint16):
             return call16.ReserveNow(
                 connector_id=payload["evse_id"],
                 expiry_date=_iso(datetime.fromisoformat(payload["expires_at"])),
-                id_tag=payload["id_tag"][:20],  # IdToken is CiString20 in 1.6
+                id_tag=payload["id_tag"][: gateway.OCPP16_ID_TAG_LENGTH],
                 reservation_id=payload["reservation_id"],
                 parent_id_tag=payload.get("parent_id_tag") or None,
             )
@@ -242,7 +242,8 @@ class Central16(_CentralMixin, ChargePoint16):
             return call16.CancelReservation(reservation_id=payload["reservation_id"])
         if action == "RemoteStart":
             return call16.RemoteStartTransaction(
-                id_tag=payload["id_tag"][:20], connector_id=payload.get("evse_id") or None
+                id_tag=payload["id_tag"][: gateway.OCPP16_ID_TAG_LENGTH],
+                connector_id=payload.get("evse_id") or None,
             )
         if action == "RemoteStop":
             return call16.RemoteStopTransaction(transaction_id=int(payload["transaction_id"]))

@@ -31,6 +31,8 @@ TIMEOUT = "Timeout"  # no answer within the timeout (charger or csms)
 CALL_ERROR = "CallError"  # the charger answered with a CallError
 NOT_SENT = "NotSent"  # the charger was still answering earlier calls: send it again soon
 
+OCPP16_ID_TAG_LENGTH = 20  # IdToken is CiString20 in 1.6: a longer tag is sent cut to this
+
 
 @dataclass(frozen=True)
 class Reply:

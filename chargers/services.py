@@ -179,7 +179,9 @@ def remote_start_link(
 ) -> RemoteCommand | None:
     """Link a session to the remote start it answers, and give it that start's authorization
     reference: by remoteStartId (2.0.1), else the latest open remote start for its token on
-    its EVSE (or on any EVSE of the charger) that the charger did not refuse. Returns it."""
+    its EVSE (or on any EVSE of the charger) that the charger did not refuse. A 1.6 charger
+    was sent a longer token cut to 20 characters: the session takes the whole token back, so
+    that its booking, Session and CDR name the driver's token. Returns the start."""
     if not session.id_tag and remote_start_id is None:
         return None
     if session.remote_commands.filter(action=RemoteCommand.Action.START).exists():
@@ -193,8 +195,11 @@ def remote_start_link(
     if remote_start_id is not None:
         start = starts.filter(pk=remote_start_id).first()
     else:
+        tag = Q(id_tag__iexact=session.id_tag)
+        if len(session.id_tag) == gateway.OCPP16_ID_TAG_LENGTH:
+            tag |= Q(id_tag__istartswith=session.id_tag)
         start = (
-            starts.filter(Q(reply="") | Q(reply="Accepted"), id_tag__iexact=session.id_tag)
+            starts.filter(tag, Q(reply="") | Q(reply="Accepted"))
             .filter(Q(evse=session.evse_id) | Q(evse__isnull=True))
             .order_by("-id")
             .first()
@@ -203,6 +208,11 @@ def remote_start_link(
         return None
     start.session = session
     start.save(update_fields=["session"])
+    if len(start.id_tag) > len(session.id_tag) and start.id_tag.upper().startswith(
+        session.id_tag.upper()
+    ):
+        session.id_tag = start.id_tag
+        session.save(update_fields=["id_tag"])
     if start.authorization_reference:
         session.authorization_reference = start.authorization_reference
         session.save(update_fields=["authorization_reference"])

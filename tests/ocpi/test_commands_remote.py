@@ -137,6 +137,25 @@ def test_a_start_the_charger_refuses_on_an_occupied_evse_gives_evse_occupied(
     assert len([r for r in sim.received if r.action == START[version]]) == 2  # it said Rejected
 
 
+def test_a_long_token_started_on_a_16_charger_keeps_its_reference_and_whole_uid(
+    stack, client, emsp, party
+):
+    # OCPP 1.6 carries at most 20 characters of an id tag; an app token is often longer.
+    uid = "APP-0123456789-ABCDEFGHIJKLM"
+    cp = charger("1.6")
+    sim = stack.charger(cp)
+    body = start_body(emsp, cp, "long", uid=uid, authorization_reference="LONG-REF")
+    assert post(client, party, "START_SESSION", body).json()["data"]["result"] == "ACCEPTED"
+    assert result_at(emsp, "/ocpi/emsp/2.3.0/commands/START_SESSION/long")["result"] == "ACCEPTED"
+    assert [r.payload["id_tag"] for r in sim.received if r.action == START["1.6"]] == [uid[:20]]
+
+    session = wait_for(lambda: ChargingSession.objects.filter(authorization_reference="LONG-REF")
+                       .first())  # fmt: skip
+    assert session.id_tag == uid
+    [listed] = client.get("/ocpi/cpo/2.3.0/sessions", HTTP_AUTHORIZATION=party.auth).json()["data"]
+    assert (listed["authorization_reference"], listed["cdr_token"]["uid"]) == ("LONG-REF", uid)
+
+
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 def test_start_session_on_a_booked_evse_only_for_the_booking(stack, client, emsp, party, version):
     cp = charger(version)

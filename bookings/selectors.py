@@ -54,15 +54,27 @@ from .availability import (
     free_intervals,
     free_time,
     from_us,
+    grid_ceil,
     local_day_window,
     local_midnight,
+    on_grid,
     opening_intervals,
     session_busy,
     shown_window,
     subtract,
     to_us,
 )
-from .exceptions import InvalidWindow, UnknownEVSE, UnknownLocation
+from .exceptions import (
+    BookingError,
+    InvalidWindow,
+    MisalignedSlot,
+    NotBookable,
+    OutsideOpeningHours,
+    TooLong,
+    TooShort,
+    UnknownEVSE,
+    UnknownLocation,
+)
 from .models import (
     BLOCKING_STATUSES,
     BLOCKING_STATUSES_SQL,
@@ -306,6 +318,55 @@ def evse_unbookable_reason(evse: EVSE) -> str:
     if evse.status in UNBOOKABLE_EVSE_STATUSES:
         return f"The EVSE is {_STATUS_WORDS.get(evse.status, evse.status.lower())}."
     return ""
+
+
+def local_moment(moment: datetime, location: Location) -> str:
+    """A moment on the location's clock as messages give it: "Sat 05 Dec 14:00"."""
+    return moment.astimezone(location.zone).strftime("%a %d %b %H:%M")
+
+
+def slot_refusal(
+    *,
+    evse: EVSE,
+    start: datetime,
+    end: datetime,
+    location: Location,
+    rules: Rules,
+    hours: OpeningHours | None = None,
+) -> BookingError | None:
+    """The first rule that the slot [start, end) on evse breaks whenever it is asked, or None:
+    the policy's shortest and longest booking, the slot grid, a bookable EVSE, and the location
+    open throughout. (Notice, horizon and the past depend on when a booking is made, overlaps
+    are the database's.) check_slot raises it for every new or changed booking;
+    bookings_outside_rules reports it for the bookings made before a rule changed.
+    `hours` saves reading the location's opening hours for each slot of a list."""
+    tz = location.zone
+    duration = end - start
+    if duration < rules.min_duration:
+        return TooShort(f"A booking here lasts at least {_minutes(rules.min_duration)} minutes.")
+    if duration > rules.max_duration:
+        return TooLong(f"A booking here lasts at most {_minutes(rules.max_duration)} minutes.")
+    if not (on_grid(start, rules.step, tz) and on_grid(end, rules.step, tz)):
+        return MisalignedSlot(
+            f"Bookings start and end on the {_minutes(rules.step)}-minute grid "
+            f"(e.g. {local_moment(grid_ceil(start, rules.step, tz), location)})."
+        )
+    reason = evse_unbookable_reason(evse)
+    if reason:
+        return NotBookable(reason)
+    slot = Interval(start, end)
+    if hours is None:
+        hours = opening_hours_of(location)
+    if opening_intervals(hours, slot, tz) != [slot]:
+        return OutsideOpeningHours(
+            f"{location.name} is closed for part of {local_moment(start, location)}–"
+            f"{end.astimezone(tz):%H:%M}."
+        )
+    return None
+
+
+def _minutes(span: timedelta) -> int:
+    return int(span.total_seconds() // 60)
 
 
 def location_availability(
@@ -1003,3 +1064,115 @@ def booking_counts() -> dict[tuple[str, str], int]:
     the table."""
     rows = Booking.objects.order_by().values_list("status", "channel").annotate(n=Count("id"))
     return {(status, channel): n for status, channel, n in rows}
+
+
+# --- What the desk must not miss (issue 15): bookings the rules have moved away from ---
+
+
+def standing_refusal(
+    *,
+    evse: EVSE,
+    start: datetime,
+    end: datetime,
+    channel: str,
+    location: Location,
+    rules: Rules,
+    hours: OpeningHours,
+) -> BookingError | None:
+    """What the current rules say against an active booking that exists already: slot_refusal,
+    or for a hold placed by an eMSP's ReserveNow command (which starts at once, off the grid
+    and whatever the hours, as booking_reserve_now allows) only an EVSE that takes no bookings.
+    """
+    if channel == Booking.Channel.COMMAND:
+        reason = evse_unbookable_reason(evse)
+        return NotBookable(reason) if reason else None
+    return slot_refusal(
+        evse=evse, start=start, end=end, location=location, rules=rules, hours=hours
+    )
+
+
+@dataclass(frozen=True)
+class RuleBreak:
+    """An active booking that the rules in force now would refuse, and why."""
+
+    booking: Booking
+    refusal: BookingError
+
+    @property
+    def reason(self) -> str:
+        return self.refusal.message
+
+
+def bookings_outside_rules(
+    *, location: Location, now: datetime | None = None, evses: Sequence[EVSE] | None = None
+) -> list[RuleBreak]:
+    """The location's active bookings (pending or reserved, not ended by `now`) that its rules
+    as they stand would refuse: an admin shortened the opening hours, added an exceptional
+    closing, switched booking off on an EVSE or tightened a policy after they were made. By
+    start. Three queries whatever the count (the location's hours, its EVSEs with their
+    policies, the bookings); each booking is judged by standing_refusal, the create path's own
+    rules. `evses` saves loading them when the caller has (evses_of_location's)."""
+    now = now or timezone.now()
+    evse_list = list(evses) if evses is not None else evses_of_location(location=location)
+    by_id = {e.pk: e for e in evse_list}
+    hours = opening_hours_of(location)
+    rules = {e.pk: rules_for(policy_for(e, location)) for e in evse_list}
+    bookings = (
+        Booking.objects.of_location(location.pk)
+        # The blocking index's arm (as in timeline_blocks); open ones are a part of it.
+        .filter(status__in=BLOCKING_STATUSES, blocked_period__overlap=(now, None))
+        .filter(status__in=OPEN_STATUSES, period__endswith__gt=now)
+        .select_related("driver")
+        .order_by("period", "id")
+    )
+    found = []
+    for booking in bookings:
+        evse = by_id.get(booking.evse_id)
+        if evse is None:
+            continue
+        booking.evse = evse  # loaded already, with its charge point
+        refusal = standing_refusal(
+            evse=evse, start=booking.start, end=booking.end, channel=booking.channel,
+            location=location, rules=rules[evse.pk], hours=hours,
+        )  # fmt: skip
+        if refusal is not None:
+            found.append(RuleBreak(booking, refusal))
+    return found
+
+
+@dataclass(frozen=True)
+class AttentionItem:
+    """A booking on the desk's needs-attention list, with every reason it is there."""
+
+    booking: Booking
+    reasons: list[str]
+
+
+def bookings_needing_attention(
+    *, location: Location, now: datetime | None = None
+) -> list[AttentionItem]:
+    """What the desk must act on at a location, by start: the active bookings outside the rules
+    (bookings_outside_rules) and those flagged for staff because their charger could not hold
+    them (Booking.needs_attention)."""
+    now = now or timezone.now()
+    evses = evses_of_location(location=location)
+    reasons: dict[int, list[str]] = defaultdict(list)
+    items: dict[int, Booking] = {}
+    for rule_break in bookings_outside_rules(location=location, now=now, evses=evses):
+        items[rule_break.booking.pk] = rule_break.booking
+        reasons[rule_break.booking.pk].append(rule_break.reason)
+    by_id = {e.pk: e for e in evses}
+    flagged = (
+        Booking.objects.of_location(location.pk)
+        .filter(status__in=BLOCKING_STATUSES, blocked_period__overlap=(now, None))
+        .filter(status__in=OPEN_STATUSES, period__endswith__gt=now, needs_attention=True)
+        .select_related("driver")
+    )
+    for booking in flagged:
+        booking.evse = by_id.get(booking.evse_id, booking.evse)
+        items.setdefault(booking.pk, booking)
+        reasons[booking.pk].append(
+            "Its charger could not hold it: check the charger, or move the booking."
+        )
+    ordered = sorted(items.values(), key=lambda b: (b.start, b.pk))
+    return [AttentionItem(b, reasons[b.pk]) for b in ordered]

@@ -37,7 +37,7 @@ from locations.selectors import (
 
 from . import billing
 from . import exceptions as exc
-from .availability import Interval, grid_ceil, on_grid, opening_intervals, session_busy
+from .availability import Interval, grid_ceil, session_busy
 from .models import (
     OPEN_STATUSES,
     Booking,
@@ -59,10 +59,11 @@ from .selectors import (
     bookings_on_charger,
     evse_choose,
     evse_unbookable_reason,
-    opening_hours_of,
     rules_for,
     running_session_starts,
+    slot_refusal,
 )
+from .selectors import local_moment as _fmt
 from .signals import booking_audited
 from .tasks import cancel_reservation_task, reserve_now_task
 
@@ -238,10 +239,6 @@ def _lock(booking: Booking | int) -> Booking:
     return Booking.objects.select_related("evse__charge_point__location", "location").get(pk=pk)
 
 
-def _fmt(moment: datetime, location: Location) -> str:
-    return moment.astimezone(location.zone).strftime("%a %d %b %H:%M")
-
-
 def check_slot(
     *,
     evse: EVSE,
@@ -279,26 +276,9 @@ def check_slot(
             f"Bookings open {policy.horizon_days} days ahead; this ends after "
             f"{_fmt(now + rules.horizon, location)}."
         )
-    duration = end - start
-    if duration < rules.min_duration:
-        raise exc.TooShort(f"A booking here lasts at least {policy.min_duration_minutes} minutes.")
-    if duration > rules.max_duration:
-        raise exc.TooLong(f"A booking here lasts at most {policy.max_duration_minutes} minutes.")
-    if not (on_grid(start, rules.step, tz) and on_grid(end, rules.step, tz)):
-        raise exc.MisalignedSlot(
-            f"Bookings start and end on the {policy.slot_step_minutes}-minute grid "
-            f"(e.g. {_fmt(grid_ceil(start, rules.step, tz), location)})."
-        )
-    reason = evse_unbookable_reason(evse)
-    if reason:
-        raise exc.NotBookable(reason)
-    slot = Interval(start, end)
-    open_time = opening_intervals(opening_hours_of(location), slot, tz)
-    if open_time != [slot]:
-        raise exc.OutsideOpeningHours(
-            f"{location.name} is closed for part of {_fmt(start, location)}–"
-            f"{end.astimezone(tz):%H:%M}."
-        )
+    refusal = slot_refusal(evse=evse, start=start, end=end, location=location, rules=rules)
+    if refusal is not None:
+        raise refusal
     started = running_session_starts(evse_ids=[evse.pk]).get(evse.pk)
     if started is not None:
         busy = session_busy(started, now=now, rules=rules, tz=tz)

@@ -291,7 +291,7 @@ _BLOCKED_SQL = (
 _BLOCKS_SQL = (
     "SELECT b.uid, b.evse_id, (extract(epoch FROM lower(b.period)) * 1000000)::bigint, "
     "(extract(epoch FROM upper(b.period)) * 1000000)::bigint, b.status, b.charger_reservation, "
-    "b.needs_attention, d.name, b.emsp_country_code, b.emsp_party_id "
+    "b.needs_attention, d.name, b.emsp_country_code, b.emsp_party_id, b.channel "
     "FROM bookings_booking b LEFT JOIN bookings_driver d ON d.id = b.driver_id "
     # One arm per partial GiST index (PostgreSQL ORs the two bitmap scans).
     f"WHERE (b.status IN ({BLOCKING_STATUSES_SQL}) AND b.location_id = %(location)s::bigint "
@@ -685,6 +685,8 @@ class Timeline:
     standards: list[tuple[str, str]]
     evse_total: int
     shown: Interval | None = None  # the part of the window placed on the axis (None: all of it)
+    # Active bookings shown that the rules as they stand would refuse: uid -> why (issue 15).
+    outside_rules: dict[uuid.UUID, str] = field(default_factory=dict)
 
     @property
     def shown_hours(self) -> float:
@@ -708,6 +710,7 @@ class Block:
     charger_reservation: str
     needs_attention: bool
     who: str  # the driver's name, else the eMSP party ("NL*EMS"), else ""
+    channel: str = Booking.Channel.STAFF
 
 
 def timeline_blocks(*, location: Location, window: Interval) -> dict[int, list[Block]]:
@@ -721,10 +724,20 @@ def timeline_blocks(*, location: Location, window: Interval) -> dict[int, list[B
         )
         rows = cursor.fetchall()
     blocks: dict[int, list[Block]] = defaultdict(list)
-    for uid, evse_id, lower, upper, status, charger, attention, name, cc, party in rows:
+    for uid, evse_id, lower, upper, status, charger, attention, name, cc, party, channel in rows:
         who = name or (f"{cc}*{party}" if party else "")
         blocks[evse_id].append(
-            Block(uid, evse_id, from_us(lower), from_us(upper), status, charger, attention, who)
+            Block(
+                uid,
+                evse_id,
+                from_us(lower),
+                from_us(upper),
+                status,
+                charger,
+                attention,
+                who,
+                channel,
+            )
         )
     return blocks
 
@@ -811,6 +824,8 @@ def day_timeline(
         shown = shown_window(window=window, open_time=avail.open_time, busy=spans, now=now, tz=tz)
     standards: dict[str, str] = {}
     rows = []
+    hours = opening_hours_of(location)
+    outside: dict[uuid.UUID, str] = {}
     for ea in avail.evses:
         for c in ea.evse.connector_list():
             standards.setdefault(c.standard, STANDARD_LABELS.get(c.standard, c.standard))
@@ -821,6 +836,13 @@ def day_timeline(
             seg = _place(b.start, b.end, shown)
             if seg is not None:
                 blocks.append((b, seg))
+                if b.status in OPEN_STATUSES and b.end > now:
+                    refusal = standing_refusal(
+                        evse=ea.evse, start=b.start, end=b.end, channel=b.channel,
+                        location=location, rules=ea.rules, hours=hours,
+                    )  # fmt: skip
+                    if refusal is not None:
+                        outside[b.uid] = refusal.message
         free = [s for iv in ea.free if (s := _place(iv.start, iv.end, shown)) is not None]
         rows.append(
             TimelineRow(
@@ -861,6 +883,7 @@ def day_timeline(
         standards=sorted(standards.items(), key=lambda kv: kv[1]),
         evse_total=len(avail.evses),
         shown=shown,
+        outside_rules=outside,
     )
 
 

@@ -15,6 +15,7 @@ urlpatterns = [
         name="location_insights",
     ),
     path("locations/<int:location_id>/arrivals/", views.location_arrivals, name="arrivals"),
+    path("locations/<int:location_id>/attention/", views.location_attention, name="attention"),
     path("locations/<int:location_id>/day.csv", views.location_day_csv, name="day_csv"),
     path("locations/<int:location_id>/bookings/new/", views.booking_new, name="booking_new"),
     path(

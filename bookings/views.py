@@ -66,6 +66,7 @@ from .selectors import (
     booking_get,
     booking_sessions,
     booking_transitions,
+    bookings_needing_attention,
     bookings_on_charger,
     day_timeline,
     desk_day_bookings,
@@ -226,6 +227,7 @@ class BlockLink:
     span: str
     state: str
     charger: str
+    flag: str = ""  # why the rules as they stand would refuse it, when they would
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +287,14 @@ def _timeline_rows(
         return seen[moment]
 
     rows = [
-        _evse_row(row, local=local, new_url=new_url, detail_url=detail_url, tz=tz)
+        _evse_row(
+            row,
+            local=local,
+            new_url=new_url,
+            detail_url=detail_url,
+            tz=tz,
+            outside=timeline.outside_rules,
+        )
         for row in timeline.rows
     ]
     if week:
@@ -364,6 +373,7 @@ def _evse_row(
     new_url: str,
     detail_url: str,
     tz: ZoneInfo,
+    outside: dict[uuid.UUID, str],
 ) -> EVSERow:
     evse = row.evse
     name = str(evse)
@@ -389,18 +399,26 @@ def _evse_row(
         charger = CHARGER_LABELS.get(block.charger_reservation, block.charger_reservation)
         uid = str(block.uid)
         css = f"block block-{block.status.lower()}"
+        if block.needs_attention:
+            css += " attention"
+        title = f"{span} · {who} · {state} · charger: {charger}"
+        flag = outside.get(block.uid, "")
+        if flag:
+            css += " outside-rules"
+            title = f"⚠ Outside the rules: {flag} · {title}"
         blocks.append(
             BlockLink(
-                css=f"{css} attention" if block.needs_attention else css,
+                css=css,
                 href=detail_url.format(uid=uid),
                 uid=uid,
                 style=_style(seg),
-                title=f"{span} · {who} · {state} · charger: {charger}",
+                title=title,
                 mark=STATE_MARKS.get(block.status, "◷"),
                 who=who,
                 span=span,
                 state=state,
                 charger=charger,
+                flag=flag,
             )
         )
     badges = []
@@ -522,6 +540,7 @@ def _timeline_context(
         "new_booking_url": f"{new_url}?{urlencode({'start': first.astimezone(UTC).isoformat()})}",
         "csv_url": f"{reverse('bookings:day_csv', args=[location.pk])}?date={day.isoformat()}",
         "arrivals_url": f"{reverse('bookings:arrivals', args=[location.pk])}?date={day}",
+        "attention_url": reverse("bookings:attention", args=[location.pk]),
         "quick_url": reverse("bookings:quick_book", args=[location.pk]),
         "quick_durations": QuickBookForm.base_fields["duration"].choices,
     }
@@ -1324,6 +1343,59 @@ def booking_no_show_view(request: HttpRequest, uid: str) -> HttpResponse:
         booking_mark_no_show(booking=booking, actor=Actor.staff(request.user))
 
     return _desk_action(request, uid, no_show, "marked as a no-show.")
+
+
+# --- What the desk must not miss: the needs-attention list (issue 15) ---
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionRow:
+    when: str
+    booking: Booking
+    who: str
+    state: str
+    reasons: list[str]
+    href: str
+
+
+@require_GET
+@staff_required
+def location_attention(request: HttpRequest, location_id: int) -> HttpResponse:
+    """The location's active bookings that need staff: outside the rules as they stand (an
+    admin changed the hours, a policy or an EVSE after they were made) or not held by their
+    charger; each links to its booking panel to move or cancel it."""
+    location = _location(location_id)
+    now = timezone.now()
+    tz = location.zone
+    rows = []
+    for item in bookings_needing_attention(location=location, now=now):
+        b = item.booking
+        who = b.driver.name if b.driver else (
+            f"eMSP {b.emsp_country_code}*{b.emsp_party_id}" if b.emsp_party_id else "No driver"
+        )  # fmt: skip
+        rows.append(
+            AttentionRow(
+                when=_when(b.start, b.end, tz),
+                booking=b,
+                who=who,
+                state=STATE_LABELS.get(b.status, b.status),
+                reasons=item.reasons,
+                href=reverse("bookings:booking_detail", args=[b.uid]),
+            )
+        )
+    context = {
+        "location": location,
+        "rows": rows,
+        "zone": zone_label(now, tz),
+        "day_url": reverse("bookings:location_day", args=[location.pk]),
+        "self_url": reverse("bookings:attention", args=[location.pk]),
+        "poll_seconds": poll_seconds(),
+        "changed_event": CHANGED_EVENT,
+    }
+    template = "bookings/attention.html"
+    if _partial(request):
+        template += "#attention"
+    return render(request, template, context)
 
 
 # --- One search box ---

@@ -1,0 +1,163 @@
+"""What the desk must not miss (issue 15) over HTTP: bookings outside the rules flagged on the
+day and week views, and the needs-attention list with a link to each booking's panel."""
+
+from datetime import datetime, time, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings.models import Booking, Status
+from locations.models import Location
+from tests.bookings.factories import BookingFactory, DriverFactory
+from tests.locations.factories import (
+    BookingPolicyFactory,
+    ChargePointFactory,
+    EVSEFactory,
+    LocationFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def tomorrow_at(location: Location, hour: int) -> datetime:
+    day = timezone.now().astimezone(location.zone).date() + timedelta(days=1)
+    return datetime.combine(day, time(hour), tzinfo=location.zone)
+
+
+@pytest.fixture
+def site():
+    location = LocationFactory(name="Harbour Hub")
+    policy = BookingPolicyFactory(location=location, max_duration_minutes=240)
+    cp = ChargePointFactory(location=location, identity="HH-CP01")
+    return location, policy, EVSEFactory(charge_point=cp, physical_reference="1A")
+
+
+def _blocks(html: str) -> dict[str, str]:
+    """data-booking uid -> the whole <a> of each booking block."""
+    import re
+
+    return {
+        m.group(1): m.group(0)
+        for m in re.finditer(r'<a class="block[^"]*"[^>]*data-booking="([^"]+)".*?</a>', html)
+    }
+
+
+@pytest.mark.parametrize("view", ["location_day", "location_week"])
+def test_a_booking_outside_the_tightened_policy_is_flagged_on_the_grid(staff_client, site, view):
+    location, policy, evse = site
+    long = BookingFactory(evse=evse, start=tomorrow_at(location, 9), duration=timedelta(hours=3),
+                          driver=DriverFactory(name="Long Stay"))  # fmt: skip
+    short = BookingFactory(evse=evse, start=tomorrow_at(location, 14), duration=timedelta(hours=1))
+    policy.max_duration_minutes = 120
+    policy.save()
+    day = tomorrow_at(location, 0).date()
+    response = staff_client.get(reverse(f"bookings:{view}", args=[location.pk]), {"date": day})
+    assert response.status_code == 200
+    blocks = _blocks(response.content.decode())
+    assert "outside-rules" in blocks[str(long.uid)]
+    assert "⚠ Outside the rules" in blocks[str(long.uid)]
+    assert "A booking here lasts at most 120 minutes." in blocks[str(long.uid)]
+    assert "outside-rules" not in blocks[str(short.uid)]
+    assert "Outside the rules" not in blocks[str(short.uid)]
+
+
+def test_the_grid_does_not_flag_ended_or_canceled_bookings(staff_client, site):
+    location, policy, evse = site
+    canceled = BookingFactory(evse=evse, start=tomorrow_at(location, 9),
+                              duration=timedelta(hours=3), status=Status.CANCELED)  # fmt: skip
+    policy.max_duration_minutes = 120
+    policy.save()
+    day = tomorrow_at(location, 0).date()
+    response = staff_client.get(reverse("bookings:location_day", args=[location.pk]), {"date": day})
+    assert "Outside the rules" not in _blocks(response.content.decode())[str(canceled.uid)]
+
+
+def test_the_day_view_links_the_needs_attention_list(staff_client, site):
+    location, _, _ = site
+    response = staff_client.get(reverse("bookings:location_day", args=[location.pk]))
+    assert reverse("bookings:attention", args=[location.pk]).encode() in response.content
+
+
+def test_needs_attention_lists_each_booking_with_why_and_its_panel(staff_client, site):
+    location, policy, evse = site
+    long = BookingFactory(evse=evse, start=tomorrow_at(location, 9), duration=timedelta(hours=3),
+                          driver=DriverFactory(name="Long Stay"))  # fmt: skip
+    held = BookingFactory(evse=evse, start=tomorrow_at(location, 14), duration=timedelta(hours=1),
+                          needs_attention=True)  # fmt: skip
+    fine = BookingFactory(evse=evse, start=tomorrow_at(location, 17), duration=timedelta(hours=1))
+    policy.max_duration_minutes = 120
+    policy.save()
+    response = staff_client.get(reverse("bookings:attention", args=[location.pk]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "2 bookings" in html
+    assert "Long Stay" in html
+    assert "A booking here lasts at most 120 minutes." in html
+    assert "could not hold it" in html
+    assert reverse("bookings:booking_detail", args=[long.uid]) in html
+    assert reverse("bookings:booking_detail", args=[held.uid]) in html
+    assert str(fine.uid) not in html
+    # Times on the location's clock, with the clock named.
+    assert f"{tomorrow_at(location, 9):%H:%M}–{tomorrow_at(location, 12):%H:%M} (CE" in html
+    # The panel it links to opens (the desk moves or cancels from there).
+    panel = staff_client.get(reverse("bookings:booking_detail", args=[long.uid]))
+    assert panel.status_code == 200
+    assert b"Move, extend or shorten" in panel.content
+
+
+def test_needs_attention_says_so_when_nothing_does(staff_client, site):
+    location, _, evse = site
+    BookingFactory(evse=evse, start=tomorrow_at(location, 9))
+    response = staff_client.get(reverse("bookings:attention", args=[location.pk]))
+    assert "Nothing needs attention" in response.content.decode()
+
+
+def test_needs_attention_htmx_poll_answers_the_list_alone(staff_client, site):
+    location, _, _ = site
+    response = staff_client.get(
+        reverse("bookings:attention", args=[location.pk]), headers={"HX-Request": "true"}
+    )
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="attention"')
+    assert "<html" not in html
+
+
+def test_needs_attention_is_for_staff(client, site):
+    location, _, _ = site
+    response = client.get(reverse("bookings:attention", args=[location.pk]))
+    assert response.status_code == 302
+
+
+def test_needs_attention_of_an_unknown_location_is_404(staff_client):
+    assert staff_client.get("/locations/999999/attention/").status_code == 404
+
+
+def test_needs_attention_queries_do_not_grow_with_the_bookings(staff_client, site):
+    location, policy, evse = site
+    others = [EVSEFactory(charge_point=evse.charge_point) for _ in range(3)]
+
+    made = []
+
+    def book(n: int) -> None:
+        for _ in range(n):
+            i = len(made)
+            made.append(i)
+            target = [evse, *others][i % 4]
+            BookingFactory(evse=target, start=tomorrow_at(location, 0) + timedelta(hours=4 * i),
+                           duration=timedelta(hours=3), driver=DriverFactory())  # fmt: skip
+
+    url = reverse("bookings:attention", args=[location.pk])
+    policy.max_duration_minutes = 120
+    policy.save()
+    book(2)
+    with CaptureQueriesContext(connection) as few:
+        assert staff_client.get(url).status_code == 200
+    book(10)
+    assert Booking.objects.count() == 12
+    with CaptureQueriesContext(connection) as many:
+        response = staff_client.get(url)
+    assert response.content.decode().count('class="entry"') == 12
+    assert len(many) == len(few)

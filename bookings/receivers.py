@@ -10,13 +10,18 @@ from typing import Any
 
 from django.db import transaction
 from django.dispatch import receiver
+from django.urls import reverse
+from django.utils import timezone
 
 from chargers.models import ChargingSession, Reservation
 from chargers.signals import charger_booted, reservation_dropped, session_started, session_stopped
-from locations.models import ChargePoint
+from locations.models import ChargePoint, Location
+from locations.signals import OutsideRules, outside_rules_wanted
 
+from .availability import zone_label
 from .billing import session_record
 from .holds import booking_fulfil_from_session, booking_release_dropped_hold
+from .selectors import bookings_outside_rules
 from .tasks import resend_holds_task
 
 
@@ -48,3 +53,26 @@ def resend_holds_on_boot(
     transaction.on_commit(
         partial(resend_holds_task.delay, charge_point_id=charge_point.pk), robust=True
     )
+
+
+@receiver(outside_rules_wanted, dispatch_uid="bookings.outside_rules_at_location")
+def outside_rules_at_location(
+    sender: type, *, location: Location, **kwargs: Any
+) -> list[OutsideRules]:
+    """The location's active bookings that its rules as they stand would refuse (the admin
+    asks before a change that adds some), each with a link to its booking panel on the desk."""
+    tz = location.zone
+    answers = []
+    for rule_break in bookings_outside_rules(location=location, now=timezone.now()):
+        b = rule_break.booking
+        start, end = b.start.astimezone(tz), b.end.astimezone(tz)
+        who = b.driver.name if b.driver else (
+            f"eMSP {b.emsp_country_code}*{b.emsp_party_id}" if b.emsp_party_id else "no driver"
+        )  # fmt: skip
+        text = (
+            f"{start:%a %d %b %Y %H:%M}–{end:%H:%M} ({zone_label(start, tz)}) on {b.evse}, "
+            f"{who}: {rule_break.reason}"
+        )
+        url = reverse("bookings:booking_detail", args=[b.uid])
+        answers.append(OutsideRules(key=f"booking:{b.pk}", text=text, url=url))
+    return answers

@@ -1,5 +1,11 @@
+from __future__ import annotations
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
 
 from .models import (
     EVSE,
@@ -14,6 +20,90 @@ from .models import (
     TariffElement,
     Weekday,
 )
+from .signals import OutsideRules, outside_rules_wanted
+
+CONFIRM_OUTSIDE_RULES = "_confirm_outside_rules"
+
+
+class RulesChangeCheck(admin.ModelAdmin):
+    """Asks before saving a change to a location's rules (hours, closings, a policy, an EVSE's
+    bookability) that would leave active bookings outside them, naming each with a link to its
+    booking panel. The change is saved inside the admin's transaction, the bookings are read
+    again, and when new ones fall outside the rules the transaction is rolled back
+    (transaction.set_rollback) and a confirmation page sends the same form again with "save
+    anyway". What is outside the rules is the booking app's answer (signals.outside_rules_wanted):
+    locations does not know bookings."""
+
+    def rules_location(self, obj) -> Location | None:
+        raise NotImplementedError
+
+    def _outside(self, location_id: int) -> dict[str, OutsideRules]:
+        location = Location.objects.with_rules().get(pk=location_id)  # the database's rules
+        found: dict[str, OutsideRules] = {}
+        for _, answers in outside_rules_wanted.send(sender=self.model, location=location):
+            for answer in answers or ():
+                found[answer.key] = answer
+        return found
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        location = self.rules_location(obj)
+        if location is not None and location.pk is not None:
+            # Before anything is written: the inlines are saved after this, in save_related.
+            request.outside_rules_before = (location.pk, set(self._outside(location.pk)))
+        super().save_model(request, obj, form, change)
+
+    def _ask_first(self, request: HttpRequest, obj) -> HttpResponse | None:
+        before = getattr(request, "outside_rules_before", None)
+        if before is None:
+            return None
+        location_id, known = before
+        after = self._outside(location_id)
+        new = [answer for key, answer in after.items() if key not in known]
+        if not new:
+            return None
+        if request.POST.get(CONFIRM_OUTSIDE_RULES):
+            self.message_user(
+                request,
+                format_html(
+                    "Saved. {} active booking{} now outside the rules; move or cancel "
+                    "{} on the staff desk: {}",
+                    len(new), "s are" if len(new) > 1 else " is", "them" if len(new) > 1 else "it",
+                    format_html_join(
+                        "; ", '<a href="{}">{}</a>', ((a.url, a.text) for a in new)
+                    ),
+                ),
+                messages.WARNING,
+            )  # fmt: skip
+            return None
+        transaction.set_rollback(True)  # nothing of this save is kept until it is confirmed
+        opts = self.model._meta
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Save this change?",
+            "subtitle": str(obj),
+            "opts": opts,
+            "object": obj,
+            "bookings": new,
+            "already": len(known),
+            "posted": [
+                (name, value)
+                for name in request.POST
+                if name != "csrfmiddlewaretoken"
+                for value in request.POST.getlist(name)
+            ],
+            "confirm_name": CONFIRM_OUTSIDE_RULES,
+        }
+        return TemplateResponse(request, "admin/locations/confirm_outside_rules.html", context)
+
+    def response_change(self, request: HttpRequest, obj) -> HttpResponse:
+        return self._ask_first(request, obj) or super().response_change(request, obj)
+
+    def response_add(
+        self, request: HttpRequest, obj, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        return self._ask_first(request, obj) or super().response_add(
+            request, obj, post_url_continue
+        )
 
 
 class RegularHoursInline(admin.TabularInline):
@@ -43,7 +133,7 @@ class LocationPolicyInline(admin.StackedInline):
 
 
 @admin.register(Location)
-class LocationAdmin(admin.ModelAdmin):
+class LocationAdmin(RulesChangeCheck):
     list_display = [
         "name", "ocpi_id", "city", "country", "time_zone", "evse_count", "publish", "last_updated",
     ]  # fmt: skip
@@ -56,6 +146,9 @@ class LocationAdmin(admin.ModelAdmin):
         from django.db.models import Count
 
         return super().get_queryset(request).annotate(evse_total=Count("charge_points__evses"))
+
+    def rules_location(self, obj: Location) -> Location | None:
+        return obj
 
     @admin.display(description="EVSEs", ordering="evse_total")
     def evse_count(self, obj: Location) -> int:
@@ -105,7 +198,7 @@ class ChargePointForm(forms.ModelForm):
 
 
 @admin.register(ChargePoint)
-class ChargePointAdmin(admin.ModelAdmin):
+class ChargePointAdmin(RulesChangeCheck):
     form = ChargePointForm
     list_display = [
         "identity", "location", "ocpp_version", "vendor", "model", "is_connected", "last_seen",
@@ -117,6 +210,9 @@ class ChargePointAdmin(admin.ModelAdmin):
         "is_connected", "station_down_at", "last_seen", "last_boot", "created_at", "last_updated",
     ]  # fmt: skip
     inlines = [EVSEInline]
+
+    def rules_location(self, obj: ChargePoint) -> Location | None:
+        return obj.location if obj.location_id else None
 
 
 class ConnectorInline(admin.TabularInline):
@@ -134,7 +230,7 @@ class EVSEPolicyInline(admin.StackedInline):
 
 
 @admin.register(EVSE)
-class EVSEAdmin(admin.ModelAdmin):
+class EVSEAdmin(RulesChangeCheck):
     list_display = [
         "uid", "evse_id", "charge_point", "location_name", "status", "booking_enabled",
         "reservable",
@@ -153,6 +249,9 @@ class EVSEAdmin(admin.ModelAdmin):
     def reservable(self, obj: EVSE) -> bool:
         return obj.reservable
 
+    def rules_location(self, obj: EVSE) -> Location | None:
+        return obj.charge_point.location if obj.charge_point_id else None
+
 
 @admin.register(Connector)
 class ConnectorAdmin(admin.ModelAdmin):
@@ -163,13 +262,18 @@ class ConnectorAdmin(admin.ModelAdmin):
 
 
 @admin.register(BookingPolicy)
-class BookingPolicyAdmin(admin.ModelAdmin):
+class BookingPolicyAdmin(RulesChangeCheck):
     list_display = [
         "__str__", "slot_step_minutes", "min_duration_minutes", "max_duration_minutes",
         "buffer_minutes", "horizon_days", "cancel_until_minutes", "noshow_timeout_minutes",
     ]  # fmt: skip
     list_select_related = ["location", "evse"]
     search_fields = ["location__name", "evse__uid"]
+
+    def rules_location(self, obj: BookingPolicy) -> Location | None:
+        if obj.location_id:
+            return obj.location
+        return obj.evse.charge_point.location if obj.evse_id else None
 
 
 class TariffElementForm(forms.ModelForm):

@@ -107,7 +107,9 @@ def test_an_evse_override_is_the_policy_that_judges_its_bookings(site):
     location, _, evse, other = site
     on_evse = _book(evse, hours=2)
     elsewhere = _book(other, hours=2)
-    BookingPolicyFactory(location=None, evse=evse, min_duration_minutes=180, max_duration_minutes=240)
+    BookingPolicyFactory(
+        location=None, evse=evse, min_duration_minutes=180, max_duration_minutes=240
+    )
     assert set(_found(location)) == {on_evse.pk}
     assert elsewhere.pk not in _found(location)
 
@@ -136,10 +138,12 @@ def test_only_active_bookings_that_have_not_ended_are_judged(site):
 
 
 def test_a_reserve_now_hold_is_judged_by_its_own_rules(site):
-    location, policy, evse, _ = site
-    hold = BookingFactory(evse=evse, start=NOW + timedelta(minutes=7), duration=timedelta(minutes=23),
-                          channel=Booking.Channel.COMMAND, emsp_country_code="NL",
-                          emsp_party_id="EMS", request_id="r1")  # fmt: skip
+    location, _policy, evse, _ = site
+    hold = BookingFactory(
+        evse=evse, start=NOW + timedelta(minutes=7), duration=timedelta(minutes=23),
+        channel=Booking.Channel.COMMAND, emsp_country_code="NL", emsp_party_id="EMS",
+        request_id="r1",
+    )  # fmt: skip
     assert _found(location) == {}  # off the grid and short, as ReserveNow may be
     evse.booking_enabled = False
     evse.save()
@@ -147,7 +151,7 @@ def test_a_reserve_now_hold_is_judged_by_its_own_rules(site):
 
 
 def test_other_locations_bookings_are_not_listed(site):
-    location, policy, _, _ = site
+    location, _policy, _, _ = site
     elsewhere = EVSEFactory(charge_point=ChargePointFactory(location=LocationFactory()))
     BookingPolicyFactory(location=elsewhere.charge_point.location, max_duration_minutes=60)
     BookingFactory(evse=elsewhere, start=TUESDAY_10, duration=timedelta(hours=3))
@@ -167,7 +171,7 @@ def test_needing_attention_adds_bookings_whose_charger_could_not_hold_them(site)
 
 
 def test_outside_rules_runs_a_fixed_number_of_queries(site, django_assert_max_num_queries):
-    location, policy, evse, other = site
+    location, policy, evse, _other = site
     for day in range(5):
         _book(evse, start=TUESDAY_10 + timedelta(days=day), hours=3)
     more = [EVSEFactory(charge_point=evse.charge_point) for _ in range(4)]

@@ -63,6 +63,7 @@ from .availability import (
     shown_window,
     subtract,
     to_us,
+    zone_label,
 )
 from .exceptions import (
     BookingError,
@@ -1199,3 +1200,137 @@ def bookings_needing_attention(
         )
     ordered = sorted(items.values(), key=lambda b: (b.start, b.pk))
     return [AttentionItem(b, reasons[b.pk]) for b in ordered]
+
+
+# --- Notices on an open desk page (issue 15): what arrived since the page last looked ---
+
+# Who books from outside the site: a booking they make is news to the desk.
+NOTICE_ACTORS = (BookingTransition.ActorType.EMSP, BookingTransition.ActorType.API)
+FAULT_STATUSES = (EVSEStatus.OUTOFORDER, EVSEStatus.INOPERATIVE)
+FAULT_WORDS = {EVSEStatus.OUTOFORDER: "out of order", EVSEStatus.INOPERATIVE: "inoperative"}
+
+# The location's EVSEs reporting a fault and its charge points not connected, as "e<id>" and
+# "c<id>": what a page saw is compared with what is now, so neither clock matters.
+_DOWN_SQL = (
+    "SELECT 'e' || e.id FROM locations_evse e "
+    "JOIN locations_chargepoint cp ON cp.id = e.charge_point_id "
+    "WHERE cp.location_id = %(location)s AND e.status IN ('OUTOFORDER', 'INOPERATIVE') "
+    "UNION ALL SELECT 'c' || cp.id FROM locations_chargepoint cp "
+    "WHERE cp.location_id = %(location)s AND NOT cp.is_connected"
+)
+# The newest audit row old enough that no row before it can still commit (AUDIT_GAP_WAIT, the
+# outbox's rule): a poll reads again from there, so a booking whose transaction committed late
+# is still announced (the page drops a notice it has shown already).
+_SETTLED_AUDIT_SQL = (
+    "SELECT coalesce(max(id), 0) FROM bookings_bookingtransition WHERE at < %s AND id > %s"
+)
+
+
+@dataclass(frozen=True)
+class NoticeCursor:
+    """Where an open page's notices stand: the audit rows read up to `audit_id`, and what
+    was down (`down`, as in _DOWN_SQL). Travels as text in the page and its polls."""
+
+    audit_id: int
+    down: frozenset[str]
+
+    def __str__(self) -> str:
+        return f"{self.audit_id};{','.join(sorted(self.down))}"
+
+    @classmethod
+    def parse(cls, text: str) -> NoticeCursor | None:
+        audit, _, down = (text or "").partition(";")
+        if not audit.isdigit():
+            return None
+        return cls(int(audit), frozenset(d for d in down.split(",") if d[1:].isdigit()))
+
+
+@dataclass(frozen=True)
+class DeskNotice:
+    """A notice for the desk: a booking that arrived from an eMSP or an API client, or a
+    charger that faulted or went offline."""
+
+    key: str  # the page shows a notice once
+    kind: str  # "booking", "fault" or "offline"
+    text: str
+    booking_uid: uuid.UUID | None = None
+
+
+def _down_now(location: Location) -> frozenset[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(_DOWN_SQL, {"location": location.pk})
+        return frozenset(row[0] for row in cursor.fetchall())
+
+
+def desk_notice_cursor(*, location: Location) -> NoticeCursor:
+    """Where a page rendered now starts: every audit row so far and what is down now read."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(id), 0) FROM bookings_bookingtransition")
+        top = cursor.fetchone()[0]
+    return NoticeCursor(top, _down_now(location))
+
+
+def desk_notices(
+    *, location: Location, since: NoticeCursor, now: datetime | None = None
+) -> tuple[list[DeskNotice], NoticeCursor]:
+    """What happened at the location since a page's cursor: bookings created there by an eMSP
+    (OCPI) or an operator API client, EVSEs that began reporting a fault and charge points
+    that went offline; and the cursor to ask from next. Two queries when nothing happened."""
+    now = now or timezone.now()
+    tz = location.zone
+    notices = []
+    created = list(
+        BookingTransition.objects.filter(
+            id__gt=since.audit_id,
+            event=BookingTransition.Event.CREATED,
+            actor_type__in=NOTICE_ACTORS,
+            to_status__in=BLOCKING_STATUSES,
+            booking__location_id=location.pk,
+        )
+        .select_related("booking__evse", "booking__driver")
+        .order_by("id")
+    )
+    for row in created:
+        b = row.booking
+        kind = "eMSP" if row.actor_type == BookingTransition.ActorType.EMSP else "API client"
+        who = f"{kind} {row.actor_label}"
+        start, end = b.start.astimezone(tz), b.end.astimezone(tz)
+        driver = f" for {b.driver.name}" if b.driver else ""
+        notices.append(
+            DeskNotice(
+                key=f"booking:{b.uid}",
+                kind="booking",
+                text=f"New booking from {who}{driver}: {b.evse}, {start:%a %d %b %H:%M}–"
+                f"{end:%H:%M} ({zone_label(start, tz)}).",
+                booking_uid=b.uid,
+            )
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_SETTLED_AUDIT_SQL, [now - AUDIT_GAP_WAIT, since.audit_id])
+        settled = max(since.audit_id, cursor.fetchone()[0])
+    down = _down_now(location)
+    went_down = down - since.down
+    if went_down:
+        evse_ids = [int(k[1:]) for k in went_down if k[0] == "e"]
+        cp_ids = [int(k[1:]) for k in went_down if k[0] == "c"]
+        for cp in ChargePoint.objects.filter(pk__in=cp_ids).order_by("identity"):
+            seen = cp.last_seen.astimezone(tz) if cp.last_seen else None
+            heard = f" (last heard {seen:%H:%M}, {zone_label(seen, tz)})" if seen else ""
+            notices.append(
+                DeskNotice(
+                    key=f"offline:{cp.pk}:{int(now.timestamp())}",
+                    kind="offline",
+                    text=f"Charger {cp.identity} went offline{heard}.",
+                )
+            )
+        evses = EVSE.objects.filter(pk__in=evse_ids).select_related("charge_point")
+        for evse in evses.order_by("charge_point__identity", "ocpp_evse_id"):
+            notices.append(
+                DeskNotice(
+                    key=f"fault:{evse.pk}:{int(now.timestamp())}",
+                    kind="fault",
+                    text=f"{evse} ({evse.charge_point.identity}) reports a fault: "
+                    f"{FAULT_WORDS.get(evse.status, evse.status.lower())}.",
+                )
+            )
+    return notices, NoticeCursor(settled, down)

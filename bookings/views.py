@@ -59,6 +59,8 @@ from .models import (
 from .selectors import (
     STANDARD_LABELS,
     Criteria,
+    DeskNotice,
+    NoticeCursor,
     Segment,
     SlotOffer,
     Timeline,
@@ -70,6 +72,8 @@ from .selectors import (
     bookings_on_charger,
     day_timeline,
     desk_day_bookings,
+    desk_notice_cursor,
+    desk_notices,
     desk_search,
     driver_search,
     drivers_by_ids,
@@ -568,12 +572,45 @@ def _grid_unchanged(request: HttpRequest, location: Location, *, week: bool) -> 
 TEMPLATE = "bookings/timeline.html"  # one screen: a location's day or week, with its side panel
 
 
+@dataclass(frozen=True, slots=True)
+class NoticeView:
+    key: str
+    kind: str
+    text: str
+    href: str
+
+
+def _notices(request: HttpRequest, location: Location) -> tuple[list[NoticeView], str | None]:
+    """On a grid poll: what arrived since the cursor the page sent (X-Desk-Seen), as notices
+    with links, and the cursor to send next (None when the poll sent none)."""
+    if not (_partial(request) and request.htmx.target == "grid"):
+        return [], None
+    since = NoticeCursor.parse(request.headers.get("X-Desk-Seen", ""))
+    if since is None:
+        return [], None
+    found, cursor = desk_notices(location=location, since=since)
+    return [_notice_view(n) for n in found], str(cursor)
+
+
+def _notice_view(notice: DeskNotice) -> NoticeView:
+    href = (
+        reverse("bookings:booking_detail", args=[notice.booking_uid]) if notice.booking_uid else ""
+    )
+    return NoticeView(notice.key, notice.kind, notice.text, href)
+
+
 def _render_timeline(request: HttpRequest, location_id: int, *, week: bool) -> HttpResponse:
     location = _location(location_id)
     with timezone.override(location.zone):
-        if _grid_unchanged(request, location, week=week):
-            return HttpResponse(status=204)  # htmx keeps the grid it shows
+        notices, cursor = _notices(request, location)
+        if not notices and _grid_unchanged(request, location, week=week):
+            response = HttpResponse(status=204)  # htmx keeps the grid it shows
+            if cursor is not None:
+                response["X-Desk-Seen"] = cursor  # staff.js keeps it for the next poll
+            return response
         context = _timeline_context(request, location, week=week)
+        context["notices"] = notices
+        context["desk_seen"] = cursor or str(desk_notice_cursor(location=location))
         template = TEMPLATE
         if _partial(request):
             # The poll and the "changed" event reload the grid only; navigation and filters

@@ -447,3 +447,45 @@
     target.click();
   });
 })();
+
+// Notices while a page is open (issue 15): the grid's poll sends where the page's notices
+// stand (data-desk-seen) and appends new ones to #notices, a polite live region; a notice the
+// page has shown already is not shown again, and Dismiss removes one.
+(function () {
+  "use strict";
+  var shown = new Set();
+
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var grid = evt.detail.elt;
+    if (grid && grid.id === "grid" && grid.dataset.deskSeen) {
+      evt.detail.headers["X-Desk-Seen"] = grid.dataset.deskSeen;
+    }
+  });
+  // Nothing new on the grid (204): the poll's cursor moved on all the same.
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var grid = evt.detail.elt;
+    var xhr = evt.detail.xhr;
+    if (!grid || grid.id !== "grid" || !xhr || xhr.status !== 204) return;
+    var seen = xhr.getResponseHeader("X-Desk-Seen");
+    if (seen) grid.dataset.deskSeen = seen;
+  });
+  document.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    var fragment = evt.detail.fragment;
+    if (!evt.detail.target || evt.detail.target.id !== "notices" || !fragment) return;
+    fragment.querySelectorAll("[data-notice-key]").forEach(function (notice) {
+      var key = notice.dataset.noticeKey;
+      if (shown.has(key)) notice.remove();
+      else shown.add(key);
+    });
+  });
+  document.addEventListener("click", function (evt) {
+    var button = evt.target.closest && evt.target.closest("[data-dismiss-notice]");
+    if (!button) return;
+    var notice = button.closest(".notice");
+    var next = notice.nextElementSibling || notice.previousElementSibling;
+    notice.remove();
+    var focus = next && next.querySelector("[data-dismiss-notice]");
+    if (focus) focus.focus();
+    else document.getElementById("main").focus({ preventScroll: true });
+  });
+})();

@@ -15,6 +15,7 @@ from locations.models import EVSE, BookingPolicy, ConnectorStandard
 from .availability import FIRST_DAY, LAST_DAY, wall_instants, zone_label
 from .models import CanceledReason, Driver
 from .selectors import Criteria
+from .services import WalkIn
 
 DURATION_PRESETS_MINUTES = (15, 30, 45, 60, 90, 120, 180, 240, 360, 480)
 
@@ -297,19 +298,63 @@ class _SlotForm(forms.Form):
         )
 
 
+WALK_IN = "new"  # the driver choice that books for a walk-in driver (not in the system)
+
+
 class BookingForm(_SlotForm):
+    """A new booking: for a driver found by search, or for a walk-in driver taken down here
+    (driver=new with a name and a plate and/or phone; bookings.services.WalkIn)."""
+
     duration_widget = forms.RadioSelect  # presets as one-tap buttons
     every_step = False
-    driver = forms.ModelChoiceField(
-        queryset=Driver.objects.all(),
-        error_messages={
-            "required": "Choose a driver: search by email, name or token uid.",
-            "invalid_choice": "That driver no longer exists; search again.",
-        },
+    driver = forms.CharField(required=False)
+    guest_name = forms.CharField(required=False, max_length=120, label="Name")
+    guest_plate = forms.CharField(required=False, max_length=16, label="Licence plate")
+    guest_phone = forms.CharField(required=False, max_length=32, label="Phone")
+    guest_token = forms.CharField(
+        required=False, max_length=36, label="Charging card uid (optional)"
     )
     notes = forms.CharField(
         required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2})
     )
+
+    def clean_driver(self) -> Driver | str | None:
+        value = self.cleaned_data["driver"].strip()
+        if value in ("", WALK_IN):
+            return value or None
+        driver = Driver.objects.filter(pk=int(value)).first() if value.isdigit() else None
+        if driver is None:
+            raise forms.ValidationError("That driver no longer exists; search again.")
+        return driver
+
+    def clean(self) -> dict:
+        data = super().clean()
+        driver = data.get("driver")
+        if driver is None and "driver" not in self.errors and data.get("guest_name", "").strip():
+            driver = data["driver"] = WALK_IN  # a name typed in: the walk-in is meant
+        if driver is None and "driver" not in self.errors:
+            self.add_error(
+                "driver",
+                "Choose a driver: search by email, name or token uid. Or book for a walk-in "
+                "driver below.",
+            )
+        if driver == WALK_IN:
+            if not data.get("guest_name", "").strip():
+                self.add_error("guest_name", "Give the walk-in driver's name.")
+            if not (data.get("guest_plate", "").strip() or data.get("guest_phone", "").strip()):
+                self.add_error("guest_plate", "Give a licence plate or a phone number (or both).")
+        return data
+
+    @property
+    def walk_in(self) -> WalkIn | None:
+        """The walk-in driver to create with the booking, when one is meant."""
+        if self.cleaned_data.get("driver") != WALK_IN:
+            return None
+        data = self.cleaned_data
+        return WalkIn(
+            name=data["guest_name"], license_plate=data["guest_plate"],
+            phone=data["guest_phone"], token_uid=data["guest_token"],
+        )  # fmt: skip
 
 
 class BookingChangeForm(_SlotForm):

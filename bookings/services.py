@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 import psycopg.errors
+from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -51,6 +52,7 @@ from .models import (
     RequestStatus,
     Role,
     Status,
+    TokenType,
     tstzrange,
 )
 from .selectors import (
@@ -1358,6 +1360,49 @@ def driver_create(
         row.full_clean()
         row.save()
     return driver
+
+
+@dataclass(frozen=True)
+class WalkIn:
+    """A driver who is not in the system yet, as the desk takes them down: a name, and a plate
+    and/or a phone number; the uid of their charging card if they have one."""
+
+    name: str
+    license_plate: str = ""
+    phone: str = ""
+    token_uid: str = ""
+
+
+@transaction.atomic
+def booking_create_for_walk_in(
+    *,
+    walk_in: WalkIn,
+    evse: EVSE,
+    start: datetime,
+    end: datetime,
+    actor: Actor,
+    notes: str = "",
+    now: datetime | None = None,
+) -> Booking:
+    """Book for a walk-in driver: the driver (driver_create, with their card as one of our RFID
+    tokens) and the booking (booking_create) are written together or not at all.
+
+    Raises django ValidationError from driver_create (e.g. a card another driver holds), and
+    the errors of booking_create.
+    """
+    uid = walk_in.token_uid.strip()
+    tokens = (
+        [TokenData(settings.OCPI_COUNTRY_CODE, settings.OCPI_PARTY_ID, uid, TokenType.RFID, uid)]
+        if uid
+        else []
+    )
+    driver = driver_create(
+        name=walk_in.name.strip(), phone=walk_in.phone.strip(),
+        license_plate=walk_in.license_plate.strip(), tokens=tokens,
+    )  # fmt: skip
+    return booking_create(
+        evse=evse, start=start, end=end, actor=actor, driver=driver, notes=notes, now=now
+    )
 
 
 # --- a charger out of order ---

@@ -92,6 +92,7 @@ from .services import (
     booking_change,
     booking_check_in,
     booking_create,
+    booking_create_for_walk_in,
     booking_mark_no_show,
     charger_out_of_order,
 )
@@ -719,14 +720,26 @@ def booking_new(request: HttpRequest, location_id: int) -> HttpResponse:
         refused, alternatives = False, []
         if form.is_valid():
             try:
-                booking = booking_create(
-                    evse=form.cleaned_data["evse"],
-                    start=form.cleaned_data["start"],
-                    end=form.end,
-                    actor=Actor.staff(request.user),
-                    driver=form.cleaned_data["driver"],
-                    notes=form.cleaned_data["notes"],
-                )
+                if form.walk_in is not None:
+                    booking = booking_create_for_walk_in(
+                        walk_in=form.walk_in,
+                        evse=form.cleaned_data["evse"],
+                        start=form.cleaned_data["start"],
+                        end=form.end,
+                        actor=Actor.staff(request.user),
+                        notes=form.cleaned_data["notes"],
+                    )
+                else:
+                    booking = booking_create(
+                        evse=form.cleaned_data["evse"],
+                        start=form.cleaned_data["start"],
+                        end=form.end,
+                        actor=Actor.staff(request.user),
+                        driver=form.cleaned_data["driver"],
+                        notes=form.cleaned_data["notes"],
+                    )
+            except ValidationError as error:  # the walk-in driver could not be registered
+                _walk_in_errors(form, error)
             except BookingError as error:
                 form.add_error(None, error.message)
                 refused = True
@@ -753,6 +766,26 @@ def booking_new(request: HttpRequest, location_id: int) -> HttpResponse:
         )
         # A refusal may mean someone else just took the slot: reload the rows to show it.
         return _changed(response) if refused else response
+
+
+# driver_create's field names -> the walk-in fields of the booking form
+WALK_IN_FIELDS = {"name": "guest_name", "license_plate": "guest_plate", "phone": "guest_phone"}
+
+
+def _walk_in_errors(form: BookingForm, error: ValidationError) -> None:
+    """driver_create's refusal on the form's walk-in fields: a card uid another driver holds
+    already is the one refusal the form cannot see beforehand."""
+    fields = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
+    for name, messages in fields.items():
+        target = WALK_IN_FIELDS.get(name)
+        if target is None:
+            form.add_error(
+                "guest_token",
+                "Another driver holds this card already: search for them above, or leave the "
+                "card out.",
+            )
+            return
+        form.add_error(target, messages)
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,6 +178,16 @@
     var dismiss = evt.target.closest && evt.target.closest("[data-dismiss-error]");
     if (dismiss) dismiss.closest("#request-error").hidden = true;
   });
+  // Typing a walk-in driver's details chooses the walk-in (the server reads a name alone so).
+  document.addEventListener("input", function (evt) {
+    var box = evt.target.closest && evt.target.closest("[data-walkin]");
+    if (!box || evt.target.type === "radio" || !evt.target.value) return;
+    var choice = box.querySelector("input[type=radio][name=driver]");
+    if (choice && !choice.checked) {
+      choice.checked = true;
+      choice.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+  });
   // Choosing a driver answers "Choose a driver": the old error goes at once.
   document.addEventListener("change", function (evt) {
     if (evt.target.name !== "driver") return;

@@ -1,5 +1,6 @@
-"""Benchmark: the staff day view of a 50-EVSE location with 300 bookings that day, and its
-insights page over 30 days of history (6 bookings per EVSE a day, 9,000 in all).
+"""Benchmark: the staff day view of a 50-EVSE location with 300 bookings that day, its
+needs-attention list, and its insights page and arrivals list over 30 days of history (6
+bookings per EVSE a day, 9,000 in all).
 
     DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python benchmarks/day_view.py
 
@@ -245,13 +246,22 @@ def main() -> None:
             # A poll that finds nothing changed: the grid's version still current, 204.
             page = client.get(day_url, secure=True).content.decode()
             version = re.search(r'"X-Grid-Version": "([0-9a-f]+)"', page).group(1)
-            poll = {"HX-Request": "true", "HX-Target": "grid", "X-Grid-Version": version}
+            seen = re.search(r'data-desk-seen="([^"]*)"', page).group(1)
+            poll = {"HX-Request": "true", "HX-Target": "grid", "X-Grid-Version": version,
+                    "X-Desk-Seen": seen}  # fmt: skip
             report("htmx poll, nothing changed", *measure(client, day_url, poll, status=204))
+            attention = reverse("bookings:attention", args=[location.pk])
+            report("needs attention", *measure(client, attention))
             history = seed_history(location)
             print(f"insights: {history} past bookings over {HISTORY_DAYS} days")
             insights = reverse("bookings:location_insights", args=[location.pk])
             report("insights, last 7 days", *measure(client, insights + "?days=7"))
             report("insights, last 30 days", *measure(client, insights + "?days=30"))
+            # The arrivals and departures of the busy day, with the 30 days of history behind.
+            arrivals = reverse("bookings:arrivals", args=[location.pk])
+            report("arrivals (busy day)", *measure(client, arrivals + f"?date={day}"))
+            yesterday = day - timedelta(days=2)
+            report("arrivals (a past day)", *measure(client, arrivals + f"?date={yesterday}"))
     finally:
         teardown_databases(old, verbosity=0)
 

@@ -1277,7 +1277,8 @@ ENDS_SOON = timedelta(minutes=10)  # "ends in N min": time to tell the driver to
 
 @dataclass(frozen=True, slots=True)
 class DeskEntry:
-    """One line of the arrivals and departures list: a booking starting or ending that day."""
+    """One line of the arrivals and departures list: a booking starting or ending that day,
+    every value ready to print (a busy day has 600 lines: benchmarks/day_view.py)."""
 
     at: datetime
     kind: str  # "Arrives" or "Leaves"
@@ -1286,6 +1287,14 @@ class DeskEntry:
     flags: list[Badge]
     can_check_in: bool
     can_no_show: bool
+    css: str = ""
+    time: str = ""  # HH:MM on the location's clock
+    who: str = ""
+    plate: str = ""
+    evse: str = ""
+    href: str = ""  # the booking's panel
+    check_in_url: str = ""
+    no_show_url: str = ""
 
 
 def _desk_entries(location: Location, day: date, now: datetime) -> list[DeskEntry]:
@@ -1293,10 +1302,29 @@ def _desk_entries(location: Location, day: date, now: datetime) -> list[DeskEntr
     bookings = desk_day_bookings(location=location, window=window)
     charging = running_session_starts(evse_ids=sorted({b.evse_id for b in bookings if b.evse_id}))
     tz = location.zone
+    # Reversed once, the booking's uid put in per line: reverse() per line was a third of a busy
+    # day's page.
+    urls = {
+        name: reverse(f"bookings:{name}", args=[UID_SLOT]).replace(str(UID_SLOT), "{uid}")
+        for name in ("booking_detail", "booking_check_in", "booking_no_show")
+    }
     entries = []
     for b in bookings:
         state = STATE_LABELS.get(b.status, b.status)
         reserved = b.status == Status.RESERVED
+        uid = str(b.uid)
+        driver = b.driver
+        text = {
+            "who": driver.name
+            if driver
+            else (f"{b.emsp_country_code}*{b.emsp_party_id}" if b.emsp_party_id else "No driver"),
+            "plate": driver.license_plate if driver else "",
+            "evse": str(b.evse) if b.evse else "—",
+            "href": urls["booking_detail"].format(uid=uid),
+            "check_in_url": urls["booking_check_in"].format(uid=uid),
+            "no_show_url": urls["booking_no_show"].format(uid=uid),
+        }
+        status_css = f"entry-{b.status.lower()}"
         if window.start <= b.start < window.end:
             flags = []
             if b.checked_in_at:
@@ -1314,6 +1342,9 @@ def _desk_entries(location: Location, day: date, now: datetime) -> list[DeskEntr
                     flags=flags,
                     can_check_in=reserved and b.checked_in_at is None,
                     can_no_show=reserved and b.start <= now,
+                    css=f"entry entry-arrives {status_css}",
+                    time=_hm(b.start, tz),
+                    **text,
                 )
             )
         if window.start <= b.end < window.end:
@@ -1334,10 +1365,18 @@ def _desk_entries(location: Location, day: date, now: datetime) -> list[DeskEntr
                     flags=flags,
                     can_check_in=False,
                     can_no_show=False,
+                    css=f"entry entry-leaves {status_css}",
+                    time=_hm(b.end, tz),
+                    **text,
                 )
             )
     entries.sort(key=lambda e: (e.at, e.kind != "Leaves"))
     return entries
+
+
+def _hm(moment: datetime, tz: ZoneInfo) -> str:
+    wall = moment.astimezone(tz)
+    return f"{wall.hour:02d}:{wall.minute:02d}"
 
 
 ARRIVALS_TEMPLATE = "bookings/arrivals.html"

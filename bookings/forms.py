@@ -308,7 +308,7 @@ class BookingForm(_SlotForm):
     duration_widget = forms.RadioSelect  # presets as one-tap buttons
     every_step = False
     driver = forms.CharField(required=False)
-    guest_name = forms.CharField(required=False, max_length=120, label="Name")
+    guest_name = forms.CharField(required=False, max_length=120, label="Driver's name")
     guest_plate = forms.CharField(required=False, max_length=16, label="Licence plate")
     guest_phone = forms.CharField(required=False, max_length=32, label="Phone")
     guest_token = forms.CharField(

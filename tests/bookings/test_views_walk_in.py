@@ -46,7 +46,7 @@ def test_the_form_offers_a_walk_in_driver(staff_client, site):
     location, _ = site
     html = staff_client.get(reverse("bookings:booking_new", args=[location.pk])).content.decode()
     assert 'name="driver" value="new"' in html
-    for label in ("Name", "Licence plate", "Phone", "Charging card uid (optional)"):
+    for label in ("Driver&#x27;s name", "Licence plate", "Phone", "Charging card uid (optional)"):
         assert f">{label}</label>" in html
 
 

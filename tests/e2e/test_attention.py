@@ -103,6 +103,8 @@ def test_needs_attention_after_a_policy_was_tightened(page, quay, screenshot):
     flagged = page.locator(f'#grid a.block[data-booking="{long.uid}"]')
     expect(flagged).to_contain_text("Outside the rules")
     expect(page.locator("#grid a.block.outside-rules")).to_have_count(2)
+    htmx_idle(page)
+    screenshot(page, "outside-rules-day")
     page.get_by_role("link", name="Needs attention").click()
     expect(page.get_by_role("heading", name="Needs attention")).to_be_visible()
     rows = page.locator("table.attention-list tbody tr")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -71,6 +71,7 @@ from .exceptions import (
     MisalignedSlot,
     NotBookable,
     OutsideOpeningHours,
+    SlotUnavailable,
     TooLong,
     TooShort,
     UnknownEVSE,
@@ -368,6 +369,46 @@ def slot_refusal(
 
 def _minutes(span: timedelta) -> int:
     return int(span.total_seconds() // 60)
+
+
+def blocked_time(start: datetime, end: datetime, rules: Rules) -> Interval:
+    """What a booking of [start, end) keeps from every other booking of its EVSE: its slot and
+    the policy's buffer after it (a booking's blocked_period, which the no-overlap rule guards).
+    """
+    return Interval(start, end + rules.buffer)
+
+
+def buffer_refusal(
+    *,
+    evse: EVSE,
+    start: datetime,
+    end: datetime,
+    location: Location,
+    rules: Rules,
+    later: Iterable[Interval],
+) -> SlotUnavailable | None:
+    """Whether an existing booking's blocked time, with the buffer as it stands now, meets one
+    of the bookings after it on its EVSE (`later`: their blocked times, by start): a buffer
+    made longer after they were booked back to back."""
+    blocked = blocked_time(start, end, rules)
+    for theirs in later:
+        if theirs.start >= blocked.end:
+            return None
+        if blocked.overlaps(theirs):
+            return slot_taken(evse, start, location, _minutes(rules.buffer))
+    return None
+
+
+def slot_taken(
+    evse: EVSE, start: datetime, location: Location, buffer_minutes: int
+) -> SlotUnavailable:
+    """The refusal of a slot whose blocked time meets another booking's."""
+    buffer = (
+        f" (with {buffer_minutes} minutes kept free between bookings)." if buffer_minutes else "."
+    )
+    return SlotUnavailable(
+        f"{evse} is already booked around {local_moment(start, location)}{buffer}"
+    )
 
 
 def location_availability(
@@ -833,7 +874,12 @@ def day_timeline(
         if not criteria.matches(ea.evse):
             continue
         blocks = []
-        for b in by_evse.get(ea.evse.pk, ()):
+        row_blocks = by_evse.get(ea.evse.pk, ())
+        # The blocking ones by start: what a booking's buffer as it stands now may meet.
+        holding = sorted((b for b in row_blocks if b.status in BLOCKING_STATUSES),
+                         key=lambda b: b.start)  # fmt: skip
+        place = {b.uid: i for i, b in enumerate(holding)}
+        for b in row_blocks:
             seg = _place(b.start, b.end, shown)
             if seg is not None:
                 blocks.append((b, seg))
@@ -842,6 +888,12 @@ def day_timeline(
                         evse=ea.evse, start=b.start, end=b.end, channel=b.channel,
                         location=location, rules=ea.rules, hours=hours,
                     )  # fmt: skip
+                    if refusal is None and b.channel != Booking.Channel.COMMAND:
+                        refusal = buffer_refusal(
+                            evse=ea.evse, start=b.start, end=b.end, location=location,
+                            rules=ea.rules,
+                            later=(Interval(o.start, o.end) for o in holding[place[b.uid] + 1 :]),
+                        )  # fmt: skip
                     if refusal is not None:
                         outside[b.uid] = refusal.message
         free = [s for iv in ea.free if (s := _place(iv.start, iv.end, shown)) is not None]
@@ -1135,32 +1187,46 @@ def bookings_outside_rules(
     closing, switched booking off on an EVSE or tightened a policy after they were made. By
     start. Three queries whatever the count (the location's hours, its EVSEs with their
     policies, the bookings); each booking is judged by standing_refusal, the create path's own
-    rules. `evses` saves loading them when the caller has (evses_of_location's)."""
+    rules, and by the no-overlap rule with the buffer as it stands now (blocked_time, as
+    check_slot): a longer buffer can make a booking's blocked time meet the next one's. `evses`
+    saves loading them when the caller has (evses_of_location's)."""
     now = now or timezone.now()
     evse_list = list(evses) if evses is not None else evses_of_location(location=location)
     by_id = {e.pk: e for e in evse_list}
     hours = opening_hours_of(location)
     rules = {e.pk: rules_for(policy_for(e, location)) for e in evse_list}
-    bookings = (
+    # Every blocking booking not over by now (a fulfilled one still keeps its slot), by EVSE and
+    # start: the open ones are judged, and all of them are what a longer buffer may now meet.
+    by_evse: dict[int, list[Booking]] = defaultdict(list)
+    for booking in (
         Booking.objects.of_location(location.pk)
-        # The blocking index's arm (as in timeline_blocks); open ones are a part of it.
         .filter(status__in=BLOCKING_STATUSES, blocked_period__overlap=(now, None))
-        .filter(status__in=OPEN_STATUSES, period__endswith__gt=now)
         .select_related("driver")
         .order_by("period", "id")
-    )
+    ):
+        if booking.evse_id in by_id:
+            booking.evse = by_id[booking.evse_id]  # loaded already, with its charge point
+            by_evse[booking.evse_id].append(booking)
     found = []
-    for booking in bookings:
-        evse = by_id.get(booking.evse_id)
-        if evse is None:
-            continue
-        booking.evse = evse  # loaded already, with its charge point
-        refusal = standing_refusal(
-            evse=evse, start=booking.start, end=booking.end, channel=booking.channel,
-            location=location, rules=rules[evse.pk], hours=hours,
-        )  # fmt: skip
-        if refusal is not None:
-            found.append(RuleBreak(booking, refusal))
+    for evse_id, bookings in by_evse.items():
+        evse, evse_rules = by_id[evse_id], rules[evse_id]
+        for i, booking in enumerate(bookings):
+            if booking.status not in OPEN_STATUSES or booking.end <= now:
+                continue
+            refusal = standing_refusal(
+                evse=evse, start=booking.start, end=booking.end, channel=booking.channel,
+                location=location, rules=evse_rules, hours=hours,
+            )  # fmt: skip
+            if refusal is None and booking.channel != Booking.Channel.COMMAND:
+                refusal = buffer_refusal(
+                    evse=evse, start=booking.start, end=booking.end, location=location,
+                    rules=evse_rules,
+                    later=(Interval(o.blocked_period.lower, o.blocked_period.upper)
+                           for o in bookings[i + 1 :]),
+                )  # fmt: skip
+            if refusal is not None:
+                found.append(RuleBreak(booking, refusal))
+    found.sort(key=lambda rule_break: (rule_break.booking.start, rule_break.booking.pk))
     return found
 
 

@@ -58,12 +58,14 @@ from .models import (
 from .selectors import (
     Criteria,
     _resolve_ocpi_location,
+    blocked_time,
     bookings_on_charger,
     evse_choose,
     evse_unbookable_reason,
     rules_for,
     running_session_starts,
     slot_refusal,
+    slot_taken,
 )
 from .selectors import local_moment as _fmt
 from .signals import booking_audited
@@ -291,8 +293,12 @@ def check_slot(
                 code="evse_in_use",
             )
     if check_overlap:
-        blocked = (start, end + rules.buffer)
-        clash = Booking.objects.blocking().of_evse(evse.pk).filter(blocked_period__overlap=blocked)
+        blocked = blocked_time(start, end, rules)
+        clash = (
+            Booking.objects.blocking()
+            .of_evse(evse.pk)
+            .filter(blocked_period__overlap=(blocked.start, blocked.end))
+        )
         if exclude_booking_id is not None:
             clash = clash.exclude(pk=exclude_booking_id)
         if clash.exists():
@@ -308,12 +314,7 @@ def _token_taken() -> exc.SlotUnavailable:
 def _slot_taken(
     evse: EVSE, start: datetime, location: Location, policy: BookingPolicy
 ) -> exc.SlotUnavailable:
-    buffer = (
-        f" (with {policy.buffer_minutes} minutes kept free between bookings)."
-        if policy.buffer_minutes
-        else "."
-    )
-    return exc.SlotUnavailable(f"{evse} is already booked around {_fmt(start, location)}{buffer}")
+    return slot_taken(evse, start, location, policy.buffer_minutes)
 
 
 @contextmanager

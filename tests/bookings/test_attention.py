@@ -33,7 +33,10 @@ def site():
     location = LocationFactory(time_zone="Europe/Amsterdam", name="Nieuwmarkt")
     policy = BookingPolicyFactory(location=location, max_duration_minutes=240)
     cp = ChargePointFactory(location=location)
-    return location, policy, EVSEFactory(charge_point=cp), EVSEFactory(charge_point=cp)
+    return (
+        location, policy, EVSEFactory(charge_point=cp, physical_reference="1A"),
+        EVSEFactory(charge_point=cp, physical_reference="1B"),
+    )  # fmt: skip
 
 
 def _book(evse, start=TUESDAY_10, hours=2) -> Booking:
@@ -120,6 +123,22 @@ def test_a_coarser_grid_puts_bookings_off_it_outside(site):
     policy.slot_step_minutes = 30
     policy.save()
     assert _found(location)[booking.pk].startswith("Bookings start and end on the 30-minute grid")
+
+
+def test_a_longer_buffer_puts_a_booking_whose_buffer_meets_the_next_outside(site):
+    location, policy, evse, other = site
+    first = _book(evse, start=TUESDAY_10, hours=1)  # 10:00-11:00
+    _book(evse, start=TUESDAY_10 + timedelta(minutes=75), hours=1)  # 11:15-12:15
+    spaced = _book(other, start=TUESDAY_10, hours=1)
+    _book(other, start=TUESDAY_10 + timedelta(hours=2), hours=1)  # 12:00: 60 min apart
+    assert _found(location) == {}
+    policy.buffer_minutes = 30
+    policy.save()
+    assert _found(location) == {
+        first.pk: "1A is already booked around Tue 02 Mar 10:00 (with 30 minutes kept free "
+        "between bookings)."
+    }
+    assert spaced.pk not in _found(location)
 
 
 def test_only_active_bookings_that_have_not_ended_are_judged(site):

@@ -64,6 +64,22 @@ def test_a_booking_outside_the_tightened_policy_is_flagged_on_the_grid(staff_cli
     assert "Outside the rules" not in blocks[str(short.uid)]
 
 
+def test_a_longer_buffer_flags_the_booking_whose_buffer_meets_the_next(staff_client, site):
+    location, policy, evse = site
+    first = BookingFactory(evse=evse, start=tomorrow_at(location, 9))  # 09:00-10:00
+    second = BookingFactory(evse=evse, start=tomorrow_at(location, 10))  # back to back
+    policy.buffer_minutes = 15
+    policy.save()
+    day = tomorrow_at(location, 0).date()
+    response = staff_client.get(reverse("bookings:location_day", args=[location.pk]), {"date": day})
+    blocks = _blocks(response.content.decode())
+    assert "is already booked around" in blocks[str(first.uid)]
+    assert "15 minutes kept free between bookings" in blocks[str(first.uid)]
+    assert "outside-rules" not in blocks[str(second.uid)]
+    listed = staff_client.get(reverse("bookings:attention", args=[location.pk])).content.decode()
+    assert str(first.uid) in listed and str(second.uid) not in listed
+
+
 def test_the_grid_does_not_flag_ended_or_canceled_bookings(staff_client, site):
     location, policy, evse = site
     canceled = BookingFactory(evse=evse, start=tomorrow_at(location, 9),

@@ -24,7 +24,7 @@ from bookings.models import Booking, Driver, DriverToken, TokenType
 from bookings.selectors import location_availability
 from bookings.services import TokenData
 from locations.models import EVSE, ChargePoint, Location
-from locations.selectors import location_get_ci
+from locations.selectors import evse_at_location, location_get_ci
 
 from . import selectors, services
 from . import serializers as s
@@ -237,7 +237,7 @@ def _allowed(client, location: Location) -> Location:
 
 def _evse_at(location: Location, evse_id: str, field: str = "evseId") -> EVSE:
     try:
-        return selectors.evse_at_location(location_id=location.ocpi_id, evse_id=evse_id)
+        return evse_at_location(location_id=location.ocpi_id, evse_uid=evse_id)
     except EVSE.DoesNotExist:
         raise ValidationError(
             {field: [f"There is no EVSE {evse_id!r} at location {location.ocpi_id}."]}
@@ -278,7 +278,7 @@ def _request_data(client, v: dict):
             # One query for the EVSE with its location and policies; the location alone
             # (for its error) only when the EVSE is not there.
             try:
-                evse = selectors.evse_at_location(location_id=v["locationId"], evse_id=v["evseId"])
+                evse = evse_at_location(location_id=v["locationId"], evse_uid=v["evseId"])
             except EVSE.DoesNotExist:
                 evse = _evse_at(_bookable_location(client, v["locationId"]), v["evseId"])
             location = _allowed(client, evse.charge_point.location)

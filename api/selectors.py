@@ -247,15 +247,6 @@ def client_webhook_get(*, client: Client, webhook_id: int) -> WebhookSubscriptio
     return client_webhooks(client=client).get(pk=webhook_id)
 
 
-def evse_at_location(*, location_id: str, evse_id: str) -> EVSE:
-    """The EVSE by uid at the location of this OCPI id (case-insensitive), with its charge
-    point, location and both booking policies in one query, as a booking reads them.
-    Raises EVSE.DoesNotExist."""
-    return EVSE.objects.select_related(
-        "charge_point__location__booking_policy", "booking_policy"
-    ).get(uid=evse_id, charge_point__location__ocpi_id__iexact=location_id)
-
-
 def evse_of_connector(*, charge_point: ChargePoint, connector_id: int) -> EVSE:
     """The EVSE an OCPP 1.6 connector id names (its OCPP EVSE number).
     Raises EVSE.DoesNotExist."""

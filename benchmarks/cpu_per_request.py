@@ -17,8 +17,9 @@ statement on its fifth run) it freezes the garbage collector as the granian work
 
 - web CPU per request: time.process_time() of this process (user + system);
 - PostgreSQL CPU per request: the CPU time of this connection's backend (psutil, local server);
-- statements per request: counted in a separate short pass with Django's documented
-  connection.execute_wrapper(), so the counting costs nothing in the timed rounds.
+- statements and Python function calls per request: counted in a separate pass of 20 requests
+  (Django's connection.execute_wrapper(), cProfile), so the counting costs nothing in the timed
+  rounds. The call count does not depend on how busy the machine is.
 
 It prints the median and the lowest round. The machine is shared, so compare figures taken
 minutes apart on the same machine (the yardstick line says how fast it is now), and use
@@ -159,9 +160,12 @@ def measure(name: str, one: Callable[[int], None], counter, args, backend: int) 
         statements.append(sql)
         return execute(sql, params, many, context)
 
+    calls = cProfile.Profile()
     with connection.execute_wrapper(record):
+        calls.enable()
         for _ in range(20):
             one(next(counter))
+        calls.disable()
     if args.statements:
         one_request = statements[-len(statements) // 20 :]
         print(f"{name}: one request's statements", *one_request, sep="\n  ")
@@ -175,7 +179,8 @@ def measure(name: str, one: Callable[[int], None], counter, args, backend: int) 
     print(
         f"{name}: web CPU {statistics.median(web):.2f} ms per request (lowest round "
         f"{min(web):.2f}), PostgreSQL CPU {statistics.median(db):.2f} ms (lowest "
-        f"{min(db):.2f}), {len(statements) / 20:g} statements; {args.rounds} rounds of "
+        f"{min(db):.2f}), {len(statements) / 20:g} statements, "
+        f"{pstats.Stats(calls).total_calls / 20:,.0f} Python calls; {args.rounds} rounds of "
         f"{args.posts}",
         flush=True,
     )
@@ -206,6 +211,10 @@ def main() -> None:
     from django.core.wsgi import get_wsgi_application
     from django.db import connection
 
+    # One database session for the whole run (the server's reconnect after CONN_MAX_AGE would
+    # move the measured backend): closed here, it opens again without an age limit.
+    connection.close()
+    connection.settings_dict["CONN_MAX_AGE"] = None
     application = get_wsgi_application()
     basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     status, content = Caller(application, f"Basic {basic}")(

@@ -28,6 +28,7 @@ from chargers.models import BOOKING_STATES
 from config.celery import enqueue_on_commit
 from locations.models import EVSE, BookingPolicy, ChargePoint, Connector, Location
 from locations.selectors import (
+    evse_at_location,
     evses_of_location,
     location_get_ci,
     policy_for,
@@ -1047,12 +1048,8 @@ def _request_targets(data: RequestData) -> tuple[Location, EVSE | None]:
     UnknownEVSE."""
     evse = None
     if data.evse_uid:
-        # EVSE uids are unique: .get() rather than .first(), which would order by the EVSE's
-        # Meta ordering and cost more to compile than the query costs to run.
         with contextlib.suppress(EVSE.DoesNotExist):
-            evse = EVSE.objects.select_related(
-                "charge_point__location__booking_policy", "booking_policy"
-            ).get(uid=data.evse_uid, charge_point__location__ocpi_id__iexact=data.location_id)
+            evse = evse_at_location(location_id=data.location_id, evse_uid=data.evse_uid)
     if evse is not None:
         location = evse.charge_point.location
     else:

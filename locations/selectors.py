@@ -30,6 +30,28 @@ def location_get_ci(*, ocpi_id: str) -> Location:
     return Location.objects.with_rules().get(ocpi_id__iexact=ocpi_id)
 
 
+def same_ci_string(a: str, b: str) -> bool:
+    """Whether two OCPI CiStrings (printable ASCII) are equal regardless of case, as the ORM's
+    `iexact` compares them; a non-ASCII value equals none."""
+    return a.isascii() and b.isascii() and a.upper() == b.upper()
+
+
+def evse_at_location(*, location_id: str, evse_uid: str) -> EVSE:
+    """The EVSE of this uid at the location of this OCPI id (a CiString), with its charge point,
+    location and both booking policies in one query, as a booking reads them.
+    Raises EVSE.DoesNotExist, also when the EVSE is at another location.
+
+    Looked up by its unique uid alone and the location compared here: the query is compiled on
+    every booking request, and the case-insensitive filter through two joins was a sixth of its
+    cost (docs/adr/0003-prepared-statements-and-hot-reads.md)."""
+    evse = EVSE.objects.select_related(
+        "charge_point__location__booking_policy", "booking_policy"
+    ).get(uid=evse_uid)
+    if not same_ci_string(evse.charge_point.location.ocpi_id, location_id):
+        raise EVSE.DoesNotExist(f"EVSE {evse_uid!r} is not at location {location_id!r}.")
+    return evse
+
+
 def evses_of_location(*, location: Location) -> list[EVSE]:
     """All EVSEs of a location in display order, with what availability and the booking rules
     read (charge point, policy override, connectors) and their charge point's location set to

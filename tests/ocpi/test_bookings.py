@@ -10,7 +10,7 @@ from django.utils import timezone
 from bookings.models import Booking, BookingRequest, Status
 from locations.models import EVSE, BookingPolicy, ExceptionalPeriod
 from tests.bookings.factories import BookingFactory
-from tests.locations.factories import ExceptionalPeriodFactory
+from tests.locations.factories import EVSEFactory, ExceptionalPeriodFactory, LocationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -157,6 +157,22 @@ def test_booking_post_for_another_party_identity_is_2001(client, emsp, site, tom
 def test_booking_post_unknown_location_is_2003(client, emsp, site, tomorrow_10):
     body = request_body(tomorrow_10, location_id="NOPE")
     assert post(client, emsp, body).json()["status_code"] == 2003
+
+
+def test_booking_post_naming_an_evse_of_another_location_books_nothing(
+    client, emsp, site, tomorrow_10
+):
+    EVSEFactory(charge_point__location=LocationFactory(ocpi_id="LOC-RTM-002"), uid="EVSE-RTM")
+    body = request_body(tomorrow_10, evse_uid="EVSE-RTM")
+    answer = post(client, emsp, body).json()
+    assert answer["status_code"] == 2001 and "EVSE-RTM" in answer["status_message"]
+    assert (
+        post(client, emsp, request_body(tomorrow_10, location_id="loc-ams-001")).json()["data"][
+            "evse_uid"
+        ]
+        == "EVSE-1"
+    )  # the location's id is a CiString
+    assert Booking.objects.get().evse.uid == "EVSE-1"
 
 
 def test_booking_post_for_an_unpublished_location_is_2003_for_new_and_changed_bookings(

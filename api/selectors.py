@@ -29,7 +29,9 @@ def client_of_token(token: AccessToken) -> Client:
 
 def _limited(client: Client) -> list[int] | None:
     """The client's location ids, or None when it is not limited."""
-    ids = list(client.locations.values_list("pk", flat=True))  # ids only: no Location rows
+    # The link rows alone: no join to the locations, no ordering by their name.
+    links = Client.locations.through.objects.filter(client_id=client.pk)
+    ids = list(links.values_list("location_id", flat=True))
     return ids or None
 
 

@@ -63,6 +63,7 @@ from .selectors import (
     bookings_on_charger,
     evse_choose,
     evse_unbookable_reason,
+    opening_hours_read,
     rules_for,
     running_session_starts,
     slot_refusal,
@@ -281,7 +282,12 @@ def check_slot(
             f"Bookings open {policy.horizon_days} days ahead; this ends after "
             f"{_fmt(now + rules.horizon, location)}."
         )
-    refusal = slot_refusal(evse=evse, start=start, end=end, location=location, rules=rules)
+    # The location came without its hours (with the EVSE, or locked with the booking): one small
+    # read of them (opening_hours_read) instead of the related managers' two queries.
+    refusal = slot_refusal(
+        evse=evse, start=start, end=end, location=location, rules=rules,
+        hours=opening_hours_read(location),
+    )  # fmt: skip
     if refusal is not None:
         raise refusal
     started = running_session_starts(evse_ids=[evse.pk]).get(evse.pk)

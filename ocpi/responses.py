@@ -38,6 +38,7 @@ def ocpi_number(value: Decimal, places: str | None = None) -> int | float:
     return int(normal) if normal == normal.to_integral_value() else float(normal)
 
 
+@lru_cache(maxsize=8192)  # a week of calendars formats ~2,000 bounds, most of them repeated
 def _format_utc(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)

@@ -363,6 +363,24 @@ class BookingChangeForm(_SlotForm):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("auto_id", "chg-%s")  # shares the panel with the cancel form
         super().__init__(*args, **kwargs)
+        # A drag on the timeline sends the new end as an instant instead of a duration (a
+        # resize may land on any step, not only on the duration choices).
+        self.fields["end"] = InstantField(label="End", step_minutes=1, required=False)
+        self.fields["duration"].required = False
+        self.fields["duration"].empty_value = None
+
+    def clean(self):
+        data = super().clean()
+        given = data.get("end") is not None or data.get("duration") is not None
+        if not given and "end" not in self.errors and "duration" not in self.errors:
+            self.add_error("duration", forms.Field.default_error_messages["required"])
+        return data
+
+    @property
+    def end(self) -> datetime:
+        if self.cleaned_data.get("end") is not None:
+            return self.cleaned_data["end"].astimezone(UTC)
+        return super().end
 
     override_reason = forms.CharField(
         required=False,

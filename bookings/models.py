@@ -52,6 +52,9 @@ BLOCKING_STATUSES = [Status.PENDING, Status.RESERVED, Status.FULFILLED]
 BLOCKING_STATUSES_SQL = ", ".join(f"'{status}'" for status in BLOCKING_STATUSES)
 # Bookings in these states have not started yet: they may still change or be cancelled.
 OPEN_STATUSES = [Status.PENDING, Status.RESERVED]
+# The CREATED audit code of a booking made to undo a cancel; its details name the cancelled one
+# as "rebook_of" (bookings.services.booking_rebook).
+REBOOK_CODE = "rebook"
 # Ended without a charge, yet part of the day a desk looks back on (the timeline draws them).
 ENDED_STATUSES = [Status.CANCELED, Status.NO_SHOW]
 ENDED_STATUSES_SQL = ", ".join(f"'{status}'" for status in ENDED_STATUSES)

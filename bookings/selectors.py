@@ -83,6 +83,7 @@ from .models import (
     ENDED_STATUSES,
     ENDED_STATUSES_SQL,
     OPEN_STATUSES,
+    REBOOK_CODE,
     Booking,
     BookingRequest,
     BookingToken,
@@ -679,6 +680,17 @@ def booking_list(
 
 def booking_transitions(*, booking: Booking) -> QuerySet[BookingTransition]:
     return booking.transitions.select_related("actor_user").order_by("at", "id")
+
+
+def booking_rebook_links(*, booking: Booking) -> tuple[Booking | None, Booking | None]:
+    """The cancelled booking this one undid, and the booking that undid this one's cancel
+    (bookings.services.booking_rebook writes the link on the new booking's CREATED row)."""
+    created = BookingTransition.Event.CREATED
+    rows = BookingTransition.objects.filter(event=created, code=REBOOK_CODE)
+    source = rows.filter(booking=booking).values_list("details__rebook_of", flat=True).first()
+    undone_by = rows.filter(details__rebook_of=str(booking.uid)).select_related("booking").first()
+    rebook_of = Booking.objects.filter(uid=source).first() if source else None
+    return rebook_of, undone_by.booking if undone_by else None
 
 
 # An id gap younger than this may be a transaction still open: its lower id commits later.

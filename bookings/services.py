@@ -42,6 +42,7 @@ from . import exceptions as exc
 from .availability import Interval, grid_ceil, session_busy
 from .models import (
     OPEN_STATUSES,
+    REBOOK_CODE,
     Booking,
     BookingRequest,
     BookingToken,
@@ -667,6 +668,86 @@ def booking_cancel(
     )
     billing.cancellation_record(booking, by_driver_side=actor.bound_by_terms, at=now)
     return booking
+
+
+def booking_cancel_undoable(booking: Booking) -> bool:
+    """Whether a cancel of this booking may be undone by the desk (booking_rebook): only for a
+    booking the site itself made. An eMSP or API client hears of a cancel at once and books
+    again through its own channel."""
+    return booking.channel == Booking.Channel.STAFF and booking.evse_id is not None
+
+
+def booking_rebook_refusal(booking: Booking) -> str:
+    """Why the desk may not undo this booking's cancel by booking it again, or "" if it may.
+
+    Only a cancelled booking the site itself made (channel STAFF) and not re-booked already: an
+    eMSP or API client was told of the cancel and books again through its own channel.
+    """
+    if booking.status != Status.CANCELED:
+        return "Only a cancelled booking can be booked again."
+    if not booking_cancel_undoable(booking):
+        return (
+            "This booking came from an eMSP or an API client, which has been told of the cancel: "
+            "it books again through its own channel."
+        )
+    if BookingTransition.objects.filter(
+        event=BookingTransition.Event.CREATED, code=REBOOK_CODE, details__rebook_of=str(booking.uid)
+    ).exists():
+        return "This cancel has already been undone."
+    return ""
+
+
+@transaction.atomic
+def booking_rebook(*, booking: Booking | int, actor: Actor, now: datetime | None = None) -> Booking:
+    """Undo a cancel: book the same driver, tokens, EVSE and time again as a new booking (a
+    cancelled booking stays cancelled: OCPI's CANCELED is final, and eMSPs were told of it).
+
+    The new booking's CREATED audit row names the cancelled one (code REBOOK_CODE).
+    Raises InvalidTransition when booking_rebook_refusal says no, and the errors of
+    booking_create when the slot is no longer free.
+    """
+    old = _lock(booking)
+    refusal = booking_rebook_refusal(old)
+    if refusal:
+        raise exc.InvalidTransition(refusal)
+    now = _now(now)
+    tokens = [
+        TokenData(t.country_code, t.party_id, t.uid, t.type, t.contract_id)
+        for t in old.tokens.all()
+    ]
+    start, end = old.period.lower, old.period.upper
+    check_slot(evse=old.evse, start=start, end=end, now=now, location=old.location,
+               check_overlap=False)  # fmt: skip
+    policy = policy_for(old.evse, old.location)
+    new = Booking(
+        location=old.location,
+        evse=old.evse,
+        connector=old.connector,
+        period=tstzrange(start, end),
+        blocked_period=tstzrange(start, end + timedelta(minutes=policy.buffer_minutes)),
+        status=Status.RESERVED,
+        channel=Booking.Channel.STAFF,
+        created_by=actor.user,
+        driver=old.driver,
+        authorization_reference=_new_authorization_reference(),
+        power_required_kw=old.power_required_kw,
+        terms=policy_terms(policy, evse=old.evse),
+        access_methods=list(old.access_methods),
+        notes=old.notes,
+        charger_reservation=(
+            ChargerReservation.NOT_SENT if old.evse.reservable else ChargerReservation.NOT_SUPPORTED
+        ),
+    )
+    return _insert(
+        new, tokens=tokens, actor=actor, now=now, code=REBOOK_CODE,
+        taken=partial(_slot_taken, old.evse, start, old.location, policy),
+        details={
+            "start": start.astimezone(UTC).isoformat(),
+            "end": end.astimezone(UTC).isoformat(),
+            "evse": old.evse.uid,
+            "rebook_of": str(old.uid),
+        },
+    )  # fmt: skip
 
 
 @transaction.atomic

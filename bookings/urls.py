@@ -27,6 +27,7 @@ urlpatterns = [
     path("bookings/<uuid:uid>/", views.booking_detail, name="booking_detail"),
     path("bookings/<uuid:uid>/change/", views.booking_change_view, name="booking_change"),
     path("bookings/<uuid:uid>/cancel/", views.booking_cancel_view, name="booking_cancel"),
+    path("bookings/<uuid:uid>/rebook/", views.booking_rebook_view, name="booking_rebook"),
     path("bookings/<uuid:uid>/check-in/", views.booking_check_in_view, name="booking_check_in"),
     path("bookings/<uuid:uid>/no-show/", views.booking_no_show_view, name="booking_no_show"),
 ]

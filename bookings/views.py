@@ -16,19 +16,20 @@ from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from itertools import pairwise
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render, resolve_url
-from django.urls import reverse
+from django.template.loader import render_to_string
+from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.html import format_html_join
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, push_url, trigger_client_event
 
 from locations.models import BookingPolicy, Location
@@ -49,6 +50,8 @@ from .forms import (
 )
 from .insights import location_insights
 from .models import (
+    OPEN_STATUSES,
+    REBOOK_CODE,
     Booking,
     BookingTransition,
     CanceledReason,
@@ -66,6 +69,7 @@ from .selectors import (
     Timeline,
     TimelineRow,
     booking_get,
+    booking_rebook_links,
     booking_sessions,
     booking_transitions,
     bookings_needing_attention,
@@ -89,11 +93,14 @@ from .services import (
     Actor,
     OutOfOrderOutcome,
     booking_cancel,
+    booking_cancel_undoable,
     booking_change,
     booking_check_in,
     booking_create,
     booking_create_for_walk_in,
     booking_mark_no_show,
+    booking_rebook,
+    booking_rebook_refusal,
     charger_out_of_order,
 )
 
@@ -161,6 +168,30 @@ def _booking(uid: str) -> Booking:
 
 def _changed(response: HttpResponse) -> HttpResponse:
     return trigger_client_event(response, CHANGED_EVENT, {})
+
+
+# What a panel's URL keeps of the view under it: day or week, its date, filters and hours.
+VIEW_PARAMS = ("view", "date", "standard", "current", "min_kw", "hours")
+
+
+def _view_params(request: HttpRequest) -> dict[str, str]:
+    """The view state to keep in the next panel URL: from the page's address for htmx calls
+    (a POST's own URL has none), else from this request's query."""
+    source, path = request.GET, request.path
+    if request.htmx and request.htmx.current_url:
+        page = urlsplit(request.htmx.current_url)
+        source, path = QueryDict(page.query), page.path
+    params = {key: source[key] for key in VIEW_PARAMS if source.get(key)}
+    try:
+        if resolve(path).url_name == "location_week":
+            params["view"] = "week"
+    except Resolver404:
+        pass
+    return params
+
+
+def _with_view(url: str, params: dict[str, str]) -> str:
+    return f"{url}?{urlencode(params)}" if params else url
 
 
 # --- Locations ---
@@ -233,6 +264,9 @@ class BlockLink:
     state: str
     charger: str
     flag: str = ""  # why the rules as they stand would refuse it, when they would
+    start: str = ""  # epoch seconds, for dragging
+    end: str = ""
+    change_url: str = ""  # set when the booking may be moved (dragged) on the timeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +295,7 @@ class EVSERow:
     reason: str
     step: str  # seconds
     min_duration: str  # seconds
+    max_duration: str  # seconds
     free: list[FreeLink]
     blocks: list[BlockLink]
     days: list[WeekCell] = field(default_factory=list)
@@ -271,9 +306,10 @@ def _style(seg: Segment) -> str:
 
 
 def _timeline_rows(
-    timeline: Timeline, *, new_url: str, detail_url: str, week: bool
+    timeline: Timeline, *, new_url: str, detail_url: str, change_url: str, week: bool
 ) -> list[EVSERow]:
-    """The rows of a day or week view as text; detail_url has `{uid}` where a booking's goes."""
+    """The rows of a day or week view as text; detail_url and change_url have `{uid}` where a
+    booking's goes."""
     tz = timeline.location.zone
     seen: dict[datetime, tuple[str, str, str]] = {}
 
@@ -297,6 +333,7 @@ def _timeline_rows(
             local=local,
             new_url=new_url,
             detail_url=detail_url,
+            change_url=change_url,
             tz=tz,
             outside=timeline.outside_rules,
         )
@@ -356,7 +393,8 @@ def _week_cells(
 
 def _free_link_target(new_url: str, evse_uid: str, iso: str) -> tuple[str, str]:
     """The booking form's URL for an EVSE and a UTC start, and the same as htmx values."""
-    href = f"{new_url}?evse={quote(evse_uid, safe='')}&start={iso}"
+    sep = "&" if "?" in new_url else "?"
+    href = f"{new_url}{sep}evse={quote(evse_uid, safe='')}&start={iso}"
     return href, f'{{"evse": {json.dumps(evse_uid)}, "start": "{iso}"}}'
 
 
@@ -377,6 +415,7 @@ def _evse_row(
     local: Callable[[datetime], tuple[str, str, str]],
     new_url: str,
     detail_url: str,
+    change_url: str,
     tz: ZoneInfo,
     outside: dict[uuid.UUID, str],
 ) -> EVSERow:
@@ -411,6 +450,7 @@ def _evse_row(
         if flag:
             css += " outside-rules"
             title = f"⚠ Outside the rules: {flag} · {title}"
+        movable = block.status in OPEN_STATUSES  # what booking_change accepts
         blocks.append(
             BlockLink(
                 css=css,
@@ -424,6 +464,9 @@ def _evse_row(
                 state=state,
                 charger=charger,
                 flag=flag,
+                start=str(int(block.start.timestamp())),
+                end=str(int(block.end.timestamp())),
+                change_url=change_url.format(uid=uid) if movable else "",
             )
         )
     badges = []
@@ -464,6 +507,7 @@ def _evse_row(
         reason=row.reason,
         step=str(int(row.rules.step.total_seconds())),
         min_duration=str(int(row.rules.min_duration.total_seconds())),
+        max_duration=str(int(row.rules.max_duration.total_seconds())),
         free=free,
         blocks=blocks,
     )
@@ -495,8 +539,15 @@ def _timeline_context(
     def url(name: str, on: date) -> str:
         return f"{reverse(name, args=[location.pk])}?{filters.query(date=on)}"
 
-    new_url = reverse("bookings:booking_new", args=[location.pk])
-    detail_url = reverse("bookings:booking_detail", args=[UID_SLOT]).replace(str(UID_SLOT), "{uid}")
+    # A panel opened from this view keeps the view in its URL (back, reload, a shared link).
+    view_params = {
+        k: v for k, v in QueryDict(filters.query(date=day)).items() if k in VIEW_PARAMS
+    } | ({"view": "week"} if week else {})
+    new_url = _with_view(reverse("bookings:booking_new", args=[location.pk]), view_params)
+    detail_url = _with_view(
+        reverse("bookings:booking_detail", args=[UID_SLOT]), view_params
+    ).replace(str(UID_SLOT), "{uid}")
+    change_url = reverse("bookings:booking_change", args=[UID_SLOT]).replace(str(UID_SLOT), "{uid}")
     shown = timeline.shown or timeline.window
     # "New booking" (and its key, n) opens the form at the next step from now on today, else
     # where the shown hours begin; with no EVSE the form proposes one (bookings.selectors).
@@ -508,7 +559,9 @@ def _timeline_context(
     return {
         "location": location,
         "timeline": timeline,
-        "rows": _timeline_rows(timeline, new_url=new_url, detail_url=detail_url, week=week),
+        "rows": _timeline_rows(
+            timeline, new_url=new_url, detail_url=detail_url, change_url=change_url, week=week
+        ),
         "new_url": new_url,
         "closed_styles": [_style(seg) for seg in timeline.closed],
         "now_style": "" if timeline.now_left is None else f"left:{timeline.now_left:.3f}%",
@@ -542,7 +595,10 @@ def _timeline_context(
         "is_today": day == today,
         "hours_focus_url": f"{base}?{filters.query(date=day, hours='')}",
         "hours_all_url": f"{base}?{filters.query(date=day, hours='all')}",
-        "new_booking_url": f"{new_url}?{urlencode({'start': first.astimezone(UTC).isoformat()})}",
+        "new_booking_url": _with_view(
+            reverse("bookings:booking_new", args=[location.pk]),
+            {**view_params, "start": first.astimezone(UTC).isoformat()},
+        ),
         "csv_url": f"{reverse('bookings:day_csv', args=[location.pk])}?date={day.isoformat()}",
         "arrivals_url": f"{reverse('bookings:arrivals', args=[location.pk])}?date={day}",
         "attention_url": reverse("bookings:attention", args=[location.pk]),
@@ -644,10 +700,19 @@ def _panel(
     day: date,
     status: int = 200,
 ) -> HttpResponse:
-    """The panel alone for htmx, else the location's day page with the panel open."""
+    """The panel alone for htmx, else the location's page with the panel open: the day or week
+    view its URL names (`view`, `date`, the filters: _view_params), else `day`."""
+    params = _view_params(request)
+    week = params.get("view") == "week"
+    shown = TimelineFilterForm(params).valid_data().get("date") or day
+    close = _with_view(
+        reverse("bookings:location_week" if week else "bookings:location_day", args=[location.pk]),
+        {k: v for k, v in params.items() if k != "view"} | {"date": shown.isoformat()},
+    )
+    context = {**context, "close_url": close}
     if _partial(request):
         return render(request, f"{TEMPLATE}#{partial}", context, status=status)
-    page = _timeline_context(request, location, week=False, day=day)
+    page = _timeline_context(request, location, week=week, day=shown)
     return render(request, TEMPLATE, {**page, **context, "panel": partial}, status=status)
 
 
@@ -752,9 +817,8 @@ def booking_new(request: HttpRequest, location_id: int) -> HttpResponse:
                 context = _detail_context(booking, notice="Booked.")
                 response = render(request, f"{TEMPLATE}#booking_detail", context)
                 # The open panel is in the URL: reload, back and a shared link show the booking.
-                response = push_url(
-                    response, reverse("bookings:booking_detail", args=[booking.uid])
-                )
+                detail = reverse("bookings:booking_detail", args=[booking.uid])
+                response = push_url(response, _with_view(detail, _view_params(request)))
                 return _changed(response)
         start = form.cleaned_data.get("start") or timezone.now()
         response = _panel(
@@ -821,6 +885,7 @@ def _alternatives(request: HttpRequest, location: Location, form: BookingForm) -
         "driver": request.POST.get("driver", ""),
         "notes": request.POST.get("notes", "")[:500],
         "q": request.POST.get("q", "")[:100],
+        **_view_params(request),
     }
     offers = []
     wall = f"{start.astimezone(tz):%H:%M}"
@@ -869,7 +934,7 @@ def quick_book(request: HttpRequest, location_id: int) -> HttpResponse:
                 f"{offer.evse} · {DAY_NAMES[local.weekday()]} {local.day} {local:%b}, "
                 f"{local:%H:%M}–{offer.end.astimezone(tz):%H:%M}"
             )
-            links.append(_offer(location, offer, text, {}))
+            links.append(_offer(location, offer, text, _view_params(request)))
         context = {
             "location": location,
             "quick_form": form,
@@ -900,6 +965,7 @@ CODE_LABELS = {
     **dict(CanceledReason.choices),
     **dict(ChargerReservation.choices),
     **dict(RequestStatus.choices),
+    REBOOK_CODE: "Undo of a cancel: booked again",
 }
 
 
@@ -985,6 +1051,7 @@ def _detail_context(
         change_form = BookingChangeForm(
             initial={**initial, "duration": duration}, evses=evses, policy=policy
         )
+    rebook_of, rebooked_as = booking_rebook_links(booking=booking)
     step = policy.slot_step_minutes
     resize = []
     for label, minutes in ((f"Shorten {step} min", duration - step),
@@ -1004,7 +1071,15 @@ def _detail_context(
         "change_form": change_form,
         "cancel_form": cancel_form or BookingCancelForm(),
         "resize": resize,
-        "can_change": booking.status in (Status.PENDING, Status.RESERVED),
+        "can_change": booking.status in OPEN_STATUSES,
+        "cancel_question": "Its slot is released and "
+        + (
+            "the driver is told. Undo stays offered for a moment afterwards."
+            if booking_cancel_undoable(booking)
+            else "its eMSP or API client is told at once: this cannot be undone here."
+        ),
+        "rebook_of": rebook_of,
+        "rebooked_as": rebooked_as,
         "sessions": [
             {
                 "when": _when(s.started_at, s.stopped_at, location.zone)
@@ -1036,7 +1111,8 @@ def booking_detail(request: HttpRequest, uid: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @staff_required
 def booking_change_view(request: HttpRequest, uid: str) -> HttpResponse:
-    """Move (time or EVSE), extend or shorten: one booking_change call."""
+    """Move (time or EVSE), extend or shorten: one booking_change call. A drag on the timeline
+    (htmx target `notices`) sends an `end` instead of a duration and is answered with a notice."""
     if request.method == "GET":
         return redirect("bookings:booking_detail", uid=uid)
     booking = _booking(uid)
@@ -1063,6 +1139,8 @@ def booking_change_view(request: HttpRequest, uid: str) -> HttpResponse:
                     return redirect("bookings:booking_detail", uid=uid)
                 notice, changed, form = "Changed.", True, None
         booking = _booking(uid)
+        if _partial(request) and request.htmx.target == "notices":
+            return _changed(_drag_notice(request, booking, form))
         response = _panel(
             request,
             location,
@@ -1071,6 +1149,45 @@ def booking_change_view(request: HttpRequest, uid: str) -> HttpResponse:
             day=booking.start.astimezone(location.zone).date(),
         )
         return _changed(response) if changed or (form is not None and form.errors) else response
+
+
+def _notice(request: HttpRequest, context: dict[str, Any], *, oob: bool = False) -> str:
+    """One in-page notice (the #notices region of every page): text, an optional action or
+    link, and how long it stays (none for an error: it waits to be dismissed)."""
+    defaults = {"kind": "ok", "action_url": "", "action_label": "", "link_url": "", "timeout": 8}
+    return render_to_string(
+        f"{TEMPLATE}#notice", {**defaults, **context, "oob": oob}, request=request
+    )
+
+
+def _drag_notice(
+    request: HttpRequest, booking: Booking, form: BookingChangeForm | None
+) -> HttpResponse:
+    """What a drag on the timeline did, where the eye is (the timeline reloads either way, so a
+    refused block goes back to where it was)."""
+    tz = booking.location.zone
+    who = booking.driver.name if booking.driver else "The booking"
+    detail = _with_view(
+        reverse("bookings:booking_detail", args=[booking.uid]), _view_params(request)
+    )
+    if form is None:
+        evse = booking.evse
+        text = f"{who}: moved to {_when(booking.start, booking.end, tz)} on {evse}."
+        context = {"text": text}
+    else:
+        errors = [str(e) for e in form.non_field_errors()] + [
+            f"{form[name].label}: {' '.join(errs)}"
+            for name, errs in form.errors.items()
+            if name != "__all__"
+        ]
+        context = {
+            "kind": "error",
+            "text": f"Not moved: {' '.join(errors)}",
+            "link_url": detail,
+            "link_label": "Open the booking",
+            "timeout": 0,
+        }
+    return HttpResponse(_notice(request, context))
 
 
 @require_http_methods(["GET", "POST"])
@@ -1107,7 +1224,67 @@ def booking_cancel_view(request: HttpRequest, uid: str) -> HttpResponse:
             _detail_context(booking, notice=notice, cancel_form=form),
             day=booking.start.astimezone(location.zone).date(),
         )
-        return _changed(response) if form is None else response
+        if form is not None:
+            return response
+        if _partial(request):
+            response.write(_notice(request, _cancel_notice(request, booking), oob=True))
+        return _changed(response)
+
+
+UNDO_SECONDS = 20  # how long the notice after a cancel offers "Undo"
+
+
+def _cancel_notice(request: HttpRequest, booking: Booking) -> dict[str, Any]:
+    """The notice after a cancel: "Undo" (book the same again) where the desk may, else why not."""
+    who = booking.driver.name if booking.driver else "The booking"
+    when = _when(booking.start, booking.end, booking.location.zone)
+    refusal = booking_rebook_refusal(booking)
+    if refusal:
+        return {"text": f"Canceled: {who}, {when}. {refusal}", "timeout": UNDO_SECONDS}
+    return {
+        "text": f"Canceled: {who}, {when}.",
+        "action_url": _with_view(
+            reverse("bookings:booking_rebook", args=[booking.uid]), _view_params(request)
+        ),
+        "action_label": "Undo",
+        "action_hint": "Books the same driver, EVSE and time again, if still free",
+        "timeout": UNDO_SECONDS,
+    }
+
+
+@require_POST
+@staff_required
+def booking_rebook_view(request: HttpRequest, uid: str) -> HttpResponse:
+    """Undo a cancel: one booking_rebook call; the panel shows the new booking."""
+    booking = _booking(uid)
+    location = booking.location
+    params = _view_params(request)
+    with timezone.override(location.zone):
+        try:
+            new = booking_rebook(booking=booking, actor=Actor.staff(request.user))
+        except BookingError as error:
+            if not _partial(request):
+                context = _detail_context(booking, notice=f"Not booked again: {error.message}")
+                day = booking.start.astimezone(location.zone).date()
+                return _panel(request, location, "booking_detail", context, day=day)
+            text = f"Could not undo the cancel: {error.message}"
+            notice = {"kind": "error", "text": text, "timeout": 0}
+            return _changed(HttpResponse(_notice(request, notice)))
+        detail = _with_view(reverse("bookings:booking_detail", args=[new.uid]), params)
+        if not _partial(request):
+            return redirect(detail)
+        new = booking_get(uid=new.uid)
+        when = _when(new.start, new.end, location.zone)
+        who = new.driver.name if new.driver else "The booking"
+        notice = {"text": f"Cancel undone: {who} is booked again, {when}."}
+        response = HttpResponse(_notice(request, notice))
+        # The panel shows the new booking too (its URL is the one pushed).
+        day = new.start.astimezone(location.zone).date()
+        panel = _panel(request, location, "booking_detail", _detail_context(new), day=day)
+        response.write('<div id="panel" hx-swap-oob="innerHTML">')
+        response.write(panel.content)
+        response.write("</div>")
+        return _changed(push_url(response, detail))
 
 
 # --- Insights ---

@@ -242,6 +242,268 @@
   document.addEventListener("htmx:afterSettle", function (evt) { echoAll(evt.detail.elt); });
   document.addEventListener("DOMContentLoaded", function () { echoAll(document); });
 
+  // --- In-page notices (#notices): what a change did, Undo after a cancel (issue 15) ---
+  // A notice with data-timeout goes away after that many seconds, but never while the pointer
+  // is on it or the focus in it; one without (an error) stays until dismissed.
+  function armNotice(notice) {
+    if (notice.dataset.armed) return;
+    notice.dataset.armed = "1";
+    var left = Number(notice.dataset.timeout) * 1000;
+    if (!left) return;
+    var timer = null, since = 0, hovered = false;
+    function run() {
+      if (timer || hovered || notice.contains(document.activeElement)) return;
+      since = Date.now();
+      timer = window.setTimeout(function () { notice.remove(); }, left);
+    }
+    function pause() {
+      if (!timer) return;
+      window.clearTimeout(timer);
+      timer = null;
+      left -= Date.now() - since;
+    }
+    notice.addEventListener("pointerenter", function () { hovered = true; pause(); });
+    notice.addEventListener("pointerleave", function () { hovered = false; run(); });
+    notice.addEventListener("focusin", pause);
+    notice.addEventListener("focusout", function (evt) {
+      if (!notice.contains(evt.relatedTarget)) window.setTimeout(run, 0);
+    });
+    run();
+  }
+
+  function armNotices() {
+    document.querySelectorAll("#notices [data-notice]").forEach(armNotice);
+  }
+
+  document.addEventListener("DOMContentLoaded", armNotices);
+  document.addEventListener("htmx:afterSettle", armNotices);
+  document.addEventListener("htmx:oobAfterSwap", armNotices);
+  // A page restored from htmx's history cache brings back old notices: they are over.
+  // A new notice of a drag or a cancel takes the place of the last one (one at a time).
+  document.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    var target = evt.detail.target, fragment = evt.detail.fragment;
+    if (!target || target.id !== "notices" || !fragment) return;
+    if (!fragment.querySelector("[data-notice]")) return;
+    target.querySelectorAll("[data-notice]").forEach(function (old) { old.remove(); });
+  });
+  document.addEventListener("htmx:historyRestore", function () {
+    document.querySelectorAll("#notices [data-notice]").forEach(function (old) { old.remove(); });
+  });
+
+
+  // --- Confirm in the page's own dialog, not window.confirm (hx-confirm + data-confirm-dialog) ---
+  document.addEventListener("htmx:confirm", function (evt) {
+    var elt = evt.detail.elt;
+    var dialog = document.getElementById("confirm");
+    if (!evt.detail.question || !elt.hasAttribute("data-confirm-dialog")) return;
+    if (!dialog || typeof dialog.showModal !== "function") return; // window.confirm then
+    evt.preventDefault();
+    dialog.querySelector("#confirm-text").textContent = evt.detail.question;
+    dialog.returnValue = "";
+    dialog.addEventListener("close", function () {
+      if (dialog.returnValue === "yes") evt.detail.issueRequest(true);
+    }, { once: true });
+    dialog.showModal();
+  });
+
+  // --- Drag a booking on the day timeline: the block to another time or EVSE, its end edge to
+  // resize it (issue 15). Mouse and pen pick a block up once it moves a few pixels (a click
+  // still opens it); a finger holds still on it for a moment first, so a swipe still scrolls.
+  // Times snap to the EVSE's step; the server's booking_change decides. The booking panel's
+  // move form is the keyboard way to do the same. ---
+  var HOLD_MS = 450; // a touch held this long picks the block up
+  var drag = null;
+  var suppressClick = false;
+
+  // An instant as ISO 8601 with the UTC offset it has in tz: "2026-12-05T10:00:00+01:00".
+  function isoIn(seconds, tz) {
+    var p = {};
+    new Intl.DateTimeFormat("en-GB", {
+      timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+    }).formatToParts(new Date(seconds * 1000)).forEach(function (part) {
+      p[part.type] = part.value;
+    });
+    var wallSeconds = Date.UTC(+p.year, p.month - 1, +p.day, +p.hour, +p.minute, +p.second) / 1000;
+    var offset = Math.round((wallSeconds - seconds) / 60);
+    var sign = offset < 0 ? "-" : "+";
+    offset = Math.abs(offset);
+    var pad = function (n) { return String(n).padStart(2, "0"); };
+    return p.year + "-" + p.month + "-" + p.day + "T" + p.hour + ":" + p.minute + ":" +
+      p.second + sign + pad(Math.floor(offset / 60)) + ":" + pad(offset % 60);
+  }
+
+  function rowName(row) {
+    var name = row.querySelector(".evse-name strong");
+    return name ? name.textContent : "";
+  }
+
+  document.addEventListener("pointerdown", function (evt) {
+    if (drag || !evt.isPrimary || evt.button !== 0) return;
+    var block = evt.target.closest && evt.target.closest("#grid:not(.is-week) a.block[data-change]");
+    if (!block) return;
+    var track = block.closest(".track");
+    var grid = block.closest("#grid");
+    var span = Number(grid.dataset.end) - Number(grid.dataset.start);
+    drag = {
+      block: block, track: track, grid: grid, row: block.closest(".row"),
+      home: block.closest(".row"),
+      mode: evt.target.closest("[data-resize]") ? "resize" : "move",
+      touch: evt.pointerType === "touch",
+      x0: evt.clientX, y0: evt.clientY, x: evt.clientX, y: evt.clientY,
+      start: Number(block.dataset.start), end: Number(block.dataset.end),
+      gridStart: Number(grid.dataset.start), span: span,
+      secondsPerPx: span / track.getBoundingClientRect().width,
+      step: Number(track.dataset.step) || 900,
+      min: Number(track.dataset.min) || 0,
+      max: Number(track.dataset.max) || Infinity,
+      style: block.getAttribute("style") || "",
+      active: false, timer: null,
+    };
+    drag.newStart = drag.start;
+    drag.newEnd = drag.end;
+    if (drag.touch) drag.timer = window.setTimeout(pickUp, HOLD_MS);
+  });
+
+  function pickUp() {
+    if (!drag || drag.active) return;
+    drag.active = true;
+    drag.block.classList.add("dragging");
+    drag.grid.classList.add("is-dragging");
+    var tip = document.createElement("span");
+    tip.className = "drag-tip";
+    drag.block.appendChild(tip);
+    drag.tip = tip;
+    follow();
+  }
+
+  // Snap the pointer's travel to the step, then draw the block where it would land.
+  function follow() {
+    var d = drag;
+    var delta = Math.round(((d.x - d.x0) * d.secondsPerPx) / d.step) * d.step;
+    if (d.mode === "resize") {
+      var length = Math.min(Math.max(d.end - d.start + delta, d.min || d.step), d.max);
+      d.newStart = d.start;
+      d.newEnd = d.start + length;
+    } else {
+      d.newStart = d.start + delta;
+      d.newEnd = d.end + delta;
+      var under = document.elementFromPoint(d.x, d.y);
+      var row = under && under.closest && under.closest("#grid .row[data-evse]");
+      if (row && row.querySelector(".track")) d.row = row;
+    }
+    var left = ((d.newStart - d.gridStart) / d.span) * 100;
+    var width = ((d.newEnd - d.newStart) / d.span) * 100;
+    d.block.style.left = left.toFixed(3) + "%";
+    d.block.style.width = width.toFixed(3) + "%";
+    var dy = d.row.getBoundingClientRect().top - d.home.getBoundingClientRect().top;
+    d.block.style.transform = dy ? "translateY(" + dy + "px)" : "";
+    d.grid.querySelectorAll(".row.drop-target").forEach(function (r) {
+      r.classList.remove("drop-target");
+    });
+    if (d.row !== d.home) d.row.classList.add("drop-target");
+    var tz = zone(d.block);
+    d.tip.textContent = wall(d.newStart, tz) + "–" + wall(d.newEnd, tz) +
+      (d.row !== d.home ? " · " + rowName(d.row) : "");
+  }
+
+  function putBack(d) {
+    d.block.setAttribute("style", d.style);
+    d.block.classList.remove("dragging", "saving");
+    d.block.removeAttribute("aria-busy");
+    if (d.tip) d.tip.remove();
+    d.grid.classList.remove("is-dragging");
+    d.grid.querySelectorAll(".row.drop-target").forEach(function (r) {
+      r.classList.remove("drop-target");
+    });
+  }
+
+  function endDrag(cancel) {
+    var d = drag;
+    drag = null;
+    if (!d) return;
+    window.clearTimeout(d.timer);
+    if (!d.active) return; // a click or a scroll, not a drag
+    suppressClick = true;
+    window.setTimeout(function () { suppressClick = false; }, 0);
+    var unchanged = d.newStart === d.start && d.newEnd === d.end && d.row === d.home;
+    if (cancel || unchanged) {
+      putBack(d);
+      return;
+    }
+    d.block.classList.remove("dragging");
+    d.block.classList.add("saving");
+    d.block.setAttribute("aria-busy", "true");
+    d.grid.classList.remove("is-dragging");
+    var tz = zone(d.block);
+    var notices = document.getElementById("notices");
+    // The last drag's or cancel's notice gives way; other notices (arrivals, faults) stay.
+    notices.querySelectorAll("[data-notice]").forEach(function (old) { old.remove(); });
+    var values = {
+      evse: d.row.dataset.evse,
+      start: isoIn(d.newStart, tz),
+      end: isoIn(d.newEnd, tz),
+      override_reason: "",
+    };
+    htmx.ajax("POST", d.block.dataset.change, {
+      source: notices, target: notices, swap: "beforeend", values: values,
+    }).then(function () {
+      var notice = notices.querySelector("[data-notice]");
+      // Refused, or nothing came back (the banner says why): the block goes back at once;
+      // the grid reloads from the server either way.
+      if (!notice || notice.classList.contains("notice-error")) putBack(d);
+      var open = document.querySelector("#booking-detail[data-booking-uid]");
+      if (open && open.dataset.bookingUid === d.block.dataset.booking && d.block.isConnected) {
+        htmx.ajax("GET", d.block.getAttribute("href"), { target: "#panel", swap: "innerHTML" });
+      }
+    });
+  }
+
+  document.addEventListener("pointermove", function (evt) {
+    if (!drag || !evt.isPrimary) return;
+    drag.x = evt.clientX;
+    drag.y = evt.clientY;
+    var moved = Math.abs(evt.clientX - drag.x0) + Math.abs(evt.clientY - drag.y0);
+    if (!drag.active) {
+      if (drag.touch && moved > 8) endDrag(true); // the finger scrolls instead
+      else if (!drag.touch && moved > 4) pickUp();
+      return;
+    }
+    evt.preventDefault();
+    follow();
+  });
+  document.addEventListener("pointerup", function (evt) {
+    if (drag && evt.isPrimary) endDrag(false);
+  });
+  document.addEventListener("pointercancel", function () { endDrag(true); });
+  // While a finger drags, the page must not scroll under it.
+  document.addEventListener("touchmove", function (evt) {
+    if (drag && drag.active && evt.cancelable) evt.preventDefault();
+  }, { passive: false });
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key === "Escape" && drag && drag.active) {
+      evt.preventDefault();
+      endDrag(true);
+    }
+  }, true);
+  // The click that ends a drag does not open the booking (capture: before htmx sees it).
+  document.addEventListener("click", function (evt) {
+    if (!suppressClick) return;
+    suppressClick = false;
+    evt.preventDefault();
+    evt.stopPropagation();
+  }, true);
+  document.addEventListener("dragstart", function (evt) {
+    if (evt.target.closest && evt.target.closest("a.block[data-change]")) evt.preventDefault();
+  });
+  document.addEventListener("contextmenu", function (evt) {
+    if (drag) evt.preventDefault(); // a long press picks the block up, it opens no menu
+  });
+  // The grid does not reload under a block being dragged (the poll waits for the next turn).
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    if (drag && drag.active && evt.detail.elt.id === "grid") evt.preventDefault();
+  });
+
   // --- The timeline: zoom, sideways scroll to now and to the slot being booked (issue 15) ---
 
   var ZOOM_STEPS = [60, 90, 120, 160, 220]; // px per hour

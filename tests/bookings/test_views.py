@@ -320,7 +320,7 @@ def test_day_view_free_time_links_open_the_prefilled_form(staff_client, site):
     # Free 00:00-10:00 and 11:00-24:00 on the booked EVSE, each a link to the form.
     assert "Book 1A, free 00:00 to 10:00" in html
     assert "Book 1A, free 11:00 to 00:00" in html
-    assert "?evse=HH-1&amp;start=" in html
+    assert "&amp;evse=HH-1&amp;start=" in html  # after the view the panel keeps (date, hours)
     assert "--hours: 24" in html
 
 
@@ -832,7 +832,9 @@ def test_booking_cancel_refusal_is_focused_and_cancel_asks_first(staff_client, s
         evse=ac, start=tomorrow_at(location, 1), terms={"cancel_until_minutes": 48 * 60}
     )
     url = reverse("bookings:booking_detail", args=[booking.uid])
-    assert 'hx-confirm="Cancel this booking?' in staff_client.get(url, headers=HX).content.decode()
+    panel = staff_client.get(url, headers=HX).content.decode()
+    assert 'hx-confirm="Its slot is released and the driver is told.' in panel
+    assert "data-confirm-dialog" in panel  # the page's own dialog asks (staff.js)
     response = staff_client.post(
         reverse("bookings:booking_cancel", args=[booking.uid]), {"reason": "UNKNOWN"}, headers=HX
     )

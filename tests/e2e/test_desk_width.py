@@ -241,7 +241,8 @@ def test_panel_leaves_the_slot_in_view_at_1024_and_stays_in_the_address(
     left, right = visible_span(page)
     slot = x_of(page, at(20))
     assert left <= slot and x_of(page, at(20, 30)) <= min(right, panel_left), (slot, panel_left)
-    expect(page).to_have_url(re.compile(r"/bookings/new/\?evse=DH-3A&start="))
+    # The form's URL keeps the day under it (issue 15), then names the slot.
+    expect(page).to_have_url(re.compile(rf"/bookings/new/\?date={tomorrow}&evse=DH-3A&start="))
     screenshot(page, "panel-beside-slot-1024")
 
     # Reload: the form is still open on the same slot, and in view.
@@ -258,7 +259,7 @@ def test_panel_leaves_the_slot_in_view_at_1024_and_stays_in_the_address(
     form.get_by_role("button", name="Book").click()
     expect(page.locator("#panel").get_by_role("status")).to_have_text("Booked.")
     booking = Booking.objects.get(driver=anna, evse=evses["3A"])
-    expect(page).to_have_url(re.compile(rf"/bookings/{booking.uid}/$"))
+    expect(page).to_have_url(re.compile(rf"/bookings/{booking.uid}/\?date={tomorrow}$"))
     page.reload()
     expect(page.locator("#booking-detail")).to_contain_text("Anna de Vries")
     page.locator("#booking-detail h2").click()
@@ -268,7 +269,7 @@ def test_panel_leaves_the_slot_in_view_at_1024_and_stays_in_the_address(
     # Back from an open panel goes to the page before it.
     row(page, "DH-1A").locator("a.block", has_text="Anna de Vries").click()
     expect(page.locator("#booking-detail")).to_contain_text("09:00")
-    expect(page).to_have_url(re.compile(r"/bookings/[0-9a-f-]+/$"))
+    expect(page).to_have_url(re.compile(rf"/bookings/[0-9a-f-]+/\?date={tomorrow}$"))
     page.go_back()
     expect(page).to_have_url(re.compile(rf"/locations/{location.pk}/\?date={tomorrow}$"))
     expect(page.locator("#panel")).to_be_empty()

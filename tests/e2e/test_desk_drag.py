@@ -255,6 +255,8 @@ def test_drag_by_finger_and_undo_at_narrower_widths(browser, live_server, e2e_se
         page.get_by_role("dialog").get_by_role("button", name="Yes, cancel it").click()
         notice = page.locator("#notices .notice")
         expect(notice.get_by_role("button", name="Undo")).to_be_visible()
+        cancelled = row(page, "HH-1B").locator("a.block-canceled", has_text="Chiara Rossi")
+        expect(cancelled).to_have_count(1)
         notice.hover()
         screenshot(page, f"undo-notice-{width}")
     finally:

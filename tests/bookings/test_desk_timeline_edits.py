@@ -2,9 +2,10 @@
 Undo that books the same again, and a panel URL that keeps the view under it."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.urls import reverse
 
 from bookings.exceptions import InvalidTransition
@@ -328,3 +329,24 @@ def test_a_booking_made_from_the_week_answers_with_its_url_in_the_week(staff_cli
     booking = Booking.objects.get()
     detail = reverse("bookings:booking_detail", args=[booking.uid])
     assert response["HX-Push-Url"] == f"{detail}?view=week&date={day}"
+
+
+def test_a_drop_in_the_repeated_hour_of_a_fall_back_night_lands_on_the_clock_sent(
+    staff_client, staff_user, site
+):
+    """The drag sends each time with its UTC offset: 02:30 CET (the second 02:30) is one instant."""
+    location, ac, _ = site  # Europe/Amsterdam
+    with time_machine.travel(datetime(2027, 10, 30, 12, tzinfo=UTC), tick=True):
+        staff_client.force_login(staff_user)  # a session from today has expired by then
+        start = datetime(2027, 10, 31, 0, 0, tzinfo=location.zone)
+        booking = BookingFactory(evse=ac, start=start)
+        html = drop(
+            staff_client,
+            booking,
+            start="2027-10-31T02:30:00+01:00",
+            end="2027-10-31T03:30:00+01:00",
+        ).content.decode()
+    assert "moved to" in html and "02:30–03:30 (CET, UTC+1)" in html
+    booking.refresh_from_db()
+    assert booking.period.lower == datetime(2027, 10, 31, 1, 30, tzinfo=UTC)
+    assert booking.period.upper - booking.period.lower == timedelta(hours=1)

@@ -90,6 +90,7 @@ from .models import (
     BookingTransition,
     Driver,
     DriverToken,
+    Status,
 )
 
 
@@ -682,15 +683,38 @@ def booking_transitions(*, booking: Booking) -> QuerySet[BookingTransition]:
     return booking.transitions.select_related("actor_user").order_by("at", "id")
 
 
-def booking_rebook_links(*, booking: Booking) -> tuple[Booking | None, Booking | None]:
-    """The cancelled booking this one undid, and the booking that undid this one's cancel
-    (bookings.services.booking_rebook writes the link on the new booking's CREATED row)."""
-    created = BookingTransition.Event.CREATED
-    rows = BookingTransition.objects.filter(event=created, code=REBOOK_CODE)
-    source = rows.filter(booking=booking).values_list("details__rebook_of", flat=True).first()
-    undone_by = rows.filter(details__rebook_of=str(booking.uid)).select_related("booking").first()
-    rebook_of = Booking.objects.filter(uid=source).first() if source else None
-    return rebook_of, undone_by.booking if undone_by else None
+def booking_rebook_of(*, booking: Booking) -> Booking | None:
+    """The cancelled booking whose cancel this booking undid (bookings.services.booking_rebook
+    names it on the new booking's CREATED row), if any."""
+    source = (
+        BookingTransition.objects.filter(
+            booking=booking, event=BookingTransition.Event.CREATED, code=REBOOK_CODE
+        )
+        .values_list("details__rebook_of", flat=True)
+        .first()
+    )
+    return Booking.objects.filter(uid=source).first() if source else None
+
+
+def booking_rebooked_as(*, booking: Booking) -> Booking | None:
+    """The booking that undid this cancelled booking's cancel, if any. A re-booking has the same
+    EVSE and period, so only those bookings' audit rows are read, never the whole trail."""
+    if booking.status != Status.CANCELED or booking.evse_id is None:
+        return None
+    same_slot = Booking.objects.filter(evse_id=booking.evse_id, period=booking.period).exclude(
+        pk=booking.pk
+    )
+    row = (
+        BookingTransition.objects.filter(
+            booking__in=same_slot,
+            event=BookingTransition.Event.CREATED,
+            code=REBOOK_CODE,
+            details__rebook_of=str(booking.uid),
+        )
+        .select_related("booking")
+        .first()
+    )
+    return row.booking if row else None
 
 
 # An id gap younger than this may be a transaction still open: its lower id commits later.

@@ -61,6 +61,7 @@ from .selectors import (
     Criteria,
     _resolve_ocpi_location,
     blocked_time,
+    booking_rebooked_as,
     bookings_on_charger,
     evse_choose,
     evse_unbookable_reason,
@@ -690,9 +691,7 @@ def booking_rebook_refusal(booking: Booking) -> str:
             "This booking came from an eMSP or an API client, which has been told of the cancel: "
             "it books again through its own channel."
         )
-    if BookingTransition.objects.filter(
-        event=BookingTransition.Event.CREATED, code=REBOOK_CODE, details__rebook_of=str(booking.uid)
-    ).exists():
+    if booking_rebooked_as(booking=booking) is not None:
         return "This cancel has already been undone."
     return ""
 

@@ -69,7 +69,8 @@ from .selectors import (
     Timeline,
     TimelineRow,
     booking_get,
-    booking_rebook_links,
+    booking_rebook_of,
+    booking_rebooked_as,
     booking_sessions,
     booking_transitions,
     bookings_needing_attention,
@@ -1051,7 +1052,6 @@ def _detail_context(
         change_form = BookingChangeForm(
             initial={**initial, "duration": duration}, evses=evses, policy=policy
         )
-    rebook_of, rebooked_as = booking_rebook_links(booking=booking)
     step = policy.slot_step_minutes
     resize = []
     for label, minutes in ((f"Shorten {step} min", duration - step),
@@ -1078,8 +1078,8 @@ def _detail_context(
             if booking_cancel_undoable(booking)
             else "its eMSP or API client is told at once: this cannot be undone here."
         ),
-        "rebook_of": rebook_of,
-        "rebooked_as": rebooked_as,
+        "rebook_of": booking_rebook_of(booking=booking),
+        "rebooked_as": booking_rebooked_as(booking=booking),
         "sessions": [
             {
                 "when": _when(s.started_at, s.stopped_at, location.zone)

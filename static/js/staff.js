@@ -345,8 +345,10 @@
     var track = block.closest(".track");
     var grid = block.closest("#grid");
     var span = Number(grid.dataset.end) - Number(grid.dataset.start);
+    var scroller = block.closest("[data-scroller]");
     drag = {
       block: block, track: track, grid: grid, row: block.closest(".row"),
+      scroller: scroller, scroll0: scroller ? scroller.scrollLeft : 0,
       home: block.closest(".row"),
       mode: evt.target.closest("[data-resize]") ? "resize" : "move",
       touch: evt.pointerType === "touch",
@@ -375,12 +377,33 @@
     drag.block.appendChild(tip);
     drag.tip = tip;
     follow();
+    drag.raf = window.requestAnimationFrame(edgeScroll);
+  }
+
+  // Held near the left or right edge of the timeline's box, the timeline scrolls on under the
+  // block, so it can go to any time of the day.
+  var EDGE_PX = 40, EDGE_STEP_PX = 12;
+  function edgeScroll() {
+    var d = drag;
+    if (!d || !d.active || !d.scroller) return;
+    var span = visibleSpan(d.scroller);
+    // Only once the pointer has gone towards that edge: a block picked up near an edge stays.
+    var step = 0;
+    if (d.x < span.left + EDGE_PX && d.x < d.x0 - EDGE_PX / 2) step = -EDGE_STEP_PX;
+    else if (d.x > span.right - EDGE_PX && d.x > d.x0 + EDGE_PX / 2) step = EDGE_STEP_PX;
+    if (step) {
+      var before = d.scroller.scrollLeft;
+      d.scroller.scrollLeft += step;
+      if (d.scroller.scrollLeft !== before) follow();
+    }
+    d.raf = window.requestAnimationFrame(edgeScroll);
   }
 
   // Snap the pointer's travel to the step, then draw the block where it would land.
   function follow() {
     var d = drag;
-    var delta = Math.round(((d.x - d.x0) * d.secondsPerPx) / d.step) * d.step;
+    var travel = d.x - d.x0 + (d.scroller ? d.scroller.scrollLeft - d.scroll0 : 0);
+    var delta = Math.round((travel * d.secondsPerPx) / d.step) * d.step;
     if (d.mode === "resize") {
       var length = Math.min(Math.max(d.end - d.start + delta, d.min || d.step), d.max);
       d.newStart = d.start;
@@ -423,6 +446,7 @@
     drag = null;
     if (!d) return;
     window.clearTimeout(d.timer);
+    window.cancelAnimationFrame(d.raf);
     if (!d.active) return; // a click or a scroll, not a drag
     suppressClick = true;
     window.setTimeout(function () { suppressClick = false; }, 0);

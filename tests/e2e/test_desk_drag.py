@@ -261,3 +261,28 @@ def test_drag_by_finger_and_undo_at_narrower_widths(browser, live_server, e2e_se
         screenshot(page, f"undo-notice-{width}")
     finally:
         context.close()
+
+
+def test_a_block_held_at_the_edge_scrolls_the_timeline_on(page: Page, desk):
+    location, _evses, _bookings, tomorrow, _at = desk
+    page.set_viewport_size({"width": 390, "height": 860})
+    open_day(page, location, tomorrow)
+    ben = row(page, "HH-1A").locator("a.block", has_text="Ben Carter")
+    ben.scroll_into_view_if_needed()
+    scroller = page.locator("[data-scroller]")
+    before = scroller.evaluate("el => el.scrollLeft")
+    box, edge = ben.bounding_box(), scroller.bounding_box()
+    page.mouse.move(box["x"] + 10, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(edge["x"] + edge["width"] - 8, box["y"] + box["height"] / 2, steps=8)
+    page.wait_for_function(
+        "before => document.querySelector('[data-scroller]').scrollLeft > before + 200", arg=before
+    )
+    # The time shown follows the scroll: well past where the pointer is on the screen.
+    tip = page.locator(".drag-tip").inner_text()
+    assert tip > "12:00", tip
+    page.keyboard.press("Escape")  # put it back
+    expect(page.locator(".drag-tip")).to_have_count(0)
+    page.mouse.up()
+    expect(ben.locator(".what")).to_contain_text("09:00–10:00")
+    assert page.locator("#notices .notice").count() == 0

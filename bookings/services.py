@@ -452,11 +452,14 @@ def booking_create(
     access_methods: Sequence[Mapping[str, str]] = (),
     notes: str = "",
     channel: str | None = None,
+    code: str = "",
+    details: Mapping[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Booking:
     """Book [start, end) on evse, decided at once: the booking is RESERVED or an error is raised.
 
-    A driver's tokens become the booking's tokens when no tokens are given.
+    A driver's tokens become the booking's tokens when no tokens are given. `code` and
+    `details` go into the CREATED audit row, beside the slot.
     Raises the errors of check_slot, and SlotUnavailable when the slot or one of the tokens is
     taken (also by a concurrent booking).
     """
@@ -493,9 +496,10 @@ def booking_create(
         ),
     )
     return _insert(
-        booking, tokens=tokens, actor=actor, now=now,
+        booking, tokens=tokens, actor=actor, now=now, code=code,
         taken=partial(_slot_taken, evse, start, location, policy),
-        details={"start": start.isoformat(), "end": end.isoformat(), "evse": evse.uid},
+        details={"start": start.isoformat(), "end": end.isoformat(), "evse": evse.uid,
+                 **(details or {})},
     )  # fmt: skip
 
 
@@ -709,43 +713,15 @@ def booking_rebook(*, booking: Booking | int, actor: Actor, now: datetime | None
     refusal = booking_rebook_refusal(old)
     if refusal:
         raise exc.InvalidTransition(refusal)
-    now = _now(now)
-    tokens = [
-        TokenData(t.country_code, t.party_id, t.uid, t.type, t.contract_id)
-        for t in old.tokens.all()
-    ]
-    start, end = old.period.lower, old.period.upper
-    check_slot(evse=old.evse, start=start, end=end, now=now, location=old.location,
-               check_overlap=False)  # fmt: skip
-    policy = policy_for(old.evse, old.location)
-    new = Booking(
-        location=old.location,
-        evse=old.evse,
-        connector=old.connector,
-        period=tstzrange(start, end),
-        blocked_period=tstzrange(start, end + timedelta(minutes=policy.buffer_minutes)),
-        status=Status.RESERVED,
-        channel=Booking.Channel.STAFF,
-        created_by=actor.user,
+    return booking_create(
+        evse=old.evse, start=old.period.lower, end=old.period.upper, actor=actor,
         driver=old.driver,
-        authorization_reference=_new_authorization_reference(),
-        power_required_kw=old.power_required_kw,
-        terms=policy_terms(policy, evse=old.evse),
-        access_methods=list(old.access_methods),
-        notes=old.notes,
-        charger_reservation=(
-            ChargerReservation.NOT_SENT if old.evse.reservable else ChargerReservation.NOT_SUPPORTED
-        ),
-    )
-    return _insert(
-        new, tokens=tokens, actor=actor, now=now, code=REBOOK_CODE,
-        taken=partial(_slot_taken, old.evse, start, old.location, policy),
-        details={
-            "start": start.astimezone(UTC).isoformat(),
-            "end": end.astimezone(UTC).isoformat(),
-            "evse": old.evse.uid,
-            "rebook_of": str(old.uid),
-        },
+        tokens=[TokenData(t.country_code, t.party_id, t.uid, t.type, t.contract_id)
+                for t in old.tokens.all()],
+        connector_id=old.connector.connector_id if old.connector else None,
+        power_required_kw=old.power_required_kw, access_methods=old.access_methods,
+        notes=old.notes, channel=Booking.Channel.STAFF, code=REBOOK_CODE,
+        details={"rebook_of": str(old.uid)}, now=now,
     )  # fmt: skip
 
 

@@ -68,7 +68,8 @@ class OpenPage:
 def test_a_page_rendered_carries_the_live_region_for_notices(staff_client, site):
     location, _ = site
     html = staff_client.get(reverse("bookings:location_day", args=[location.pk])).content.decode()
-    assert '<div id="notices" class="notices" aria-live="polite"' in html
+    [region] = re.findall(r'<div id="notices"[^>]*>', html)
+    assert 'role="region"' in region and 'aria-live="polite"' in region
     assert 'data-desk-seen="' in html
 
 

@@ -298,7 +298,13 @@
     if (!evt.detail.question || !elt.hasAttribute("data-confirm-dialog")) return;
     if (!dialog || typeof dialog.showModal !== "function") return; // window.confirm then
     evt.preventDefault();
+    dialog.querySelector("#confirm-title").textContent =
+      elt.getAttribute("data-confirm-title") || "Are you sure?";
     dialog.querySelector("#confirm-text").textContent = evt.detail.question;
+    dialog.querySelector("[data-confirm-yes]").textContent =
+      elt.getAttribute("data-confirm-yes") || "Yes";
+    dialog.querySelector("[data-confirm-no]").textContent =
+      elt.getAttribute("data-confirm-no") || "No";
     dialog.returnValue = "";
     dialog.addEventListener("close", function () {
       if (dialog.returnValue === "yes") evt.detail.issueRequest(true);

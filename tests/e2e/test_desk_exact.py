@@ -279,6 +279,30 @@ def _test_staff_checks_a_driver_in_from_the_arrivals_list(page: Page, polder, sc
         assert page.evaluate("document.documentElement.scrollWidth") <= width
 
 
+def test_staff_marks_a_no_show_from_the_arrivals_list_after_the_pages_own_question(
+    page: Page, polder
+):
+    location, evses, anna = polder
+    with time_machine.travel(midday(location), tick=True):
+        now = timezone.now().replace(second=0, microsecond=0)
+        booking = BookingFactory(evse=evses[0], start=now - timedelta(minutes=20), driver=anna)
+        log_in(page, f"/locations/{location.pk}/arrivals/")
+        entry = page.locator("tr.entry-arrives", has_text="Anna de Vries")
+        entry.get_by_role("button", name="No-show").click()
+        dialog = page.get_by_role("dialog", name="Mark a no-show?")
+        expect(dialog).to_contain_text("Anna de Vries")
+        expect(dialog.get_by_role("button", name="Keep the booking")).to_be_focused()
+        dialog.get_by_role("button", name="Keep the booking").click()  # changes nothing
+        expect(dialog).to_be_hidden()
+        booking.refresh_from_db()
+        assert booking.status == Status.RESERVED
+        entry.get_by_role("button", name="No-show").click()
+        dialog.get_by_role("button", name="Yes, a no-show").click()
+        expect(page.get_by_role("status")).to_contain_text("no-show")
+        booking.refresh_from_db()
+        assert booking.status == Status.NO_SHOW
+
+
 def test_staff_finds_a_booking_by_plate_from_any_page(page: Page, polder, screenshot):
     location, evses, anna = polder
     anna.license_plate = "GX-123-B"

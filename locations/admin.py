@@ -19,6 +19,7 @@ from .models import (
     Tariff,
     TariffElement,
     Weekday,
+    unlock_capability_refusal,
 )
 from .signals import OutsideRules, outside_rules_wanted
 
@@ -155,8 +156,25 @@ class LocationAdmin(RulesChangeCheck):
         return obj.evse_total
 
 
+class EVSEInlineFormSet(forms.BaseInlineFormSet):
+    """A charge point's EVSEs: capabilities checked against each EVSE's saved connectors."""
+
+    def clean(self) -> None:
+        super().clean()
+        for form in self.forms:
+            evse = form.instance
+            if not form.has_changed() or evse.pk is None or form.cleaned_data.get("DELETE"):
+                continue
+            capabilities = form.cleaned_data.get("capabilities") or []
+            formats = list(evse.connectors.values_list("format", flat=True))
+            refusal = unlock_capability_refusal(capabilities, formats)
+            if refusal:
+                form.add_error("capabilities", refusal)
+
+
 class EVSEInline(admin.StackedInline):
     model = EVSE
+    formset = EVSEInlineFormSet
     extra = 0
     fields = [
         ("uid", "evse_id", "ocpp_evse_id"),
@@ -215,8 +233,24 @@ class ChargePointAdmin(RulesChangeCheck):
         return obj.location if obj.location_id else None
 
 
+class ConnectorInlineFormSet(forms.BaseInlineFormSet):
+    """An EVSE's connectors, checked together with the EVSE's capabilities as posted."""
+
+    def clean(self) -> None:
+        super().clean()
+        formats = [
+            form.cleaned_data["format"]
+            for form in self.forms
+            if form.cleaned_data.get("format") and not form.cleaned_data.get("DELETE")
+        ]
+        refusal = unlock_capability_refusal(self.instance.capabilities or [], formats)
+        if refusal:
+            raise forms.ValidationError(refusal)
+
+
 class ConnectorInline(admin.TabularInline):
     model = Connector
+    formset = ConnectorInlineFormSet
     extra = 0
 
 

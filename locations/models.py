@@ -4,6 +4,7 @@ booking policy. Names and enums follow OCPI 2.3.0 (Locations module, BookingTerm
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Sequence
 from functools import cached_property
 
 from django.contrib.postgres.fields import ArrayField
@@ -76,6 +77,19 @@ class ConnectorStandard(models.TextChoices):
 class ConnectorFormat(models.TextChoices):
     SOCKET = "SOCKET"
     CABLE = "CABLE"
+
+
+def unlock_capability_refusal(capabilities: Sequence[str], formats: Sequence[str]) -> str:
+    """Why these capabilities do not fit an EVSE with connectors of these formats, or "".
+    UNLOCK_CAPABLE promises a connector lock an eMSP can ask to release: a socket has one, a
+    fixed cable has none."""
+    unlock = Capability.UNLOCK_CAPABLE in capabilities
+    if unlock and formats and ConnectorFormat.SOCKET not in formats:
+        return (
+            "UNLOCK_CAPABLE needs a socket: every connector of this EVSE is a fixed cable, "
+            "which has no lock to release."
+        )
+    return ""
 
 
 class PowerType(models.TextChoices):

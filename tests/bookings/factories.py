@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import factory
 from django.utils import timezone
@@ -18,11 +18,18 @@ from bookings.models import (
     TokenType,
     tstzrange,
 )
+from locations.models import Location
 from tests.locations.factories import EVSEFactory
 
 
 def _next_hour():
     return timezone.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+def tomorrow_at(location: Location, hour: int, minute: int = 0) -> datetime:
+    """hour:minute tomorrow on the location's clock: a time every test can book whenever it runs."""
+    day = timezone.now().astimezone(location.zone).date() + timedelta(days=1)
+    return datetime.combine(day, time(hour, minute), tzinfo=location.zone)
 
 
 class DriverFactory(DjangoModelFactory[Driver]):

@@ -16,8 +16,9 @@ from tests.bookings.factories import (
     BookingTokenFactory,
     DriverFactory,
     DriverTokenFactory,
+    tomorrow_at,
 )
-from tests.bookings.test_views import HX, tomorrow_at
+from tests.bookings.test_views import HX
 from tests.locations.factories import (
     BookingPolicyFactory,
     ChargePointFactory,

@@ -12,12 +12,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bookings.models import Booking, BookingTransition, CanceledReason, Status
-from locations.models import Location
 from tests.bookings.factories import (
     BookingFactory,
     BookingTokenFactory,
     DriverFactory,
     DriverTokenFactory,
+    tomorrow_at,
 )
 from tests.locations.factories import (
     BookingPolicyFactory,
@@ -30,11 +30,6 @@ from tests.locations.factories import (
 pytestmark = pytest.mark.django_db
 
 HX = {"HX-Request": "true"}
-
-
-def tomorrow_at(location: Location, hour: int, minute: int = 0) -> datetime:
-    day = timezone.now().astimezone(location.zone).date() + timedelta(days=1)
-    return datetime.combine(day, time(hour, minute), tzinfo=location.zone)
 
 
 @pytest.fixture

@@ -1,17 +1,15 @@
 """What the desk must not miss (issue 15) over HTTP: bookings outside the rules flagged on the
 day and week views, and the needs-attention list with a link to each booking's panel."""
 
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 
 from bookings.models import Booking, Status
-from locations.models import Location
-from tests.bookings.factories import BookingFactory, DriverFactory
+from tests.bookings.factories import BookingFactory, DriverFactory, tomorrow_at
 from tests.locations.factories import (
     BookingPolicyFactory,
     ChargePointFactory,
@@ -20,11 +18,6 @@ from tests.locations.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-def tomorrow_at(location: Location, hour: int) -> datetime:
-    day = timezone.now().astimezone(location.zone).date() + timedelta(days=1)
-    return datetime.combine(day, time(hour), tzinfo=location.zone)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ booking arrives from an eMSP or an API client at this location, or a charger the
 goes offline; nothing for the desk's own bookings or another location's."""
 
 import re
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -13,7 +13,7 @@ from django.utils import timezone
 from bookings.services import Actor, RequestData, TokenData, booking_create, booking_request_submit
 from locations.models import EVSEStatus
 from locations.services import charge_point_set_connected, evse_set_status
-from tests.bookings.factories import DriverFactory
+from tests.bookings.factories import DriverFactory, tomorrow_at
 from tests.locations.factories import (
     BookingPolicyFactory,
     ChargePointFactory,
@@ -22,11 +22,6 @@ from tests.locations.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-def tomorrow_at(location, hour: int) -> datetime:
-    day = timezone.now().astimezone(location.zone).date() + timedelta(days=1)
-    return datetime.combine(day, time(hour), tzinfo=location.zone)
 
 
 @pytest.fixture

@@ -2,14 +2,11 @@
 driver_create in the booking's own transaction; what is missing or taken is said on the form
 and nothing is written."""
 
-from datetime import datetime, time, timedelta
-
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
 from bookings.models import Booking, Driver, Status
-from tests.bookings.factories import BookingFactory, DriverTokenFactory
+from tests.bookings.factories import BookingFactory, DriverTokenFactory, tomorrow_at
 from tests.locations.factories import (
     BookingPolicyFactory,
     ChargePointFactory,
@@ -20,11 +17,6 @@ from tests.locations.factories import (
 pytestmark = pytest.mark.django_db
 
 HX = {"HX-Request": "true"}
-
-
-def tomorrow_at(location, hour: int) -> datetime:
-    day = timezone.now().astimezone(location.zone).date() + timedelta(days=1)
-    return datetime.combine(day, time(hour), tzinfo=location.zone)
 
 
 @pytest.fixture

@@ -3,16 +3,15 @@ outside them (issue 15): the confirmation page names each booking with a link to
 nothing is saved until "Save anyway", and a change that leaves every booking inside the rules
 saves at once."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, timedelta
 from html.parser import HTMLParser
 
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
-from django.utils import timezone
 
 from locations.models import EVSE, BookingPolicy, EVSEStatus, ExceptionalPeriod
-from tests.bookings.factories import BookingFactory, DriverFactory
+from tests.bookings.factories import BookingFactory, DriverFactory, tomorrow_at
 from tests.locations.factories import (
     BookingPolicyFactory,
     ChargePointFactory,
@@ -72,11 +71,6 @@ def _form(client, url: str) -> dict[str, list[str]]:
         data.setdefault(name, []).append(value)
     data["_save"] = ["Save"]
     return data
-
-
-def tomorrow_at(location, hour: int) -> datetime:
-    day = timezone.now().astimezone(location.zone).date() + timedelta(days=1)
-    return datetime.combine(day, time(hour), tzinfo=location.zone)
 
 
 @pytest.fixture

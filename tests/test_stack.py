@@ -28,6 +28,7 @@ import pytest
 
 from config import runner
 from config import stack as config_stack
+from tests.supervision import supervised_pid
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 START_SECONDS = 180  # migrate a new database, seed it, start every process
@@ -127,11 +128,7 @@ def test_stack_supervised_embedded_postgres_restarts_after_a_crash_with_its_data
     )  # fmt: skip
 
     def pid() -> int:
-        result = subprocess.run(
-            [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf), "pid", "postgres"],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-        return int(result.stdout.strip() or 0)
+        return supervised_pid(conf, "postgres")
 
     try:
         config_stack.wait_for_servers(supervisord, database_url=url)
@@ -165,12 +162,7 @@ class Stack:
     output: list[str] = field(default_factory=list)
 
     def pid_of(self, name: str) -> int:
-        result = subprocess.run(
-            [sys.executable, "-m", "supervisor.supervisorctl", "-c",
-             str(self.run_dir / "supervisord.conf"), "pid", name],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-        return int(result.stdout.strip())
+        return supervised_pid(self.run_dir / "supervisord.conf", name)
 
     def get(self, path: str, timeout: float = 10) -> http.client.HTTPResponse:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)

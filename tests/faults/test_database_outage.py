@@ -30,6 +30,7 @@ from tests.faults.conftest import start_web, wait_until
 from tests.faults.database import test_database_url
 from tests.locations.factories import BookingPolicyFactory, EVSEFactory, LocationFactory
 from tests.ocpi.factories import PartyFactory
+from tests.supervision import supervised_pid
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -212,11 +213,7 @@ def test_postgresql_killed_during_posts_is_restarted_and_loses_nothing(
     base = start_web(processes, redis_server.url, DATABASE_URL=url)
 
     def postmaster() -> int:
-        answer = subprocess.run(
-            [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf), "pid", "postgres"],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-        return int(answer.stdout.strip() or 0)
+        return supervised_pid(conf, "postgres")
 
     def kill_twice() -> None:
         for _ in range(2):

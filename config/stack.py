@@ -23,9 +23,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -186,31 +187,44 @@ def services(run_dir: Path, *, supervised: bool = False, **shared: str) -> Itera
             pg_server.cleanup()
 
 
+def until(
+    ready: Callable[[], bool], process: subprocess.Popen, timeout: float, interval: float
+) -> bool:
+    """Ask `ready()` every `interval` seconds: True once it says so, False if `process` exits
+    first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def server_answers(name: str, url: str) -> bool:
+    """Whether the PostgreSQL or Redis at `url` takes a connection now."""
+    import psycopg
+    import redis
+
+    try:
+        if name == "PostgreSQL":
+            psycopg.connect(url, connect_timeout=5).close()
+        else:
+            redis.Redis.from_url(url, socket_timeout=5).ping()
+    except (psycopg.OperationalError, redis.exceptions.ConnectionError):
+        return False
+    return True
+
+
 def wait_for_servers(
     process: subprocess.Popen, *, database_url: str = "", redis_url: str = "", timeout: float = 60
 ) -> None:
     """Return once the PostgreSQL and Redis given answer; StackError if `process` exits first or
     the timeout passes."""
-    import psycopg
-    import redis
-
     deadline = time.monotonic() + timeout
-    pairs = [("PostgreSQL", database_url), ("Redis", redis_url)]
-    waiting = [(name, url) for name, url in pairs if url]
-    while waiting:
-        name, url = waiting[0]
-        try:
-            if name == "PostgreSQL":
-                psycopg.connect(url, connect_timeout=5).close()
-            else:
-                redis.Redis.from_url(url, socket_timeout=5).ping()
-            waiting.pop(0)
-            continue
-        except (psycopg.OperationalError, redis.exceptions.ConnectionError):
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
+    for name, url in (("PostgreSQL", database_url), ("Redis", redis_url)):
+        left = deadline - time.monotonic()
+        if url and not until(partial(server_answers, name, url), process, left, 0.1):
             raise StackError(f"{name} did not start")
-        time.sleep(0.1)
 
 
 def child_env(svc: Services, run_dir: Path, **extra: str) -> dict[str, str]:
@@ -227,17 +241,12 @@ def manage(*args: str, env: dict[str, str]) -> None:
 def wait_for_ports(ports: list[int], process: subprocess.Popen, timeout: float = 90) -> bool:
     """True once every port on 127.0.0.1 accepts connections; False if `process` exits first or
     the timeout passes."""
-    deadline = time.monotonic() + timeout
-    waiting = list(ports)
-    while waiting:
-        if process.poll() is not None or time.monotonic() > deadline:
-            return False
+
+    def answers(port: int) -> bool:
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", waiting[0])) == 0:
-                waiting.pop(0)
-                continue
-        time.sleep(0.2)
-    return True
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    return until(lambda: all(answers(port) for port in ports), process, timeout, 0.2)
 
 
 READY_TIMEOUT_SECONDS = 120  # beat's first sweeps run 10-15 s after it starts
@@ -248,20 +257,22 @@ def wait_for_readiness(
 ) -> tuple[bool, dict]:
     """(True, answer) once the readiness endpoint answers 200; (False, its last answer) if
     `process` exits first or the timeout passes."""
-    deadline = time.monotonic() + timeout
     last: dict = {}
-    while True:
+
+    def ready() -> bool:
+        nonlocal last
         try:
             with urllib.request.urlopen(url, timeout=15) as response:
-                return True, json.load(response)
+                last = json.load(response)
+                return True
         except urllib.error.HTTPError as error:  # 503: some check fails
             with error:
                 last = json.load(error)
         except (OSError, ValueError):
             pass  # not answering yet
-        if process.poll() is not None or time.monotonic() > deadline:
-            return False, last
-        time.sleep(1)
+        return False
+
+    return until(ready, process, timeout, 1), last
 
 
 def not_ready(answer: dict) -> str:

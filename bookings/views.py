@@ -32,7 +32,7 @@ from django.utils.html import format_html_join
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, push_url, trigger_client_event
 
-from locations.models import BookingPolicy, Location
+from locations.models import EVSE, BookingPolicy, Location
 from locations.selectors import evses_of_location, location_get, location_policy, policy_for
 
 from .availability import grid_ceil, local_day_window, zone_label
@@ -1122,6 +1122,8 @@ def booking_change_view(request: HttpRequest, uid: str) -> HttpResponse:
     with timezone.override(location.zone):
         form = BookingChangeForm(request.POST, evses=evses, policy=policy)
         notice, changed = "", False
+        # Where it was, for the Undo a drag's notice offers.
+        before = MovedFrom(booking.evse, booking.start, booking.end)
         if form.is_valid():
             try:
                 booking_change(
@@ -1139,8 +1141,10 @@ def booking_change_view(request: HttpRequest, uid: str) -> HttpResponse:
                     return redirect("bookings:booking_detail", uid=uid)
                 notice, changed, form = "Changed.", True, None
         booking = _booking(uid)
+        if _partial(request) and request.POST.get("undo"):
+            return _changed(_undo_move_notice(request, booking, form))
         if _partial(request) and request.htmx.target == "notices":
-            return _changed(_drag_notice(request, booking, form))
+            return _changed(_drag_notice(request, booking, form, before))
         response = _panel(
             request,
             location,
@@ -1151,38 +1155,108 @@ def booking_change_view(request: HttpRequest, uid: str) -> HttpResponse:
         return _changed(response) if changed or (form is not None and form.errors) else response
 
 
+UNDO_SECONDS = 20  # how long the notice after a cancel or a drag offers "Undo"
+
+
 def _notice(request: HttpRequest, context: dict[str, Any], *, oob: bool = False) -> str:
     """One in-page notice (the #notices region of every page): text, an optional action or
     link, and how long it stays (none for an error: it waits to be dismissed)."""
-    defaults = {"kind": "ok", "action_url": "", "action_label": "", "link_url": "", "timeout": 8}
+    defaults = {
+        "kind": "ok",
+        "action_url": "",
+        "action_label": "",
+        "action_values": [],
+        "link_url": "",
+        "timeout": 8,
+    }
     return render_to_string(
         f"{TEMPLATE}#notice", {**defaults, **context, "oob": oob}, request=request
     )
 
 
+@dataclass(frozen=True, slots=True)
+class MovedFrom:
+    """Where a booking was before a drag: what its notice's Undo sends back to booking_change."""
+
+    evse: EVSE | None
+    start: datetime
+    end: datetime
+
+
+def _form_errors(form: BookingChangeForm) -> str:
+    return " ".join(
+        [str(e) for e in form.non_field_errors()]
+        + [
+            f"{form[name].label}: {' '.join(errs)}"
+            for name, errs in form.errors.items()
+            if name != "__all__"
+        ]
+    )
+
+
 def _drag_notice(
-    request: HttpRequest, booking: Booking, form: BookingChangeForm | None
+    request: HttpRequest, booking: Booking, form: BookingChangeForm | None, before: MovedFrom
 ) -> HttpResponse:
     """What a drag on the timeline did, where the eye is (the timeline reloads either way, so a
-    refused block goes back to where it was)."""
+    refused block goes back to where it was). A move offers Undo for a moment: the same change
+    back to where it was, through the same booking_change (so every rule applies again). Unlike
+    a cancel's Undo it is offered for an eMSP's or API client's booking too: a move is not final,
+    its partner was told of it and is told of the move back the same way."""
     tz = booking.location.zone
     who = booking.driver.name if booking.driver else "The booking"
     detail = _with_view(
         reverse("bookings:booking_detail", args=[booking.uid]), _view_params(request)
     )
-    if form is None:
-        evse = booking.evse
-        text = f"{who}: moved to {_when(booking.start, booking.end, tz)} on {evse}."
-        context = {"text": text}
-    else:
-        errors = [str(e) for e in form.non_field_errors()] + [
-            f"{form[name].label}: {' '.join(errs)}"
-            for name, errs in form.errors.items()
-            if name != "__all__"
-        ]
+    if form is not None:
         context = {
             "kind": "error",
-            "text": f"Not moved: {' '.join(errors)}",
+            "text": f"Not moved: {_form_errors(form)}",
+            "link_url": detail,
+            "link_label": "Open the booking",
+            "timeout": 0,
+        }
+        return HttpResponse(_notice(request, context))
+    text = f"{who}: moved to {_when(booking.start, booking.end, tz)} on {booking.evse}."
+    context: dict[str, Any] = {"text": text}
+    if (before.evse, before.start, before.end) != (booking.evse, booking.start, booking.end):
+        back = f"{_when(before.start, before.end, tz)} on {before.evse}"
+        told = "" if booking.channel == Booking.Channel.STAFF else "; its partner is told again"
+        context |= {
+            "action_url": _with_view(
+                reverse("bookings:booking_change", args=[booking.uid]), _view_params(request)
+            ),
+            "action_label": "Undo",
+            "action_hint": f"Moves it back to {back}, if that is still free{told}",
+            "action_values": [
+                ("undo", "1"),
+                ("evse", before.evse.uid if before.evse else ""),
+                ("start", before.start.astimezone(tz).isoformat()),
+                ("end", before.end.astimezone(tz).isoformat()),
+                ("override_reason", ""),
+            ],
+            "booking_uid": str(booking.uid),
+            "timeout": UNDO_SECONDS,
+        }
+    return HttpResponse(_notice(request, context))
+
+
+def _undo_move_notice(
+    request: HttpRequest, booking: Booking, form: BookingChangeForm | None
+) -> HttpResponse:
+    """The answer to a drag notice's Undo (a change back): done, or why not. Offered once: the
+    notice it replaces had the only Undo."""
+    tz = booking.location.zone
+    who = booking.driver.name if booking.driver else "The booking"
+    if form is None:
+        when = _when(booking.start, booking.end, tz)
+        context = {"text": f"Move undone: {who} is back at {when} on {booking.evse}."}
+    else:
+        detail = _with_view(
+            reverse("bookings:booking_detail", args=[booking.uid]), _view_params(request)
+        )
+        context = {
+            "kind": "error",
+            "text": f"Could not undo the move: {_form_errors(form)}",
             "link_url": detail,
             "link_label": "Open the booking",
             "timeout": 0,
@@ -1229,9 +1303,6 @@ def booking_cancel_view(request: HttpRequest, uid: str) -> HttpResponse:
         if _partial(request):
             response.write(_notice(request, _cancel_notice(request, booking), oob=True))
         return _changed(response)
-
-
-UNDO_SECONDS = 20  # how long the notice after a cancel offers "Undo"
 
 
 def _cancel_notice(request: HttpRequest, booking: Booking) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 Undo that books the same again, and a panel URL that keeps the view under it."""
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import time_machine
@@ -135,6 +135,147 @@ def test_a_drop_past_the_policy_is_refused_with_its_message(staff_client, site):
         staff_client, booking, start=booking.start.isoformat(), end=end.isoformat()
     ).content.decode()
     assert "Not moved: A booking here lasts at most 240 minutes." in html
+
+
+def hidden_inputs(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html))
+
+
+def undo(client, booking, html: str):
+    """What the Undo button of a drag's notice sends (its form's fields, as the browser would)."""
+    action = re.search(r'<form method="post" action="([^"]+)"', html)[1].replace("&amp;", "&")
+    return client.post(action, hidden_inputs(html), headers=HX)
+
+
+def test_a_drop_offers_undo_with_where_the_booking_was(staff_client, site, driver):
+    location, ac, dc = site
+    booking = BookingFactory(evse=ac, start=tomorrow_at(location, 10), driver=driver)
+    start = tomorrow_at(location, 12, 30)
+    html = drop(
+        staff_client,
+        booking,
+        evse=dc.uid,
+        start=start.isoformat(),
+        end=(start + timedelta(hours=1)).isoformat(),
+    ).content.decode()
+    assert "Anna de Vries: moved to" in html and ">Undo</button>" in html
+    assert 'data-timeout="20"' in html
+    assert f'data-booking="{booking.uid}"' in html  # the page refreshes its open panel
+    assert "Moves it back to" in html and "10:00–11:00" in html and "on 1A" in html
+    assert "partner" not in html  # a booking the site made: nobody else to tell
+    sent = hidden_inputs(html)
+    assert sent["undo"] == "1" and sent["evse"] == ac.uid and sent["override_reason"] == ""
+    assert datetime.fromisoformat(sent["start"]) == tomorrow_at(location, 10)
+    assert datetime.fromisoformat(sent["end"]) == tomorrow_at(location, 11)
+
+
+def test_undo_of_a_drop_moves_it_back_through_the_same_change_once(staff_client, site, driver):
+    location, ac, dc = site
+    booking = BookingFactory(evse=ac, start=tomorrow_at(location, 10), driver=driver)
+    start = tomorrow_at(location, 12, 30)
+    html = drop(
+        staff_client,
+        booking,
+        evse=dc.uid,
+        start=start.isoformat(),
+        end=(start + timedelta(hours=2)).isoformat(),
+    ).content.decode()
+    response = undo(staff_client, booking, html)
+    assert response.status_code == 200
+    assert "bookings-changed" in response["HX-Trigger"]  # the grid redraws
+    answer = response.content.decode()
+    assert "Move undone: Anna de Vries is back at" in answer and "10:00–11:00" in answer
+    assert ">Undo</button>" not in answer  # offered once: this answer replaces the notice
+    booking.refresh_from_db()
+    assert (booking.evse, booking.period.lower, booking.period.upper) == (
+        ac,
+        tomorrow_at(location, 10),
+        tomorrow_at(location, 11),
+    )
+    # Both moves are in the history, as changes made by the desk.
+    changes = BookingTransition.objects.filter(
+        booking=booking, event=BookingTransition.Event.CHANGED
+    )
+    assert changes.count() == 2
+
+
+def test_undo_of_a_drop_whose_old_slot_was_taken_says_why_and_moves_nothing(staff_client, site):
+    location, ac, dc = site
+    booking = BookingFactory(evse=ac, start=tomorrow_at(location, 10))
+    start = tomorrow_at(location, 12)
+    html = drop(
+        staff_client,
+        booking,
+        evse=dc.uid,
+        start=start.isoformat(),
+        end=(start + timedelta(hours=1)).isoformat(),
+    ).content.decode()
+    BookingFactory(evse=ac, start=tomorrow_at(location, 10, 30))  # meanwhile
+    response = undo(staff_client, booking, html)
+    answer = response.content.decode()
+    assert 'role="alert"' in answer
+    assert "Could not undo the move: 1A is already booked around" in answer
+    assert "Open the booking" in answer
+    booking.refresh_from_db()
+    assert (booking.evse, booking.period.lower) == (dc, start)
+
+
+def test_an_emsp_bookings_drop_offers_undo_too_and_says_its_partner_is_told(staff_client, site):
+    """Unlike a cancel (final in OCPI), a move is one more change the eMSP hears of."""
+    location, ac, dc = site
+    booking = BookingFactory(
+        evse=ac,
+        start=tomorrow_at(location, 10),
+        channel=Booking.Channel.OCPI,
+        emsp_country_code="NL",
+        emsp_party_id="EMS",
+        request_id="R-1",
+    )
+    start = tomorrow_at(location, 14)
+    html = drop(
+        staff_client,
+        booking,
+        evse=dc.uid,
+        start=start.isoformat(),
+        end=(start + timedelta(hours=1)).isoformat(),
+    ).content.decode()
+    assert ">Undo</button>" in html and "its partner is told again" in html
+    undo(staff_client, booking, html)
+    booking.refresh_from_db()
+    assert (booking.evse, booking.period.lower) == (ac, tomorrow_at(location, 10))
+
+
+def test_a_drop_that_changes_nothing_offers_no_undo(staff_client, site):
+    location, ac, _ = site
+    booking = BookingFactory(evse=ac, start=tomorrow_at(location, 10))
+    html = drop(
+        staff_client, booking, start=booking.start.isoformat(), end=booking.end.isoformat()
+    ).content.decode()
+    assert "moved to" in html and ">Undo</button>" not in html
+
+
+def test_week_chips_carry_what_a_drag_needs_and_a_cancelled_one_does_not(staff_client, site):
+    location, ac, _ = site
+    live = BookingFactory(evse=ac, start=tomorrow_at(location, 10))
+    gone = BookingFactory(evse=ac, start=tomorrow_at(location, 14), status=Status.CANCELED)
+    day = live.start.astimezone(location.zone).date()
+    url = reverse("bookings:location_week", args=[location.pk])
+    html = staff_client.get(url, {"date": day.isoformat()}).content.decode()
+    chip = re.search(rf'<a class="block[^"]*"[^>]*data-booking="{live.uid}"[^>]*>.*?</a>', html)[0]
+    assert f'data-change="{reverse("bookings:booking_change", args=[live.uid])}"' in chip
+    assert f'data-start="{int(live.start.timestamp())}"' in chip
+    assert f'data-end="{int(live.end.timestamp())}"' in chip
+    assert "drag to move" in chip and "data-resize" in chip
+    cells = re.search(r'<div class="week-cells"[^>]*>', html)[0]
+    assert 'data-step="900"' in cells and 'data-max="14400"' in cells
+    # Each day column says when its local day begins (the drag's time axis).
+    first = datetime.combine(day, time(0), tzinfo=location.zone)
+    assert (
+        f'data-start="{int(first.timestamp())}"' in re.search(r'<a class="tick day"[^>]*>', html)[0]
+    )
+    assert len(re.findall(r'<a class="tick day"[^>]*data-start="\d+"', html)) == 7
+    cancelled = re.search(rf'<a class="block[^"]*"[^>]*data-booking="{gone.uid}"[^>]*>', html)[0]
+    assert "data-change" not in cancelled
 
 
 def test_a_drop_on_a_cancelled_booking_is_refused(staff_client, site):

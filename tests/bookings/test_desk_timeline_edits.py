@@ -492,3 +492,11 @@ def test_a_drop_in_the_repeated_hour_of_a_fall_back_night_lands_on_the_clock_sen
     booking.refresh_from_db()
     assert booking.period.lower == datetime(2027, 10, 31, 1, 30, tzinfo=UTC)
     assert booking.period.upper - booking.period.lower == timedelta(hours=1)
+
+
+def test_no_template_comment_shows_on_the_page(staff_client, site):
+    """A Django {# #} comment is one line: a longer one used to print on every staff page."""
+    location, _, _ = site
+    html = staff_client.get(reverse("bookings:location_day", args=[location.pk])).content.decode()
+    assert "{#" not in html and "#}" not in html
+    assert '<dialog id="confirm"' in html

@@ -312,8 +312,8 @@
     dialog.showModal();
   });
 
-  // --- Drag a booking on the day timeline: the block to another time or EVSE, its end edge to
-  // resize it (issue 15). Mouse and pen pick a block up once it moves a few pixels (a click
+  // --- Drag a booking on the day or week view: the block to another time, day or EVSE, its
+  // end edge to resize it (issue 15); one drag, parameterised by the grid's geometry. Mouse and pen pick a block up once it moves a few pixels (a click
   // still opens it); a finger holds still on it for a moment first, so a swipe still scrolls.
   // Times snap to the EVSE's step; the server's booking_change decides. The booking panel's
   // move form is the keyboard way to do the same. ---
@@ -344,27 +344,125 @@
     return name ? name.textContent : "";
   }
 
+  // A local day, and how the desk names it ("Tue 8 Dec"), on the location's clock.
+  function dayKey(seconds, tz) {
+    return new Intl.DateTimeFormat("en-CA", { timeZone: tz }).format(new Date(seconds * 1000));
+  }
+
+  function dayName(seconds, tz) {
+    var p = {};
+    new Intl.DateTimeFormat("en-GB", {
+      weekday: "short", day: "numeric", month: "short", timeZone: tz,
+    }).formatToParts(new Date(seconds * 1000)).forEach(function (part) {
+      p[part.type] = part.value;
+    });
+    return p.weekday + " " + p.day + " " + p.month;
+  }
+
+  // The geometry of the grid a block is dragged on, so one drag serves both views: where a
+  // pointer's x lies in time (timeAt), how resizing reads a pointer's travel, the rows it may
+  // drop on, and how the block is drawn where it would land.
+  //
+  // The day view is one time axis: the shown hours across the track.
+  function dayGeometry(grid, block) {
+    var start = Number(grid.dataset.start), end = Number(grid.dataset.end);
+    var track = block.closest(".track");
+    return {
+      week: false,
+      scrolls: true,
+      timeAt: function (x) {
+        var rect = track.getBoundingClientRect();
+        return start + ((x - rect.left) / rect.width) * (end - start);
+      },
+      place: function (d) {
+        var span = end - start;
+        var left = ((d.newStart - start) / span) * 100;
+        var width = ((d.newEnd - d.newStart) / span) * 100;
+        d.block.style.left = left.toFixed(3) + "%";
+        d.block.style.width = width.toFixed(3) + "%";
+        var dy = d.row.getBoundingClientRect().top - d.home.getBoundingClientRect().top;
+        d.block.style.transform = dy ? "translateY(" + dy + "px)" : "";
+        return d.row !== d.home ? d.row : null;
+      },
+    };
+  }
+
+  // The week view is seven day columns of chips: each column is its local day (23 or 25 hours
+  // on a DST day), so the week is one time axis too, a day a column. The pointer level with
+  // where the block was picked up in another column keeps its time of day (a few pixels
+  // either way still do: MAGNET_PX), so a booking goes to another day at the same time. A
+  // chip is not drawn to scale, so its end edge reads the day view's hour width instead.
+  var MAGNET_PX = 10;
+  function weekGeometry(grid, block, x0) {
+    var starts = [];
+    grid.querySelectorAll(".week-days .tick.day[data-start]").forEach(function (tick) {
+      starts.push(Number(tick.dataset.start));
+    });
+    var ends = starts.slice(1).concat([Number(grid.dataset.end)]);
+    var homeCell = block.closest(".cell");
+    var homeCells = homeCell.parentElement.children;
+    var home = Array.prototype.indexOf.call(homeCells, homeCell);
+    var first = homeCells[0].getBoundingClientRect();
+    var grabFrac = (x0 - homeCell.getBoundingClientRect().left) / first.width;
+
+    function column(x) {
+      var rects = Array.prototype.map.call(homeCells, function (c) {
+        return c.getBoundingClientRect();
+      });
+      var i = 0;
+      while (i < rects.length - 1 && x >= rects[i].right) i++;
+      var frac = (x - rects[i].left) / rects[i].width;
+      var near = (frac - grabFrac) * rects[i].width;
+      if (Math.abs(near) <= MAGNET_PX) frac = grabFrac;
+      else frac -= (near > 0 ? MAGNET_PX : -MAGNET_PX) / rects[i].width;
+      return { index: i, frac: Math.min(Math.max(frac, 0), 1) };
+    }
+
+    return {
+      week: true,
+      scrolls: true,
+      timeAt: function (x) {
+        var c = column(x);
+        // Level with the grab: the same time since the day began as where it was picked up.
+        var length = c.frac === grabFrac ? ends[home] - starts[home] : ends[c.index] - starts[c.index];
+        return starts[c.index] + c.frac * length;
+      },
+      resizeSecondsPerPx: function () { return 3600 / hourWidth(); },
+      place: function (d) {
+        if (d.mode === "resize") return null;
+        var i = 0;
+        while (i < starts.length - 1 && d.newStart >= ends[i]) i++;
+        var cells = d.row.querySelector(".week-cells").children;
+        var target = cells[i];
+        var from = homeCell.getBoundingClientRect(), to = target.getBoundingClientRect();
+        var dx = to.left - from.left, dy = to.top - from.top;
+        d.block.style.transform = dx || dy ? "translate(" + dx + "px, " + dy + "px)" : "";
+        return target !== homeCell ? target : null;
+      },
+    };
+  }
+
   document.addEventListener("pointerdown", function (evt) {
     if (drag || !evt.isPrimary || evt.button !== 0) return;
-    var block = evt.target.closest && evt.target.closest("#grid:not(.is-week) a.block[data-change]");
+    var block = evt.target.closest && evt.target.closest("#grid a.block[data-change]");
     if (!block) return;
-    var track = block.closest(".track");
     var grid = block.closest("#grid");
-    var span = Number(grid.dataset.end) - Number(grid.dataset.start);
+    var rules = block.closest("[data-step]"); // the EVSE's track or week cells
+    var geo = grid.classList.contains("is-week")
+      ? weekGeometry(grid, block, evt.clientX)
+      : dayGeometry(grid, block);
     var scroller = block.closest("[data-scroller]");
     drag = {
-      block: block, track: track, grid: grid, row: block.closest(".row"),
-      scroller: scroller, scroll0: scroller ? scroller.scrollLeft : 0,
-      home: block.closest(".row"),
+      block: block, grid: grid, geo: geo, row: block.closest(".row"),
+      scroller: scroller, home: block.closest(".row"),
       mode: evt.target.closest("[data-resize]") ? "resize" : "move",
       touch: evt.pointerType === "touch",
       x0: evt.clientX, y0: evt.clientY, x: evt.clientX, y: evt.clientY,
+      grabAt: geo.timeAt(evt.clientX),
       start: Number(block.dataset.start), end: Number(block.dataset.end),
-      gridStart: Number(grid.dataset.start), span: span,
-      secondsPerPx: span / track.getBoundingClientRect().width,
-      step: Number(track.dataset.step) || 900,
-      min: Number(track.dataset.min) || 0,
-      max: Number(track.dataset.max) || Infinity,
+      step: Number(rules.dataset.step) || 900,
+      min: Number(rules.dataset.min) || 0,
+      max: Number(rules.dataset.max) || Infinity,
       style: block.getAttribute("style") || "",
       active: false, timer: null,
     };
@@ -387,7 +485,7 @@
   }
 
   // Held near the left or right edge of the timeline's box, the timeline scrolls on under the
-  // block, so it can go to any time of the day.
+  // block, so it can go to any time of the day (any day of the week on a phone).
   var EDGE_PX = 40, EDGE_STEP_PX = 12;
   function edgeScroll() {
     var d = drag;
@@ -397,7 +495,7 @@
     var step = 0;
     if (d.x < span.left + EDGE_PX && d.x < d.x0 - EDGE_PX / 2) step = -EDGE_STEP_PX;
     else if (d.x > span.right - EDGE_PX && d.x > d.x0 + EDGE_PX / 2) step = EDGE_STEP_PX;
-    if (step) {
+    if (step && !(d.geo.week && d.mode === "resize")) {
       var before = d.scroller.scrollLeft;
       d.scroller.scrollLeft += step;
       if (d.scroller.scrollLeft !== before) follow();
@@ -405,11 +503,22 @@
     d.raf = window.requestAnimationFrame(edgeScroll);
   }
 
+  // What the label over a dragged block says: its new times, the day first when the day
+  // changes, and the EVSE when the row does ("Tue 8 Dec 11:00–12:00 · 1B").
+  function dragLabel(d) {
+    var tz = zone(d.block);
+    var day = dayKey(d.newStart, tz) !== dayKey(d.start, tz) ? dayName(d.newStart, tz) + " " : "";
+    return day + wall(d.newStart, tz) + "–" + wall(d.newEnd, tz) +
+      (d.row !== d.home ? " · " + rowName(d.row) : "");
+  }
+
   // Snap the pointer's travel to the step, then draw the block where it would land.
   function follow() {
     var d = drag;
-    var travel = d.x - d.x0 + (d.scroller ? d.scroller.scrollLeft - d.scroll0 : 0);
-    var delta = Math.round((travel * d.secondsPerPx) / d.step) * d.step;
+    var travel = d.mode === "resize" && d.geo.resizeSecondsPerPx
+      ? (d.x - d.x0) * d.geo.resizeSecondsPerPx()
+      : d.geo.timeAt(d.x) - d.grabAt;
+    var delta = Math.round(travel / d.step) * d.step;
     if (d.mode === "resize") {
       var length = Math.min(Math.max(d.end - d.start + delta, d.min || d.step), d.max);
       d.newStart = d.start;
@@ -419,21 +528,24 @@
       d.newEnd = d.end + delta;
       var under = document.elementFromPoint(d.x, d.y);
       var row = under && under.closest && under.closest("#grid .row[data-evse]");
-      if (row && row.querySelector(".track")) d.row = row;
+      if (row && row.querySelector(".track, .week-cells")) d.row = row;
     }
-    var left = ((d.newStart - d.gridStart) / d.span) * 100;
-    var width = ((d.newEnd - d.newStart) / d.span) * 100;
-    d.block.style.left = left.toFixed(3) + "%";
-    d.block.style.width = width.toFixed(3) + "%";
-    var dy = d.row.getBoundingClientRect().top - d.home.getBoundingClientRect().top;
-    d.block.style.transform = dy ? "translateY(" + dy + "px)" : "";
-    d.grid.querySelectorAll(".row.drop-target").forEach(function (r) {
-      r.classList.remove("drop-target");
+    d.grid.querySelectorAll(".drop-target").forEach(function (el) {
+      el.classList.remove("drop-target");
     });
-    if (d.row !== d.home) d.row.classList.add("drop-target");
-    var tz = zone(d.block);
-    d.tip.textContent = wall(d.newStart, tz) + "–" + wall(d.newEnd, tz) +
-      (d.row !== d.home ? " · " + rowName(d.row) : "");
+    var target = d.geo.place(d);
+    if (target) target.classList.add("drop-target");
+    d.tip.textContent = dragLabel(d);
+    keepInView(d.tip, d.scroller);
+  }
+
+  // The label stays readable inside the timeline's box (a block at its right edge, a phone).
+  function keepInView(tip, scroller) {
+    tip.style.left = "";
+    if (!scroller) return;
+    var span = visibleSpan(scroller), rect = tip.getBoundingClientRect();
+    var shift = Math.max(Math.min(span.right - 4 - rect.right, 0), span.left + 4 - rect.left);
+    if (shift) tip.style.left = shift + "px";
   }
 
   function putBack(d) {
@@ -442,8 +554,8 @@
     d.block.removeAttribute("aria-busy");
     if (d.tip) d.tip.remove();
     d.grid.classList.remove("is-dragging");
-    d.grid.querySelectorAll(".row.drop-target").forEach(function (r) {
-      r.classList.remove("drop-target");
+    d.grid.querySelectorAll(".drop-target").forEach(function (el) {
+      el.classList.remove("drop-target");
     });
   }
 
@@ -482,12 +594,26 @@
       // Refused, or nothing came back (the banner says why): the block goes back at once;
       // the grid reloads from the server either way.
       if (!notice || notice.classList.contains("notice-error")) putBack(d);
-      var open = document.querySelector("#booking-detail[data-booking-uid]");
-      if (open && open.dataset.bookingUid === d.block.dataset.booking && d.block.isConnected) {
-        htmx.ajax("GET", d.block.getAttribute("href"), { target: "#panel", swap: "innerHTML" });
-      }
+      if (d.block.isConnected) refreshPanel(d.block.dataset.booking, d.block.getAttribute("href"));
     });
   }
+
+  // The open panel of a booking just moved shows it where it is now.
+  function refreshPanel(uid, href) {
+    var open = document.querySelector("#booking-detail[data-booking-uid]");
+    if (!open || open.dataset.bookingUid !== uid) return;
+    htmx.ajax("GET", href || location.pathname + location.search,
+      { target: "#panel", swap: "innerHTML" });
+  }
+
+  // Undo in a drag's notice (the same change back, offered once): the notice answers in its
+  // place; the grid reloads on the server's "changed" event; the panel follows here.
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var form = evt.detail.elt;
+    if (!form.matches || !form.matches("#notices form[data-booking]")) return;
+    var uid = form.dataset.booking;
+    evt.detail.xhr.addEventListener("loadend", function () { refreshPanel(uid); });
+  });
 
   document.addEventListener("pointermove", function (evt) {
     if (!drag || !evt.isPrimary) return;

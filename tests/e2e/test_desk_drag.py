@@ -249,6 +249,8 @@ def test_drag_by_finger_and_undo_at_narrower_widths(browser, live_server, e2e_se
         ben_db = Booking.objects.get(pk=bookings["ben"].pk)
         assert (ben_db.evse, ben_db.period.lower) == (evses["1B"], at(10))
 
+        # The drag's notice (with Undo for 20 s) lies across the foot of a phone: put it away.
+        page.locator("#notices .notice").get_by_role("button", name="Dismiss").click()
         htmx_idle(page)
         row(page, "HH-1B").locator("a.block", has_text="Chiara Rossi").click()
         page.locator("#panel").get_by_role("button", name="Cancel booking").click()

@@ -218,8 +218,9 @@ def _opening_hours(
     )
 
 
-def validate_window(start: datetime, end: datetime) -> Interval:
-    """Raises InvalidWindow for naive datetimes, an end not after the start, or over 7 days."""
+def validate_window(start: datetime, end: datetime, *, limit: timedelta = MAX_WINDOW) -> Interval:
+    """Raises InvalidWindow for naive datetimes, an end not after the start, or over 7 days
+    (`limit`: the desk's seven local days, which are an hour longer over a fall-back night)."""
     if not isinstance(start, datetime) or not isinstance(end, datetime):
         raise InvalidWindow("Give both the start and the end of the window as date and time.")
     if timezone.is_naive(start) or timezone.is_naive(end):
@@ -228,7 +229,7 @@ def validate_window(start: datetime, end: datetime) -> Interval:
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     if end <= start:
         raise InvalidWindow("The end of the window must be after its start.")
-    if end - start > MAX_WINDOW:
+    if end - start > limit:
         raise InvalidWindow("The window can be at most 7 days long.")
     return Interval(start, end)
 
@@ -461,12 +462,13 @@ def location_availability(
     criteria: Criteria | None = None,
     include_unbookable: bool = False,
     with_bookings: bool = False,
+    window_limit: timedelta = MAX_WINDOW,
 ) -> LocationAvailability:
     """Free intervals per bookable EVSE of a location (or one EVSE) over a window of <= 7 days.
 
     Raises InvalidWindow, UnknownLocation, UnknownEVSE.
     """
-    window = validate_window(start, end)
+    window = validate_window(start, end, limit=window_limit)
     now = now or timezone.now()
     location = _resolve_location(location)
     criteria = criteria or Criteria()
@@ -925,6 +927,8 @@ def day_timeline(
     now = now or timezone.now()
     criteria = criteria or Criteria()
     tz = location.zone
+    if days > MAX_WINDOW.days:
+        raise InvalidWindow("The window can be at most 7 days long.")
     window = local_day_window(day, tz, days=days)
     avail = location_availability(
         location=location,
@@ -932,6 +936,8 @@ def day_timeline(
         end=window.end,
         now=now,
         include_unbookable=True,
+        # Seven local days: 169 hours over a fall-back night.
+        window_limit=MAX_WINDOW + timedelta(hours=1),
     )
     by_evse = timeline_blocks(location=location, window=window)
     shown = window

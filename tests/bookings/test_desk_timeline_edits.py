@@ -500,3 +500,15 @@ def test_no_template_comment_shows_on_the_page(staff_client, site):
     html = staff_client.get(reverse("bookings:location_day", args=[location.pk])).content.decode()
     assert "{#" not in html and "#}" not in html
     assert '<dialog id="confirm"' in html
+
+
+def test_the_week_over_a_fall_back_night_shows(staff_client, site):
+    """Seven local days with a 25-hour day: 169 hours, one week all the same (it used to be a
+    server error, the availability engine's 7-day limit being 168 hours)."""
+    location, _, _ = site  # Europe/Amsterdam
+    url = reverse("bookings:location_week", args=[location.pk])
+    response = staff_client.get(url, {"date": "2027-10-26"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert len(re.findall(r'<a class="tick day"', html)) == 7
+    assert "Sun 31 Oct" in html and "Mon 1 Nov" in html

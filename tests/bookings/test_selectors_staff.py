@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bookings.exceptions import InvalidWindow
 from bookings.selectors import (
     Criteria,
     day_timeline,
@@ -96,6 +97,23 @@ def test_day_timeline_week_spans_seven_local_days(location):
     tl = day_timeline(location=location, day=date(2027, 3, 25), days=7, now=NOW)
     assert [t.at.astimezone(AMS).date().day for t in tl.days] == [25, 26, 27, 28, 29, 30, 31]
     assert tl.window.duration == timedelta(days=7, hours=-1)  # includes the 23-hour day
+
+
+def test_day_timeline_week_over_a_fall_back_night_spans_169_hours(location):
+    """Seven local days with the 25-hour day: an hour over MAX_WINDOW, still one week."""
+    evse = EVSEFactory(charge_point=ChargePointFactory(location=location))
+    late = BookingFactory(evse=evse, start=local(date(2027, 10, 31), 23), driver=DriverFactory())
+    now = local(date(2027, 10, 25), 6)  # the whole week within the policy's horizon
+    tl = day_timeline(location=location, day=date(2027, 10, 26), days=7, now=now)
+    assert [t.at.astimezone(AMS).date().day for t in tl.days] == [26, 27, 28, 29, 30, 31, 1]
+    assert tl.window.duration == timedelta(days=7, hours=1)
+    assert [b.uid for b, _ in tl.rows[0].blocks] == [late.uid]
+    assert tl.rows[0].free[-1].end == tl.window.end  # free to the last hour of the week
+
+
+def test_day_timeline_refuses_more_than_seven_days(location):
+    with pytest.raises(InvalidWindow, match="at most 7 days"):
+        day_timeline(location=location, day=date(2027, 3, 2), days=8, now=NOW)
 
 
 def test_day_timeline_query_count_does_not_grow_with_evses(location, django_assert_num_queries):

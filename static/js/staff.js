@@ -322,7 +322,7 @@
   var suppressClick = false;
 
   // An instant as ISO 8601 with the UTC offset it has in tz: "2026-12-05T10:00:00+01:00".
-  function isoIn(seconds, tz) {
+  function wallParts(seconds, tz) {
     var p = {};
     new Intl.DateTimeFormat("en-GB", {
       timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit",
@@ -330,13 +330,36 @@
     }).formatToParts(new Date(seconds * 1000)).forEach(function (part) {
       p[part.type] = part.value;
     });
+    return p;
+  }
+
+  // The UTC offset an instant has in tz, in minutes (60 for CET).
+  function offsetOf(seconds, tz) {
+    var p = wallParts(seconds, tz);
     var wallSeconds = Date.UTC(+p.year, p.month - 1, +p.day, +p.hour, +p.minute, +p.second) / 1000;
-    var offset = Math.round((wallSeconds - seconds) / 60);
+    return Math.round((wallSeconds - seconds) / 60);
+  }
+
+  function isoIn(seconds, tz) {
+    var p = wallParts(seconds, tz);
+    var offset = offsetOf(seconds, tz);
     var sign = offset < 0 ? "-" : "+";
     offset = Math.abs(offset);
     var pad = function (n) { return String(n).padStart(2, "0"); };
     return p.year + "-" + p.month + "-" + p.day + "T" + p.hour + ":" + p.minute + ":" +
       p.second + sign + pad(Math.floor(offset / 60)) + ":" + pad(offset % 60);
+  }
+
+  // The instant a wall time (seconds after midnight) names on the local day that begins at
+  // dayStart: 09:00 is 9 hours after midnight on most days, 10 on a fall-back day.
+  function atWall(dayStart, wallSeconds, tz) {
+    var guess = dayStart + wallSeconds;
+    return guess - (offsetOf(guess, tz) - offsetOf(dayStart, tz)) * 60;
+  }
+
+  function wallSecondsOf(seconds, tz) {
+    var p = wallParts(seconds, tz);
+    return +p.hour * 3600 + +p.minute * 60 + +p.second;
   }
 
   function rowName(row) {
@@ -405,6 +428,8 @@
     var first = homeCells[0].getBoundingClientRect();
     var grabFrac = (x0 - homeCell.getBoundingClientRect().left) / first.width;
 
+    var level = null; // whole days moved when the pointer is level with the grab, else null
+
     function column(x) {
       var rects = Array.prototype.map.call(homeCells, function (c) {
         return c.getBoundingClientRect();
@@ -418,14 +443,26 @@
       return { index: i, frac: Math.min(Math.max(frac, 0), 1) };
     }
 
+    function dayOf(at) {
+      for (var i = 0; i < starts.length; i++) if (starts[i] <= at && at < ends[i]) return i;
+      return -1;
+    }
+
     return {
       week: true,
       scrolls: true,
       timeAt: function (x) {
         var c = column(x);
-        // Level with the grab: the same time since the day began as where it was picked up.
-        var length = c.frac === grabFrac ? ends[home] - starts[home] : ends[c.index] - starts[c.index];
-        return starts[c.index] + c.frac * length;
+        level = c.frac === grabFrac ? c.index - home : null;
+        return starts[c.index] + c.frac * (ends[c.index] - starts[c.index]);
+      },
+      // Level with the grab in another column: the same wall time that many days on (DST
+      // days included), as long as that day is in the week shown.
+      levelStart: function (d) {
+        var from = dayOf(d.start);
+        if (level === null || from < 0 || !starts[from + level]) return null;
+        var tz = zone(d.block);
+        return atWall(starts[from + level], wallSecondsOf(d.start, tz), tz);
       },
       resizeSecondsPerPx: function () { return 3600 / hourWidth(); },
       place: function (d) {
@@ -524,8 +561,9 @@
       d.newStart = d.start;
       d.newEnd = d.start + length;
     } else {
-      d.newStart = d.start + delta;
-      d.newEnd = d.end + delta;
+      var level = d.geo.levelStart ? d.geo.levelStart(d) : null;
+      d.newStart = level === null ? d.start + delta : level;
+      d.newEnd = d.newStart + (d.end - d.start);
       var under = document.elementFromPoint(d.x, d.y);
       var row = under && under.closest && under.closest("#grid .row[data-evse]");
       if (row && row.querySelector(".track, .week-cells")) d.row = row;

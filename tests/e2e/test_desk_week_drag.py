@@ -11,7 +11,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from bookings.models import Booking
-from tests.bookings.factories import BookingFactory
+from locations.models import BookingPolicy
+from tests.bookings.factories import BookingFactory, DriverFactory
 from tests.e2e import test_desk_drag as day_drag
 from tests.e2e.test_staff_ui import htmx_idle, log_in, row
 
@@ -245,3 +246,36 @@ def test_week_drag_and_undo_on_a_phone(browser, live_server, e2e_settings, desk,
         assert (ben_db.evse, ben_db.period.lower) == (evses["1A"], at(9))
     finally:
         context.close()
+
+
+def next_fall_back(zone, after: date) -> date:
+    """The first day after `after` whose clock goes back an hour (a 25-hour day)."""
+    day = after + timedelta(days=1)
+    while day < after + timedelta(days=400):
+        midnight = datetime.combine(day, time(0), zone)
+        if (midnight + timedelta(days=1)).utcoffset() < midnight.utcoffset():
+            return day
+        day += timedelta(days=1)
+    raise AssertionError(f"no fall-back day in {zone} within 400 days")
+
+
+def test_week_drag_to_the_day_the_clocks_go_back_keeps_the_wall_time(page: Page, desk):
+    """A column is that day's 23, 24 or 25 hours: level with the grab keeps 09:00 on the clock."""
+    location, evses, bookings, tomorrow, _at = desk
+    BookingPolicy.objects.filter(location=location).update(horizon_days=400)
+    sunday = next_fall_back(location.zone, tomorrow)
+    saturday = sunday - timedelta(days=1)
+    nine = datetime.combine(saturday, time(9), location.zone)
+    Booking.objects.filter(pk=bookings["ben"].pk).delete()
+    anna = BookingFactory(evse=evses["1A"], start=nine, driver=DriverFactory(name="Anna de Vries"))
+    open_week(page, location, saturday)
+    chip = cell(page, "HH-1A", 0).locator("a.block", has_text="Anna de Vries")
+    x, y = grab(page, chip)
+    column = cell(page, "HH-1A", 1).bounding_box()["x"] - cell(page, "HH-1A", 0).bounding_box()["x"]
+    page.mouse.move(x + column + 3, y, steps=10)
+    expect(page.locator(".drag-tip")).to_have_text(f"{day_label(sunday)} 09:00–10:00")
+    page.mouse.up()
+    expect(page.locator("#notices .notice")).to_contain_text("Anna de Vries: moved to")
+    moved = Booking.objects.get(pk=anna.pk)
+    assert moved.period.lower == datetime.combine(sunday, time(9), location.zone)
+    assert moved.period.upper - moved.period.lower == timedelta(hours=1)

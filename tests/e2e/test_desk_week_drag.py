@@ -210,25 +210,40 @@ def test_undo_refreshes_the_open_panel_of_the_booking(page: Page, desk):
     assert Booking.objects.get(pk=bookings["chiara"].pk).period.lower == at(13)
 
 
-def test_week_drag_and_undo_on_a_phone(browser, live_server, e2e_settings, desk, screenshot):
+def test_week_drag_by_finger_and_undo_on_a_phone(
+    browser, live_server, e2e_settings, desk, screenshot
+):
+    """A finger holds a chip still to pick it up (a swipe still scrolls the week), drags it to the
+    next day on 1B, and Undo in the notice across the foot of the phone puts it back."""
     location, evses, bookings, tomorrow, at = desk
-    context = browser.new_context(viewport={"width": 390, "height": 860}, locale="en-GB")
+    context = browser.new_context(
+        viewport={"width": 390, "height": 860}, locale="en-GB", has_touch=True
+    )
     context.set_default_timeout(10_000)
     page = context.new_page()
     page.base_url = live_server.url.replace("localhost", "127.0.0.1")
     try:
         open_week(page, location, tomorrow)
         ben = cell(page, "HH-1A", 0).locator("a.block", has_text="Ben Carter")
-        x, _y = grab(page, ben)
+        ben.scroll_into_view_if_needed()
+        box = ben.bounding_box()
+        x, y = box["x"] + 20, box["y"] + box["height"] / 2
         column = (
             cell(page, "HH-1A", 1).bounding_box()["x"] - cell(page, "HH-1A", 0).bounding_box()["x"]
         )
         target = cell(page, "HH-1B", 1).bounding_box()
-        page.mouse.move(x + column + 3, target["y"] + 16, steps=12)
+        cdp = context.new_cdp_session(page)
+        day_drag.touch(cdp, "touchStart", x, y)
+        expect(ben).to_have_class(re.compile("dragging"))  # held still: picked up
+        for i in range(1, 11):
+            day_drag.touch(
+                cdp, "touchMove", x + (column + 3) * i / 10, y + (target["y"] + 16 - y) * i / 10
+            )
         next_day = tomorrow + timedelta(days=1)
         expect(page.locator(".drag-tip")).to_have_text(f"{day_label(next_day)} 09:00–10:00 · 1B")
+        expect(cell(page, "HH-1B", 1)).to_have_class(re.compile("drop-target"))
         screenshot(page, "week-drag-move-390")
-        page.mouse.up()
+        day_drag.touch(cdp, "touchEnd", 0, 0)
         notice = page.locator("#notices .notice")
         expect(notice).to_contain_text("Ben Carter: moved to")
         ben_db = Booking.objects.get(pk=bookings["ben"].pk)
@@ -238,9 +253,8 @@ def test_week_drag_and_undo_on_a_phone(browser, live_server, e2e_settings, desk,
         )
         undo = notice.get_by_role("button", name="Undo")
         expect(undo).to_be_visible()
-        undo.hover()
         screenshot(page, "drag-undo-notice-390")
-        undo.click()
+        undo.tap()
         expect(notice).to_contain_text("Move undone")
         ben_db.refresh_from_db()
         assert (ben_db.evse, ben_db.period.lower) == (evses["1A"], at(9))

@@ -383,8 +383,8 @@
   }
 
   // The geometry of the grid a block is dragged on, so one drag serves both views: where a
-  // pointer's x lies in time (timeAt), how resizing reads a pointer's travel, the rows it may
-  // drop on, and how the block is drawn where it would land.
+  // pointer's x lies in time (timeAt), how resizing reads a pointer's travel, and how the block
+  // is drawn where it would land (place, which answers the row or day to outline).
   //
   // The day view is one time axis: the shown hours across the track.
   function dayGeometry(grid, block) {
@@ -392,7 +392,6 @@
     var track = block.closest(".track");
     return {
       week: false,
-      scrolls: true,
       timeAt: function (x) {
         var rect = track.getBoundingClientRect();
         return start + ((x - rect.left) / rect.width) * (end - start);
@@ -425,8 +424,8 @@
     var homeCell = block.closest(".cell");
     var homeCells = homeCell.parentElement.children;
     var home = Array.prototype.indexOf.call(homeCells, homeCell);
-    var first = homeCells[0].getBoundingClientRect();
-    var grabFrac = (x0 - homeCell.getBoundingClientRect().left) / first.width;
+    var homeRect = homeCell.getBoundingClientRect();
+    var grabFrac = (x0 - homeRect.left) / homeRect.width;
 
     var level = null; // whole days moved when the pointer is level with the grab, else null
 
@@ -448,9 +447,16 @@
       return -1;
     }
 
+    // Which day of the week shown an instant falls on, counting on past either end.
+    function dayIndex(at) {
+      var i = dayOf(at);
+      if (i >= 0) return i;
+      if (at < starts[0]) return -Math.ceil((starts[0] - at) / 86400);
+      return starts.length + Math.floor((at - ends[ends.length - 1]) / 86400);
+    }
+
     return {
       week: true,
-      scrolls: true,
       timeAt: function (x) {
         var c = column(x);
         level = c.frac === grabFrac ? c.index - home : null;
@@ -467,8 +473,10 @@
       resizeSecondsPerPx: function () { return 3600 / hourWidth(); },
       place: function (d) {
         if (d.mode === "resize") return null;
-        var i = 0;
-        while (i < starts.length - 1 && d.newStart >= ends[i]) i++;
+        // As many columns on from the chip's own as days the start moved (a booking across
+        // midnight has a chip on both days).
+        var i = home + dayIndex(d.newStart) - dayIndex(d.start);
+        i = Math.min(Math.max(i, 0), starts.length - 1);
         var cells = d.row.querySelector(".week-cells").children;
         var target = cells[i];
         var from = homeCell.getBoundingClientRect(), to = target.getBoundingClientRect();

@@ -293,3 +293,33 @@ def test_week_drag_to_the_day_the_clocks_go_back_keeps_the_wall_time(page: Page,
     moved = Booking.objects.get(pk=anna.pk)
     assert moved.period.lower == datetime.combine(sunday, time(9), location.zone)
     assert moved.period.upper - moved.period.lower == timedelta(hours=1)
+
+
+def test_a_booking_across_midnight_is_dragged_by_either_days_chip(page: Page, desk):
+    """Its chip on the second day moves with the pointer from there (it does not jump to the
+    first day's column when picked up)."""
+    location, evses, _bookings, tomorrow, at = desk
+    late = BookingFactory(
+        evse=evses["1B"],
+        start=at(23),
+        duration=timedelta(hours=2),
+        driver=DriverFactory(name="Eva Jansen"),
+    )
+    open_week(page, location, tomorrow)
+    expect(row(page, "HH-1B").locator("a.block", has_text="Eva Jansen")).to_have_count(2)
+    chip = cell(page, "HH-1B", 1).locator("a.block", has_text="Eva Jansen")
+    x, y = grab(page, chip)
+    page.mouse.move(x + 6, y + 2, steps=3)  # picked up, level with the grab
+    expect(chip).to_have_class(re.compile("dragging"))
+    expect(page.locator(".drag-tip")).to_have_text("23:00–01:00")
+    assert "translate" not in (chip.get_attribute("style") or "")
+    column = cell(page, "HH-1B", 2).bounding_box()["x"] - cell(page, "HH-1B", 1).bounding_box()["x"]
+    page.mouse.move(x + column + 3, y, steps=8)
+    day_after = tomorrow + timedelta(days=1)
+    expect(page.locator(".drag-tip")).to_have_text(f"{day_label(day_after)} 23:00–01:00")
+    expect(cell(page, "HH-1B", 2)).to_have_class(re.compile("drop-target"))
+    page.mouse.up()
+    expect(page.locator("#notices .notice")).to_contain_text("Eva Jansen: moved to")
+    late.refresh_from_db()
+    assert late.period.lower == datetime.combine(day_after, time(23), location.zone)
+    assert late.period.upper - late.period.lower == timedelta(hours=2)

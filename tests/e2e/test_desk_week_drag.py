@@ -38,6 +38,19 @@ def day_label(day: date) -> str:
     return f"{day:%a} {day.day} {day:%b}"  # as the desk writes it: "Tue 8 Dec"
 
 
+def day_hours(page: Page, index: int) -> float:
+    """How long the week's day column `index` is on the clock: 24, or 23 or 25 on a DST day."""
+    return page.evaluate(
+        """(i) => {
+            const grid = document.getElementById('grid');
+            const starts = [...grid.querySelectorAll('.tick.day')].map(t => +t.dataset.start);
+            const end = i + 1 < starts.length ? starts[i + 1] : +grid.dataset.end;
+            return (end - starts[i]) / 3600;
+        }""",
+        index,
+    )
+
+
 def grab(page: Page, chip) -> tuple[float, float]:
     """Press the mouse on a chip, 20 px in from its left edge."""
     chip.scroll_into_view_if_needed()
@@ -98,7 +111,7 @@ def test_week_drag_to_another_time_the_same_day_and_resize_by_the_end(page: Page
     width = cell(page, "HH-1A", 0).bounding_box()["width"]
     x, y = grab(page, ben)
     # A column is its day's 24 hours: 3 h to the right, past the grab point's magnet.
-    page.mouse.move(x + MAGNET_PX + width * 3 / 24 + 0.5, y, steps=8)
+    page.mouse.move(x + MAGNET_PX + width * 3 / day_hours(page, 0) + 0.5, y, steps=8)
     expect(page.locator(".drag-tip")).to_have_text("12:00–13:00")
     page.mouse.up()
     expect(page.locator("#notices .notice")).to_contain_text("Ben Carter: moved to")
@@ -139,7 +152,9 @@ def test_a_refused_week_drop_says_why_and_the_chip_goes_back(page: Page, desk):
     x, _y = grab(page, ben)
     # Onto Chiara's 13:00 to 15:00 on 1B, the same day: 4 h 30 min later.
     target = row(page, "HH-1B").bounding_box()
-    page.mouse.move(x + MAGNET_PX + width * 4.5 / 24 + 0.5, target["y"] + 16, steps=12)
+    page.mouse.move(
+        x + MAGNET_PX + width * 4.5 / day_hours(page, 0) + 0.5, target["y"] + 16, steps=12
+    )
     expect(page.locator(".drag-tip")).to_have_text("13:30–14:30 · 1B")
     page.keyboard.press("Escape")  # Esc puts it back, nothing is sent
     expect(page.locator(".drag-tip")).to_have_count(0)
@@ -148,7 +163,9 @@ def test_a_refused_week_drop_says_why_and_the_chip_goes_back(page: Page, desk):
     assert page.locator("#notices .notice").count() == 0
 
     x, _y = grab(page, ben)
-    page.mouse.move(x + MAGNET_PX + width * 4.5 / 24 + 0.5, target["y"] + 16, steps=12)
+    page.mouse.move(
+        x + MAGNET_PX + width * 4.5 / day_hours(page, 0) + 0.5, target["y"] + 16, steps=12
+    )
     expect(page.locator(".drag-tip")).to_have_text("13:30–14:30 · 1B")
     page.mouse.up()
     alert = page.locator("#notices").get_by_role("alert")

@@ -1339,7 +1339,8 @@ def bookings_needing_attention(
         .select_related("driver")
     )
     for booking in flagged:
-        booking.evse = by_id.get(booking.evse_id, booking.evse)
+        if booking.evse_id in by_id:  # loaded already (a default here would load each one's)
+            booking.evse = by_id[booking.evse_id]
         items.setdefault(booking.pk, booking)
         reasons[booking.pk].append(
             "Its charger could not hold it: check the charger, or move the booking."

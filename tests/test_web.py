@@ -1,5 +1,7 @@
 """The web process's settings (config/web.py): WEB_* variables to granian's own options."""
 
+from pathlib import Path
+
 import pytest
 
 from config.web import granian_args, metrics_dir
@@ -46,3 +48,15 @@ def test_metrics_dir_is_emptied_of_earlier_counts_and_defaults_under_the_run_dir
     assert sorted(p.name for p in own.iterdir()) == ["keep.txt"]
     assert metrics_dir({"RUN_DIR": str(tmp_path)}) == tmp_path / "web-metrics"
     assert (tmp_path / "web-metrics").is_dir()
+
+
+def test_template_comments_close_on_their_line():
+    """Django's {# #} comment is one line only: one spread over lines is shown on the page."""
+    root = Path(__file__).resolve().parent.parent / "templates"
+    open_comments = [
+        f"{path.relative_to(root)}:{n}"
+        for path in root.rglob("*.html")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if line.count("{#") > line.count("#}")
+    ]
+    assert open_comments == []

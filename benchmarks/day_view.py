@@ -7,7 +7,8 @@ bookings per EVSE a day, 9,000 in all).
 Creates (and drops afterwards) its own scratch database on the DATABASE_URL server, named
 `bench_<your db>` or BENCH_DATABASE when set (so that runs side by side can use their own),
 seeds the location, then times full-page GETs of the day view (and the htmx poll partial and
-the week view) through Django's test client, in-process: server time without the network.
+the week view, and the needs-attention count their toolbar loads after them) through Django's
+test client, in-process: server time without the network.
 Prints p50/p95 in milliseconds and the number of SQL queries per request, and the same for a
 poll that finds nothing changed (answered 204 from the grid's version).
 """
@@ -252,6 +253,9 @@ def main() -> None:
             report("htmx poll, nothing changed", *measure(client, day_url, poll, status=204))
             attention = reverse("bookings:attention", args=[location.pk])
             report("needs attention", *measure(client, attention))
+            # The count on the views' "Needs attention" link: its own htmx request after the page.
+            count = reverse("bookings:attention_count", args=[location.pk])
+            report("needs attention count", *measure(client, count, {"HX-Request": "true"}))
             history = seed_history(location)
             print(f"insights: {history} past bookings over {HISTORY_DAYS} days")
             insights = reverse("bookings:location_insights", args=[location.pk])

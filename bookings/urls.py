@@ -16,6 +16,11 @@ urlpatterns = [
     ),
     path("locations/<int:location_id>/arrivals/", views.location_arrivals, name="arrivals"),
     path("locations/<int:location_id>/attention/", views.location_attention, name="attention"),
+    path(
+        "locations/<int:location_id>/attention/count/",
+        views.location_attention_count,
+        name="attention_count",
+    ),
     path("locations/<int:location_id>/day.csv", views.location_day_csv, name="day_csv"),
     path("locations/<int:location_id>/bookings/new/", views.booking_new, name="booking_new"),
     path(

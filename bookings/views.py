@@ -107,6 +107,8 @@ from .services import (
 
 UID_SLOT = uuid.UUID(int=0)  # reversed once, then filled in per booking
 CHANGED_EVENT = "bookings-changed"  # the timeline listens for it and reloads (HX-Trigger)
+# Sent with every grid the poll (or a change) redraws: the "Needs attention" count reloads on it.
+GRID_DRAWN_EVENT = "desk-grid-drawn"
 POLL_SECONDS = 20  # OCPI bookings show up without a reload (issue 6: every 15-30 s)
 
 
@@ -603,6 +605,8 @@ def _timeline_context(
         "csv_url": f"{reverse('bookings:day_csv', args=[location.pk])}?date={day.isoformat()}",
         "arrivals_url": f"{reverse('bookings:arrivals', args=[location.pk])}?date={day}",
         "attention_url": reverse("bookings:attention", args=[location.pk]),
+        "attention_count_url": reverse("bookings:attention_count", args=[location.pk]),
+        "grid_drawn_event": GRID_DRAWN_EVENT,
         "quick_url": reverse("bookings:quick_book", args=[location.pk]),
         "quick_durations": QuickBookForm.base_fields["duration"].choices,
     }
@@ -670,11 +674,17 @@ def _render_timeline(request: HttpRequest, location_id: int, *, week: bool) -> H
         context["notices"] = notices
         context["desk_seen"] = cursor or str(desk_notice_cursor(location=location))
         template = TEMPLATE
-        if _partial(request):
-            # The poll and the "changed" event reload the grid only; navigation and filters
-            # reload the toolbar with it (dates and links change).
-            template += "#grid" if request.htmx.target == "grid" else "#view"
-        return render(request, template, context)
+        if not _partial(request):
+            return render(request, template, context)
+        # The poll and the "changed" event reload the grid only; navigation and filters
+        # reload the toolbar with it (dates and links change).
+        if request.htmx.target != "grid":
+            return render(request, template + "#view", context)
+        # A redrawn grid: the "Needs attention" count in the toolbar asks again (at least every
+        # minute, as the grid's version changes with the minute).
+        return trigger_client_event(
+            render(request, template + "#grid", context), GRID_DRAWN_EVENT, {}
+        )
 
 
 @require_GET
@@ -1753,6 +1763,25 @@ def location_attention(request: HttpRequest, location_id: int) -> HttpResponse:
     if _partial(request):
         template += "#attention"
     return render(request, template, context)
+
+
+@require_GET
+@staff_required
+def location_attention_count(request: HttpRequest, location_id: int) -> HttpResponse:
+    """How many bookings the needs-attention list shows, for the day and week views' link
+    ("Needs attention · 3"): the list's own selector (bookings_needing_attention), counted. Its
+    own small htmx request, made after the page loads and whenever the grid is redrawn, so the
+    grid's render does not pay for it."""
+    location = _location(location_id)
+    count = len(bookings_needing_attention(location=location, now=timezone.now()))
+    context = {
+        "attention_count": count,
+        "attention_counted": True,
+        "attention_url": reverse("bookings:attention", args=[location.pk]),
+        "attention_count_url": reverse("bookings:attention_count", args=[location.pk]),
+        "grid_drawn_event": GRID_DRAWN_EVENT,
+    }
+    return render(request, f"{TEMPLATE}#attention_link", context)
 
 
 # --- One search box ---

@@ -156,7 +156,8 @@ def test_needs_attention_queries_do_not_grow_with_the_bookings(staff_client, sit
             made.append(i)
             target = [evse, *others][i % 4]
             BookingFactory(evse=target, start=tomorrow_at(location, 0) + timedelta(hours=4 * i),
-                           duration=timedelta(hours=3), driver=DriverFactory())  # fmt: skip
+                           duration=timedelta(hours=3), driver=DriverFactory(),
+                           needs_attention=i % 2 == 0)  # fmt: skip
 
     url = reverse("bookings:attention", args=[location.pk])
     policy.max_duration_minutes = 120
@@ -170,3 +171,107 @@ def test_needs_attention_queries_do_not_grow_with_the_bookings(staff_client, sit
         response = staff_client.get(url)
     assert response.content.decode().count('class="entry"') == 12
     assert len(many) == len(few)
+
+
+# --- The count on the day and week views' "Needs attention" link ---
+
+
+def _count(staff_client, location) -> str:
+    response = staff_client.get(
+        reverse("bookings:attention_count", args=[location.pk]), headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200
+    return response.content.decode().strip()
+
+
+def _link(location, *, first: bool) -> str:
+    """The toolbar's link as the page has it (first) or as the count request answers it."""
+    url = reverse("bookings:attention", args=[location.pk])
+    count_url = reverse("bookings:attention_count", args=[location.pk])
+    trigger = "load, desk-grid-drawn from:body" if first else "desk-grid-drawn from:body"
+    return (
+        f'<a class="btn" id="attention-link" href="{url}" '
+        f'hx-get="{count_url}" hx-trigger="{trigger}" hx-swap="outerHTML"'
+    )
+
+
+def test_the_attention_count_is_the_lists_own_count(staff_client, site):
+    location, policy, evse = site
+    BookingFactory(evse=evse, start=tomorrow_at(location, 9), duration=timedelta(hours=3))
+    BookingFactory(evse=evse, start=tomorrow_at(location, 14), needs_attention=True)
+    BookingFactory(evse=evse, start=tomorrow_at(location, 17))  # keeps the rules
+    policy.max_duration_minutes = 120
+    policy.save()
+    html = _count(staff_client, location)
+    assert html == (
+        _link(location, first=False) + ' aria-label="Needs attention: 2 bookings">'
+        'Needs attention <span class="attention-count">· 2</span></a>'
+    )
+    listed = staff_client.get(reverse("bookings:attention", args=[location.pk]))
+    assert listed.content.decode().count('class="entry"') == 2
+
+
+def test_the_attention_count_says_one_booking(staff_client, site):
+    location, _, evse = site
+    BookingFactory(evse=evse, start=tomorrow_at(location, 14), needs_attention=True)
+    html = _count(staff_client, location)
+    assert 'aria-label="Needs attention: 1 booking"' in html and "· 1</span>" in html
+
+
+def test_the_attention_count_is_nothing_when_nothing_needs_attention(staff_client, site):
+    location, _, evse = site
+    BookingFactory(evse=evse, start=tomorrow_at(location, 9))
+    assert _count(staff_client, location) == _link(location, first=False) + ">Needs attention</a>"
+
+
+@pytest.mark.parametrize("view", ["location_day", "location_week"])
+def test_the_views_load_the_count_into_the_link_after_the_page(staff_client, site, view):
+    location, _, evse = site
+    BookingFactory(evse=evse, start=tomorrow_at(location, 14), needs_attention=True)
+    html = staff_client.get(reverse(f"bookings:{view}", args=[location.pk])).content.decode()
+    assert _link(location, first=True) + ">Needs attention</a>" in html  # counted afterwards
+
+
+def test_a_redrawn_grid_asks_the_count_again_and_a_page_does_not(staff_client, site):
+    location, _, _ = site
+    url = reverse("bookings:location_day", args=[location.pk])
+    grid = staff_client.get(url, headers={"HX-Request": "true", "HX-Target": "grid"})
+    assert grid.status_code == 200
+    assert "desk-grid-drawn" in grid.headers["HX-Trigger"]
+    view = staff_client.get(url, headers={"HX-Request": "true", "HX-Target": "view"})
+    assert "HX-Trigger" not in view.headers  # the new toolbar loads its own count
+    assert "HX-Trigger" not in staff_client.get(url).headers
+
+
+def test_the_attention_count_is_for_staff(client, site):
+    location, _, _ = site
+    response = client.get(reverse("bookings:attention_count", args=[location.pk]))
+    assert response.status_code == 302
+
+
+def test_the_attention_count_of_an_unknown_location_is_404(staff_client):
+    assert staff_client.get("/locations/999999/attention/count/").status_code == 404
+
+
+def test_the_attention_count_queries_do_not_grow_with_the_bookings(
+    staff_client, site, django_assert_max_num_queries
+):
+    location, policy, evse = site
+    others = [EVSEFactory(charge_point=evse.charge_point) for _ in range(3)]
+    policy.max_duration_minutes = 120
+    policy.save()
+    url = reverse("bookings:attention_count", args=[location.pk])
+
+    def book(first: int, n: int) -> None:
+        for i in range(first, first + n):
+            target = [evse, *others][i % 4]
+            BookingFactory(evse=target, start=tomorrow_at(location, 0) + timedelta(hours=4 * i),
+                           duration=timedelta(hours=3), driver=DriverFactory(),
+                           needs_attention=i % 2 == 0)  # fmt: skip
+
+    book(0, 2)
+    with django_assert_max_num_queries(20) as few:
+        assert "· 2</span>" in staff_client.get(url).content.decode()
+    book(2, 10)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert "· 12</span>" in staff_client.get(url).content.decode()

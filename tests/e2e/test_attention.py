@@ -94,8 +94,8 @@ def test_needs_attention_after_a_policy_was_tightened(page, quay, screenshot):
                           driver=DriverFactory(name=names[0]))  # fmt: skip
     BookingFactory(evse=evses[1], start=at(13), duration=timedelta(hours=4),
                    driver=DriverFactory(name=names[1]))  # fmt: skip
-    BookingFactory(evse=evses[2], start=at(10), duration=timedelta(hours=1),
-                   driver=DriverFactory(name=names[2]))  # fmt: skip
+    fine = BookingFactory(evse=evses[2], start=at(10), duration=timedelta(hours=1),
+                          driver=DriverFactory(name=names[2]))  # fmt: skip
     BookingFactory(evse=evses[3], start=at(15), duration=timedelta(hours=1),
                    driver=DriverFactory(name="Daiki Tanaka"), needs_attention=True)  # fmt: skip
     BookingPolicy.objects.filter(location=location).update(max_duration_minutes=120)
@@ -103,8 +103,20 @@ def test_needs_attention_after_a_policy_was_tightened(page, quay, screenshot):
     flagged = page.locator(f'#grid a.block[data-booking="{long.uid}"]')
     expect(flagged).to_contain_text("Outside the rules")
     expect(page.locator("#grid a.block.outside-rules")).to_have_count(2)
+    # The toolbar's link counts them, loaded after the page by its own small request.
+    link = page.get_by_role("link", name="Needs attention: 3 bookings", exact=True)
+    expect(link).to_have_text("Needs attention · 3")
+    expect(link.locator(".attention-count")).to_be_visible()
     htmx_idle(page)
     screenshot(page, "outside-rules-day")
+    screenshot(page, "needs-attention-count", clip=page.locator(".view-head").bounding_box())
+    # The charger could not hold another one: the grid's poll redraws it, and the count follows.
+    fine.needs_attention = True
+    fine.save()
+    expect(page.get_by_role("link", name="Needs attention: 4 bookings", exact=True)).to_be_visible()
+    fine.needs_attention = False  # and held after all
+    fine.save()
+    expect(link).to_be_visible()
     page.get_by_role("link", name="Needs attention").click()
     expect(page.get_by_role("heading", name="Needs attention")).to_be_visible()
     rows = page.locator("table.attention-list tbody tr")

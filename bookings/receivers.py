@@ -16,12 +16,18 @@ from django.utils import timezone
 from chargers.models import ChargingSession, Reservation
 from chargers.signals import charger_booted, reservation_dropped, session_started, session_stopped
 from locations.models import ChargePoint, Location
-from locations.signals import OutsideRules, outside_rules_wanted
+from locations.signals import (
+    ActiveBooking,
+    OutsideRules,
+    active_bookings_wanted,
+    outside_rules_wanted,
+)
 
 from .availability import zone_label
 from .billing import session_record
 from .holds import booking_fulfil_from_session, booking_release_dropped_hold
-from .selectors import bookings_outside_rules
+from .models import Booking, Status
+from .selectors import active_bookings_on_evses, bookings_outside_rules
 from .tasks import resend_holds_task
 
 
@@ -55,24 +61,52 @@ def resend_holds_on_boot(
     )
 
 
+def _booking_line(booking: Booking) -> str:
+    """When, where and who, on the location's clock: the start day and times, the EVSE,
+    the driver (or the eMSP)."""
+    tz = booking.location.zone
+    start, end = booking.start.astimezone(tz), booking.end.astimezone(tz)
+    who = booking.driver.name if booking.driver else (
+        f"eMSP {booking.emsp_country_code}*{booking.emsp_party_id}" if booking.emsp_party_id
+        else "no driver"
+    )  # fmt: skip
+    return (
+        f"{start:%a %d %b %Y %H:%M}–{end:%H:%M} ({zone_label(start, tz)}) on {booking.evse}, {who}"
+    )
+
+
 @receiver(outside_rules_wanted, dispatch_uid="bookings.outside_rules_at_location")
 def outside_rules_at_location(
     sender: type, *, location: Location, **kwargs: Any
 ) -> list[OutsideRules]:
     """The location's active bookings that its rules as they stand would refuse (the admin
     asks before a change that adds some), each with a link to its booking panel on the desk."""
-    tz = location.zone
     answers = []
     for rule_break in bookings_outside_rules(location=location, now=timezone.now()):
         b = rule_break.booking
-        start, end = b.start.astimezone(tz), b.end.astimezone(tz)
-        who = b.driver.name if b.driver else (
-            f"eMSP {b.emsp_country_code}*{b.emsp_party_id}" if b.emsp_party_id else "no driver"
-        )  # fmt: skip
-        text = (
-            f"{start:%a %d %b %Y %H:%M}–{end:%H:%M} ({zone_label(start, tz)}) on {b.evse}, "
-            f"{who}: {rule_break.reason}"
-        )
+        b.location = location
+        text = f"{_booking_line(b)}: {rule_break.reason}"
         url = reverse("bookings:booking_detail", args=[b.uid])
         answers.append(OutsideRules(key=f"booking:{b.pk}", text=text, url=url))
     return answers
+
+
+_ACTIVE_WORDS = {
+    Status.PENDING: "pending",
+    Status.RESERVED: "reserved",
+    Status.FULFILLED: "charging now",
+}
+
+
+@receiver(active_bookings_wanted, dispatch_uid="bookings.active_bookings_on_evses")
+def active_bookings_on(sender: type, *, evse_ids: list[int], **kwargs: Any) -> list[ActiveBooking]:
+    """The active bookings on EVSEs the admin wants to delete, each with a link to its booking
+    panel on the desk (to move or cancel it: a cancel is pushed to the booking's eMSP)."""
+    return [
+        ActiveBooking(
+            key=f"booking:{b.pk}",
+            text=f"{_booking_line(b)} ({_ACTIVE_WORDS.get(b.status, b.status.lower())})",
+            url=reverse("bookings:booking_detail", args=[b.uid]),
+        )
+        for b in active_bookings_on_evses(evse_ids=evse_ids, now=timezone.now())
+    ]

@@ -1215,6 +1215,19 @@ def bookings_on_charger(
     )
 
 
+def active_bookings_on_evses(*, evse_ids: Collection[int], now: datetime) -> QuerySet[Booking]:
+    """The active bookings (pending, reserved or charging: the blocking states) on these EVSEs
+    that have not ended by `now`, by start: what deleting the EVSEs would take away from their
+    drivers and eMSPs."""
+    return (
+        Booking.objects.filter(
+            evse_id__in=list(evse_ids), status__in=BLOCKING_STATUSES, period__endswith__gt=now
+        )
+        .select_related("evse", "location", "driver")
+        .order_by("period", "pk")
+    )
+
+
 def booking_counts() -> dict[tuple[str, str], int]:
     """How many bookings there are by (status, channel), for the metrics: one GROUP BY over
     the table."""

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.db import router, transaction
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
@@ -21,12 +26,112 @@ from .models import (
     Weekday,
     unlock_capability_refusal,
 )
-from .signals import OutsideRules, outside_rules_wanted
+from .signals import ActiveBooking, OutsideRules, active_bookings_wanted, outside_rules_wanted
 
 CONFIRM_OUTSIDE_RULES = "_confirm_outside_rules"
+EVSE_KEPT = (
+    "An EVSE that has ever been booked keeps its bookings for the records (the audit trail, "
+    "the eMSPs' bookings and charge records), so it cannot be deleted. To take it out of use, "
+    "set its status to Removed: it then takes no bookings, and eMSPs see it removed."
+)
 
 
-class RulesChangeCheck(admin.ModelAdmin):
+@dataclass(frozen=True)
+class DeleteEffect:
+    """What deleting some objects would do to active bookings, for the delete page."""
+
+    # Active bookings on the EVSEs the delete would remove: the delete is refused (the
+    # database's PROTECT on Booking.evse), and these are what to cancel or move first.
+    held: list[ActiveBooking] = field(default_factory=list)
+    # Active bookings the delete would leave outside the rules: asked, as for a save.
+    outside: list[OutsideRules] = field(default_factory=list)
+    already: int = 0  # bookings outside the rules before the delete
+    then: str = ""  # what follows from the delete, in words
+    instead: str = ""  # what to do when the database keeps the object, in words
+
+    @property
+    def confirm_value(self) -> str:
+        """The bookings the operator was shown, sent back with "Delete anyway"."""
+        return " ".join(sorted(answer.key for answer in self.outside))
+
+
+NOT_CONFIRMED = (
+    "Nothing was deleted: the delete would leave active bookings outside the rules that the "
+    "page you confirmed did not list. {}"
+)
+
+
+def delete_selected_checked(
+    modeladmin: DeleteCheck, request: HttpRequest, queryset: QuerySet
+) -> HttpResponse | None:
+    """Django's "Delete selected", with what the delete would do to active bookings on its
+    page; a delete that would leave bookings outside the rules happens only when the page that
+    listed them is confirmed."""
+    effect = modeladmin.delete_effect(list(queryset))
+    if request.POST.get("post") and modeladmin.unconfirmed(request, effect):
+        again = "Select them again and delete to see them."
+        modeladmin.message_user(request, NOT_CONFIRMED.format(again), messages.ERROR)
+        return None
+    response = modeladmin.admin_site.get_action("delete_selected")(modeladmin, request, queryset)
+    if isinstance(response, TemplateResponse):
+        response.context_data["effect"] = effect
+    return response
+
+
+class DeleteCheck(admin.ModelAdmin):
+    """Delete pages (one object's, and "Delete selected") that say in the operator's words what
+    the delete would do to active bookings (delete_effect): the bookings on an EVSE that would
+    go, listed with a link to each one's panel on the desk, where it is moved or cancelled
+    (the database refuses such a delete: Booking.evse is PROTECT); or the bookings it would
+    leave outside the rules, listed, and deleted only on "Delete anyway"."""
+
+    delete_confirmation_template = "admin/locations/delete_confirmation.html"
+    delete_selected_confirmation_template = "admin/locations/delete_selected_confirmation.html"
+
+    def delete_effect(self, objs: Sequence[Model]) -> DeleteEffect:
+        return DeleteEffect()
+
+    def unconfirmed(self, request: HttpRequest, effect: DeleteEffect) -> bool:
+        """Whether the delete would leave bookings outside the rules that the confirmed page
+        did not list."""
+        confirmed = set(request.POST.get(CONFIRM_OUTSIDE_RULES, "").split())
+        return not {answer.key for answer in effect.outside} <= confirmed
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        effect = None
+        if request.method == "POST":
+            obj = self.get_object(request, object_id)
+            if obj is not None and self.has_delete_permission(request, obj):
+                effect = self.delete_effect([obj])
+                if self.unconfirmed(request, effect):
+                    again = "They are listed below: delete again if it is still right."
+                    self.message_user(request, NOT_CONFIRMED.format(again), messages.ERROR)
+                    return HttpResponseRedirect(request.get_full_path())
+        response = super().delete_view(request, object_id, extra_context)
+        if isinstance(response, TemplateResponse) and "object" in (response.context_data or {}):
+            obj = response.context_data["object"]
+            response.context_data["effect"] = effect or self.delete_effect([obj])
+        return response
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            _, name, description = actions["delete_selected"]
+            actions["delete_selected"] = (delete_selected_checked, name, description)
+        return actions
+
+    def held_by(self, evse_ids: Sequence[int]) -> list[ActiveBooking]:
+        """The active bookings on these EVSEs (the bookings app's answer)."""
+        found: dict[str, ActiveBooking] = {}
+        for _, answers in active_bookings_wanted.send(sender=self.model, evse_ids=list(evse_ids)):
+            for answer in answers or ():
+                found[answer.key] = answer
+        return list(found.values())
+
+
+class RulesChangeCheck(DeleteCheck):
     """Asks before saving a change to a location's rules (hours, closings, a policy, an EVSE's
     bookability) that would leave active bookings outside them, naming each with a link to its
     booking panel. The change is saved inside the admin's transaction, the bookings are read
@@ -39,12 +144,71 @@ class RulesChangeCheck(admin.ModelAdmin):
         raise NotImplementedError
 
     def _outside(self, location_id: int) -> dict[str, OutsideRules]:
-        location = Location.objects.with_rules().get(pk=location_id)  # the database's rules
+        location = Location.objects.with_rules().filter(pk=location_id).first()  # as stored
         found: dict[str, OutsideRules] = {}
+        if location is None:  # deleted itself: no bookings there (Booking.location is PROTECT)
+            return found
         for _, answers in outside_rules_wanted.send(sender=self.model, location=location):
             for answer in answers or ():
                 found[answer.key] = answer
         return found
+
+    def _tell_outside(self, request: HttpRequest, done: str, new: list[OutsideRules]) -> None:
+        self.message_user(
+            request,
+            format_html(
+                "{}. {} active booking{} now outside the rules; move or cancel "
+                "{} on the staff desk: {}",
+                done, len(new), "s are" if len(new) > 1 else " is",
+                "them" if len(new) > 1 else "it",
+                format_html_join("; ", '<a href="{}">{}</a>', ((a.url, a.text) for a in new)),
+            ),
+            messages.WARNING,
+        )  # fmt: skip
+
+    def _outside_by_location(self, objs: Sequence[Model]) -> dict[int, dict[str, OutsideRules]]:
+        location_ids = {
+            location.pk
+            for obj in objs
+            if (location := self.rules_location(obj)) is not None and location.pk is not None
+        }
+        return {pk: self._outside(pk) for pk in location_ids}
+
+    def outside_if_deleted(self, objs: Sequence[Model]) -> tuple[list[OutsideRules], int]:
+        """The active bookings that deleting `objs` would newly leave outside the rules, and how
+        many were outside them already. The objects are deleted in a savepoint that is rolled
+        back, and the bookings app judges the rules as they would then stand, as for a save."""
+        before = self._outside_by_location(objs)
+        if not before:
+            return [], 0
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            self.model._default_manager.filter(pk__in=[obj.pk for obj in objs]).delete()
+            after = {pk: self._outside(pk) for pk in before}
+            transaction.set_rollback(True)  # nothing of this delete is kept
+        new = [
+            a for pk, found in after.items() for key, a in found.items() if key not in before[pk]
+        ]
+        return new, sum(len(found) for found in before.values())
+
+    def _tell_new(self, request: HttpRequest, before: dict[int, dict[str, OutsideRules]]) -> None:
+        new = [
+            answer
+            for pk, known in before.items()
+            for key, answer in self._outside(pk).items()
+            if key not in known
+        ]
+        if new:
+            self._tell_outside(request, "Deleted", new)
+
+    def delete_model(self, request: HttpRequest, obj) -> None:
+        before = self._outside_by_location([obj])
+        super().delete_model(request, obj)
+        self._tell_new(request, before)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        before = self._outside_by_location(list(queryset))
+        super().delete_queryset(request, queryset)
+        self._tell_new(request, before)
 
     def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
         location = self.rules_location(obj)
@@ -63,18 +227,7 @@ class RulesChangeCheck(admin.ModelAdmin):
         if not new:
             return None
         if request.POST.get(CONFIRM_OUTSIDE_RULES):
-            self.message_user(
-                request,
-                format_html(
-                    "Saved. {} active booking{} now outside the rules; move or cancel "
-                    "{} on the staff desk: {}",
-                    len(new), "s are" if len(new) > 1 else " is", "them" if len(new) > 1 else "it",
-                    format_html_join(
-                        "; ", '<a href="{}">{}</a>', ((a.url, a.text) for a in new)
-                    ),
-                ),
-                messages.WARNING,
-            )  # fmt: skip
+            self._tell_outside(request, "Saved", new)
             return None
         transaction.set_rollback(True)  # nothing of this save is kept until it is confirmed
         opts = self.model._meta
@@ -150,6 +303,15 @@ class LocationAdmin(RulesChangeCheck):
 
     def rules_location(self, obj: Location) -> Location | None:
         return obj
+
+    def delete_effect(self, objs: Sequence[Location]) -> DeleteEffect:
+        evse_ids = EVSE.objects.filter(charge_point__location__in=objs).values_list("pk", flat=True)
+        return DeleteEffect(
+            held=self.held_by(list(evse_ids)),
+            instead="A location keeps its charge points, and the records of the bookings made "
+            "there, so it cannot be deleted while it has any. To take it off the eMSPs' maps, "
+            "untick “Publish” instead.",
+        )
 
     @admin.display(description="EVSEs", ordering="evse_total")
     def evse_count(self, obj: Location) -> int:
@@ -232,6 +394,13 @@ class ChargePointAdmin(RulesChangeCheck):
     def rules_location(self, obj: ChargePoint) -> Location | None:
         return obj.location if obj.location_id else None
 
+    def delete_effect(self, objs: Sequence[ChargePoint]) -> DeleteEffect:
+        evse_ids = EVSE.objects.filter(charge_point__in=objs).values_list("pk", flat=True)
+        return DeleteEffect(
+            held=self.held_by(list(evse_ids)),
+            instead=f"A charge point's EVSEs go first, each on its own page. {EVSE_KEPT}",
+        )
+
 
 class ConnectorInlineFormSet(forms.BaseInlineFormSet):
     """An EVSE's connectors, checked together with the EVSE's capabilities as posted."""
@@ -286,6 +455,9 @@ class EVSEAdmin(RulesChangeCheck):
     def rules_location(self, obj: EVSE) -> Location | None:
         return obj.charge_point.location if obj.charge_point_id else None
 
+    def delete_effect(self, objs: Sequence[EVSE]) -> DeleteEffect:
+        return DeleteEffect(held=self.held_by([evse.pk for evse in objs]), instead=EVSE_KEPT)
+
 
 @admin.register(Connector)
 class ConnectorAdmin(admin.ModelAdmin):
@@ -308,6 +480,23 @@ class BookingPolicyAdmin(RulesChangeCheck):
         if obj.location_id:
             return obj.location
         return obj.evse.charge_point.location if obj.evse_id else None
+
+    def delete_effect(self, objs: Sequence[BookingPolicy]) -> DeleteEffect:
+        outside, already = self.outside_if_deleted(objs)
+        going = {policy.pk for policy in objs}
+        then = []
+        for policy in objs:
+            location = self.rules_location(policy)
+            if policy.evse_id:
+                own = BookingPolicy.objects.filter(location=location).exclude(pk__in=going).exists()
+                rules = f"the booking policy of {location.name}" if own else "the default rules"
+                then.append(f"EVSE {policy.evse} then follows {rules}.")
+            else:
+                then.append(
+                    f"The EVSEs of {location.name} without a policy of their own then follow "
+                    "the default rules."
+                )
+        return DeleteEffect(outside=outside, already=already, then=" ".join(then))
 
 
 class TariffElementForm(forms.ModelForm):

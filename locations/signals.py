@@ -21,3 +21,19 @@ class OutsideRules:
 # hours, closings, booking policies or EVSEs), with `location` (as the database has it). Each
 # receiver returns a list of OutsideRules; the admin asks before saving a change that adds any.
 outside_rules_wanted = Signal()
+
+
+@dataclass(frozen=True)
+class ActiveBooking:
+    """An active booking (not ended) on an EVSE that someone wants to delete."""
+
+    key: str  # unique among the answers, e.g. "booking:42"
+    text: str  # when, where, who and its state, for a person
+    url: str  # where staff can move or cancel it
+
+
+# Sent by the admin before it deletes EVSEs (alone, or with their charge point or location),
+# with `evse_ids`. Each receiver returns a list of ActiveBooking: the bookings that would lose
+# their EVSE. The admin lists them on the delete page (the database refuses the delete while
+# any booking holds an EVSE: Booking.evse is PROTECT).
+active_bookings_wanted = Signal()

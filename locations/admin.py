@@ -55,6 +55,15 @@ class DeleteEffect:
         return " ".join(sorted(answer.key for answer in self.outside))
 
 
+def active_bookings_on(sender: type, evse_ids: Sequence[int]) -> list[ActiveBooking]:
+    """The active bookings on these EVSEs (the bookings app's answer), by start."""
+    found: dict[str, ActiveBooking] = {}
+    for _, answers in active_bookings_wanted.send(sender=sender, evse_ids=list(evse_ids)):
+        for answer in answers or ():
+            found[answer.key] = answer
+    return list(found.values())
+
+
 NOT_CONFIRMED = (
     "Nothing was deleted: the delete would leave active bookings outside the rules that the "
     "page you confirmed did not list. {}"
@@ -123,12 +132,7 @@ class DeleteCheck(admin.ModelAdmin):
         return actions
 
     def held_by(self, evse_ids: Sequence[int]) -> list[ActiveBooking]:
-        """The active bookings on these EVSEs (the bookings app's answer)."""
-        found: dict[str, ActiveBooking] = {}
-        for _, answers in active_bookings_wanted.send(sender=self.model, evse_ids=list(evse_ids)):
-            for answer in answers or ():
-                found[answer.key] = answer
-        return list(found.values())
+        return active_bookings_on(self.model, evse_ids)
 
 
 class RulesChangeCheck(DeleteCheck):
@@ -322,6 +326,25 @@ class EVSEInlineFormSet(forms.BaseInlineFormSet):
     """A charge point's EVSEs: capabilities checked against each EVSE's saved connectors."""
 
     def clean(self) -> None:
+        # Before the admin's own check of a delete (in super().clean()), which names every
+        # booking kept for the records in the database's words: the active ones, in the desk's.
+        going = [
+            form.instance.pk
+            for form in self.forms
+            if form.instance.pk is not None and form.cleaned_data.get("DELETE")
+        ]
+        held = active_bookings_on(EVSE, going) if going else []
+        if held:
+            raise forms.ValidationError(
+                format_html(
+                    "Nothing is deleted: {} active booking{} EVSEs marked for deletion. Cancel "
+                    "{} first (a cancel is sent to the booking's eMSP) or move {} to another "
+                    "EVSE, on the staff desk: {}",
+                    len(held), " holds one of the" if len(held) == 1 else "s hold the",
+                    "it" if len(held) == 1 else "each one", "it",
+                    format_html_join("; ", '<a href="{}">{}</a>', ((b.url, b.text) for b in held)),
+                )
+            )  # fmt: skip
         super().clean()
         for form in self.forms:
             evse = form.instance

@@ -21,6 +21,7 @@ from tests.locations.factories import (
     EVSEFactory,
     LocationFactory,
 )
+from tests.locations.test_admin_rules import _form  # what a browser posts for the page's form
 
 pytestmark = pytest.mark.django_db
 
@@ -258,3 +259,42 @@ def test_delete_selected_evses_never_booked_deletes_them(admin_client, site):
     assert "Are you sure" in admin_client.post(url, chosen).content.decode()
     assert admin_client.post(url, {**chosen, "post": "yes"}).status_code == 302
     assert not EVSE.objects.filter(pk=spare.pk).exists()
+
+
+# --- The same deletes from an inline's "Delete" box ---
+
+
+def test_deleting_the_override_on_the_evses_page_asks_first(admin_client, site):
+    _, _, evse, _, override, booking = site
+    url = reverse("admin:locations_evse_change", args=[evse.pk])
+    data = _form(admin_client, url)
+    data["booking_policy-0-DELETE"] = ["on"]
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Save this change?" in html and "Nothing has been saved yet." in html
+    _lists_anna(html, booking)
+    assert "A booking here lasts at most 120 minutes." in html
+    assert BookingPolicy.objects.filter(pk=override.pk).exists()
+
+    data["_confirm_outside_rules"] = ["1"]
+    assert admin_client.post(url, data).status_code == 302
+    assert not BookingPolicy.objects.filter(pk=override.pk).exists()
+    assert Booking.objects.get(pk=booking.pk).status == Status.RESERVED
+
+
+def test_deleting_an_evse_on_its_charge_points_page_lists_its_active_bookings(admin_client, site):
+    _, cp, evse, _, _, booking = site
+    url = reverse("admin:locations_chargepoint_change", args=[cp.pk])
+    data = _form(admin_client, url)
+    index = next(i for i in range(2) if data[f"evses-{i}-id"] == [str(evse.pk)])
+    data[f"evses-{index}-DELETE"] = ["on"]
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert (
+        "Nothing is deleted: 1 active booking holds one of the EVSEs marked for deletion." in html
+    )
+    assert "Cancel it first (a cancel is sent to the booking's eMSP)" in html
+    _lists_anna(html, booking)
+    assert EVSE.objects.filter(pk=evse.pk).exists()

@@ -1212,20 +1212,10 @@ def _drag_notice(
     back to where it was, through the same booking_change (so every rule applies again). Unlike
     a cancel's Undo it is offered for an eMSP's or API client's booking too: a move is not final,
     its partner was told of it and is told of the move back the same way."""
+    if form is not None:
+        return _refused_notice(request, booking, f"Not moved: {_form_errors(form)}")
     tz = booking.location.zone
     who = booking.driver.name if booking.driver else "The booking"
-    detail = _with_view(
-        reverse("bookings:booking_detail", args=[booking.uid]), _view_params(request)
-    )
-    if form is not None:
-        context = {
-            "kind": "error",
-            "text": f"Not moved: {_form_errors(form)}",
-            "link_url": detail,
-            "link_label": "Open the booking",
-            "timeout": 0,
-        }
-        return HttpResponse(_notice(request, context))
     text = f"{who}: moved to {_when(booking.start, booking.end, tz)} on {booking.evse}."
     context: dict[str, Any] = {"text": text}
     if (before.evse, before.start, before.end) != (booking.evse, booking.start, booking.end):
@@ -1255,22 +1245,27 @@ def _undo_move_notice(
 ) -> HttpResponse:
     """The answer to a drag notice's Undo (a change back): done, or why not. Offered once: the
     notice it replaces had the only Undo."""
-    tz = booking.location.zone
+    if form is not None:
+        return _refused_notice(request, booking, f"Could not undo the move: {_form_errors(form)}")
     who = booking.driver.name if booking.driver else "The booking"
-    if form is None:
-        when = _when(booking.start, booking.end, tz)
-        context = {"text": f"Move undone: {who} is back at {when} on {booking.evse}."}
-    else:
-        detail = _with_view(
-            reverse("bookings:booking_detail", args=[booking.uid]), _view_params(request)
-        )
-        context = {
-            "kind": "error",
-            "text": f"Could not undo the move: {_form_errors(form)}",
-            "link_url": detail,
-            "link_label": "Open the booking",
-            "timeout": 0,
-        }
+    when = _when(booking.start, booking.end, booking.location.zone)
+    context = {"text": f"Move undone: {who} is back at {when} on {booking.evse}."}
+    return HttpResponse(_notice(request, context))
+
+
+def _refused_notice(request: HttpRequest, booking: Booking, text: str) -> HttpResponse:
+    """A drag's or its Undo's refusal: the service's reason, kept until dismissed, with a link to
+    the booking's panel."""
+    detail = _with_view(
+        reverse("bookings:booking_detail", args=[booking.uid]), _view_params(request)
+    )
+    context = {
+        "kind": "error",
+        "text": text,
+        "link_url": detail,
+        "link_label": "Open the booking",
+        "timeout": 0,
+    }
     return HttpResponse(_notice(request, context))
 
 

@@ -397,33 +397,35 @@ def _grid_version(html: str) -> str:
 def test_grid_poll_answers_no_content_until_something_shown_changes(
     staff_client, site, django_assert_max_num_queries
 ):
-    location, ac, dc = site
-    # Tomorrow's grid: a booking placed on it is on it whatever the time of day now.
-    tomorrow = timezone.now().astimezone(location.zone).date() + timedelta(days=1)
-    url = f"{reverse('bookings:location_day', args=[location.pk])}?date={tomorrow}"
-    version = _grid_version(staff_client.get(url).content.decode())
-    poll = {**HX, "HX-Target": "grid", "HX-Trigger": "grid", "X-Grid-Version": version}
-    # session, user, location (policy, hours, periods), version
-    # session, user, location with its hours (3), the day's bookings, running sessions.
-    with django_assert_max_num_queries(7):
+    # The version changes every minute (the now line): the whole test runs inside one minute.
+    minute = timezone.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    with time_machine.travel(minute, tick=True):
+        location, ac, dc = site
+        # Tomorrow's grid: a booking placed on it is on it whatever the time of day now.
+        tomorrow = timezone.now().astimezone(location.zone).date() + timedelta(days=1)
+        url = f"{reverse('bookings:location_day', args=[location.pk])}?date={tomorrow}"
+        version = _grid_version(staff_client.get(url).content.decode())
+        poll = {**HX, "HX-Target": "grid", "HX-Trigger": "grid", "X-Grid-Version": version}
+        # session, user, location (policy, hours, periods), version
+        # session, user, location with its hours (3), the day's bookings, running sessions.
+        with django_assert_max_num_queries(7):
+            response = staff_client.get(url, headers=poll)
+        assert response.status_code == 204 and response.content == b""
+        # A booking made elsewhere (an eMSP, another desk) changes the version: the grid comes back.
+        BookingFactory(evse=dc, start=tomorrow_at(location, 12), driver=DriverFactory())
         response = staff_client.get(url, headers=poll)
-    assert response.status_code == 204 and response.content == b""
-    # A booking made elsewhere (an eMSP, another desk) changes the version: the grid comes back.
-    BookingFactory(evse=dc, start=tomorrow_at(location, 12), driver=DriverFactory())
-    response = staff_client.get(url, headers=poll)
-    assert response.status_code == 200
-    html = response.content.decode()
-    assert html.count('class="block block-reserved') == 1 and _grid_version(html) != version
-    poll["X-Grid-Version"] = _grid_version(html)
-    assert staff_client.get(url, headers=poll).status_code == 204
-    # So does a charger's status report.
-    ac.status = "CHARGING"
-    ac.save()
-    assert staff_client.get(url, headers=poll).status_code == 200
-    # A full page (a link opened in a new tab) never answers 204.
-    assert (
-        staff_client.get(url, headers={"X-Grid-Version": poll["X-Grid-Version"]}).status_code == 200
-    )
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert html.count('class="block block-reserved') == 1 and _grid_version(html) != version
+        poll["X-Grid-Version"] = _grid_version(html)
+        assert staff_client.get(url, headers=poll).status_code == 204
+        # So does a charger's status report.
+        ac.status = "CHARGING"
+        ac.save()
+        assert staff_client.get(url, headers=poll).status_code == 200
+        # A full page (a link opened in a new tab) never answers 204.
+        full_page = staff_client.get(url, headers={"X-Grid-Version": poll["X-Grid-Version"]})
+        assert full_page.status_code == 200
 
 
 # --- Booking form ---
